@@ -1,0 +1,43 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export GX_ANALYTICS_ENABLED := false
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+
+.PHONY: venv demo test lint bench lab clean browser
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name entitlements --display-name "entitlements (.venv)" >/dev/null
+	touch $(STAMP)
+
+# Headless Chromium for the report tests (Debian package; needs root or sudo).
+browser:
+	@command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)
+
+demo: venv
+	$(BIN)/entitlements demo --out data/exports
+	$(BIN)/entitlements run data/exports --warehouse data/warehouse.duckdb
+
+test: venv browser
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/sqlfluff lint dbt_project/models
+
+bench: venv
+	$(BIN)/python -m entitlements.bench
+
+lab: venv
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf data/exports data/warehouse.duckdb data/reports dbt_project/target dbt_project/logs

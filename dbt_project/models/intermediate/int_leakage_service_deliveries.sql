@@ -1,0 +1,114 @@
+-- Leaks proven by a service delivery (case or work order). One delivery is one
+-- leak at most; the rules claim it in this order:
+--   1. unbilled_service       customer-pay delivery with no service invoice line
+--   2. uncovered_service      free delivery, no entitlement covered it that day, asset and site
+--   3. over_allowance_service free delivery beyond the allowance of the entitlement it consumed
+--   4. premium_service_on_standard  premium response or after-hours dispatch above the
+--                              entitled level with no premium invoice line
+-- Billing is monthly in arrears, so rules 1 and 4 only judge months before the as-of month.
+with
+
+deliveries as (
+    select * from {{ ref('int_service_deliveries_attributed') }}
+    where delivered_on <= {{ as_of_date() }}
+),
+
+invoice_lines as (
+    select * from {{ ref('int_invoice_lines') }}
+),
+
+prices as (
+    select * from {{ ref('stg_billing__price_book') }}
+),
+
+billed_services as (
+    select distinct reference_id from invoice_lines where line_type = 'service'
+),
+
+billed_premiums as (
+    select distinct reference_id from invoice_lines where line_type = 'premium'
+),
+
+classified as (
+    select
+        deliveries.*,
+        deliveries.delivered_on < {{ dbt.date_trunc('month', as_of_date()) }} as is_invoiceable,
+        (
+            (deliveries.is_after_hours and deliveries.coverage_hours = 'business_hours')
+            or (
+                deliveries.response_hours <= {{ var('premium_response_hours') }}
+                and deliveries.sla_response_hours > {{ var('premium_response_hours') }}
+            )
+        ) as is_premium_delivery,
+        billed_services.reference_id is not null as is_service_billed,
+        billed_premiums.reference_id is not null as is_premium_billed
+    from deliveries
+    left join billed_services
+        on deliveries.delivery_id = billed_services.reference_id
+    left join billed_premiums
+        on deliveries.delivery_id = billed_premiums.reference_id
+),
+
+categorised as (
+    select
+        *,
+        case
+            when billing_type = 'customer_pay'
+                then case when is_invoiceable and not is_service_billed then 'unbilled_service' end
+            when entitlement_id is null then 'uncovered_service'
+            when consumption_rank > effective_limit_quantity then 'over_allowance_service'
+            when is_premium_delivery and is_invoiceable and not is_premium_billed
+                then 'premium_service_on_standard'
+        end as category
+    from classified
+),
+
+leaks as (
+    select
+        categorised.*,
+        prices.unit_amount
+    from categorised
+    inner join prices
+        on
+            categorised.service_code = prices.item_code
+            and categorised.currency = prices.currency
+            and prices.price_type = case
+                when categorised.category = 'premium_service_on_standard' then 'premium_surcharge'
+                else 'unit'
+            end
+    where categorised.category is not null
+)
+
+select
+    category,
+    'service_delivery' as evidence_type,
+    delivery_id as evidence_id,
+    customer_id,
+    delivered_on as occurred_on,
+    round(unit_amount, 2) as amount,
+    currency,
+    service_code as entitlement_code,
+    contract_id,
+    case category
+        when 'unbilled_service' then
+            'Customer-pay ' || service_code || ' ' || delivery_id || ' on '
+            || cast(delivered_on as {{ dbt.type_string() }}) || ' was never invoiced'
+        when 'uncovered_service' then
+            service_code || ' delivered free on ' || cast(delivered_on as {{ dbt.type_string() }})
+            || ' to asset ' || coalesce(asset_id, '?') || ' at ' || coalesce(location_id, '?')
+            || ' with no active entitlement covering it'
+        when 'over_allowance_service' then
+            service_code || ' number ' || cast(consumption_rank as {{ dbt.type_string() }})
+            || ' in the period from ' || cast(period_start as {{ dbt.type_string() }})
+            || ' exceeds the allowance of '
+            || cast(cast(effective_limit_quantity as {{ dbt.type_int() }}) as {{ dbt.type_string() }})
+            || ' on ' || package_code
+        else
+            case when is_after_hours and coverage_hours = 'business_hours'
+                then 'After-hours dispatch'
+                else cast(response_hours as {{ dbt.type_string() }}) || '-hour response'
+            end
+            || ' on a ' || cast(cast(sla_response_hours as {{ dbt.type_int() }}) as {{ dbt.type_string() }})
+            || '-hour ' || coverage_hours || ' ' || package_code || ' entitlement; no premium invoiced'
+    end as explanation
+from leaks

@@ -1,0 +1,51 @@
+-- Cases and work orders as one stream of service deliveries.
+with
+
+cases as (
+    select * from {{ ref('stg_crm__cases') }}
+),
+
+work_orders as (
+    select * from {{ ref('stg_crm__work_orders') }}
+),
+
+accounts as (
+    select * from {{ ref('stg_crm__accounts') }}
+),
+
+unioned as (
+    select
+        case_id as delivery_id,
+        'case' as delivery_type,
+        customer_id,
+        asset_id,
+        location_id,
+        service_code,
+        billing_type,
+        is_after_hours,
+        response_hours,
+        created_at
+    from cases
+    union all
+    select
+        work_order_id as delivery_id,
+        'work_order' as delivery_type,
+        customer_id,
+        asset_id,
+        location_id,
+        service_code,
+        billing_type,
+        is_after_hours,
+        response_hours,
+        created_at
+    from work_orders
+    where work_order_status <> 'cancelled'
+)
+
+select
+    unioned.*,
+    cast(unioned.created_at as date) as delivered_on,
+    accounts.currency
+from unioned
+left join accounts
+    on unioned.customer_id = accounts.customer_id

@@ -1,0 +1,28 @@
+with
+
+source as (
+    select * from {{ source('crm', 'cases') }}
+),
+
+renamed as (
+    select
+        -- ids
+        case_id,
+        customer_id,
+        asset_id,
+        location_id,
+        service_code,
+        -- attributes
+        priority,
+        status as case_status,
+        billing_type,
+        coalesce(after_hours, false) as is_after_hours,
+        -- numerics
+        response_hours,
+        -- timestamps
+        created_at,
+        closed_at
+    from source
+)
+
+select * from renamed

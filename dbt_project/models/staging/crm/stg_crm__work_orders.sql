@@ -1,0 +1,27 @@
+with
+
+source as (
+    select * from {{ source('crm', 'work_orders') }}
+),
+
+renamed as (
+    select
+        -- ids
+        work_order_id,
+        customer_id,
+        asset_id,
+        location_id,
+        service_code,
+        -- attributes
+        status as work_order_status,
+        billing_type,
+        coalesce(after_hours, false) as is_after_hours,
+        -- numerics
+        response_hours,
+        -- timestamps
+        created_at,
+        completed_at
+    from source
+)
+
+select * from renamed

@@ -1,0 +1,1 @@
+"""Entitlement analytics: exports to checked marts."""

@@ -1,0 +1,1 @@
+"""Great Expectations gates: landing and mart checks."""

@@ -1,0 +1,1 @@
+"""Landing source-system exports in the DuckDB warehouse (schema raw)."""

@@ -1,0 +1,262 @@
+"""The export layouts the warehouse accepts: one per raw table.
+
+This module is the contract between the source systems' exports and the
+warehouse. Each layout names the file pattern inside an export directory, the
+raw table it lands in (schema ``raw``), its columns with DuckDB types, which of
+them are required, and the primary key. The ingest step, the landing checks
+(expectations/) and the dbt sources all read from here, so a column is declared
+once.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from fnmatch import fnmatch
+from pathlib import PurePosixPath
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    required: bool = True
+
+
+@dataclass(frozen=True)
+class Layout:
+    table: str  # raw table name, e.g. "crm_accounts"
+    system: str  # source system: crm, billing or usage
+    pattern: str  # glob relative to the export directory
+    file_format: str  # "csv" or "jsonl"
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    # Values a column may take (landing check); empty: no restriction.
+    enums: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # (start, end) column pairs where end must be on or after start.
+    date_ranges: tuple[tuple[str, str], ...] = ()
+    # Columns that must not be negative.
+    non_negative: tuple[str, ...] = ()
+    # Whether the primary key must be unique within a file. Usage events are
+    # delivered at least once, so duplicates are expected and removed in staging.
+    unique_key: bool = True
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def required_columns(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.required)
+
+
+def _cols(spec: str) -> tuple[Column, ...]:
+    """Parse 'name type[?], ...' where a trailing '?' marks an optional column."""
+    out = []
+    for item in re.split(r",(?![^(]*\))", spec):  # commas inside DECIMAL(p,s) do not separate
+        name, type_ = item.split()
+        optional = type_.endswith("?")
+        out.append(Column(name, type_.rstrip("?"), required=not optional))
+    return tuple(out)
+
+
+CURRENCIES = ("USD", "EUR", "GBP", "JPY")
+
+LAYOUTS: tuple[Layout, ...] = (
+    Layout(
+        table="crm_accounts",
+        system="crm",
+        pattern="crm/accounts*.csv",
+        file_format="csv",
+        columns=_cols(
+            "customer_id VARCHAR, customer_name VARCHAR, country VARCHAR, currency VARCHAR,"
+            " segment VARCHAR?, created_date DATE"
+        ),
+        primary_key=("customer_id",),
+        enums={"currency": CURRENCIES},
+    ),
+    Layout(
+        table="crm_locations",
+        system="crm",
+        pattern="crm/locations*.csv",
+        file_format="csv",
+        columns=_cols("location_id VARCHAR, customer_id VARCHAR, location_name VARCHAR?, country VARCHAR?"),
+        primary_key=("location_id",),
+    ),
+    Layout(
+        table="crm_assets",
+        system="crm",
+        pattern="crm/assets*.csv",
+        file_format="csv",
+        columns=_cols(
+            "asset_id VARCHAR, customer_id VARCHAR, location_id VARCHAR?, product_code VARCHAR?,"
+            " serial_number VARCHAR?, installed_date DATE?"
+        ),
+        primary_key=("asset_id",),
+    ),
+    Layout(
+        table="crm_catalog",
+        system="crm",
+        pattern="crm/catalog*.csv",
+        file_format="csv",
+        columns=_cols(
+            "node_code VARCHAR, parent_code VARCHAR?, node_level VARCHAR, node_name VARCHAR,"
+            " entitlement_code VARCHAR?, entitlement_type VARCHAR?, unit VARCHAR?, limit_quantity DECIMAL(18,4)?,"
+            " limit_period VARCHAR?, consumed_by VARCHAR?, sla_response_hours DECIMAL(9,2)?,"
+            " coverage_hours VARCHAR?"
+        ),
+        primary_key=("node_code",),
+        enums={
+            "node_level": ("package", "group", "entitlement"),
+            "entitlement_type": ("product", "service", "feature", "time_based"),
+            "limit_period": ("month", "year", "term"),
+            "consumed_by": ("service", "usage", "none"),
+            "coverage_hours": ("business_hours", "24x7"),
+        },
+        non_negative=("limit_quantity", "sla_response_hours"),
+    ),
+    Layout(
+        table="crm_service_contracts",
+        system="crm",
+        pattern="crm/service_contracts*.csv",
+        file_format="csv",
+        columns=_cols(
+            "contract_id VARCHAR, customer_id VARCHAR, contract_type VARCHAR, status VARCHAR,"
+            " start_date DATE, end_date DATE, currency VARCHAR, auto_renew BOOLEAN?,"
+            " renewal_of_contract_id VARCHAR?"
+        ),
+        primary_key=("contract_id",),
+        enums={
+            "contract_type": ("service_contract", "subscription", "warranty"),
+            "status": ("active", "expired", "cancelled", "draft"),
+            "currency": CURRENCIES,
+        },
+        date_ranges=(("start_date", "end_date"),),
+    ),
+    Layout(
+        table="crm_contract_lines",
+        system="crm",
+        pattern="crm/contract_lines*.csv",
+        file_format="csv",
+        columns=_cols(
+            "contract_line_id VARCHAR, version_no INTEGER, contract_id VARCHAR, package_code VARCHAR,"
+            " asset_id VARCHAR?, location_id VARCHAR?, quantity DECIMAL(18,4), annual_price DECIMAL(18,2),"
+            " valid_from DATE, valid_to DATE, change_reason VARCHAR?"
+        ),
+        primary_key=("contract_line_id", "version_no"),
+        enums={"change_reason": ("granted", "amended", "renewed", "cancelled")},
+        date_ranges=(("valid_from", "valid_to"),),
+        non_negative=("quantity", "annual_price", "version_no"),
+    ),
+    Layout(
+        table="crm_cases",
+        system="crm",
+        pattern="crm/cases*.csv",
+        file_format="csv",
+        columns=_cols(
+            "case_id VARCHAR, customer_id VARCHAR, asset_id VARCHAR?, location_id VARCHAR?,"
+            " service_code VARCHAR, created_at TIMESTAMP, closed_at TIMESTAMP?, priority VARCHAR?,"
+            " status VARCHAR, response_hours DECIMAL(9,2)?, after_hours BOOLEAN?, billing_type VARCHAR"
+        ),
+        primary_key=("case_id",),
+        enums={
+            "status": ("new", "working", "closed"),
+            "billing_type": ("covered", "customer_pay"),
+        },
+        date_ranges=(("created_at", "closed_at"),),
+        non_negative=("response_hours",),
+    ),
+    Layout(
+        table="crm_work_orders",
+        system="crm",
+        pattern="crm/work_orders*.csv",
+        file_format="csv",
+        columns=_cols(
+            "work_order_id VARCHAR, customer_id VARCHAR, asset_id VARCHAR?, location_id VARCHAR?,"
+            " service_code VARCHAR, created_at TIMESTAMP, completed_at TIMESTAMP?, status VARCHAR,"
+            " response_hours DECIMAL(9,2)?, after_hours BOOLEAN?, billing_type VARCHAR"
+        ),
+        primary_key=("work_order_id",),
+        enums={
+            "status": ("scheduled", "in_progress", "completed", "cancelled"),
+            "billing_type": ("covered", "customer_pay"),
+        },
+        date_ranges=(("created_at", "completed_at"),),
+        non_negative=("response_hours",),
+    ),
+    Layout(
+        table="crm_overrides",
+        system="crm",
+        pattern="crm/overrides*.csv",
+        file_format="csv",
+        columns=_cols(
+            "override_id VARCHAR, customer_id VARCHAR, contract_id VARCHAR?, entitlement_code VARCHAR,"
+            " extra_quantity DECIMAL(18,4), valid_from DATE, valid_to DATE, reason VARCHAR?,"
+            " approved_by VARCHAR?, approved_at TIMESTAMP?"
+        ),
+        primary_key=("override_id",),
+        date_ranges=(("valid_from", "valid_to"),),
+        non_negative=("extra_quantity",),
+    ),
+    Layout(
+        table="billing_price_book",
+        system="billing",
+        pattern="billing/price_book*.csv",
+        file_format="csv",
+        columns=_cols("item_code VARCHAR, currency VARCHAR, price_type VARCHAR, unit_amount DECIMAL(18,4)"),
+        primary_key=("item_code", "currency", "price_type"),
+        enums={"currency": CURRENCIES, "price_type": ("annual_fee", "unit", "premium_surcharge")},
+        non_negative=("unit_amount",),
+    ),
+    Layout(
+        table="billing_invoices",
+        system="billing",
+        pattern="billing/invoices*.csv",
+        file_format="csv",
+        columns=_cols("invoice_id VARCHAR, customer_id VARCHAR, invoice_date DATE, currency VARCHAR, status VARCHAR"),
+        primary_key=("invoice_id",),
+        enums={"currency": CURRENCIES, "status": ("draft", "open", "paid", "void")},
+    ),
+    Layout(
+        table="billing_invoice_lines",
+        system="billing",
+        pattern="billing/invoice_lines*.csv",
+        file_format="csv",
+        columns=_cols(
+            "invoice_line_id VARCHAR, invoice_id VARCHAR, line_type VARCHAR, contract_id VARCHAR?,"
+            " contract_line_id VARCHAR?, item_code VARCHAR, reference_id VARCHAR?, period_start DATE,"
+            " period_end DATE, quantity DECIMAL(18,4), amount DECIMAL(18,2), currency VARCHAR"
+        ),
+        primary_key=("invoice_line_id",),
+        enums={
+            "line_type": ("subscription", "service", "premium", "overage"),
+            "currency": CURRENCIES,
+        },
+        date_ranges=(("period_start", "period_end"),),
+        non_negative=("quantity", "amount"),
+    ),
+    Layout(
+        table="usage_events",
+        system="usage",
+        pattern="usage/*.jsonl",
+        file_format="jsonl",
+        columns=_cols(
+            "event_id VARCHAR, customer_id VARCHAR, meter_code VARCHAR, quantity DECIMAL(18,4),"
+            " occurred_at TIMESTAMP, sent_at TIMESTAMP?"
+        ),
+        primary_key=("event_id",),
+        non_negative=("quantity",),
+        unique_key=False,
+    ),
+)
+
+LAYOUTS_BY_TABLE = {layout.table: layout for layout in LAYOUTS}
+
+
+def layout_for(relative_path: str) -> Layout | None:
+    """The layout whose pattern matches a path relative to the export directory."""
+    path = PurePosixPath(relative_path).as_posix()
+    for layout in LAYOUTS:
+        if fnmatch(path, layout.pattern):
+            return layout
+    return None
