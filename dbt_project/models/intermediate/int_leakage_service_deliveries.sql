@@ -32,7 +32,7 @@ billed_premiums as (
 classified as (
     select
         deliveries.*,
-        deliveries.delivered_on < {{ dbt.date_trunc('month', as_of_date()) }} as is_invoiceable,
+        deliveries.delivered_on < {{ month_start(as_of_date()) }} as is_invoiceable,
         (
             (deliveries.is_after_hours and deliveries.coverage_hours = 'business_hours')
             or (

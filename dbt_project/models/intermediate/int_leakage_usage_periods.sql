@@ -6,7 +6,7 @@ with
 
 periods as (
     select * from {{ ref('int_usage_periods') }}
-    where period_start < {{ dbt.date_trunc('month', as_of_date()) }}
+    where period_start < {{ month_start(as_of_date()) }}
 ),
 
 invoice_lines as (

@@ -26,7 +26,7 @@ attributed as (
         grants.contract_line_id,
         grants.limit_quantity,
         case
-            when grants.entitlement_id is null then {{ dbt.date_trunc('month', 'events.occurred_on') }}
+            when grants.entitlement_id is null then {{ month_start('events.occurred_on') }}
             else {{ period_start('grants.limit_period', 'grants.contract_start_date', 'events.occurred_on') }}
         end as period_start,
         case

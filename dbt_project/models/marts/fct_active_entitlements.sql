@@ -105,12 +105,12 @@ select
     valid_to,
     period_start,
     period_end,
-    effective_limit as limit_quantity,
-    used_quantity,
-    case
+    cast(effective_limit as decimal(38, 4)) as limit_quantity,
+    cast(used_quantity as decimal(38, 4)) as used_quantity,
+    cast(case
         when effective_limit is null then null
         when effective_limit > used_quantity then effective_limit - used_quantity
         else 0
-    end as remaining_quantity,
+    end as decimal(38, 4)) as remaining_quantity,
     {{ as_of_date() }} as as_of_date
 from measured

@@ -1,0 +1,12 @@
+{#- Small generic tests, written here because dbt hub packages cannot be installed. -#}
+
+{% test non_negative(model, column_name) %}
+    select * from {{ model }} where {{ column_name }} < 0
+{% endtest %}
+
+{% test unique_combination(model, columns) %}
+    select {{ columns | join(', ') }}
+    from {{ model }}
+    group by {{ columns | join(', ') }}
+    having count(*) > 1
+{% endtest %}

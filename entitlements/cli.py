@@ -1,0 +1,168 @@
+"""The `entitlements` command line. Thin: each command calls the library and reports.
+
+Exit codes: 0 success, 1 a gate failed (bad data or a failed check), 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from datetime import date, datetime
+from pathlib import Path
+
+import click
+
+from entitlements.warehouse import DEFAULT_REPORTS, DEFAULT_WAREHOUSE
+
+warehouse_option = click.option(
+    "--warehouse", type=click.Path(path_type=Path), default=DEFAULT_WAREHOUSE, show_default=True,
+    help="DuckDB warehouse file.",
+)
+reports_option = click.option(
+    "--reports", "reports_dir", type=click.Path(path_type=Path), default=DEFAULT_REPORTS, show_default=True,
+    help="Directory for HTML reports and GX Data Docs.",
+)
+
+
+def _as_of_option(help_text: str):  # noqa: ANN202 - click decorator
+    return click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+                        help=help_text)
+
+
+def _to_date(value: datetime | None) -> date | None:
+    return value.date() if value else None
+
+
+def _fail(message: str) -> None:
+    click.secho(message, fg="red", err=True)
+    sys.exit(1)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Entitlement analytics: CRM, billing and usage exports -> checked marts and reports."""
+
+
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path), default=Path("data/exports"), show_default=True,
+              help="Export directory to write.")
+@click.option("--seed", type=int, default=42, show_default=True, help="Random seed (same seed, same files).")
+@click.option("--customers", type=click.IntRange(min=10), default=60, show_default=True)
+@click.option("--usage-events", type=click.IntRange(min=1000), default=100_000, show_default=True,
+              help="Approximate number of metered usage events (scale to 10M for benchmarks).")
+@_as_of_option("The export's as-of date (default 2026-10-31).")
+@click.option("--clean", is_flag=True, help="Plant no leakage (the pipeline must then find none).")
+def demo(out: Path, seed: int, customers: int, usage_events: int, as_of: datetime | None, clean: bool) -> None:
+    """Generate demo CRM, billing and usage exports with planted leakage and its ground truth."""
+    from entitlements.demo import generate_demo
+    from entitlements.demo.generator import DEFAULT_AS_OF
+
+    summary = generate_demo(out, seed=seed, customers=customers, usage_events=usage_events,
+                            as_of=_to_date(as_of) or DEFAULT_AS_OF, plant_leaks=not clean)
+    click.echo(f"wrote {summary.files} files to {out}: {summary.customers} customers, "
+               f"{summary.usage_events:,} usage events, {summary.leaks} planted leaks "
+               f"(ground truth: {out / 'ground_truth' / 'leakage.csv'}), as of {summary.as_of}")
+
+
+def _resolve_as_of(as_of: datetime | None, export_dir: Path | None, warehouse: Path) -> date:
+    from entitlements.pipeline import export_as_of, recorded_as_of
+
+    resolved = _to_date(as_of) or (export_as_of(export_dir) if export_dir else None) or recorded_as_of(warehouse)
+    if resolved is None:
+        raise click.UsageError("no as-of date: pass --as-of YYYY-MM-DD (the export declares none in export.json)")
+    return resolved
+
+
+@cli.command()
+@click.argument("export_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@warehouse_option
+@reports_option
+@_as_of_option("Date the marts answer for (default: the export's export.json).")
+def run(export_dir: Path, warehouse: Path, reports_dir: Path, as_of: datetime | None) -> None:
+    """Ingest EXPORT_DIR, check it, build the marts, check them, write the reports."""
+    from entitlements.pipeline import PipelineError, run_pipeline
+    from entitlements.summary import print_summary
+
+    as_of_date = _resolve_as_of(as_of, export_dir, warehouse)
+    try:
+        result = run_pipeline(export_dir, warehouse, reports_dir, as_of_date, echo=click.echo)
+    except PipelineError as exc:
+        _fail(str(exc))
+    print_summary(warehouse, echo=click.echo)
+    for report in result.reports:
+        click.echo(f"report: {report}")
+
+
+@cli.command()
+@click.argument("export_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@warehouse_option
+def ingest(export_dir: Path, warehouse: Path) -> None:
+    """Land EXPORT_DIR's files in schema raw (no checks; `validate` runs them)."""
+    from entitlements.pipeline import PipelineError, ingest_step
+
+    try:
+        files = ingest_step(warehouse, export_dir, uuid.uuid4().hex[:12])
+    except PipelineError as exc:
+        _fail(str(exc))
+    for f in files:
+        click.echo(f"{f.status:8} {f.rows:>10,} rows  {f.table:24} {f.source_file}  {f.message}".rstrip())
+
+
+@cli.command()
+@warehouse_option
+@click.option("--step", type=click.Choice(["landing", "marts", "all"]), default="all", show_default=True)
+@reports_option
+def validate(warehouse: Path, step: str, reports_dir: Path) -> None:
+    """Run the Great Expectations gates: landed files not yet validated, and/or the marts."""
+    from entitlements.pipeline import PipelineError, landing_step, marts_step
+    from expectations.gates import build_data_docs
+
+    run_id = uuid.uuid4().hex[:12]
+    try:
+        if step in ("landing", "all"):
+            click.echo(landing_step(warehouse, run_id).summary())
+        if step in ("marts", "all"):
+            click.echo(marts_step(warehouse, run_id).summary())
+    except PipelineError as exc:
+        _fail(str(exc))
+    finally:
+        click.echo(f"data docs: {build_data_docs(reports_dir)}")
+
+
+@cli.command()
+@warehouse_option
+@_as_of_option("Date the marts answer for (default: the warehouse's last build).")
+def build(warehouse: Path, as_of: datetime | None) -> None:
+    """Build and test the dbt models (staging, intermediate, marts)."""
+    from entitlements.pipeline import PipelineError, build_step
+
+    as_of_date = _resolve_as_of(as_of, None, warehouse)
+    try:
+        build_step(warehouse, uuid.uuid4().hex[:12], as_of_date)
+    except PipelineError as exc:
+        _fail(str(exc))
+    click.echo(f"dbt build ok (as of {as_of_date})")
+
+
+@cli.command()
+@click.argument("name", type=click.Choice(["leakage"]), default="leakage")
+@warehouse_option
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_REPORTS, show_default=True)
+def report(name: str, warehouse: Path, out: Path) -> None:
+    """Execute a report notebook against the warehouse and write self-contained HTML."""
+    from entitlements.report import render_report
+
+    click.echo(f"report: {render_report(name, warehouse, out)}")
+
+
+@cli.command()
+@warehouse_option
+def summary(warehouse: Path) -> None:
+    """Print leakage by category, renewals by window and limit breaches."""
+    from entitlements.summary import print_summary
+
+    print_summary(warehouse, echo=click.echo)
+
+
+def main() -> None:
+    cli()

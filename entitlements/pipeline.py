@@ -1,0 +1,150 @@
+"""The whole run: ingest -> landing gates -> dbt build -> mart gates -> report.
+
+Each stage is a gate: when one fails the run stops, says why, and leaves the
+warehouse as it was before the run (loads landed by this run are reverted).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from entitlements.dbt_runner import run_dbt
+from entitlements.warehouse import connect
+from expectations.gates import GateFailure, GateReport, build_data_docs, validate_landing, validate_marts
+from ingest.errors import IngestError
+from ingest.land import FileResult, ingest_exports, revert_load
+
+
+class PipelineError(Exception):
+    """A gate failed; the message says which stage, what, and what to do."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(f"[{stage}] {message}")
+        self.stage = stage
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    as_of: date
+    files: list[FileResult] = field(default_factory=list)
+    landing: GateReport | None = None
+    marts: GateReport | None = None
+    reports: list[Path] = field(default_factory=list)
+
+
+def export_as_of(export_dir: Path) -> date | None:
+    """The as-of date a demo export declares in export.json, if any."""
+    meta = Path(export_dir) / "export.json"
+    if meta.exists():
+        return date.fromisoformat(json.loads(meta.read_text())["as_of"])
+    return None
+
+
+def recorded_as_of(warehouse: Path) -> date | None:
+    """The as-of date of the warehouse's last build, from audit.pipeline_runs."""
+    if not Path(warehouse).exists():
+        return None
+    con = connect(warehouse, read_only=True)
+    try:
+        exists = con.execute(
+            "select count(*) from information_schema.tables"
+            " where table_schema = 'audit' and table_name = 'pipeline_runs'"
+        ).fetchone()[0]
+        if not exists:
+            return None
+        row = con.execute(
+            "select as_of_date from audit.pipeline_runs where step = 'build' and status = 'ok'"
+            " order by finished_at desc limit 1"
+        ).fetchone()
+        return row[0] if row else None
+    finally:
+        con.close()
+
+
+def _record_step(warehouse: Path, run_id: str, step: str, as_of: date | None, status: str, detail: str) -> None:
+    con = connect(warehouse)
+    try:
+        con.execute("create schema if not exists audit")
+        con.execute(
+            "create table if not exists audit.pipeline_runs (run_id varchar, step varchar, as_of_date date,"
+            " status varchar, detail varchar, finished_at timestamp)"
+        )
+        con.execute(
+            "insert into audit.pipeline_runs values (?, ?, ?, ?, ?, current_timestamp::timestamp)",
+            [run_id, step, as_of, status, detail[:4000]],
+        )
+    finally:
+        con.close()
+
+
+def ingest_step(warehouse: Path, export_dir: Path, run_id: str, *, progress: bool | None = None
+                ) -> list[FileResult]:
+    try:
+        files = ingest_exports(warehouse, export_dir, progress=progress)
+    except IngestError as exc:
+        raise PipelineError("ingest", str(exc)) from exc
+    _record_step(warehouse, run_id, "ingest", None, "ok",
+                 f"{sum(f.status == 'landed' for f in files)} landed, "
+                 f"{sum(f.status == 'skipped' for f in files)} skipped")
+    return files
+
+
+def landing_step(warehouse: Path, run_id: str, load_ids: list[str] | None = None) -> GateReport:
+    """Validate landed files; on a critical failure revert those loads so raw is as it was."""
+    try:
+        return validate_landing(warehouse, load_ids, run_id=run_id)
+    except GateFailure as exc:
+        if load_ids:
+            revert_load(warehouse, load_ids, f"landing checks failed in run {run_id}")
+        _record_step(warehouse, run_id, "landing", None, "failed", str(exc))
+        raise PipelineError("landing checks", f"{exc}\nThe files of this run were not kept: fix the "
+                                              "export and run again.") from exc
+
+
+def build_step(warehouse: Path, run_id: str, as_of: date) -> None:
+    result = run_dbt("build", warehouse, as_of)
+    _record_step(warehouse, run_id, "build", as_of, "ok" if result.ok else "failed", result.output[-4000:])
+    if not result.ok:
+        failing = [line for line in result.output.splitlines() if "ERROR" in line or "FAIL" in line]
+        raise PipelineError("dbt build", "dbt build failed:\n" + "\n".join(failing[-20:] or
+                                                                          result.output.splitlines()[-20:]))
+
+
+def marts_step(warehouse: Path, run_id: str) -> GateReport:
+    try:
+        return validate_marts(warehouse, run_id=run_id)
+    except GateFailure as exc:
+        raise PipelineError("mart checks", str(exc)) from exc
+
+
+def run_pipeline(export_dir: Path, warehouse: Path, reports_dir: Path, as_of: date, *,
+                 progress: bool | None = None, echo: Callable[[str], None] = print) -> RunResult:
+    run_id = uuid.uuid4().hex[:12]
+    result = RunResult(run_id, as_of)
+    echo(f"run {run_id}: as of {as_of}, exports {export_dir}, warehouse {warehouse}")
+    result.files = ingest_step(warehouse, export_dir, run_id, progress=progress)
+    landed = [f.load_id for f in result.files if f.status == "landed" and f.load_id]
+    echo(f"ingest: {len(landed)} files landed, {len(result.files) - len(landed)} skipped (already loaded)")
+    try:
+        result.landing = landing_step(warehouse, run_id, landed)
+    except PipelineError:
+        raise
+    echo(f"landing checks: {len(result.landing.results)} expectations passed"
+         if not result.landing.failures else f"landing checks: {result.landing.summary()}")
+    build_step(warehouse, run_id, as_of)
+    echo("dbt build: ok")
+    result.marts = marts_step(warehouse, run_id)
+    echo(f"mart checks: {len(result.marts.results)} expectations, "
+         f"{len(result.marts.failures)} non-critical failures")
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    result.reports.append(build_data_docs(reports_dir))
+    from entitlements.report import render_report  # imported late: nbconvert is slow to import
+
+    result.reports.append(render_report("leakage", warehouse, reports_dir, {"as_of": as_of.isoformat()}))
+    return result
