@@ -70,15 +70,17 @@ select
     entitlement_code,
     period_start,
     period_end,
-    limit_quantity,
-    used_quantity,
-    pct_used,
+    cast(limit_quantity as decimal(38, 4)) as limit_quantity,
+    cast(used_quantity as decimal(38, 4)) as used_quantity,
+    cast(pct_used as decimal(9, 2)) as pct_used,
     case
         when pct_used >= 100 then 100
         when pct_used >= 90 then 90
         else 80
     end as threshold_crossed,
-    case when used_quantity > limit_quantity then used_quantity - limit_quantity else 0 end
-    as overage_quantity
+    cast(
+        case when used_quantity > limit_quantity then used_quantity - limit_quantity else 0 end
+        as decimal(38, 4)
+    ) as overage_quantity
 from measured
 where pct_used >= 80

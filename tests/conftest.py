@@ -1,0 +1,61 @@
+"""Shared fixtures: demo exports and a warehouse built by the real pipeline.
+
+Building is the slow part (about a minute), so it happens once per session and
+tests that change a warehouse work on a copy.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from entitlements.demo import generate_demo
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+BIN = Path(sys.executable).parent
+
+
+def entitlements(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    """Run the installed `entitlements` command as a user would."""
+    return subprocess.run([str(BIN / "entitlements"), *map(str, args)], capture_output=True, text=True,
+                          check=False)
+
+
+@dataclass(frozen=True)
+class Built:
+    exports: Path
+    warehouse: Path
+    reports: Path
+    run: subprocess.CompletedProcess[str]
+
+
+def build(root: Path, **demo_args: object) -> Built:
+    exports, warehouse, reports = root / "exports", root / "warehouse.duckdb", root / "reports"
+    generate_demo(exports, **demo_args)
+    run = entitlements("run", exports, "--warehouse", warehouse, "--reports", reports)
+    return Built(exports, warehouse, reports, run)
+
+
+@pytest.fixture(scope="session")
+def demo_build(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    built = build(tmp_path_factory.mktemp("demo"), seed=42)
+    assert built.run.returncode == 0, built.run.stdout + built.run.stderr
+    return built
+
+
+@pytest.fixture(scope="session")
+def demo_warehouse(demo_build: Built) -> Path:
+    return demo_build.warehouse
+
+
+@pytest.fixture
+def warehouse_copy(demo_build: Built, tmp_path: Path) -> Path:
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(demo_build.warehouse, copy)
+    return copy

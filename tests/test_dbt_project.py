@@ -1,0 +1,40 @@
+"""The dbt project's structure: sources declared from the layouts, no hub packages, telemetry off."""
+
+from __future__ import annotations
+
+import yaml
+
+from entitlements.dbt_sources import MODELS, sources_yaml
+from entitlements.warehouse import DBT_PROJECT_DIR
+
+
+def test_source_declarations_match_the_export_layouts() -> None:
+    for system in ("crm", "billing", "usage"):
+        committed = (MODELS / system / f"_{system}__sources.yml").read_text()
+        assert committed == sources_yaml(system), f"run python -m entitlements.dbt_sources ({system} drifted)"
+
+
+def test_no_hub_packages_and_no_telemetry() -> None:
+    assert not (DBT_PROJECT_DIR / "packages.yml").exists()
+    project = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text())
+    assert project["flags"]["send_anonymous_usage_stats"] is False
+
+
+# Waivers of the primary-key rule, each with its reason.
+NO_PRIMARY_KEY = {"stg_usage__events": "one row per delivery: event ids repeat by design until de-duplicated"}
+
+
+def test_every_model_is_documented_with_a_primary_key_test() -> None:
+    documented = {}
+    for path in (DBT_PROJECT_DIR / "models").rglob("_*__models.yml"):
+        for model in yaml.safe_load(path.read_text())["models"]:
+            documented[model["name"]] = model
+    for sql in (DBT_PROJECT_DIR / "models").rglob("*.sql"):
+        model = documented.get(sql.stem)
+        assert model and model.get("description"), f"{sql.stem} is not documented"
+        if sql.stem in NO_PRIMARY_KEY:
+            continue
+        tests = [t for c in model.get("columns", []) for t in c.get("data_tests", [])]
+        tests += model.get("data_tests", [])
+        assert "unique" in tests or any(isinstance(t, dict) and "unique_combination" in t for t in tests), \
+            f"{sql.stem} has no primary-key test"
