@@ -1,0 +1,126 @@
+"""`make bench`: wall time and peak memory per pipeline stage, at one or more scales.
+
+Machines here are noisy, so ingest speed is reported as a ratio against DuckDB's
+bare read of the same files measured in the same run, never as an absolute
+target. Each stage runs in a fresh child process so its peak memory (max RSS,
+including the processes it starts, such as dbt) is its own.
+
+    python -m entitlements.bench                 # default scale and 1M usage events
+    python -m entitlements.bench --events 10000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+DEFAULT_SCALES = (100_000, 1_000_000)
+
+
+def _child(queue: Any, fn: Callable[..., Any], args: tuple) -> None:
+    started = time.perf_counter()
+    value = fn(*args)
+    elapsed = time.perf_counter() - started
+    peak_kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                   resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    queue.put((elapsed, peak_kib / 1024, value))
+
+
+def measure(fn: Callable[..., Any], *args: Any) -> tuple[float, float, Any]:
+    """(seconds, peak MiB, return value) of fn(*args) run in a fresh process."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_child, args=(queue, fn, args))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    if proc.exitcode:
+        raise RuntimeError(f"{fn.__name__} failed with exit code {proc.exitcode}")
+    return result
+
+
+def generate(out: Path, events: int) -> int:
+    from entitlements.demo import generate_demo
+
+    return generate_demo(out, seed=42, usage_events=events).usage_events
+
+
+def ingest(warehouse: Path, exports: Path) -> int:
+    from ingest.land import ingest_exports
+
+    return sum(f.rows for f in ingest_exports(warehouse, exports, progress=False))
+
+
+def bare_read(exports: Path) -> int:
+    """DuckDB reading the same files into memory with the same types, nothing else."""
+    import duckdb
+
+    from ingest.layouts import LAYOUTS
+
+    con = duckdb.connect()
+    rows = 0
+    for layout in LAYOUTS:
+        files = sorted(exports.glob(layout.pattern))
+        if not files:
+            continue
+        names = "[" + ", ".join(f"'{f.as_posix()}'" for f in files) + "]"
+        columns = "{" + ", ".join(f"'{c.name}': '{c.type}'" for c in layout.columns) + "}"
+        reader = (f"read_csv({names}, header = true, columns = {columns})" if layout.file_format == "csv"
+                  else f"read_json({names}, format = 'newline_delimited', columns = {columns})")
+        con.execute(f"create or replace temp table t as select * from {reader}")
+        rows += con.execute("select count(*) from t").fetchone()[0]
+    return rows
+
+
+def landing_checks(warehouse: Path) -> int:
+    from expectations.gates import validate_landing
+
+    return len(validate_landing(warehouse, None, run_id=uuid.uuid4().hex[:12]).results)
+
+
+def dbt_build(warehouse: Path, as_of: date) -> bool:
+    from entitlements.dbt_runner import run_dbt
+
+    return run_dbt("build", warehouse, as_of).ok
+
+
+def bench(events: int, workdir: Path) -> list[tuple[str, float, float, str]]:
+    exports, warehouse = workdir / f"exports_{events}", workdir / f"warehouse_{events}.duckdb"
+    rows: list[tuple[str, float, float, str]] = []
+    secs, mib, n = measure(generate, exports, events)
+    rows.append(("generate", secs, mib, f"{n:,} usage events"))
+    bare_secs, bare_mib, bare_rows = measure(bare_read, exports)
+    rows.append(("duckdb bare read", bare_secs, bare_mib, f"{bare_rows / bare_secs:,.0f} rows/s"))
+    secs, mib, landed = measure(ingest, warehouse, exports)
+    rows.append(("ingest", secs, mib,
+                 f"{landed / secs:,.0f} rows/s, {secs / bare_secs:.2f}x the bare read"))
+    secs, mib, checks = measure(landing_checks, warehouse)
+    rows.append(("landing checks", secs, mib, f"{checks} expectations"))
+    secs, mib, ok = measure(dbt_build, warehouse, date(2026, 10, 31))
+    rows.append(("dbt build", secs, mib, "ok" if ok else "FAILED"))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, nargs="*", default=list(DEFAULT_SCALES),
+                        help="usage-event scales to run (default: 100000 1000000)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="entitlements-bench-") as tmp:
+        for events in args.events:
+            print(f"\nscale: {events:,} usage events")
+            print(f"  {'stage':<18} {'seconds':>9} {'peak MiB':>9}  notes")
+            for stage, secs, mib, note in bench(events, Path(tmp)):
+                print(f"  {stage:<18} {secs:>9.2f} {mib:>9.0f}  {note}")
+
+
+if __name__ == "__main__":
+    main()
