@@ -29,8 +29,10 @@ def _child(queue: Any, fn: Callable[..., Any], args: tuple) -> None:
     started = time.perf_counter()
     value = fn(*args)
     elapsed = time.perf_counter() - started
-    peak_kib = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                   resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+    peak_kib = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss,
+    )
     queue.put((elapsed, peak_kib / 1024, value))
 
 
@@ -73,8 +75,11 @@ def bare_read(exports: Path) -> int:
             continue
         names = "[" + ", ".join(f"'{f.as_posix()}'" for f in files) + "]"
         columns = "{" + ", ".join(f"'{c.name}': '{c.type}'" for c in layout.columns) + "}"
-        reader = (f"read_csv({names}, header = true, columns = {columns})" if layout.file_format == "csv"
-                  else f"read_json({names}, format = 'newline_delimited', columns = {columns})")
+        reader = (
+            f"read_csv({names}, header = true, columns = {columns})"
+            if layout.file_format == "csv"
+            else f"read_json({names}, format = 'newline_delimited', columns = {columns})"
+        )
         con.execute(f"create or replace temp table t as select * from {reader}")
         rows += con.execute("select count(*) from t").fetchone()[0]
     return rows
@@ -100,8 +105,7 @@ def bench(events: int, workdir: Path) -> list[tuple[str, float, float, str]]:
     bare_secs, bare_mib, bare_rows = measure(bare_read, exports)
     rows.append(("duckdb bare read", bare_secs, bare_mib, f"{bare_rows / bare_secs:,.0f} rows/s"))
     secs, mib, landed = measure(ingest, warehouse, exports)
-    rows.append(("ingest", secs, mib,
-                 f"{landed / secs:,.0f} rows/s, {secs / bare_secs:.2f}x the bare read"))
+    rows.append(("ingest", secs, mib, f"{landed / secs:,.0f} rows/s, {secs / bare_secs:.2f}x the bare read"))
     secs, mib, checks = measure(landing_checks, warehouse)
     rows.append(("landing checks", secs, mib, f"{checks} expectations"))
     secs, mib, ok = measure(dbt_build, warehouse, date(2026, 10, 31))
@@ -110,9 +114,16 @@ def bench(events: int, workdir: Path) -> list[tuple[str, float, float, str]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--events", type=int, nargs="*", default=list(DEFAULT_SCALES),
-                        help="usage-event scales to run (default: 100000 1000000)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--events",
+        type=int,
+        nargs="*",
+        default=list(DEFAULT_SCALES),
+        help="usage-event scales to run (default: 100000 1000000)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="entitlements-bench-") as tmp:
         for events in args.events:

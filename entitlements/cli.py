@@ -15,18 +15,26 @@ import click
 from entitlements.warehouse import DEFAULT_REPORTS, DEFAULT_WAREHOUSE
 
 warehouse_option = click.option(
-    "--warehouse", type=click.Path(path_type=Path), default=DEFAULT_WAREHOUSE, show_default=True,
+    "--warehouse",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_WAREHOUSE,
+    show_default=True,
     help="DuckDB warehouse file.",
 )
 reports_option = click.option(
-    "--reports", "reports_dir", type=click.Path(path_type=Path), default=DEFAULT_REPORTS, show_default=True,
+    "--reports",
+    "reports_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_REPORTS,
+    show_default=True,
     help="Directory for HTML reports and GX Data Docs.",
 )
 
 
-def _as_of_option(help_text: str):  # noqa: ANN202 - click decorator
-    return click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-                        help=help_text)
+def _as_of_option(help_text: str):
+    return click.option(
+        "--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help=help_text
+    )
 
 
 def _to_date(value: datetime | None) -> date | None:
@@ -44,32 +52,56 @@ def cli() -> None:
 
 
 @cli.command()
-@click.option("--out", type=click.Path(path_type=Path), default=Path("data/exports"), show_default=True,
-              help="Export directory to write.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("data/exports"),
+    show_default=True,
+    help="Export directory to write.",
+)
 @click.option("--seed", type=int, default=42, show_default=True, help="Random seed (same seed, same files).")
 @click.option("--customers", type=click.IntRange(min=10), default=60, show_default=True)
-@click.option("--usage-events", type=click.IntRange(min=1000), default=100_000, show_default=True,
-              help="Approximate number of metered usage events (scale to 10M for benchmarks).")
+@click.option(
+    "--usage-events",
+    type=click.IntRange(min=1000),
+    default=100_000,
+    show_default=True,
+    help="Approximate number of metered usage events (scale to 10M for benchmarks).",
+)
 @_as_of_option("The export's as-of date (default 2026-10-31).")
 @click.option("--clean", is_flag=True, help="Plant no leakage (the pipeline must then find none).")
-def demo(out: Path, seed: int, customers: int, usage_events: int, as_of: datetime | None, clean: bool) -> None:
+def demo(
+    out: Path, seed: int, customers: int, usage_events: int, as_of: datetime | None, clean: bool
+) -> None:
     """Generate demo CRM, billing and usage exports with planted leakage and its ground truth."""
     from entitlements.demo import generate_demo
     from entitlements.demo.generator import DEFAULT_AS_OF
 
-    summary = generate_demo(out, seed=seed, customers=customers, usage_events=usage_events,
-                            as_of=_to_date(as_of) or DEFAULT_AS_OF, plant_leaks=not clean)
-    click.echo(f"wrote {summary.files} files to {out}: {summary.customers} customers, "
-               f"{summary.usage_events:,} usage events, {summary.leaks} planted leaks "
-               f"(ground truth: {out / 'ground_truth' / 'leakage.csv'}), as of {summary.as_of}")
+    summary = generate_demo(
+        out,
+        seed=seed,
+        customers=customers,
+        usage_events=usage_events,
+        as_of=_to_date(as_of) or DEFAULT_AS_OF,
+        plant_leaks=not clean,
+    )
+    click.echo(
+        f"wrote {summary.files} files to {out}: {summary.customers} customers, "
+        f"{summary.usage_events:,} usage events, {summary.leaks} planted leaks "
+        f"(ground truth: {out / 'ground_truth' / 'leakage.csv'}), as of {summary.as_of}"
+    )
 
 
 def _resolve_as_of(as_of: datetime | None, export_dir: Path | None, warehouse: Path) -> date:
     from entitlements.pipeline import export_as_of, recorded_as_of
 
-    resolved = _to_date(as_of) or (export_as_of(export_dir) if export_dir else None) or recorded_as_of(warehouse)
+    resolved = (
+        _to_date(as_of) or (export_as_of(export_dir) if export_dir else None) or recorded_as_of(warehouse)
+    )
     if resolved is None:
-        raise click.UsageError("no as-of date: pass --as-of YYYY-MM-DD (the export declares none in export.json)")
+        raise click.UsageError(
+            "no as-of date: pass --as-of YYYY-MM-DD (the export declares none in export.json)"
+        )
     return resolved
 
 

@@ -42,11 +42,16 @@ def run_dbt(command: str, warehouse: Path, as_of: date | None = None, *extra: st
     warehouse = Path(warehouse).resolve()
     work = warehouse.parent / "dbt" / warehouse.stem
     args = [
-        str(Path(sys.executable).with_name("dbt")), command,
-        "--project-dir", str(DBT_PROJECT_DIR),
-        "--profiles-dir", str(DBT_PROJECT_DIR),
-        "--target-path", str(work / "target"),
-        "--log-path", str(work / "logs"),
+        str(Path(sys.executable).with_name("dbt")),
+        command,
+        "--project-dir",
+        str(DBT_PROJECT_DIR),
+        "--profiles-dir",
+        str(DBT_PROJECT_DIR),
+        "--target-path",
+        str(work / "target"),
+        "--log-path",
+        str(work / "logs"),
     ]
     if as_of is not None:
         args += ["--vars", json.dumps({"as_of_date": as_of.isoformat()})]

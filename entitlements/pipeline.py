@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 
 from entitlements.dbt_runner import run_dbt
-from entitlements.warehouse import connect
+from entitlements.warehouse import connect, table_exists
 from expectations.gates import GateFailure, GateReport, build_data_docs, validate_landing, validate_marts
 from ingest.errors import IngestError
 from ingest.land import FileResult, ingest_exports, revert_load
@@ -52,11 +52,7 @@ def recorded_as_of(warehouse: Path) -> date | None:
         return None
     con = connect(warehouse, read_only=True)
     try:
-        exists = con.execute(
-            "select count(*) from information_schema.tables"
-            " where table_schema = 'audit' and table_name = 'pipeline_runs'"
-        ).fetchone()[0]
-        if not exists:
+        if not table_exists(con, "audit", "pipeline_runs"):
             return None
         row = con.execute(
             "select as_of_date from audit.pipeline_runs where step = 'build' and status = 'ok'"
@@ -67,7 +63,27 @@ def recorded_as_of(warehouse: Path) -> date | None:
         con.close()
 
 
-def _record_step(warehouse: Path, run_id: str, step: str, as_of: date | None, status: str, detail: str) -> None:
+def _landed_loads(warehouse: Path) -> set[str]:
+    """Load ids currently landed but not yet validated."""
+    if not Path(warehouse).exists():
+        return set()
+    con = connect(warehouse, read_only=True)
+    try:
+        if not table_exists(con, "audit", "ingest_manifest"):
+            return set()
+        return {
+            r[0]
+            for r in con.execute(
+                "select load_id from audit.ingest_manifest where status = 'landed'"
+            ).fetchall()
+        }
+    finally:
+        con.close()
+
+
+def _record_step(
+    warehouse: Path, run_id: str, step: str, as_of: date | None, status: str, detail: str
+) -> None:
     con = connect(warehouse)
     try:
         con.execute("create schema if not exists audit")
@@ -83,15 +99,27 @@ def _record_step(warehouse: Path, run_id: str, step: str, as_of: date | None, st
         con.close()
 
 
-def ingest_step(warehouse: Path, export_dir: Path, run_id: str, *, progress: bool | None = None
-                ) -> list[FileResult]:
+def ingest_step(
+    warehouse: Path, export_dir: Path, run_id: str, *, progress: bool | None = None
+) -> list[FileResult]:
+    """Land the export; if a file is refused, revert the files this run landed before it."""
+    before = _landed_loads(warehouse)
     try:
         files = ingest_exports(warehouse, export_dir, progress=progress)
     except IngestError as exc:
-        raise PipelineError("ingest", str(exc)) from exc
-    _record_step(warehouse, run_id, "ingest", None, "ok",
-                 f"{sum(f.status == 'landed' for f in files)} landed, "
-                 f"{sum(f.status == 'skipped' for f in files)} skipped")
+        partial = sorted(_landed_loads(warehouse) - before)
+        if partial:
+            revert_load(warehouse, partial, f"run {run_id}: {exc.source_file} was refused")
+        raise PipelineError("ingest", f"{exc}\nNothing of this export was kept.") from exc
+    _record_step(
+        warehouse,
+        run_id,
+        "ingest",
+        None,
+        "ok",
+        f"{sum(f.status == 'landed' for f in files)} landed, "
+        f"{sum(f.status == 'skipped' for f in files)} skipped",
+    )
     return files
 
 
@@ -103,8 +131,9 @@ def landing_step(warehouse: Path, run_id: str, load_ids: list[str] | None = None
         if load_ids:
             revert_load(warehouse, load_ids, f"landing checks failed in run {run_id}")
         _record_step(warehouse, run_id, "landing", None, "failed", str(exc))
-        raise PipelineError("landing checks", f"{exc}\nThe files of this run were not kept: fix the "
-                                              "export and run again.") from exc
+        raise PipelineError(
+            "landing checks", f"{exc}\nThe files of this run were not kept: fix the export and run again."
+        ) from exc
 
 
 def build_step(warehouse: Path, run_id: str, as_of: date) -> None:
@@ -112,8 +141,9 @@ def build_step(warehouse: Path, run_id: str, as_of: date) -> None:
     _record_step(warehouse, run_id, "build", as_of, "ok" if result.ok else "failed", result.output[-4000:])
     if not result.ok:
         failing = [line for line in result.output.splitlines() if "ERROR" in line or "FAIL" in line]
-        raise PipelineError("dbt build", "dbt build failed:\n" + "\n".join(failing[-20:] or
-                                                                          result.output.splitlines()[-20:]))
+        raise PipelineError(
+            "dbt build", "dbt build failed:\n" + "\n".join(failing[-20:] or result.output.splitlines()[-20:])
+        )
 
 
 def marts_step(warehouse: Path, run_id: str) -> GateReport:
@@ -123,8 +153,15 @@ def marts_step(warehouse: Path, run_id: str) -> GateReport:
         raise PipelineError("mart checks", str(exc)) from exc
 
 
-def run_pipeline(export_dir: Path, warehouse: Path, reports_dir: Path, as_of: date, *,
-                 progress: bool | None = None, echo: Callable[[str], None] = print) -> RunResult:
+def run_pipeline(
+    export_dir: Path,
+    warehouse: Path,
+    reports_dir: Path,
+    as_of: date,
+    *,
+    progress: bool | None = None,
+    echo: Callable[[str], None] = print,
+) -> RunResult:
     run_id = uuid.uuid4().hex[:12]
     result = RunResult(run_id, as_of)
     echo(f"run {run_id}: as of {as_of}, exports {export_dir}, warehouse {warehouse}")
@@ -135,13 +172,18 @@ def run_pipeline(export_dir: Path, warehouse: Path, reports_dir: Path, as_of: da
         result.landing = landing_step(warehouse, run_id, landed)
     except PipelineError:
         raise
-    echo(f"landing checks: {len(result.landing.results)} expectations passed"
-         if not result.landing.failures else f"landing checks: {result.landing.summary()}")
+    echo(
+        f"landing checks: {len(result.landing.results)} expectations passed"
+        if not result.landing.failures
+        else f"landing checks: {result.landing.summary()}"
+    )
     build_step(warehouse, run_id, as_of)
     echo("dbt build: ok")
     result.marts = marts_step(warehouse, run_id)
-    echo(f"mart checks: {len(result.marts.results)} expectations, "
-         f"{len(result.marts.failures)} non-critical failures")
+    echo(
+        f"mart checks: {len(result.marts.results)} expectations, "
+        f"{len(result.marts.failures)} non-critical failures"
+    )
     reports_dir.mkdir(parents=True, exist_ok=True)
     result.reports.append(build_data_docs(reports_dir))
     from entitlements.report import render_report  # imported late: nbconvert is slow to import

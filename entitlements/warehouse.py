@@ -25,3 +25,12 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
         raise FileNotFoundError(f"warehouse {path} does not exist: run `entitlements run` or `ingest` first")
     path.parent.mkdir(parents=True, exist_ok=True)
     return duckdb.connect(str(path), read_only=read_only)
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(
+        con.execute(
+            "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+            [schema, table],
+        ).fetchone()[0]
+    )

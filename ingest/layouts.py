@@ -101,9 +101,9 @@ LAYOUTS: tuple[Layout, ...] = (
         file_format="csv",
         columns=_cols(
             "node_code VARCHAR, parent_code VARCHAR?, node_level VARCHAR, node_name VARCHAR,"
-            " entitlement_code VARCHAR?, entitlement_type VARCHAR?, unit VARCHAR?, limit_quantity DECIMAL(18,4)?,"
-            " limit_period VARCHAR?, consumed_by VARCHAR?, sla_response_hours DECIMAL(9,2)?,"
-            " coverage_hours VARCHAR?"
+            " entitlement_code VARCHAR?, entitlement_type VARCHAR?, unit VARCHAR?,"
+            " limit_quantity DECIMAL(18,4)?, limit_period VARCHAR?, consumed_by VARCHAR?,"
+            " sla_response_hours DECIMAL(9,2)?, coverage_hours VARCHAR?"
         ),
         primary_key=("node_code",),
         enums={
@@ -213,7 +213,9 @@ LAYOUTS: tuple[Layout, ...] = (
         system="billing",
         pattern="billing/invoices*.csv",
         file_format="csv",
-        columns=_cols("invoice_id VARCHAR, customer_id VARCHAR, invoice_date DATE, currency VARCHAR, status VARCHAR"),
+        columns=_cols(
+            "invoice_id VARCHAR, customer_id VARCHAR, invoice_date DATE, currency VARCHAR, status VARCHAR"
+        ),
         primary_key=("invoice_id",),
         enums={"currency": CURRENCIES, "status": ("draft", "open", "paid", "void")},
     ),

@@ -23,8 +23,9 @@ BIN = Path(sys.executable).parent
 
 def entitlements(*args: str | Path) -> subprocess.CompletedProcess[str]:
     """Run the installed `entitlements` command as a user would."""
-    return subprocess.run([str(BIN / "entitlements"), *map(str, args)], capture_output=True, text=True,
-                          check=False)
+    return subprocess.run(
+        [str(BIN / "entitlements"), *map(str, args)], capture_output=True, text=True, check=False
+    )
 
 
 @dataclass(frozen=True)

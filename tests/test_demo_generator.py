@@ -8,13 +8,24 @@ from pathlib import Path
 
 from entitlements.demo import generate_demo
 
-CATEGORIES = {"unbilled_service", "uncovered_service", "over_allowance_service", "premium_service_on_standard",
-              "unbilled_overage", "under_billed", "post_expiry_usage", "unapproved_override"}
+CATEGORIES = {
+    "unbilled_service",
+    "uncovered_service",
+    "over_allowance_service",
+    "premium_service_on_standard",
+    "unbilled_overage",
+    "under_billed",
+    "post_expiry_usage",
+    "unapproved_override",
+}
 
 
 def digest(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_same_files_other_seed_other_files(tmp_path: Path) -> None:

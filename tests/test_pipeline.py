@@ -13,8 +13,16 @@ import pytest
 from tests.conftest import Built, build, entitlements
 
 MARTS = ("fct_active_entitlements", "fct_limit_breaches", "fct_revenue_leakage", "fct_renewal_pipeline")
-CATEGORIES = ("unbilled_service", "uncovered_service", "over_allowance_service", "premium_service_on_standard",
-              "unbilled_overage", "under_billed", "post_expiry_usage", "unapproved_override")
+CATEGORIES = (
+    "unbilled_service",
+    "uncovered_service",
+    "over_allowance_service",
+    "premium_service_on_standard",
+    "unbilled_overage",
+    "under_billed",
+    "post_expiry_usage",
+    "unapproved_override",
+)
 
 
 def query(warehouse: Path, sql: str) -> list[tuple]:
@@ -26,7 +34,9 @@ def query(warehouse: Path, sql: str) -> list[tuple]:
 
 
 def table_counts(warehouse: Path, schema: str) -> dict[str, int]:
-    tables = query(warehouse, f"select table_name from information_schema.tables where table_schema = '{schema}'")
+    tables = query(
+        warehouse, f"select table_name from information_schema.tables where table_schema = '{schema}'"
+    )
     return {t: query(warehouse, f'select count(*) from {schema}."{t}"')[0][0] for (t,) in tables}
 
 
@@ -34,8 +44,12 @@ def assert_matches_ground_truth(built: Built) -> None:
     """Precision and recall 1.0 on (category, evidence_id); amounts within 0.01."""
     with (built.exports / "ground_truth" / "leakage.csv").open() as handle:
         truth = {(r["category"], r["evidence_id"]): Decimal(r["amount"]) for r in csv.DictReader(handle)}
-    found = {(c, e): a for c, e, a in
-             query(built.warehouse, "select category, evidence_id, amount from marts.fct_revenue_leakage")}
+    found = {
+        (c, e): a
+        for c, e, a in query(
+            built.warehouse, "select category, evidence_id, amount from marts.fct_revenue_leakage"
+        )
+    }
     assert set(found) - set(truth) == set(), "reported leaks that were not planted"
     assert set(truth) - set(found) == set(), "planted leaks not found"
     off = {k: (truth[k], found[k]) for k in truth if abs(truth[k] - found[k]) > Decimal("0.01")}
@@ -55,7 +69,10 @@ def test_run_builds_every_mart_and_prints_the_summary(demo_build: Built) -> None
 
 
 def test_schemas_are_exactly_the_five_layers(demo_build: Built) -> None:
-    schemas = {s for (s,) in query(demo_build.warehouse, "select distinct table_schema from information_schema.tables")}
+    schemas = {
+        s
+        for (s,) in query(demo_build.warehouse, "select distinct table_schema from information_schema.tables")
+    }
     assert schemas == {"raw", "staging", "intermediate", "marts", "audit"}
 
 
@@ -81,18 +98,25 @@ def test_clean_exports_yield_no_leakage(tmp_path: Path) -> None:
     assert query(built.warehouse, "select count(*) from marts.fct_revenue_leakage") == [(0,)]
 
 
-def test_second_run_changes_nothing_and_skips_every_file(demo_build: Built, warehouse_copy: Path,
-                                                         tmp_path: Path) -> None:
+def test_second_run_changes_nothing_and_skips_every_file(
+    demo_build: Built, warehouse_copy: Path, tmp_path: Path
+) -> None:
     before = {s: table_counts(warehouse_copy, s) for s in ("raw", "marts")}
     again = entitlements("run", demo_build.exports, "--warehouse", warehouse_copy, "--reports", tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
     assert {s: table_counts(warehouse_copy, s) for s in ("raw", "marts")} == before
-    files = sum(1 for p in demo_build.exports.rglob("*") if p.is_file()
-                and p.parts[len(demo_build.exports.parts)] in ("crm", "billing", "usage"))
-    statuses = query(warehouse_copy, """
+    files = sum(
+        1
+        for p in demo_build.exports.rglob("*")
+        if p.is_file() and p.parts[len(demo_build.exports.parts)] in ("crm", "billing", "usage")
+    )
+    statuses = query(
+        warehouse_copy,
+        """
         select status, count(*) from audit.ingest_manifest
         where loaded_at = (select max(loaded_at) from audit.ingest_manifest) or status = 'skipped'
-        group by status""")
+        group by status""",
+    )
     assert dict(statuses).get("skipped") == files
     assert "0 files landed" in again.stdout
 
@@ -104,7 +128,8 @@ def _bad_export(demo_build: Built, tmp_path: Path) -> Path:
 
 
 def test_missing_required_column_stops_the_run_and_leaves_raw_unchanged(
-        demo_build: Built, warehouse_copy: Path, tmp_path: Path) -> None:
+    demo_build: Built, warehouse_copy: Path, tmp_path: Path
+) -> None:
     bad = _bad_export(demo_build, tmp_path)
     accounts = bad / "crm" / "accounts.csv"
     rows = list(csv.reader(accounts.open()))
@@ -119,12 +144,15 @@ def test_missing_required_column_stops_the_run_and_leaves_raw_unchanged(
 
 
 def test_duplicate_primary_key_stops_the_run_and_leaves_raw_unchanged(
-        demo_build: Built, warehouse_copy: Path, tmp_path: Path) -> None:
+    demo_build: Built, warehouse_copy: Path, tmp_path: Path
+) -> None:
     bad = _bad_export(demo_build, tmp_path)
     late = bad / "billing" / "invoices_late.csv"
-    late.write_text("invoice_id,customer_id,invoice_date,currency,status\n"
-                    "INV-9000001,C00001,2026-10-01,USD,open\n"
-                    "INV-9000001,C00002,2026-10-01,USD,open\n")
+    late.write_text(
+        "invoice_id,customer_id,invoice_date,currency,status\n"
+        "INV-9000001,C00001,2026-10-01,USD,open\n"
+        "INV-9000001,C00002,2026-10-01,USD,open\n"
+    )
     before = table_counts(warehouse_copy, "raw")
     result = entitlements("run", bad, "--warehouse", warehouse_copy, "--reports", tmp_path / "reports")
     assert result.returncode == 1
@@ -133,6 +161,8 @@ def test_duplicate_primary_key_stops_the_run_and_leaves_raw_unchanged(
     assert "invoice_id" in message
     assert "INV-9000001" in message
     assert table_counts(warehouse_copy, "raw") == before
-    refused = query(warehouse_copy, "select status from audit.ingest_manifest"
-                                    " where source_file = 'billing/invoices_late.csv'")
+    refused = query(
+        warehouse_copy,
+        "select status from audit.ingest_manifest where source_file = 'billing/invoices_late.csv'",
+    )
     assert refused == [("refused",)]

@@ -179,14 +179,27 @@ class _Business:
             customer.assets.extend((self.next_id("AS", 6), site) for site in sites)
             self.customers.append(customer)
 
-    def _add_line(self, contract: Contract, versions: list[tuple[str, date, date]],
-                  asset_id: str | None = None, location_id: str | None = None,
-                  price_factor: Decimal = Decimal(1), reason: str = "granted") -> None:
+    def _add_line(
+        self,
+        contract: Contract,
+        versions: list[tuple[str, date, date]],
+        asset_id: str | None = None,
+        location_id: str | None = None,
+        price_factor: Decimal = Decimal(1),
+        reason: str = "granted",
+    ) -> None:
         line_id = self.next_id("SCL", 6)
         for number, (pkg, start, end) in enumerate(versions, start=1):
             version = LineVersion(
-                line_id, number, contract, pkg, asset_id, location_id,
-                money(price("annual_fee", pkg, contract.currency) * price_factor), start, end,
+                line_id,
+                number,
+                contract,
+                pkg,
+                asset_id,
+                location_id,
+                money(price("annual_fee", pkg, contract.currency) * price_factor),
+                start,
+                end,
                 reason if number == 1 else "amended",
             )
             self.lines.append(version)
@@ -200,13 +213,23 @@ class _Business:
             products = rng.choice((("support",), ("api",), ("support", "api"), ("support", "api")))
             for product in products:
                 self._build_chain(customer, product, add_months(HISTORY_START, rng.randint(0, span)))
-            for asset_id, location_id in customer.assets:
-                installed = add_months(HISTORY_START, rng.randint(-6, months_between(HISTORY_START,
-                                                                                    self.as_of_month)))
-                warranty = Contract(self.next_id("SC", 6), customer.customer_id, "warranty", installed,
-                                    add_months(installed, 12), customer.currency, False)
+            for asset_id, _location in customer.assets:
+                installed = add_months(
+                    HISTORY_START, rng.randint(-6, months_between(HISTORY_START, self.as_of_month))
+                )
+                warranty = Contract(
+                    self.next_id("SC", 6),
+                    customer.customer_id,
+                    "warranty",
+                    installed,
+                    add_months(installed, 12),
+                    customer.currency,
+                    False,
+                )
                 self.contracts.append(warranty)
-                self._add_line(warranty, [(catalog.WARRANTY_PACKAGE, warranty.start, warranty.end)], asset_id=asset_id)
+                self._add_line(
+                    warranty, [(catalog.WARRANTY_PACKAGE, warranty.start, warranty.end)], asset_id=asset_id
+                )
                 self.asset_installed[asset_id] = installed
 
     def _build_chain(self, customer: Customer, product: str, start: date) -> None:
@@ -219,8 +242,16 @@ class _Business:
         while True:
             end = add_months(start, 12)
             contract_type = "service_contract" if product == "support" else "subscription"
-            contract = Contract(self.next_id("SC", 6), customer.customer_id, contract_type, start, end,
-                                customer.currency, rng.random() < 0.5, previous.contract_id if previous else None)
+            contract = Contract(
+                self.next_id("SC", 6),
+                customer.customer_id,
+                contract_type,
+                start,
+                end,
+                customer.currency,
+                rng.random() < 0.5,
+                previous.contract_id if previous else None,
+            )
             self.contracts.append(contract)
             versions = [(package, start, end)]
             if rng.random() < 0.25:  # a mid-term amendment: upgrade or downgrade from a month start
@@ -231,8 +262,13 @@ class _Business:
             location = None
             if product == "support" and len(customer.locations) > 1 and rng.random() < 0.5:
                 location = customer.locations[0]  # a contract for one site only
-            self._add_line(contract, versions, location_id=location, price_factor=factor,
-                           reason="renewed" if previous else "granted")
+            self._add_line(
+                contract,
+                versions,
+                location_id=location,
+                price_factor=factor,
+                reason="renewed" if previous else "granted",
+            )
             if previous:
                 previous.renewed = True
             days_left = (end - self.as_of).days
@@ -245,32 +281,53 @@ class _Business:
 
     def build_overrides(self) -> None:
         rng = self.rng
-        support = [lv for lv in self.lines if lv.package_code in catalog.SUPPORT_PACKAGES
-                   and lv.valid_from < self.as_of_month]
+        support = [
+            lv
+            for lv in self.lines
+            if lv.package_code in catalog.SUPPORT_PACKAGES and lv.valid_from < self.as_of_month
+        ]
         for approved in [True] * 8 + [False] * (PLANTED_PER_CATEGORY if self.plant else 0):
             lv = rng.choice(support)
             code = rng.choice(("INCIDENT", "ONSITE_VISIT"))
             override = Override(
-                self.next_id("OV", 5), lv.contract.customer_id, lv.contract.contract_id, code,
-                rng.randint(1, 3), lv.valid_from, lv.valid_to,
+                self.next_id("OV", 5),
+                lv.contract.customer_id,
+                lv.contract.contract_id,
+                code,
+                rng.randint(1, 3),
+                lv.valid_from,
+                lv.valid_to,
                 rng.choice(("a.khan", "m.rossi", "j.smith")) if approved else None,
                 rng.choice(("goodwill after outage", "renewal negotiation", "key account exception")),
             )
             self.overrides.append(override)
             if not approved:
                 amount = money(price("unit", code, lv.contract.currency) * override.extra_quantity)
-                self.leaks.append(Leak("unapproved_override", override.override_id, override.customer_id,
-                                       amount, lv.contract.currency, override.valid_from,
-                                       f"{override.extra_quantity} x {code} granted without approval"))
+                self.leaks.append(
+                    Leak(
+                        "unapproved_override",
+                        override.override_id,
+                        override.customer_id,
+                        amount,
+                        lv.contract.currency,
+                        override.valid_from,
+                        f"{override.extra_quantity} x {code} granted without approval",
+                    )
+                )
 
     # ---- coverage model ----------------------------------------------------
-    def covering(self, customer_id: str, code: str, day: date, asset_id: str,
-                 location_id: str) -> list[tuple[LineVersion, Terms]]:
+    def covering(
+        self, customer_id: str, code: str, day: date, asset_id: str, location_id: str
+    ) -> list[tuple[LineVersion, Terms]]:
         out = []
         for lv in self.lines_by_customer[customer_id]:
             terms = self.terms[lv.package_code].get(code)
-            if (terms and lv.valid_from <= day < lv.valid_to
-                    and lv.asset_id in (None, asset_id) and lv.location_id in (None, location_id)):
+            if (
+                terms
+                and lv.valid_from <= day < lv.valid_to
+                and lv.asset_id in (None, asset_id)
+                and lv.location_id in (None, location_id)
+            ):
                 out.append((lv, terms))
         return out
 
@@ -278,8 +335,14 @@ class _Business:
     def winner(options: list[tuple[LineVersion, Terms]]) -> tuple[LineVersion, Terms]:
         def rank(option: tuple[LineVersion, Terms]) -> tuple:
             lv, terms = option
-            return (terms.limit is not None, -(terms.limit or 0), terms.sla_hours or 1e9,
-                    lv.asset_id is None, lv.contract_line_id)
+            return (
+                terms.limit is not None,
+                -(terms.limit or 0),
+                terms.sla_hours or 1e9,
+                lv.asset_id is None,
+                lv.contract_line_id,
+            )
+
         return min(options, key=rank)
 
     def period_start(self, lv: LineVersion, terms: Terms, day: date) -> date:
@@ -292,31 +355,62 @@ class _Business:
     def effective_limit(self, lv: LineVersion, terms: Terms, day: date) -> int | None:
         if terms.limit is None:
             return None
-        extra = sum(o.extra_quantity for o in self.overrides
-                    if o.approved_by and o.contract_id == lv.contract.contract_id
-                    and o.entitlement_code == terms.entitlement_code and o.valid_from <= day < o.valid_to)
+        extra = sum(
+            o.extra_quantity
+            for o in self.overrides
+            if o.approved_by
+            and o.contract_id == lv.contract.contract_id
+            and o.entitlement_code == terms.entitlement_code
+            and o.valid_from <= day < o.valid_to
+        )
         return terms.limit + extra
 
     # ---- service deliveries ----------------------------------------------
-    def _new_delivery(self, customer: Customer, code: str, when: datetime, asset: tuple[str, str],
-                      billing_type: str, response: float) -> Delivery:
+    def _new_delivery(
+        self,
+        customer: Customer,
+        code: str,
+        when: datetime,
+        asset: tuple[str, str],
+        billing_type: str,
+        response: float,
+    ) -> Delivery:
         prefix = "WO" if code == "ONSITE_VISIT" else "CS"
-        delivery = Delivery(self.next_id(prefix, 7), customer.customer_id, asset[0], asset[1], code, when,
-                            billing_type, response)
+        delivery = Delivery(
+            self.next_id(prefix, 7),
+            customer.customer_id,
+            asset[0],
+            asset[1],
+            code,
+            when,
+            billing_type,
+            response,
+        )
         self.deliveries.append(delivery)
         return delivery
 
     def _random_time(self, day: date) -> datetime:
-        return datetime(day.year, day.month, day.day, self.rng.randint(8, 16), self.rng.randint(0, 59),
-                        self.rng.randint(0, 59))
+        return datetime(
+            day.year,
+            day.month,
+            day.day,
+            self.rng.randint(8, 16),
+            self.rng.randint(0, 59),
+            self.rng.randint(0, 59),
+        )
 
     def _response(self, terms: Terms | None) -> float:
         sla = terms.sla_hours if terms else 48
-        low = 1.0 if sla <= catalog.PREMIUM_RESPONSE_HOURS else max(catalog.PREMIUM_RESPONSE_HOURS + 0.5,
-                                                                     sla / 2)
+        low = (
+            1.0
+            if sla <= catalog.PREMIUM_RESPONSE_HOURS
+            else max(catalog.PREMIUM_RESPONSE_HOURS + 0.5, sla / 2)
+        )
         return round(self.rng.uniform(low, sla) * 2) / 2
 
-    def deliver(self, customer: Customer, code: str, when: datetime, asset: tuple[str, str]) -> Delivery | None:
+    def deliver(
+        self, customer: Customer, code: str, when: datetime, asset: tuple[str, str]
+    ) -> Delivery | None:
         """Deliver a service the normal way: covered within allowance, otherwise customer-pay."""
         day = when.date()
         options = self.covering(customer.customer_id, code, day, *asset)
@@ -350,13 +444,25 @@ class _Business:
                     self.deliver(customer, code, when, asset)
             month = add_months(month, 1)
         # Start days are covered: a few deliveries on the first day of a contract.
-        for lv in rng.sample([lv for lv in self.lines if lv.version_no == 1 and lv.valid_from <= self.as_of
-                              and lv.package_code in catalog.SUPPORT_PACKAGES], 3):
+        for lv in rng.sample(
+            [
+                lv
+                for lv in self.lines
+                if lv.version_no == 1
+                and lv.valid_from <= self.as_of
+                and lv.package_code in catalog.SUPPORT_PACKAGES
+            ],
+            3,
+        ):
             customer = self.customer(lv.contract.customer_id)
             asset = next((a for a in customer.assets if lv.location_id in (None, a[1])), None)
             if asset:
-                self.deliver(customer, "INCIDENT", datetime.combine(lv.valid_from, datetime.min.time())
-                             .replace(hour=9), asset)
+                self.deliver(
+                    customer,
+                    "INCIDENT",
+                    datetime.combine(lv.valid_from, datetime.min.time()).replace(hour=9),
+                    asset,
+                )
         self.deliveries.sort(key=lambda d: (d.created_at, d.delivery_id))
         if self.plant:
             self._plant_uncovered()
@@ -392,25 +498,38 @@ class _Business:
             days = sorted(rng.sample(range(0, 360), 20))
             for offset in days:
                 when = self._random_time(start + timedelta(days=offset))
-                versions = [v for v in self.lines if v.contract_line_id == lv.contract_line_id
-                            and v.valid_from <= when.date() < v.valid_to]
+                versions = [
+                    v
+                    for v in self.lines
+                    if v.contract_line_id == lv.contract_line_id and v.valid_from <= when.date() < v.valid_to
+                ]
                 if not versions:
                     continue
                 version = versions[0]
                 terms = self.terms[version.package_code]["INCIDENT"]
-                if self.covering(customer.customer_id, "INCIDENT", when.date(), *asset) and \
-                        self.winner(self.covering(customer.customer_id, "INCIDENT", when.date(), *asset))[0] \
-                        is not version:
+                if (
+                    self.covering(customer.customer_id, "INCIDENT", when.date(), *asset)
+                    and self.winner(self.covering(customer.customer_id, "INCIDENT", when.date(), *asset))[0]
+                    is not version
+                ):
                     continue
-                delivery = self._new_delivery(customer, "INCIDENT", when, asset, "covered",
-                                              self._response(terms))
+                delivery = self._new_delivery(
+                    customer, "INCIDENT", when, asset, "covered", self._response(terms)
+                )
                 delivery.winner = (version, terms)
                 self.consumed[key] += 1
                 if self.consumed[key] > self.effective_limit(version, terms, when.date()):
-                    self.leaks.append(Leak(
-                        "over_allowance_service", delivery.delivery_id, customer.customer_id,
-                        money(price("unit", "INCIDENT", lv.contract.currency)), lv.contract.currency,
-                        when.date(), f"incident {self.consumed[key]} on a {terms.limit}-per-year plan"))
+                    self.leaks.append(
+                        Leak(
+                            "over_allowance_service",
+                            delivery.delivery_id,
+                            customer.customer_id,
+                            money(price("unit", "INCIDENT", lv.contract.currency)),
+                            lv.contract.currency,
+                            when.date(),
+                            f"incident {self.consumed[key]} on a {terms.limit}-per-year plan",
+                        )
+                    )
                     break
 
     def _plant_uncovered(self) -> None:
@@ -423,23 +542,45 @@ class _Business:
                 return
             delivery = self._new_delivery(customer, code, when, asset, "covered", self._response(None))
             planted.append(delivery)
-            self.leaks.append(Leak("uncovered_service", delivery.delivery_id, customer.customer_id,
-                                   money(price("unit", code, customer.currency)), customer.currency,
-                                   when.date(), note))
+            self.leaks.append(
+                Leak(
+                    "uncovered_service",
+                    delivery.delivery_id,
+                    customer.customer_id,
+                    money(price("unit", code, customer.currency)),
+                    customer.currency,
+                    when.date(),
+                    note,
+                )
+            )
 
         # The day a lapsed support contract ends is no longer covered.
-        lapsed = [c for c in self.contracts if c.contract_type == "service_contract" and not c.renewed
-                  and c.end <= self.as_of]
+        lapsed = [
+            c
+            for c in self.contracts
+            if c.contract_type == "service_contract" and not c.renewed and c.end <= self.as_of
+        ]
         for contract in rng.sample(lapsed, min(2, len(lapsed))):
             customer = self.customer(contract.customer_id)
-            plant(customer, "INCIDENT", datetime.combine(contract.end, datetime.min.time()).replace(hour=10),
-                  customer.assets[0], "incident on the day the contract ended")
+            plant(
+                customer,
+                "INCIDENT",
+                datetime.combine(contract.end, datetime.min.time()).replace(hour=10),
+                customer.assets[0],
+                "incident on the day the contract ended",
+            )
         # A warranty on one asset seems to cover a visit to another.
         for customer in rng.sample(self.customers, len(self.customers)):
             if len(planted) >= 4 or len(customer.assets) < 2:
                 continue
-            warranty = next((lv for lv in self.lines_by_customer[customer.customer_id]
-                             if lv.asset_id and lv.valid_from <= self.as_of), None)
+            warranty = next(
+                (
+                    lv
+                    for lv in self.lines_by_customer[customer.customer_id]
+                    if lv.asset_id and lv.valid_from <= self.as_of
+                ),
+                None,
+            )
             if warranty is None:
                 continue
             other = next(a for a in customer.assets if a[0] != warranty.asset_id)
@@ -449,14 +590,24 @@ class _Business:
         while len(planted) < PLANTED_PER_CATEGORY:
             customer = rng.choice(self.customers)
             day = HISTORY_START + timedelta(days=rng.randint(0, (self.as_of - HISTORY_START).days))
-            plant(customer, rng.choice(catalog.SERVICE_CODES), self._random_time(day),
-                  rng.choice(customer.assets), "free service with no active entitlement")
+            plant(
+                customer,
+                rng.choice(catalog.SERVICE_CODES),
+                self._random_time(day),
+                rng.choice(customer.assets),
+                "free service with no active entitlement",
+            )
 
     def _charge_some_premiums(self, leaks_wanted: int) -> None:
         """Premium responses on standard entitlements: most charged, `leaks_wanted` not."""
-        eligible = [d for d in self.deliveries if d.winner and d.created_at.date() < self.as_of_month
-                    and (d.winner[1].sla_hours or 0) > catalog.PREMIUM_RESPONSE_HOURS
-                    and self._is_within_allowance(d)]
+        eligible = [
+            d
+            for d in self.deliveries
+            if d.winner
+            and d.created_at.date() < self.as_of_month
+            and (d.winner[1].sla_hours or 0) > catalog.PREMIUM_RESPONSE_HOURS
+            and self._is_within_allowance(d)
+        ]
         chosen = self.rng.sample(eligible, min(len(eligible), leaks_wanted + 6))
         for i, delivery in enumerate(chosen):
             if delivery.winner[1].coverage_hours == "business_hours" and i % 2:
@@ -467,10 +618,17 @@ class _Business:
                 note = f"2-hour response on a {delivery.winner[1].sla_hours:g}-hour SLA"
             if i < leaks_wanted:
                 customer = self.customer(delivery.customer_id)
-                self.leaks.append(Leak(
-                    "premium_service_on_standard", delivery.delivery_id, delivery.customer_id,
-                    money(price("premium_surcharge", delivery.service_code, customer.currency)),
-                    customer.currency, delivery.created_at.date(), note + ", no premium charged"))
+                self.leaks.append(
+                    Leak(
+                        "premium_service_on_standard",
+                        delivery.delivery_id,
+                        delivery.customer_id,
+                        money(price("premium_surcharge", delivery.service_code, customer.currency)),
+                        customer.currency,
+                        delivery.created_at.date(),
+                        note + ", no premium charged",
+                    )
+                )
             else:
                 delivery.premium_charged = True
 
@@ -479,15 +637,25 @@ class _Business:
 
     def _plant_premium_and_unbilled(self) -> None:
         self._charge_some_premiums(PLANTED_PER_CATEGORY)
-        billable = [d for d in self.deliveries if d.billing_type == "customer_pay"
-                    and d.created_at.date() < self.as_of_month]
+        billable = [
+            d
+            for d in self.deliveries
+            if d.billing_type == "customer_pay" and d.created_at.date() < self.as_of_month
+        ]
         for delivery in self.rng.sample(billable, min(PLANTED_PER_CATEGORY, len(billable))):
             delivery.invoiced = False
             customer = self.customer(delivery.customer_id)
-            self.leaks.append(Leak("unbilled_service", delivery.delivery_id, delivery.customer_id,
-                                   money(price("unit", delivery.service_code, customer.currency)),
-                                   customer.currency, delivery.created_at.date(),
-                                   "customer-pay service never invoiced"))
+            self.leaks.append(
+                Leak(
+                    "unbilled_service",
+                    delivery.delivery_id,
+                    delivery.customer_id,
+                    money(price("unit", delivery.service_code, customer.currency)),
+                    customer.currency,
+                    delivery.created_at.date(),
+                    "customer-pay service never invoiced",
+                )
+            )
 
     # ---- usage -------------------------------------------------------------
     def usage_periods(self) -> list[UsagePeriod]:
@@ -505,8 +673,9 @@ class _Business:
                     if month == self.as_of_month:
                         share = self.as_of.day / (add_months(month, 1) - month).days
                     total = int(limit * rng.uniform(0.3, 0.97) * share)
-                    periods.append(UsagePeriod(lv.contract.customer_id, code, month, limit, total,
-                                               lv.contract.currency))
+                    periods.append(
+                        UsagePeriod(lv.contract.customer_id, code, month, limit, total, lv.contract.currency)
+                    )
                 month = add_months(month, 1)
         assessable = [p for p in periods if p.month < self.as_of_month]
         picks = rng.sample(assessable, min(len(assessable), 2 * PLANTED_PER_CATEGORY + 9))
@@ -522,33 +691,55 @@ class _Business:
                 period.late_quantity = over + 1 if i % 3 == 1 else 0
                 unbilled = Decimal(over - period.billed)
                 amount = money(unbilled * price("unit", period.meter_code, period.currency))
-                self.leaks.append(Leak(
-                    "unbilled_overage", period.evidence_id, period.customer_id, amount, period.currency,
-                    period.month, f"{over} {period.meter_code} over the limit, {period.billed} invoiced"))
+                self.leaks.append(
+                    Leak(
+                        "unbilled_overage",
+                        period.evidence_id,
+                        period.customer_id,
+                        amount,
+                        period.currency,
+                        period.month,
+                        f"{over} {period.meter_code} over the limit, {period.billed} invoiced",
+                    )
+                )
         if self.plant:
             periods += self._post_expiry_periods()
         return periods
 
     def _post_expiry_periods(self) -> list[UsagePeriod]:
-        ended = [c for c in self.contracts if c.contract_type == "subscription" and not c.renewed
-                 and c.end < self.as_of_month]
+        ended = [
+            c
+            for c in self.contracts
+            if c.contract_type == "subscription" and not c.renewed and c.end < self.as_of_month
+        ]
         out = []
         for contract in self.rng.sample(ended, len(ended)):
             if len(out) >= PLANTED_PER_CATEGORY:
                 break
-            month = add_months(contract.end, self.rng.randint(0, months_between(contract.end, self.as_of_month) - 1))
+            month = add_months(
+                contract.end, self.rng.randint(0, months_between(contract.end, self.as_of_month) - 1)
+            )
             if any(p.customer_id == contract.customer_id and p.month == month for p in out):
                 continue
-            if any(lv.valid_from <= month < lv.valid_to and lv.package_code in catalog.API_PACKAGES
-                   for lv in self.lines_by_customer[contract.customer_id]):
+            if any(
+                lv.valid_from <= month < lv.valid_to and lv.package_code in catalog.API_PACKAGES
+                for lv in self.lines_by_customer[contract.customer_id]
+            ):
                 continue  # another subscription covers that month
             total = self.rng.randint(500, 5000)
             period = UsagePeriod(contract.customer_id, "API_CALLS", month, 0, total, contract.currency)
             out.append(period)
-            self.leaks.append(Leak(
-                "post_expiry_usage", period.evidence_id, contract.customer_id,
-                money(Decimal(total) * price("unit", "API_CALLS", contract.currency)), contract.currency,
-                month, f"{total} API calls after subscription {contract.contract_id} ended"))
+            self.leaks.append(
+                Leak(
+                    "post_expiry_usage",
+                    period.evidence_id,
+                    contract.customer_id,
+                    money(Decimal(total) * price("unit", "API_CALLS", contract.currency)),
+                    contract.currency,
+                    month,
+                    f"{total} API calls after subscription {contract.contract_id} ended",
+                )
+            )
         return out
 
     # ---- billing ---------------------------------------------------------
@@ -557,18 +748,27 @@ class _Business:
         lines_by_key: dict[tuple[str, date], list[dict]] = defaultdict(list)
 
         def add(customer_id: str, month: date, **values) -> None:
-            lines_by_key[(customer_id, month)].append(values | {"period_start": month,
-                                                                "period_end": add_months(month, 1)})
+            lines_by_key[(customer_id, month)].append(
+                values | {"period_start": month, "period_end": add_months(month, 1)}
+            )
 
         for lv in self.lines:
             if lv.annual_price == 0:
                 continue
             month = lv.valid_from
             while month < lv.valid_to and month < self.as_of_month:
-                add(lv.contract.customer_id, month, line_type="subscription",
-                    contract_id=lv.contract.contract_id, contract_line_id=lv.contract_line_id,
-                    item_code=lv.package_code, reference_id=None, quantity=1,
-                    amount=money(lv.annual_price / 12), currency=lv.contract.currency)
+                add(
+                    lv.contract.customer_id,
+                    month,
+                    line_type="subscription",
+                    contract_id=lv.contract.contract_id,
+                    contract_line_id=lv.contract_line_id,
+                    item_code=lv.package_code,
+                    reference_id=None,
+                    quantity=1,
+                    amount=money(lv.annual_price / 12),
+                    currency=lv.contract.currency,
+                )
                 month = add_months(month, 1)
         for d in self.deliveries:
             month = d.created_at.date().replace(day=1)
@@ -576,27 +776,59 @@ class _Business:
                 continue
             currency = self.customer(d.customer_id).currency
             if d.billing_type == "customer_pay" and d.invoiced:
-                add(d.customer_id, month, line_type="service", contract_id=None, contract_line_id=None,
-                    item_code=d.service_code, reference_id=d.delivery_id, quantity=1,
-                    amount=money(price("unit", d.service_code, currency)), currency=currency)
+                add(
+                    d.customer_id,
+                    month,
+                    line_type="service",
+                    contract_id=None,
+                    contract_line_id=None,
+                    item_code=d.service_code,
+                    reference_id=d.delivery_id,
+                    quantity=1,
+                    amount=money(price("unit", d.service_code, currency)),
+                    currency=currency,
+                )
             if d.premium_charged:
-                add(d.customer_id, month, line_type="premium", contract_id=d.winner[0].contract.contract_id,
-                    contract_line_id=d.winner[0].contract_line_id, item_code=d.service_code,
-                    reference_id=d.delivery_id, quantity=1,
-                    amount=money(price("premium_surcharge", d.service_code, currency)), currency=currency)
+                add(
+                    d.customer_id,
+                    month,
+                    line_type="premium",
+                    contract_id=d.winner[0].contract.contract_id,
+                    contract_line_id=d.winner[0].contract_line_id,
+                    item_code=d.service_code,
+                    reference_id=d.delivery_id,
+                    quantity=1,
+                    amount=money(price("premium_surcharge", d.service_code, currency)),
+                    currency=currency,
+                )
         for p in periods:
             if p.billed:
-                add(p.customer_id, p.month, line_type="overage", contract_id=None, contract_line_id=None,
-                    item_code=p.meter_code, reference_id=p.evidence_id, quantity=p.billed,
-                    amount=money(p.billed * price("unit", p.meter_code, p.currency)), currency=p.currency)
+                add(
+                    p.customer_id,
+                    p.month,
+                    line_type="overage",
+                    contract_id=None,
+                    contract_line_id=None,
+                    item_code=p.meter_code,
+                    reference_id=p.evidence_id,
+                    quantity=p.billed,
+                    amount=money(p.billed * price("unit", p.meter_code, p.currency)),
+                    currency=p.currency,
+                )
 
         invoices, lines = [], []
         for (customer_id, month), items in sorted(lines_by_key.items()):
             invoice_id = self.next_id("INV", 7)
             currency = self.customer(customer_id).currency
-            invoices.append({"invoice_id": invoice_id, "customer_id": customer_id,
-                             "invoice_date": add_months(month, 1), "currency": currency,
-                             "status": rng.choice(("paid", "paid", "open"))})
+            invoices.append(
+                {
+                    "invoice_id": invoice_id,
+                    "customer_id": customer_id,
+                    "invoice_date": add_months(month, 1),
+                    "currency": currency,
+                    "status": rng.choice(("paid", "paid", "open")),
+                }
+            )
             for item in items:
                 lines.append({"invoice_line_id": self.next_id("IL", 8), "invoice_id": invoice_id} | item)
         self._plant_under_billing(lines)
@@ -611,13 +843,22 @@ class _Business:
             elif self.plant:
                 shortfall = money(line["amount"] * Decimal(self.rng.choice(("0.1", "0.15", "0.25"))))
                 line["amount"] -= shortfall
-                self.leaks.append(Leak("under_billed", line["invoice_line_id"],
-                                       self._customer_of_invoice_line(line), shortfall, line["currency"],
-                                       line["period_start"], f"invoiced {shortfall} below the contract price"))
+                self.leaks.append(
+                    Leak(
+                        "under_billed",
+                        line["invoice_line_id"],
+                        self._customer_of_invoice_line(line),
+                        shortfall,
+                        line["currency"],
+                        line["period_start"],
+                        f"invoiced {shortfall} below the contract price",
+                    )
+                )
 
     def _customer_of_invoice_line(self, line: dict) -> str:
-        return next(lv.contract.customer_id for lv in self.lines
-                    if lv.contract_line_id == line["contract_line_id"])
+        return next(
+            lv.contract.customer_id for lv in self.lines if lv.contract_line_id == line["contract_line_id"]
+        )
 
 
 def _write_csv(path: Path, columns: Iterable[str], rows: Iterable[dict]) -> None:
@@ -633,8 +874,15 @@ def _contract_status(contract: Contract, as_of: date) -> str:
     return "expired" if contract.end <= as_of else "active"
 
 
-def generate_demo(out_dir: Path, *, seed: int = 42, customers: int = 60, usage_events: int = 100_000,
-                  as_of: date = DEFAULT_AS_OF, plant_leaks: bool = True) -> DemoSummary:
+def generate_demo(
+    out_dir: Path,
+    *,
+    seed: int = 42,
+    customers: int = 60,
+    usage_events: int = 100_000,
+    as_of: date = DEFAULT_AS_OF,
+    plant_leaks: bool = True,
+) -> DemoSummary:
     """Write a demo export directory: crm/, billing/, usage/, ground_truth/ and export.json."""
     out_dir = Path(out_dir)
     biz = _Business(seed, customers, as_of, plant_leaks)
@@ -645,84 +893,252 @@ def generate_demo(out_dir: Path, *, seed: int = 42, customers: int = 60, usage_e
     invoices, invoice_lines = biz.invoice_lines(periods)
 
     crm, billing = out_dir / "crm", out_dir / "billing"
-    _write_csv(crm / "accounts.csv", ("customer_id", "customer_name", "country", "currency", "segment",
-                                      "created_date"),
-               ({"customer_id": c.customer_id, "customer_name": f"Customer {c.customer_id[1:]} Ltd",
-                 "country": c.country, "currency": c.currency,
-                 "segment": ("enterprise", "mid-market", "smb")[int(c.customer_id[1:]) % 3],
-                 "created_date": HISTORY_START - timedelta(days=30)} for c in biz.customers))
-    _write_csv(crm / "locations.csv", ("location_id", "customer_id", "location_name", "country"),
-               ({"location_id": loc, "customer_id": c.customer_id, "location_name": f"Site {loc[4:]}",
-                 "country": c.country} for c in biz.customers for loc in c.locations))
-    _write_csv(crm / "assets.csv", ("asset_id", "customer_id", "location_id", "product_code", "serial_number",
-                                    "installed_date"),
-               ({"asset_id": a, "customer_id": c.customer_id, "location_id": loc,
-                 "product_code": ("PRESS-200", "LATHE-X", "ROBOT-7")[int(a[3:]) % 3],
-                 "serial_number": f"SN{int(a[3:]) * 7919:09d}", "installed_date": biz.asset_installed[a]}
-                for c in biz.customers for a, loc in c.assets))
-    _write_csv(crm / "catalog.csv", catalog.CATALOG_COLUMNS,
-               (dict(zip(catalog.CATALOG_COLUMNS, row, strict=True)) for row in catalog.CATALOG))
-    _write_csv(crm / "service_contracts.csv",
-               ("contract_id", "customer_id", "contract_type", "status", "start_date", "end_date", "currency",
-                "auto_renew", "renewal_of_contract_id"),
-               ({"contract_id": c.contract_id, "customer_id": c.customer_id, "contract_type": c.contract_type,
-                 "status": _contract_status(c, as_of), "start_date": c.start, "end_date": c.end,
-                 "currency": c.currency, "auto_renew": str(c.auto_renew).lower(),
-                 "renewal_of_contract_id": c.renewal_of} for c in biz.contracts))
-    _write_csv(crm / "contract_lines.csv",
-               ("contract_line_id", "version_no", "contract_id", "package_code", "asset_id", "location_id",
-                "quantity", "annual_price", "valid_from", "valid_to", "change_reason"),
-               ({"contract_line_id": lv.contract_line_id, "version_no": lv.version_no,
-                 "contract_id": lv.contract.contract_id, "package_code": lv.package_code,
-                 "asset_id": lv.asset_id, "location_id": lv.location_id, "quantity": 1,
-                 "annual_price": lv.annual_price, "valid_from": lv.valid_from, "valid_to": lv.valid_to,
-                 "change_reason": lv.change_reason} for lv in biz.lines))
+    _write_csv(
+        crm / "accounts.csv",
+        ("customer_id", "customer_name", "country", "currency", "segment", "created_date"),
+        (
+            {
+                "customer_id": c.customer_id,
+                "customer_name": f"Customer {c.customer_id[1:]} Ltd",
+                "country": c.country,
+                "currency": c.currency,
+                "segment": ("enterprise", "mid-market", "smb")[int(c.customer_id[1:]) % 3],
+                "created_date": HISTORY_START - timedelta(days=30),
+            }
+            for c in biz.customers
+        ),
+    )
+    _write_csv(
+        crm / "locations.csv",
+        ("location_id", "customer_id", "location_name", "country"),
+        (
+            {
+                "location_id": loc,
+                "customer_id": c.customer_id,
+                "location_name": f"Site {loc[4:]}",
+                "country": c.country,
+            }
+            for c in biz.customers
+            for loc in c.locations
+        ),
+    )
+    _write_csv(
+        crm / "assets.csv",
+        ("asset_id", "customer_id", "location_id", "product_code", "serial_number", "installed_date"),
+        (
+            {
+                "asset_id": a,
+                "customer_id": c.customer_id,
+                "location_id": loc,
+                "product_code": ("PRESS-200", "LATHE-X", "ROBOT-7")[int(a[3:]) % 3],
+                "serial_number": f"SN{int(a[3:]) * 7919:09d}",
+                "installed_date": biz.asset_installed[a],
+            }
+            for c in biz.customers
+            for a, loc in c.assets
+        ),
+    )
+    _write_csv(
+        crm / "catalog.csv",
+        catalog.CATALOG_COLUMNS,
+        (dict(zip(catalog.CATALOG_COLUMNS, row, strict=True)) for row in catalog.CATALOG),
+    )
+    _write_csv(
+        crm / "service_contracts.csv",
+        (
+            "contract_id",
+            "customer_id",
+            "contract_type",
+            "status",
+            "start_date",
+            "end_date",
+            "currency",
+            "auto_renew",
+            "renewal_of_contract_id",
+        ),
+        (
+            {
+                "contract_id": c.contract_id,
+                "customer_id": c.customer_id,
+                "contract_type": c.contract_type,
+                "status": _contract_status(c, as_of),
+                "start_date": c.start,
+                "end_date": c.end,
+                "currency": c.currency,
+                "auto_renew": str(c.auto_renew).lower(),
+                "renewal_of_contract_id": c.renewal_of,
+            }
+            for c in biz.contracts
+        ),
+    )
+    _write_csv(
+        crm / "contract_lines.csv",
+        (
+            "contract_line_id",
+            "version_no",
+            "contract_id",
+            "package_code",
+            "asset_id",
+            "location_id",
+            "quantity",
+            "annual_price",
+            "valid_from",
+            "valid_to",
+            "change_reason",
+        ),
+        (
+            {
+                "contract_line_id": lv.contract_line_id,
+                "version_no": lv.version_no,
+                "contract_id": lv.contract.contract_id,
+                "package_code": lv.package_code,
+                "asset_id": lv.asset_id,
+                "location_id": lv.location_id,
+                "quantity": 1,
+                "annual_price": lv.annual_price,
+                "valid_from": lv.valid_from,
+                "valid_to": lv.valid_to,
+                "change_reason": lv.change_reason,
+            }
+            for lv in biz.lines
+        ),
+    )
     cases = [d for d in biz.deliveries if d.service_code != "ONSITE_VISIT"]
     visits = [d for d in biz.deliveries if d.service_code == "ONSITE_VISIT"]
 
     def delivery_row(d: Delivery, end_key: str, done: str, open_: str) -> dict:
         ended = d.created_at + timedelta(hours=d.response_hours + 2)
         finished = ended <= datetime.combine(as_of, datetime.max.time())
-        return {"case_id": d.delivery_id, "work_order_id": d.delivery_id, "customer_id": d.customer_id,
-                "asset_id": d.asset_id, "location_id": d.location_id, "service_code": d.service_code,
-                "created_at": d.created_at, end_key: ended if finished else None,
-                "priority": "High" if d.response_hours <= 4 else "Medium",
-                "status": done if finished else open_, "response_hours": d.response_hours,
-                "after_hours": str(d.after_hours).lower(), "billing_type": d.billing_type}
+        return {
+            "case_id": d.delivery_id,
+            "work_order_id": d.delivery_id,
+            "customer_id": d.customer_id,
+            "asset_id": d.asset_id,
+            "location_id": d.location_id,
+            "service_code": d.service_code,
+            "created_at": d.created_at,
+            end_key: ended if finished else None,
+            "priority": "High" if d.response_hours <= 4 else "Medium",
+            "status": done if finished else open_,
+            "response_hours": d.response_hours,
+            "after_hours": str(d.after_hours).lower(),
+            "billing_type": d.billing_type,
+        }
 
-    _write_csv(crm / "cases.csv", ("case_id", "customer_id", "asset_id", "location_id", "service_code",
-                                   "created_at", "closed_at", "priority", "status", "response_hours",
-                                   "after_hours", "billing_type"),
-               (delivery_row(d, "closed_at", "closed", "working") for d in cases))
-    _write_csv(crm / "work_orders.csv", ("work_order_id", "customer_id", "asset_id", "location_id",
-                                         "service_code", "created_at", "completed_at", "status",
-                                         "response_hours", "after_hours", "billing_type"),
-               (delivery_row(d, "completed_at", "completed", "in_progress") for d in visits))
-    _write_csv(crm / "overrides.csv", ("override_id", "customer_id", "contract_id", "entitlement_code",
-                                       "extra_quantity", "valid_from", "valid_to", "reason", "approved_by",
-                                       "approved_at"),
-               ({"override_id": o.override_id, "customer_id": o.customer_id, "contract_id": o.contract_id,
-                 "entitlement_code": o.entitlement_code, "extra_quantity": o.extra_quantity,
-                 "valid_from": o.valid_from, "valid_to": o.valid_to, "reason": o.reason,
-                 "approved_by": o.approved_by,
-                 "approved_at": datetime.combine(o.valid_from, datetime.min.time()) if o.approved_by else None}
-                for o in biz.overrides))
-    _write_csv(billing / "price_book.csv", ("item_code", "currency", "price_type", "unit_amount"),
-               catalog.price_book_rows())
-    _write_csv(billing / "invoices.csv", ("invoice_id", "customer_id", "invoice_date", "currency", "status"),
-               invoices)
-    _write_csv(billing / "invoice_lines.csv",
-               ("invoice_line_id", "invoice_id", "line_type", "contract_id", "contract_line_id", "item_code",
-                "reference_id", "period_start", "period_end", "quantity", "amount", "currency"),
-               invoice_lines)
+    _write_csv(
+        crm / "cases.csv",
+        (
+            "case_id",
+            "customer_id",
+            "asset_id",
+            "location_id",
+            "service_code",
+            "created_at",
+            "closed_at",
+            "priority",
+            "status",
+            "response_hours",
+            "after_hours",
+            "billing_type",
+        ),
+        (delivery_row(d, "closed_at", "closed", "working") for d in cases),
+    )
+    _write_csv(
+        crm / "work_orders.csv",
+        (
+            "work_order_id",
+            "customer_id",
+            "asset_id",
+            "location_id",
+            "service_code",
+            "created_at",
+            "completed_at",
+            "status",
+            "response_hours",
+            "after_hours",
+            "billing_type",
+        ),
+        (delivery_row(d, "completed_at", "completed", "in_progress") for d in visits),
+    )
+    _write_csv(
+        crm / "overrides.csv",
+        (
+            "override_id",
+            "customer_id",
+            "contract_id",
+            "entitlement_code",
+            "extra_quantity",
+            "valid_from",
+            "valid_to",
+            "reason",
+            "approved_by",
+            "approved_at",
+        ),
+        (
+            {
+                "override_id": o.override_id,
+                "customer_id": o.customer_id,
+                "contract_id": o.contract_id,
+                "entitlement_code": o.entitlement_code,
+                "extra_quantity": o.extra_quantity,
+                "valid_from": o.valid_from,
+                "valid_to": o.valid_to,
+                "reason": o.reason,
+                "approved_by": o.approved_by,
+                "approved_at": datetime.combine(o.valid_from, datetime.min.time()) if o.approved_by else None,
+            }
+            for o in biz.overrides
+        ),
+    )
+    _write_csv(
+        billing / "price_book.csv",
+        ("item_code", "currency", "price_type", "unit_amount"),
+        catalog.price_book_rows(),
+    )
+    _write_csv(
+        billing / "invoices.csv",
+        ("invoice_id", "customer_id", "invoice_date", "currency", "status"),
+        invoices,
+    )
+    _write_csv(
+        billing / "invoice_lines.csv",
+        (
+            "invoice_line_id",
+            "invoice_id",
+            "line_type",
+            "contract_id",
+            "contract_line_id",
+            "item_code",
+            "reference_id",
+            "period_start",
+            "period_end",
+            "quantity",
+            "amount",
+            "currency",
+        ),
+        invoice_lines,
+    )
     events = write_usage(out_dir / "usage", periods, usage_events, as_of, seed)
 
     leaks = sorted(biz.leaks, key=lambda leak: (leak.category, leak.evidence_id))
-    _write_csv(out_dir / "ground_truth" / "leakage.csv",
-               ("category", "evidence_id", "customer_id", "amount", "currency", "occurred_on", "note"),
-               (leak.__dict__ for leak in leaks))
-    (out_dir / "export.json").write_text(json.dumps({
-        "generator": "entitlements.demo", "seed": seed, "as_of": as_of.isoformat(), "customers": customers,
-        "usage_events": events, "leaks_planted": plant_leaks}, indent=2) + "\n")
+    _write_csv(
+        out_dir / "ground_truth" / "leakage.csv",
+        ("category", "evidence_id", "customer_id", "amount", "currency", "occurred_on", "note"),
+        (leak.__dict__ for leak in leaks),
+    )
+    (out_dir / "export.json").write_text(
+        json.dumps(
+            {
+                "generator": "entitlements.demo",
+                "seed": seed,
+                "as_of": as_of.isoformat(),
+                "customers": customers,
+                "usage_events": events,
+                "leaks_planted": plant_leaks,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
     files = sum(1 for p in out_dir.rglob("*") if p.is_file())
     return DemoSummary(out_dir, seed, as_of, customers, events, len(leaks), files)

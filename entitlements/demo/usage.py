@@ -63,7 +63,9 @@ def write_usage(usage_dir: Path, periods: list[UsagePeriod], n_events: int, as_o
     offset = 0
     for i, count in enumerate(counts):
         if count:
-            quantity[offset:offset + count] = 1 + rng.multinomial(regular[i] - count, np.full(count, 1 / count))
+            quantity[offset : offset + count] = 1 + rng.multinomial(
+                regular[i] - count, np.full(count, 1 / count)
+            )
             offset += count
     occurred = starts[period_idx] + (rng.random(n) * (ends - starts)[period_idx]).astype(np.int64)
     sent = occurred + rng.integers(0, 7200, n)
@@ -74,8 +76,9 @@ def write_usage(usage_dir: Path, periods: list[UsagePeriod], n_events: int, as_o
 
     # Planted late events: the quantity that pushes a month over its limit arrives a week late.
     late_periods = [i for i, p in enumerate(periods) if p.late_quantity]
-    late_occurred = np.array([_epoch(periods[i].month) + 27 * 86400 + 12 * 3600 for i in late_periods],
-                             dtype=np.int64)
+    late_occurred = np.array(
+        [_epoch(periods[i].month) + 27 * 86400 + 12 * 3600 for i in late_periods], dtype=np.int64
+    )
     period_idx = np.concatenate([period_idx, np.array(late_periods, dtype=np.int64)])
     quantity = np.concatenate([quantity, [periods[i].late_quantity for i in late_periods]]).astype(np.int64)
     occurred = np.concatenate([occurred, late_occurred])
@@ -91,16 +94,22 @@ def write_usage(usage_dir: Path, periods: list[UsagePeriod], n_events: int, as_o
     dup = np.unique(dup)
     resent = np.minimum(sent[dup] + rng.integers(60, 2 * 86400, len(dup)), horizon)
 
-    events = pd.DataFrame({
-        "event_idx": np.concatenate([event_idx, event_idx[dup]]),
-        "period_idx": np.concatenate([period_idx, period_idx[dup]]),
-        "quantity": np.concatenate([quantity, quantity[dup]]),
-        "occurred": np.concatenate([occurred, occurred[dup]]),
-        "sent": np.concatenate([sent, resent]),
-    })
-    period_keys = pd.DataFrame({"period_idx": np.arange(len(periods)),
-                                "customer_id": [p.customer_id for p in periods],
-                                "meter_code": [p.meter_code for p in periods]})
+    events = pd.DataFrame(
+        {
+            "event_idx": np.concatenate([event_idx, event_idx[dup]]),
+            "period_idx": np.concatenate([period_idx, period_idx[dup]]),
+            "quantity": np.concatenate([quantity, quantity[dup]]),
+            "occurred": np.concatenate([occurred, occurred[dup]]),
+            "sent": np.concatenate([sent, resent]),
+        }
+    )
+    period_keys = pd.DataFrame(
+        {
+            "period_idx": np.arange(len(periods)),
+            "customer_id": [p.customer_id for p in periods],
+            "meter_code": [p.meter_code for p in periods],
+        }
+    )
     con = duckdb.connect()
     con.register("events", events)
     con.register("period_keys", period_keys)
