@@ -25,13 +25,14 @@ demo: venv
 	$(BIN)/entitlements demo --out data/exports
 	$(BIN)/entitlements run data/exports --warehouse data/warehouse.duckdb
 
-test: venv browser
-	$(BIN)/ruff check .
+test: venv browser lint
 	$(BIN)/python -m pytest
 
+# sqlfluff's dbt templater compiles the project, which opens a warehouse: use a scratch one.
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/sqlfluff lint dbt_project/models
+	$(BIN)/ruff format --check .
+	ENTITLEMENTS_WAREHOUSE=$(CURDIR)/$(VENV)/sqlfluff.duckdb $(BIN)/sqlfluff lint dbt_project/models
 
 bench: venv
 	$(BIN)/python -m entitlements.bench

@@ -151,8 +151,17 @@ def _land(con: duckdb.DuckDBPyConnection, plan: FilePlan, export_dir: Path, sha2
         with _transaction(con):
             params = {"load_id": load_id, "source_file": file.relative, "loaded_at": loaded_at}
             (rows,) = con.execute(insert, params).fetchone()
-            _record(con, file, export_dir, sha256, load_id=load_id, rows=rows, status="landed",
-                    message=plan.notes, loaded_at=loaded_at)
+            _record(
+                con,
+                file,
+                export_dir,
+                sha256,
+                load_id=load_id,
+                rows=rows,
+                status="landed",
+                message=plan.notes,
+                loaded_at=loaded_at,
+            )
     except duckdb.Error as exc:
         raise refused_read(exc, file) from exc
     return FileResult(file.relative, layout.table, sha256, rows, "landed", load_id, plan.notes)
@@ -174,9 +183,15 @@ def _record(
         f"INSERT INTO {MANIFEST} VALUES ($load_id, $source_file, $export_dir, $table, $sha256, $rows,"
         " $status, $message, $loaded_at)",
         {
-            "load_id": load_id, "source_file": file.relative, "export_dir": str(export_dir),
-            "table": file.layout.table, "sha256": sha256, "rows": rows, "status": status,
-            "message": message, "loaded_at": loaded_at or _utc_now(),
+            "load_id": load_id,
+            "source_file": file.relative,
+            "export_dir": str(export_dir),
+            "table": file.layout.table,
+            "sha256": sha256,
+            "rows": rows,
+            "status": status,
+            "message": message,
+            "loaded_at": loaded_at or _utc_now(),
         },
     )
 

@@ -372,16 +372,20 @@ def test_revert_load_removes_exactly_that_load(tmp_path: Path, warehouse: Path) 
     ]
     assert raw_counts(warehouse)["usage_events"] == 5
     manifest_rows = query(warehouse, "SELECT load_id, status, message FROM audit.ingest_manifest ORDER BY 1")
-    assert manifest_rows == sorted([
-        (reverted.load_id, "refused", "crm_accounts: 3 rows with an unknown currency"),
-        (results["crm/accounts_b.csv"].load_id, "landed", ""),
-        (results["usage/events.jsonl"].load_id, "landed", ""),
-    ])
+    assert manifest_rows == sorted(
+        [
+            (reverted.load_id, "refused", "crm_accounts: 3 rows with an unknown currency"),
+            (results["crm/accounts_b.csv"].load_id, "landed", ""),
+            (results["usage/events.jsonl"].load_id, "landed", ""),
+        ]
+    )
 
     # A refused load no longer counts as landed: the fixed export lands again.
     again = {r.source_file: r.status for r in ingest_exports(warehouse, root, progress=False)}
     assert again == {
-        "crm/accounts_a.csv": "landed", "crm/accounts_b.csv": "skipped", "usage/events.jsonl": "skipped"
+        "crm/accounts_a.csv": "landed",
+        "crm/accounts_b.csv": "skipped",
+        "usage/events.jsonl": "skipped",
     }
     assert raw_counts(warehouse)["crm_accounts"] == 7
 

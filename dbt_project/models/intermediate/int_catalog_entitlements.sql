@@ -7,15 +7,18 @@ nodes as (
 ),
 
 entitlements as (
-    select * from nodes where node_level = 'entitlement'
+    select * from nodes
+    where node_level = 'entitlement'
 ),
 
 entitlement_groups as (
-    select * from nodes where node_level = 'group'
+    select * from nodes
+    where node_level = 'group'
 ),
 
 packages as (
-    select * from nodes where node_level = 'package'
+    select * from nodes
+    where node_level = 'package'
 ),
 
 resolved as (

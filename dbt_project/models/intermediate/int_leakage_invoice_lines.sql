@@ -16,7 +16,7 @@ expected as (
         invoice_lines.*,
         round(
             contract_lines.annual_price * contract_lines.quantity
-            * {{ dbt.datediff('invoice_lines.period_start', 'invoice_lines.period_end', 'month') }} / 12,
+            * {{ dbt.datediff('invoice_lines.period_start', 'invoice_lines.period_end', 'month') }} / 12,  -- noqa: LT05
             2
         ) as expected_amount
     from invoice_lines

@@ -22,11 +22,13 @@ prices as (
 ),
 
 billed_services as (
-    select distinct reference_id from invoice_lines where line_type = 'service'
+    select distinct reference_id from invoice_lines
+    where line_type = 'service'
 ),
 
 billed_premiums as (
-    select distinct reference_id from invoice_lines where line_type = 'premium'
+    select distinct reference_id from invoice_lines
+    where line_type = 'premium'
 ),
 
 classified as (
@@ -90,22 +92,26 @@ select
     service_code as entitlement_code,
     contract_id,
     case category
-        when 'unbilled_service' then
-            'Customer-pay ' || service_code || ' ' || delivery_id || ' on '
-            || cast(delivered_on as {{ dbt.type_string() }}) || ' was never invoiced'
-        when 'uncovered_service' then
-            service_code || ' delivered free on ' || cast(delivered_on as {{ dbt.type_string() }})
-            || ' to asset ' || coalesce(asset_id, '?') || ' at ' || coalesce(location_id, '?')
-            || ' with no active entitlement covering it'
-        when 'over_allowance_service' then
-            service_code || ' number ' || cast(consumption_rank as {{ dbt.type_string() }})
-            || ' in the period from ' || cast(period_start as {{ dbt.type_string() }})
-            || ' exceeds the allowance of '
-            || cast(cast(effective_limit_quantity as {{ dbt.type_int() }}) as {{ dbt.type_string() }})
-            || ' on ' || package_code
+        when 'unbilled_service'
+            then
+                'Customer-pay ' || service_code || ' ' || delivery_id || ' on '
+                || cast(delivered_on as {{ dbt.type_string() }}) || ' was never invoiced'
+        when 'uncovered_service'
+            then
+                service_code || ' delivered free on ' || cast(delivered_on as {{ dbt.type_string() }})
+                || ' to asset ' || coalesce(asset_id, '?') || ' at ' || coalesce(location_id, '?')
+                || ' with no active entitlement covering it'
+        when 'over_allowance_service'
+            then
+                service_code || ' number ' || cast(consumption_rank as {{ dbt.type_string() }})
+                || ' in the period from ' || cast(period_start as {{ dbt.type_string() }})
+                || ' exceeds the allowance of '
+                || cast(cast(effective_limit_quantity as {{ dbt.type_int() }}) as {{ dbt.type_string() }})
+                || ' on ' || package_code
         else
-            case when is_after_hours and coverage_hours = 'business_hours'
-                then 'After-hours dispatch'
+            case
+                when is_after_hours and coverage_hours = 'business_hours'
+                    then 'After-hours dispatch'
                 else cast(response_hours as {{ dbt.type_string() }}) || '-hour response'
             end
             || ' on a ' || cast(cast(sla_response_hours as {{ dbt.type_int() }}) as {{ dbt.type_string() }})

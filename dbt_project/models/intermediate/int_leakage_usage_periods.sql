@@ -91,11 +91,12 @@ select
     meter_code as entitlement_code,
     contract_id,
     case category
-        when 'unbilled_overage' then
-            cast(cast(unbilled_quantity as {{ dbt.type_bigint() }}) as {{ dbt.type_string() }})
-            || ' ' || meter_code || ' above the limit of '
-            || cast(cast(limit_quantity as {{ dbt.type_bigint() }}) as {{ dbt.type_string() }})
-            || ' in ' || substr(cast(period_start as {{ dbt.type_string() }}), 1, 7) || ' not invoiced'
+        when 'unbilled_overage'
+            then
+                cast(cast(unbilled_quantity as {{ dbt.type_bigint() }}) as {{ dbt.type_string() }})
+                || ' ' || meter_code || ' above the limit of '
+                || cast(cast(limit_quantity as {{ dbt.type_bigint() }}) as {{ dbt.type_string() }})
+                || ' in ' || substr(cast(period_start as {{ dbt.type_string() }}), 1, 7) || ' not invoiced'
         else
             cast(cast(unbilled_quantity as {{ dbt.type_bigint() }}) as {{ dbt.type_string() }})
             || ' ' || meter_code || ' used in ' || substr(cast(period_start as {{ dbt.type_string() }}), 1, 7)

@@ -39,7 +39,7 @@ candidates as (
                 grants.limit_quantity desc,
                 coalesce(grants.sla_response_hours, 1000000),
                 case when grants.asset_id is null then 1 else 0 end,
-                grants.contract_line_id
+                grants.contract_line_id asc
         ) as preference
     from deliveries
     inner join grants
@@ -48,8 +48,8 @@ candidates as (
             and deliveries.service_code = grants.entitlement_code
             and deliveries.delivered_on >= grants.valid_from
             and deliveries.delivered_on < grants.valid_to
-            and (grants.asset_id is null or grants.asset_id = deliveries.asset_id)
-            and (grants.location_id is null or grants.location_id = deliveries.location_id)
+            and (grants.asset_id is null or deliveries.asset_id = grants.asset_id)
+            and (grants.location_id is null or deliveries.location_id = grants.location_id)
     where deliveries.billing_type = 'covered'
 ),
 
@@ -95,7 +95,7 @@ attributed as (
         winners.coverage_hours,
         winners.period_start,
         {{ period_end('winners.limit_period', 'winners.period_start', 'winners.contract_end_date') }}
-        as period_end,
+            as period_end,
         winners.limit_quantity + coalesce(override_extras.extra_quantity, 0) as effective_limit_quantity,
         case
             when winners.entitlement_id is not null

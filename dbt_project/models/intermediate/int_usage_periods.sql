@@ -39,7 +39,7 @@ attributed as (
             order by
                 case when grants.limit_quantity is null then 0 else 1 end,
                 grants.limit_quantity desc,
-                grants.contract_line_id
+                grants.contract_line_id asc
         ) as preference
     from events
     left join grants
@@ -56,7 +56,7 @@ periods as (
         attributed.meter_code,
         attributed.period_start,
         {{ period_end('attributed.limit_period', 'attributed.period_start', 'attributed.contract_end_date') }}
-        as period_end,
+            as period_end,
         attributed.entitlement_id,
         attributed.contract_id,
         attributed.contract_line_id,

@@ -38,7 +38,7 @@ measured as (
         contracts.*,
         renewals.renewed_by_contract_id,
         coalesce(closing_value.annual_value, 0) as annual_value,
-        {{ dbt.datediff(as_of_date(), 'contracts.end_date', 'day') }} as days_to_expiry
+        {{ dbt.datediff(as_of_date(), 'contracts.end_date', 'day') }} as days_to_expiry  -- noqa: LT05
     from contracts
     left join renewals
         on contracts.contract_id = renewals.contract_id
