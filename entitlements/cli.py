@@ -77,14 +77,17 @@ def demo(
     from entitlements.demo import generate_demo
     from entitlements.demo.generator import DEFAULT_AS_OF
 
-    summary = generate_demo(
-        out,
-        seed=seed,
-        customers=customers,
-        usage_events=usage_events,
-        as_of=_to_date(as_of) or DEFAULT_AS_OF,
-        plant_leaks=not clean,
-    )
+    try:
+        summary = generate_demo(
+            out,
+            seed=seed,
+            customers=customers,
+            usage_events=usage_events,
+            as_of=_to_date(as_of) or DEFAULT_AS_OF,
+            plant_leaks=not clean,
+        )
+    except (ValueError, FileExistsError) as exc:
+        raise click.UsageError(str(exc)) from exc
     click.echo(
         f"wrote {summary.files} files to {out}: {summary.customers} customers, "
         f"{summary.usage_events:,} usage events, {summary.leaks} planted leaks "

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import hashlib
+from datetime import date
 from pathlib import Path
+
+import pytest
 
 from entitlements.demo import generate_demo
 
@@ -60,3 +63,20 @@ def test_clean_mode_plants_nothing(tmp_path: Path) -> None:
     summary = generate_demo(tmp_path, seed=42, customers=20, usage_events=5000, plant_leaks=False)
     assert summary.leaks == 0
     assert len((tmp_path / "ground_truth" / "leakage.csv").read_text().splitlines()) == 1
+
+
+def test_regenerating_replaces_an_earlier_export_whole(tmp_path: Path) -> None:
+    generate_demo(tmp_path, seed=1, customers=20, usage_events=5000, as_of=date(2026, 10, 31))
+    generate_demo(tmp_path, seed=1, customers=20, usage_events=5000, as_of=date(2025, 12, 31))
+    fresh = generate_demo(
+        tmp_path / "fresh", seed=1, customers=20, usage_events=5000, as_of=date(2025, 12, 31)
+    )
+    assert digest(tmp_path / "crm") == digest(fresh.out_dir / "crm")
+    assert digest(tmp_path / "usage") == digest(fresh.out_dir / "usage")  # no stale 2026 usage files
+
+
+def test_refuses_to_write_into_a_directory_that_is_not_a_demo_export(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not empty"):
+        generate_demo(tmp_path, seed=1, customers=20, usage_events=5000)
+    assert (tmp_path / "notes.txt").read_text() == "mine"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import random
+import shutil
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -874,6 +875,16 @@ def _contract_status(contract: Contract, as_of: date) -> str:
     return "expired" if contract.end <= as_of else "active"
 
 
+def _prepare_out_dir(out_dir: Path) -> None:
+    """Start from an empty directory, or replace an earlier demo export (never other files)."""
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        return
+    if not (out_dir / "export.json").exists():
+        raise FileExistsError(f"{out_dir} is not empty and holds no demo export: choose another --out")
+    for part in ("crm", "billing", "usage", "ground_truth"):
+        shutil.rmtree(out_dir / part, ignore_errors=True)
+
+
 def generate_demo(
     out_dir: Path,
     *,
@@ -885,6 +896,12 @@ def generate_demo(
 ) -> DemoSummary:
     """Write a demo export directory: crm/, billing/, usage/, ground_truth/ and export.json."""
     out_dir = Path(out_dir)
+    _prepare_out_dir(out_dir)
+    if as_of < add_months(HISTORY_START, 18):
+        raise ValueError(
+            f"as_of {as_of} is too early: the demo history starts {HISTORY_START}; "
+            f"use a date from {add_months(HISTORY_START, 18)} on"
+        )
     biz = _Business(seed, customers, as_of, plant_leaks)
     biz.build_contracts()
     biz.build_overrides()
