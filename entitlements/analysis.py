@@ -44,6 +44,9 @@ CATEGORY_COLORS: dict[str, str] = dict(
 # Columns holding an amount of money (DECIMAL(18,2) in the marts).
 MONEY_COLUMNS: tuple[str, ...] = ("amount", "total_amount", "annual_value")
 
+# Long free text: wrapped in a wide column; everything else stays on one line.
+WRAP_COLUMNS: tuple[str, ...] = ("explanation", "categories")
+
 RENDERER_NAME = "entitlements_offline"
 _TABLE_NAME = re.compile(r"^[a-z0-9_]+$")
 
@@ -255,8 +258,8 @@ def largest_leaks(con: duckdb.DuckDBPyConnection, flt: LeakageFilter, n: int = 1
     return query(
         con,
         f"""
-        select currency, amount, customer_id, category, occurred_on, evidence_type, evidence_id,
-               entitlement_code, contract_id, explanation, leakage_id
+        select currency, amount, customer_id, category, occurred_on, explanation, evidence_type, evidence_id,
+               entitlement_code, contract_id
         from {LEAKAGE_TABLE} where {where}
         qualify row_number() over (partition by currency order by amount desc, leakage_id) <= ?
         order by currency, amount desc, leakage_id
@@ -356,6 +359,9 @@ def category_totals_figure(category_totals: pd.DataFrame) -> go.Figure:
     return _strip_facet_labels(fig)
 
 
+_MONTH_BAR_MS = 24 * 24 * 3600 * 1000  # 24 days
+
+
 def monthly_trend_figure(trend: pd.DataFrame) -> go.Figure:
     """Stacked monthly bars by category, one row per currency (own axis each)."""
     df = trend.copy()
@@ -377,6 +383,8 @@ def monthly_trend_figure(trend: pd.DataFrame) -> go.Figure:
         hovertemplate="%{x|%b %Y}<br>%{y:,.2f} %{customdata[0]}<br>%{customdata[1]} leaks<extra></extra>"
     )
     fig.update_yaxes(matches=None, title_text="", tickformat=",.0f")
+    # A fixed bar width (not the gap between a trace's months) so sparse currencies still get thin bars.
+    fig.update_traces(width=_MONTH_BAR_MS)
     fig.update_xaxes(dtick="M1", tickformat="%b\n%Y", title_text="")
     fig.update_layout(
         barmode="stack",
@@ -428,6 +436,7 @@ class ReportTables:
         table: str,
         *,
         money: Sequence[str] = MONEY_COLUMNS,
+        wrap: Sequence[str] = WRAP_COLUMNS,
         caption: str | None = None,
     ):
         """Save `df` and return a styled table for display (index hidden, money with separators)."""
@@ -441,8 +450,18 @@ class ReportTables:
         styler = df.style.format(fmt, na_rep="").hide(axis="index")
         styler = styler.set_table_styles(_TABLE_STYLES)
         num_cols = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
+        text_cols = [c for c in df.columns if c not in num_cols]
+        wrap_cols = [c for c in text_cols if c in wrap]
+        nowrap_cols = [c for c in df.columns if c not in wrap_cols]
         if num_cols:
             styler = styler.set_properties(subset=num_cols, **{"text-align": "right"})
+        if text_cols:
+            styler = styler.set_properties(subset=text_cols, **{"text-align": "left"})
+        if nowrap_cols:
+            styler = styler.set_properties(subset=nowrap_cols, **{"white-space": "nowrap"})
+        if wrap_cols:
+            wrapped = {"min-width": "380px", "white-space": "normal"}
+            styler = styler.set_properties(subset=wrap_cols, **wrapped)
         if caption:
             styler = styler.set_caption(caption)
         return styler

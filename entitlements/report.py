@@ -37,7 +37,8 @@ _TEMPLATE = """\
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {% block extra_css %}
 <style type="text/css">
-  main { max-width: 1200px; margin: 0 auto; padding: 16px 24px; }
+  main { max-width: 1600px; margin: 0 auto; padding: 16px 24px; }
+  .jp-OutputArea-output { overflow-x: auto; }
   .jp-OutputArea-output table caption { caption-side: top; text-align: left; font-weight: bold; }
   .jp-RenderedHTMLCommon table { margin-left: 0; }
 </style>
@@ -95,7 +96,7 @@ def render_report(name: str, warehouse: Path, out_dir: Path, parameters: dict | 
         request_save_on_cell_execute=False,
         cwd=str(PROJECT_ROOT),
         # The kernel's own log (e.g. its TCP transport warning) is not report content.
-        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+        extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
     )
 
     title = {"leakage": "Revenue leakage report"}.get(name, f"{name} report")

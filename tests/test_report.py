@@ -30,6 +30,8 @@ from entitlements.report import REPORTS, render_report
 from entitlements.warehouse import DEFAULT_REPORTS, PROJECT_ROOT
 
 RENDER_BUDGET_S = 60
+VIEWPORT_WIDTH = 1600
+MAX_SHOT_HEIGHT = 16000
 
 
 @pytest.fixture(scope="module")
@@ -304,7 +306,7 @@ def test_report_renders_offline_in_chromium(leakage_report):
             )
             browser.call(
                 "Emulation.setDeviceMetricsOverride",
-                {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+                {"width": VIEWPORT_WIDTH, "height": 900, "deviceScaleFactor": 1, "mobile": False},
                 session=session,
             )
             browser.call("Page.navigate", {"url": html.resolve().as_uri()}, session=session)
@@ -327,7 +329,8 @@ def test_report_renders_offline_in_chromium(leakage_report):
                 {
                     "format": "png",
                     "captureBeyondViewport": True,
-                    "clip": {"x": 0, "y": 0, "width": 1280, "height": min(height, 16000), "scale": 1},
+                    "clip": {"x": 0, "y": 0, "width": VIEWPORT_WIDTH, "height": min(height, MAX_SHOT_HEIGHT)}
+                    | {"scale": 1},
                 },
                 session=session,
                 timeout=60,
