@@ -9,18 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from entitlements.analysis import LEAKAGE_CATEGORIES as CATEGORIES
 from entitlements.demo import generate_demo
-
-CATEGORIES = {
-    "unbilled_service",
-    "uncovered_service",
-    "over_allowance_service",
-    "premium_service_on_standard",
-    "unbilled_overage",
-    "under_billed",
-    "post_expiry_usage",
-    "unapproved_override",
-}
 
 
 def digest(root: Path) -> dict[str, str]:

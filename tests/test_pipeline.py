@@ -10,19 +10,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from entitlements.analysis import LEAKAGE_CATEGORIES as CATEGORIES
 from tests.conftest import Built, build, entitlements
 
 MARTS = ("fct_active_entitlements", "fct_limit_breaches", "fct_revenue_leakage", "fct_renewal_pipeline")
-CATEGORIES = (
-    "unbilled_service",
-    "uncovered_service",
-    "over_allowance_service",
-    "premium_service_on_standard",
-    "unbilled_overage",
-    "under_billed",
-    "post_expiry_usage",
-    "unapproved_override",
-)
 
 
 def query(warehouse: Path, sql: str) -> list[tuple]:
@@ -77,8 +68,6 @@ def test_schemas_are_exactly_the_five_layers(demo_build: Built) -> None:
 
 
 def test_every_planted_leak_is_found_and_nothing_else(demo_build: Built) -> None:
-    planted = query(demo_build.warehouse, "select 1")  # the warehouse opens read-only while nothing runs
-    assert planted == [(1,)]
     assert_matches_ground_truth(demo_build)
 
 
