@@ -37,10 +37,16 @@ def dbt_env(warehouse: Path) -> dict[str, str]:
     return env
 
 
+def target_dir(warehouse: Path) -> Path:
+    """dbt's target folder for a warehouse: beside it, so runs on two warehouses never mix."""
+    warehouse = Path(warehouse).resolve()
+    return warehouse.parent / "dbt" / warehouse.stem / "target"
+
+
 def run_dbt(command: str, warehouse: Path, as_of: date | None = None, *extra: str) -> DbtResult:
     """Run `dbt <command>` for the warehouse; target and logs go beside the warehouse."""
     warehouse = Path(warehouse).resolve()
-    work = warehouse.parent / "dbt" / warehouse.stem
+    work = target_dir(warehouse).parent
     args = [
         str(Path(sys.executable).with_name("dbt")),
         command,

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
-from entitlements.dbt_runner import run_dbt
+from entitlements.dbt_runner import run_dbt, target_dir
+from entitlements.queries import store_compiled_queries
 from entitlements.warehouse import connect, table_exists
 from expectations.gates import GateFailure, GateReport, build_data_docs, validate_landing, validate_marts
 from ingest.errors import IngestError
@@ -137,7 +138,14 @@ def landing_step(warehouse: Path, run_id: str, load_ids: list[str] | None = None
 
 
 def build_step(warehouse: Path, run_id: str, as_of: date) -> None:
+    """dbt build, then compile the analyses and store them in the warehouse (entitlements.queries)."""
     result = run_dbt("build", warehouse, as_of)
+    if result.ok:
+        compiled = run_dbt("compile", warehouse, as_of, "--select", "path:analyses")
+        if compiled.ok:
+            analyses = target_dir(warehouse) / "compiled" / "entitlements" / "analyses"
+            store_compiled_queries(warehouse, analyses)
+        result = compiled if not compiled.ok else result
     _record_step(warehouse, run_id, "build", as_of, "ok" if result.ok else "failed", result.output[-4000:])
     if not result.ok:
         failing = [line for line in result.output.splitlines() if "ERROR" in line or "FAIL" in line]

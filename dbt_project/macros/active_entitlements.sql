@@ -1,0 +1,122 @@
+{#-
+    Entitlements in force on `as_of` (a SQL date expression), with use and remaining
+    allowance in the period containing it. The mart fct_active_entitlements calls it with
+    the run's as-of date; the analysis active_entitlements_on with a query parameter, so
+    `entitlements as-of` answers any date with exactly the logic of a rebuild.
+-#}
+{% macro active_entitlements(as_of) %}
+with
+
+grants as (
+    select * from {{ ref('int_entitlement_grants') }}
+    where valid_from <= {{ as_of }} and {{ as_of }} < valid_to
+),
+
+approved_overrides as (
+    select * from {{ ref('stg_crm__overrides') }}
+    where
+        approved_by is not null
+        and valid_from <= {{ as_of }} and {{ as_of }} < valid_to
+),
+
+deliveries as (
+    select * from {{ ref('int_service_deliveries_attributed') }}
+    where entitlement_id is not null and delivered_on <= {{ as_of }}
+),
+
+usage_events as (
+    select * from {{ ref('int_usage_events_attributed') }}
+    where entitlement_id is not null and occurred_on <= {{ as_of }}
+),
+
+current_period as (
+    select
+        *,
+        {{ period_start('limit_period', 'contract_start_date', as_of) }} as period_start
+    from grants
+),
+
+service_use as (
+    select
+        contract_line_id,
+        service_code as entitlement_code,
+        period_start,
+        count(*) as used_quantity
+    from deliveries
+    group by contract_line_id, service_code, period_start
+),
+
+metered_use as (
+    select
+        contract_line_id,
+        meter_code as entitlement_code,
+        period_start,
+        sum(quantity) as used_quantity
+    from usage_events
+    group by contract_line_id, meter_code, period_start
+),
+
+override_extras as (
+    select
+        contract_id,
+        entitlement_code,
+        sum(extra_quantity) as extra_quantity
+    from approved_overrides
+    group by contract_id, entitlement_code
+),
+
+measured as (
+    select
+        current_period.*,
+        {{ period_end('current_period.limit_period', 'current_period.period_start',
+                      'current_period.contract_end_date') }} as period_end,
+        current_period.limit_quantity + coalesce(override_extras.extra_quantity, 0) as effective_limit,
+        coalesce(
+            case current_period.consumed_by
+                when 'service' then service_use.used_quantity
+                when 'usage' then metered_use.used_quantity
+            end,
+            0
+        ) as used_quantity
+    from current_period
+    left join service_use
+        on
+            current_period.contract_line_id = service_use.contract_line_id
+            and current_period.entitlement_code = service_use.entitlement_code
+            and current_period.period_start = service_use.period_start
+    left join metered_use
+        on
+            current_period.contract_line_id = metered_use.contract_line_id
+            and current_period.entitlement_code = metered_use.entitlement_code
+            and current_period.period_start = metered_use.period_start
+    left join override_extras
+        on
+            current_period.contract_id = override_extras.contract_id
+            and current_period.entitlement_code = override_extras.entitlement_code
+)
+
+select
+    entitlement_id,
+    customer_id,
+    contract_id,
+    contract_line_id,
+    package_code,
+    entitlement_code,
+    entitlement_type,
+    unit,
+    asset_id,
+    location_id,
+    valid_from,
+    valid_to,
+    period_start,
+    period_end,
+    cast(effective_limit as decimal(38, 4)) as limit_quantity,
+    cast(used_quantity as decimal(38, 4)) as used_quantity,
+    cast(case
+        when effective_limit is null then null
+        when effective_limit > used_quantity then effective_limit - used_quantity
+        else 0
+    end as decimal(38, 4)) as remaining_quantity,
+    {{ as_of }} as as_of_date
+from measured
+{% endmacro %}

@@ -1,0 +1,64 @@
+-- Each de-duplicated usage event attributed to the entitlement active when it
+-- occurred (late events count in their true period), with its allowance period.
+-- Usage with no active entitlement keeps entitlement_id null.
+with
+
+events as (
+    select * from {{ ref('int_usage_events_deduplicated') }}
+),
+
+grants as (
+    select * from {{ ref('int_entitlement_grants') }}
+    where consumed_by = 'usage'
+),
+
+attributed as (
+    select
+        events.event_id,
+        events.occurred_on,
+        events.customer_id,
+        events.meter_code,
+        events.quantity,
+        grants.entitlement_id,
+        grants.contract_id,
+        grants.contract_line_id,
+        grants.limit_quantity,
+        case
+            when grants.entitlement_id is null then {{ month_start('events.occurred_on') }}
+            else {{ period_start('grants.limit_period', 'grants.contract_start_date', 'events.occurred_on') }}
+        end as period_start,
+        case
+            when grants.entitlement_id is null then 'month'
+            else grants.limit_period
+        end as limit_period,
+        grants.contract_end_date,
+        row_number() over (
+            partition by events.event_id
+            order by
+                case when grants.limit_quantity is null then 0 else 1 end,
+                grants.limit_quantity desc,
+                grants.contract_line_id asc
+        ) as preference
+    from events
+    left join grants
+        on
+            events.customer_id = grants.customer_id
+            and events.meter_code = grants.entitlement_code
+            and events.occurred_on >= grants.valid_from
+            and events.occurred_on < grants.valid_to
+)
+
+select
+    event_id,
+    occurred_on,
+    customer_id,
+    meter_code,
+    quantity,
+    entitlement_id,
+    contract_id,
+    contract_line_id,
+    limit_quantity,
+    period_start,
+    {{ period_end('limit_period', 'period_start', 'contract_end_date') }} as period_end
+from attributed
+where preference = 1
