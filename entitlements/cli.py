@@ -199,5 +199,111 @@ def summary(warehouse: Path) -> None:
     print_summary(warehouse, echo=click.echo)
 
 
+@cli.command()
+@click.option("--customer", "customer_id", required=True, help="Customer id.")
+@click.option("--entitlement", "entitlement_code", required=True, help="Entitlement code, e.g. INCIDENT.")
+@click.option("--asset", "asset_id", default=None, help="Asset the service is for.")
+@click.option("--location", "location_id", default=None, help="Site the service is for.")
+@click.option(
+    "--on",
+    "on",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Date to check (default: the warehouse's as-of date).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the answer as JSON.")
+@warehouse_option
+def check(
+    customer_id: str,
+    entitlement_code: str,
+    asset_id: str | None,
+    location_id: str | None,
+    on: datetime | None,
+    as_json: bool,
+    warehouse: Path,
+) -> None:
+    """Is this customer entitled to this service, on this asset, on this date, and why?
+
+    Exit 0 when entitled, 1 when not, 2 on bad input. Reads the warehouse read-only.
+    """
+    from entitlements.check import CheckInputError, check_entitlement
+
+    try:
+        answer = check_entitlement(
+            warehouse, customer_id, entitlement_code, _to_date(on), asset_id=asset_id, location_id=location_id
+        )
+    except (CheckInputError, FileNotFoundError) as exc:
+        click.secho(str(exc), fg="red", err=True)
+        sys.exit(2)
+    click.echo(answer.to_json() if as_json else answer.describe())
+    sys.exit(0 if answer.entitled else 1)
+
+
+@cli.command("as-of")
+@click.option(
+    "--on", "on", type=click.DateTime(formats=["%Y-%m-%d"]), required=True, help="Date to answer for."
+)
+@click.option("--customer", "customer_id", default=None, help="Only this customer.")
+@click.option(
+    "--csv", "csv_path", type=click.Path(path_type=Path), default=None, help="Write the rows to a CSV."
+)
+@warehouse_option
+def as_of_command(on: datetime, customer_id: str | None, csv_path: Path | None, warehouse: Path) -> None:
+    """Active entitlements on any date: the same rows a rebuild with --as-of that date gives."""
+    from entitlements.asof import active_entitlements
+
+    frame = active_entitlements(warehouse, on.date())
+    if customer_id:
+        frame = frame[frame["customer_id"] == customer_id]
+    if csv_path:
+        frame.to_csv(csv_path, index=False)
+        click.echo(f"{len(frame)} active entitlements on {on.date()} written to {csv_path}")
+    else:
+        click.echo(frame.to_string(index=False))
+
+
+@cli.command()
+@click.option("--customer", "customer_id", required=True, help="Customer id.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="HTML file to write (default: data/reports/statement_<customer>.html).",
+)
+@click.option(
+    "--on",
+    "on",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default=None,
+    help="Statement date (default: the warehouse's as-of date).",
+)
+@warehouse_option
+def statement(customer_id: str, out: Path | None, on: datetime | None, warehouse: Path) -> None:
+    """Write a customer's entitlement statement: entitlements, usage, remaining allowance, renewals."""
+    from entitlements.check import CheckInputError
+    from entitlements.statement import write_statement
+
+    target = out or DEFAULT_REPORTS / f"statement_{customer_id}.html"
+    try:
+        click.echo(f"statement: {write_statement(warehouse, customer_id, target, _to_date(on))}")
+    except (CheckInputError, FileNotFoundError) as exc:
+        click.secho(str(exc), fg="red", err=True)
+        sys.exit(2)
+
+
+@cli.command("check-catalog")
+@click.argument("catalog_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def check_catalog(catalog_file: Path) -> None:
+    """Validate a catalog file (see docs/catalog.md): exit 0 when valid, 1 with every problem listed."""
+    from ingest.catalog import validate_catalog
+
+    problems = validate_catalog(catalog_file)
+    for problem in problems:
+        click.secho(str(problem), fg="red", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo(f"{catalog_file}: valid")
+
+
 def main() -> None:
     cli()
