@@ -1,6 +1,6 @@
--- Each free ("covered") delivery attributed to the one entitlement it consumes.
--- Precedence among covering entitlements (the winner): unlimited first, then the
--- largest limit, the fastest SLA, asset-specific before general, lowest line id.
+-- Each free ("covered") delivery attributed to the one entitlement it consumes:
+-- among the grants covering it that day, asset and site, the one with the lowest
+-- precedence_rank (rule per entitlement type, see int_entitlement_grants).
 -- consumption_rank numbers the deliveries within the winner's allowance period.
 with
 
@@ -34,12 +34,7 @@ candidates as (
         grants.contract_end_date,
         row_number() over (
             partition by deliveries.delivery_id
-            order by
-                case when grants.limit_quantity is null then 0 else 1 end,
-                grants.limit_quantity desc,
-                coalesce(grants.sla_response_hours, 1000000),
-                case when grants.asset_id is null then 1 else 0 end,
-                grants.contract_line_id asc
+            order by grants.precedence_rank
         ) as preference
     from deliveries
     inner join grants

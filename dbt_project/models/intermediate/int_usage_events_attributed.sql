@@ -34,10 +34,7 @@ attributed as (
         grants.contract_end_date,
         row_number() over (
             partition by events.event_id
-            order by
-                case when grants.limit_quantity is null then 0 else 1 end,
-                grants.limit_quantity desc,
-                grants.contract_line_id asc
+            order by grants.precedence_rank
         ) as preference
     from events
     left join grants
