@@ -10,6 +10,10 @@ sorted by relative path, except
 
 Every other file must match a layout in ingest/layouts.py, or the whole ingest is refused before
 anything lands: a renamed or new export file is then noticed instead of silently ignored.
+
+The pre-flight reads each file's header; a catalog file (layout crm_catalog) is also read whole
+and checked by ingest/catalog.py (docs/catalog.md), as its mistakes would otherwise surface only
+as entitlements silently missing from the dbt models.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 import duckdb
 
 from ingest._sql import quote_ident, quote_literal, struct_literal
+from ingest.catalog import CATALOG_LAYOUT, CatalogProblem, validate_catalog
 from ingest.errors import IngestError, refused_read
 from ingest.layouts import LAYOUTS, Layout, layout_for
 
@@ -160,7 +165,10 @@ def _walk(root: Path) -> list[str]:
 
 
 def preflight(con: duckdb.DuckDBPyConnection, file: ExportFile) -> FilePlan:
-    """Read only the header (CSV) or a sample of keys (JSONL) and check the required columns."""
+    """Read only the header (CSV) or a sample of keys (JSONL) and check the required columns.
+
+    A catalog file is first read whole and must pass validate_catalog (every problem is listed).
+    """
     if _is_blank(file.path):
         expected = "a header line" if file.layout.file_format == "csv" else "one JSON object per line"
         raise IngestError(
@@ -168,6 +176,12 @@ def preflight(con: duckdb.DuckDBPyConnection, file: ExportFile) -> FilePlan:
             " Re-export it, or remove it from the export.",
             source_file=file.relative,
         )
+    if file.layout.table == CATALOG_LAYOUT.table:
+        # Before DuckDB's header read: a malformed row can throw its sniffer off the header,
+        # while the catalog check names that row (and checks the header itself).
+        problems = validate_catalog(file.path, name=file.relative)
+        if problems:
+            raise _invalid_catalog(file, problems)
     try:
         header = tuple(d[0] for d in con.execute(f"SELECT * FROM {reader_sql(file)} LIMIT 0").description)
     except duckdb.Error as exc:
@@ -202,6 +216,19 @@ def _missing_columns(file: ExportFile, header: tuple[str, ...], missing: list[st
         message += f" The file has '{near[0]}': column names must match exactly."
     message += f" The file has: {', '.join(header)}. Add the column to the export or fix the header."
     return IngestError(message, source_file=file.relative, column=column)
+
+
+def _invalid_catalog(file: ExportFile, problems: list[CatalogProblem]) -> IngestError:
+    first = problems[0]
+    count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
+    message = (
+        f"{file.relative}, line {first.line}: the catalog has {count}, so the export was refused and"
+        " nothing was landed:\n"
+        + "".join(f"  - {problem}\n" for problem in problems)
+        + "Fix the catalog (docs/catalog.md describes the format; `entitlements check-catalog FILE`"
+        " lists the problems without ingesting) and run the ingest again."
+    )
+    return IngestError(message, source_file=file.relative, column=first.column, line=first.line)
 
 
 def _is_blank(path: Path) -> bool:

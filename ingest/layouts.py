@@ -103,7 +103,7 @@ LAYOUTS: tuple[Layout, ...] = (
             "node_code VARCHAR, parent_code VARCHAR?, node_level VARCHAR, node_name VARCHAR,"
             " entitlement_code VARCHAR?, entitlement_type VARCHAR?, unit VARCHAR?,"
             " limit_quantity DECIMAL(18,4)?, limit_period VARCHAR?, consumed_by VARCHAR?,"
-            " sla_response_hours DECIMAL(9,2)?, coverage_hours VARCHAR?"
+            " sla_response_hours DECIMAL(9,2)?, coverage_hours VARCHAR?, resets BOOLEAN?"
         ),
         primary_key=("node_code",),
         enums={

@@ -47,6 +47,9 @@ def records(layout: Layout, n: int, tag: str = "") -> list[dict[str, object]]:
     rows = [{c.name: value(c, layout, i) for c in layout.columns} for i in range(n)]
     for row in rows:  # tag makes two files of the same layout differ in content (and hash)
         row[layout.column_names[0]] = f"{row[layout.column_names[0]]}{tag}"
+    if layout.table == "crm_catalog":  # a valid tree (docs/catalog.md): package -> group -> entitlement
+        for previous, row in zip([None, *rows], rows, strict=False):
+            row["parent_code"] = None if row["node_level"] == "package" else previous["node_code"]
     return rows
 
 

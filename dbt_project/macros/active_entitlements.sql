@@ -3,6 +3,8 @@
     allowance in the period containing it. The mart fct_active_entitlements calls it with
     the run's as-of date; the analysis active_entitlements_on with a query parameter, so
     `entitlements as-of` answers any date with exactly the logic of a rebuild.
+    Use is grouped and joined by customer_id too (implied by the contract line) so a
+    caller's filter on one customer reaches the event scans: `entitlements check` relies on it.
 -#}
 {% macro active_entitlements(as_of) %}
 with
@@ -38,22 +40,24 @@ current_period as (
 
 service_use as (
     select
+        customer_id,
         contract_line_id,
         service_code as entitlement_code,
         period_start,
         count(*) as used_quantity
     from deliveries
-    group by contract_line_id, service_code, period_start
+    group by customer_id, contract_line_id, service_code, period_start
 ),
 
 metered_use as (
     select
+        customer_id,
         contract_line_id,
         meter_code as entitlement_code,
         period_start,
         sum(quantity) as used_quantity
     from usage_events
-    group by contract_line_id, meter_code, period_start
+    group by customer_id, contract_line_id, meter_code, period_start
 ),
 
 override_extras as (
@@ -81,12 +85,14 @@ measured as (
     from current_period
     left join service_use
         on
-            current_period.contract_line_id = service_use.contract_line_id
+            current_period.customer_id = service_use.customer_id
+            and current_period.contract_line_id = service_use.contract_line_id
             and current_period.entitlement_code = service_use.entitlement_code
             and current_period.period_start = service_use.period_start
     left join metered_use
         on
-            current_period.contract_line_id = metered_use.contract_line_id
+            current_period.customer_id = metered_use.customer_id
+            and current_period.contract_line_id = metered_use.contract_line_id
             and current_period.entitlement_code = metered_use.entitlement_code
             and current_period.period_start = metered_use.period_start
     left join override_extras

@@ -12,28 +12,28 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 # fmt: off
-# node_code, parent_code, level, name, entitlement_code, type, unit, limit, period, consumed_by, sla, hours
+# node_code, parent_code, level, name, entitlement_code, type, unit, limit, period, consumed_by, sla, hours, resets
 CATALOG: tuple[tuple, ...] = (
-    ("GOLD_SUPPORT", None, "package", "Gold Support", None, "service", None, None, None, None, None, None),
-    ("GOLD_SUPPORT.CORE", "GOLD_SUPPORT", "group", "Premium Services", None, None, None, None, "year", "service", 4, "24x7"),
-    ("GOLD_SUPPORT.INCIDENT", "GOLD_SUPPORT.CORE", "entitlement", "Incidents", "INCIDENT", None, "incidents", 12, None, None, None, None),
-    ("GOLD_SUPPORT.PHONE", "GOLD_SUPPORT.CORE", "entitlement", "24/7 phone support", "PHONE_SUPPORT", None, "calls", None, None, None, None, None),
-    ("GOLD_SUPPORT.ONSITE", "GOLD_SUPPORT.CORE", "entitlement", "On-site visits", "ONSITE_VISIT", None, "visits", 4, None, None, 8, None),
-    ("SILVER_SUPPORT", None, "package", "Silver Support", None, "service", None, None, None, None, None, None),
-    ("SILVER_SUPPORT.CORE", "SILVER_SUPPORT", "group", "Standard Services", None, None, None, None, "year", "service", 24, "business_hours"),
-    ("SILVER_SUPPORT.INCIDENT", "SILVER_SUPPORT.CORE", "entitlement", "Incidents", "INCIDENT", None, "incidents", 5, None, None, None, None),
-    ("SILVER_SUPPORT.ONSITE", "SILVER_SUPPORT.CORE", "entitlement", "On-site visits", "ONSITE_VISIT", None, "visits", 1, None, None, 48, None),
-    ("STANDARD_WARRANTY", None, "package", "Standard Warranty", None, "time_based", None, None, None, None, None, None),
-    ("STANDARD_WARRANTY.REPAIR", "STANDARD_WARRANTY", "group", "Repair", None, None, None, None, "term", "service", 72, "business_hours"),
-    ("STANDARD_WARRANTY.VISIT", "STANDARD_WARRANTY.REPAIR", "entitlement", "Repair visits", "ONSITE_VISIT", None, "visits", None, None, None, None, None),
-    ("API_PRO", None, "package", "API Pro", None, "feature", None, None, None, None, None, None),
-    ("API_PRO.QUOTA", "API_PRO", "group", "Pro quotas", None, None, None, None, "month", "usage", None, None),
-    ("API_PRO.CALLS", "API_PRO.QUOTA", "entitlement", "API calls", "API_CALLS", None, "calls", 100000, None, None, None, None),
-    ("API_PRO.DATA", "API_PRO.QUOTA", "entitlement", "Data transfer", "DATA_GB", None, "GB", 500, None, None, None, None),
-    ("API_STARTER", None, "package", "API Starter", None, "feature", None, None, None, None, None, None),
-    ("API_STARTER.QUOTA", "API_STARTER", "group", "Starter quotas", None, None, None, None, "month", "usage", None, None),
-    ("API_STARTER.CALLS", "API_STARTER.QUOTA", "entitlement", "API calls", "API_CALLS", None, "calls", 20000, None, None, None, None),
-    ("API_STARTER.DATA", "API_STARTER.QUOTA", "entitlement", "Data transfer", "DATA_GB", None, "GB", 100, None, None, None, None),
+    ("GOLD_SUPPORT", None, "package", "Gold Support", None, "service", None, None, None, None, None, None, None),
+    ("GOLD_SUPPORT.CORE", "GOLD_SUPPORT", "group", "Premium Services", None, None, None, None, "year", "service", 4, "24x7", None),
+    ("GOLD_SUPPORT.INCIDENT", "GOLD_SUPPORT.CORE", "entitlement", "Incidents", "INCIDENT", None, "incidents", 12, None, None, None, None, None),
+    ("GOLD_SUPPORT.PHONE", "GOLD_SUPPORT.CORE", "entitlement", "24/7 phone support", "PHONE_SUPPORT", None, "calls", None, None, None, None, None, None),
+    ("GOLD_SUPPORT.ONSITE", "GOLD_SUPPORT.CORE", "entitlement", "On-site visits", "ONSITE_VISIT", None, "visits", 4, None, None, 8, None, None),
+    ("SILVER_SUPPORT", None, "package", "Silver Support", None, "service", None, None, None, None, None, None, None),
+    ("SILVER_SUPPORT.CORE", "SILVER_SUPPORT", "group", "Standard Services", None, None, None, None, "year", "service", 24, "business_hours", None),
+    ("SILVER_SUPPORT.INCIDENT", "SILVER_SUPPORT.CORE", "entitlement", "Incidents", "INCIDENT", None, "incidents", 5, None, None, None, None, None),
+    ("SILVER_SUPPORT.ONSITE", "SILVER_SUPPORT.CORE", "entitlement", "On-site visits", "ONSITE_VISIT", None, "visits", 1, None, None, 48, None, None),
+    ("STANDARD_WARRANTY", None, "package", "Standard Warranty", None, "time_based", None, None, None, None, None, None, None),
+    ("STANDARD_WARRANTY.REPAIR", "STANDARD_WARRANTY", "group", "Repair", None, None, None, None, "term", "service", 72, "business_hours", None),
+    ("STANDARD_WARRANTY.VISIT", "STANDARD_WARRANTY.REPAIR", "entitlement", "Repair visits", "ONSITE_VISIT", None, "visits", None, None, None, None, None, None),
+    ("API_PRO", None, "package", "API Pro", None, "feature", None, None, None, None, None, None, None),
+    ("API_PRO.QUOTA", "API_PRO", "group", "Pro quotas", None, None, None, None, "month", "usage", None, None, None),
+    ("API_PRO.CALLS", "API_PRO.QUOTA", "entitlement", "API calls", "API_CALLS", None, "calls", 100000, None, None, None, None, None),
+    ("API_PRO.DATA", "API_PRO.QUOTA", "entitlement", "Data transfer", "DATA_GB", None, "GB", 500, None, None, None, None, None),
+    ("API_STARTER", None, "package", "API Starter", None, "feature", None, None, None, None, None, None, None),
+    ("API_STARTER.QUOTA", "API_STARTER", "group", "Starter quotas", None, None, None, None, "month", "usage", None, None, None),
+    ("API_STARTER.CALLS", "API_STARTER.QUOTA", "entitlement", "API calls", "API_CALLS", None, "calls", 20000, None, None, None, None, None),
+    ("API_STARTER.DATA", "API_STARTER.QUOTA", "entitlement", "Data transfer", "DATA_GB", None, "GB", 100, None, None, None, None, None),
 )
 # fmt: on
 CATALOG_COLUMNS = (
@@ -49,6 +49,7 @@ CATALOG_COLUMNS = (
     "consumed_by",
     "sla_response_hours",
     "coverage_hours",
+    "resets",
 )
 
 SUPPORT_PACKAGES = ("GOLD_SUPPORT", "SILVER_SUPPORT")

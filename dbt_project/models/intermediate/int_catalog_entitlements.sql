@@ -1,5 +1,6 @@
 -- One row per entitlement node with its terms resolved: a term left empty on the
--- entitlement is inherited from its group, then from its package.
+-- entitlement is inherited from its group, then from its package. An allowance that
+-- does not reset (resets = false) is one bucket for the whole term: its period is 'term'.
 with
 
 nodes as (
@@ -39,12 +40,17 @@ resolved as (
             entitlement_groups.limit_quantity,
             packages.limit_quantity
         ) as limit_quantity,
-        coalesce(
-            entitlements.limit_period,
-            entitlement_groups.limit_period,
-            packages.limit_period,
-            'term'
-        ) as limit_period,
+        case
+            when coalesce(entitlements.resets, entitlement_groups.resets, packages.resets, true)
+                then coalesce(
+                    entitlements.limit_period,
+                    entitlement_groups.limit_period,
+                    packages.limit_period,
+                    'term'
+                )
+            else 'term'
+        end as limit_period,
+        coalesce(entitlements.resets, entitlement_groups.resets, packages.resets, true) as resets,
         coalesce(
             entitlements.consumed_by,
             entitlement_groups.consumed_by,

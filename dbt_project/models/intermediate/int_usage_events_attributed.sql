@@ -59,3 +59,5 @@ select
     {{ period_end('limit_period', 'period_start', 'contract_end_date') }} as period_end
 from attributed
 where preference = 1
+-- Stored in customer order so a one-customer lookup (entitlements check) reads few row groups.
+order by customer_id, occurred_on

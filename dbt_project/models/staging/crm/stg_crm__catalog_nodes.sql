@@ -18,6 +18,7 @@ renamed as (
         limit_period,
         consumed_by,
         coverage_hours,
+        resets,
         -- numerics
         limit_quantity,
         sla_response_hours
