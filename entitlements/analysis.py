@@ -214,6 +214,46 @@ def leakage_monthly_trend(con: duckdb.DuckDBPyConnection, flt: LeakageFilter) ->
     )
 
 
+KPI_TABLE = "marts.fct_leakage_kpis"
+KPI_MONEY_COLUMNS: tuple[str, ...] = (
+    "billed_revenue",
+    "leaked_total",
+    "recoverable_value",
+    "leaked_total_reporting",
+)
+
+
+def leakage_key_figures(con: duckdb.DuckDBPyConnection, flt: LeakageFilter) -> pd.DataFrame:
+    """Per currency, from the KPI mart: billed revenue, leakage and its share of that currency's billing,
+    value still recoverable, share of billable records misaligned with billing, and the leakage converted
+    to the reporting currency (empty when a month lacks a rate). Months that start on or before `as_of`."""
+    clauses, params = ["1 = 1"], []
+    if flt.as_of is not None:
+        clauses.append("period_month <= ?")
+        params.append(flt.as_of)
+    if flt.currency is not None:
+        clauses.append("currency = ?")
+        params.append(flt.currency)
+    return query(
+        con,
+        f"""
+        select currency,
+               sum(billed_revenue) as billed_revenue,
+               sum(leaked_total) as leaked_total,
+               round(100 * sum(leaked_total) / nullif(sum(billed_revenue), 0), 2) as leakage_share_pct,
+               sum(recoverable_value) as recoverable_value,
+               round(100 * sum(misaligned_records) / nullif(sum(billable_records), 0), 2) as misaligned_pct,
+               case when not bool_or(is_fx_rate_missing) then sum(leaked_total_reporting) end
+                   as leaked_total_reporting,
+               any_value(reporting_currency) as reporting_currency
+        from {KPI_TABLE} where {" and ".join(clauses)}
+        group by currency
+        order by currency
+        """,
+        params,
+    )
+
+
 def top_leaking_customers(con: duckdb.DuckDBPyConnection, flt: LeakageFilter, n: int = 10) -> pd.DataFrame:
     """The `n` customers with the most leakage in each currency."""
     where, params = flt.where()

@@ -52,9 +52,9 @@ warehouse, replaced after each build (copy, rename over the served file, reopen)
 
 from __future__ import annotations
 
+import csv
 import difflib
 import json
-import re
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -65,7 +65,7 @@ from typing import Any
 import duckdb
 
 from entitlements.queries import MissingQueryError, compiled_query
-from entitlements.warehouse import connect, table_exists
+from entitlements.warehouse import WarehouseLockedError, connect, table_exists
 
 QUERY = "entitlement_check"
 
@@ -343,21 +343,103 @@ def check_entitlement(
         return checker.check(customer_id, entitlement_code, on, asset_id=asset_id, location_id=location_id)
 
 
+BATCH_REQUIRED = ("customer_id", "entitlement_code")
+BATCH_OPTIONAL = ("asset_id", "location_id", "on")
+BATCH_ANSWER_COLUMNS = (
+    "line",
+    *BATCH_REQUIRED,
+    *BATCH_OPTIONAL,
+    "entitled",
+    "entitlement_id",
+    "contract_id",
+    "package_code",
+    "limit_quantity",
+    "used_quantity",
+    "remaining_quantity",
+    "expires_on",
+    "covering_packages",
+    "reason",
+    "error",
+)
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    requests: int
+    entitled: int
+    not_entitled: int
+    errors: int  # rows answered with an error (unknown customer or code, bad date): none dropped
+
+
+def check_batch(warehouse: Path | str, requests: Path, out: Path) -> BatchSummary:
+    """Answer every row of a requests CSV through one warm checker; write one answer row per request.
+
+    `requests` has a header with customer_id and entitlement_code, and optionally asset_id,
+    location_id and on (YYYY-MM-DD; empty: the warehouse's as-of date). A row that cannot be
+    answered (unknown customer or code, bad date) gets an answer row with `error` naming the
+    line and the problem, so every request is accounted for. A file without the required
+    columns raises CheckInputError naming the file and the column, before anything is written.
+    """
+    requests, out = Path(requests), Path(out)
+    with requests.open(newline="", encoding="utf-8-sig") as handle:
+        reader = csv.DictReader(handle)
+        header = [name.strip() for name in reader.fieldnames or ()]
+        missing = [c for c in BATCH_REQUIRED if c not in header]
+        if missing:
+            raise CheckInputError(
+                f"{requests}, line 1: missing column {', '.join(missing)} (the header needs "
+                f"{', '.join(BATCH_REQUIRED)}; optional: {', '.join(BATCH_OPTIONAL)})"
+            )
+        rows = [
+            ({k.strip(): (v or "").strip() for k, v in row.items() if k}, reader.line_num) for row in reader
+        ]
+    counts = {"entitled": 0, "not_entitled": 0, "errors": 0}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with EntitlementChecker(warehouse) as checker, out.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=BATCH_ANSWER_COLUMNS)
+        writer.writeheader()
+        for row, line in rows:
+            request = {c: row.get(c) or None for c in (*BATCH_REQUIRED, *BATCH_OPTIONAL)}
+            answer_row: dict[str, Any] = {"line": line, **request}
+            try:
+                on = _batch_date(request["on"])
+                answer = checker.check(
+                    request["customer_id"] or "",
+                    request["entitlement_code"] or "",
+                    on,
+                    asset_id=request["asset_id"],
+                    location_id=request["location_id"],
+                )
+            except CheckInputError as exc:
+                counts["errors"] += 1
+                answer_row["error"] = f"{requests}, line {line}: {exc}"
+            else:
+                counts["entitled" if answer.entitled else "not_entitled"] += 1
+                answer_row |= {c: getattr(answer, c) for c in BATCH_ANSWER_COLUMNS[6:-3]}
+                answer_row |= {
+                    "on": answer.on,
+                    "covering_packages": " ".join(answer.covering_packages),
+                    "reason": answer.reason,
+                }
+            writer.writerow(answer_row)
+    return BatchSummary(len(rows), counts["entitled"], counts["not_entitled"], counts["errors"])
+
+
+def _batch_date(value: str | None) -> date | None:
+    try:
+        return date.fromisoformat(value) if value else None
+    except ValueError:
+        raise CheckInputError(f"on {value!r} is not a date (YYYY-MM-DD)") from None
+
+
 def _open_read_only(warehouse: Path, wait_seconds: float) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
             return connect(warehouse, read_only=True)
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
-                raise
+        except WarehouseLockedError as exc:
             if time.monotonic() >= deadline:
-                holder = re.search(r"held in (.*?\(PID \d+\))", str(exc))
-                raise WarehouseBusyError(
-                    f"warehouse {warehouse} is being written by another process"
-                    f"{f' ({holder.group(1)})' if holder else ''}, for example `entitlements build` or"
-                    " `run`: checks read it once that finishes; try again shortly"
-                ) from exc
+                raise WarehouseBusyError(str(exc)) from exc
             time.sleep(0.25)
 
 

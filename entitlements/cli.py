@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from entitlements.warehouse import DEFAULT_REPORTS, DEFAULT_WAREHOUSE
+from entitlements.warehouse import DEFAULT_REPORTS, DEFAULT_WAREHOUSE, WarehouseLockedError
 
 warehouse_option = click.option(
     "--warehouse",
@@ -46,7 +46,18 @@ def _fail(message: str) -> None:
     sys.exit(1)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Cli(click.Group):
+    """Every command: a warehouse locked by another process is a clear message and exit 2."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except WarehouseLockedError as exc:
+            click.secho(str(exc), fg="red", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Entitlement analytics: CRM, billing and usage exports -> checked marts and reports."""
 
@@ -237,6 +248,37 @@ def check(
         sys.exit(2)
     click.echo(answer.to_json() if as_json else answer.describe())
     sys.exit(0 if answer.entitled else 1)
+
+
+@cli.command("check-batch")
+@click.argument("requests", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Answers CSV to write (default: REQUESTS with .answers.csv).",
+)
+@warehouse_option
+def check_batch_command(requests: Path, out: Path | None, warehouse: Path) -> None:
+    """Answer a CSV of checks (customer_id, entitlement_code[, asset_id, location_id, on]) in one process.
+
+    One answer row per request, in order; a request that cannot be answered carries an
+    `error` naming its line. Exit 0 when every row was answered, 1 when any row has an error,
+    2 when the file itself is unusable (a required column missing) or the warehouse unreadable.
+    """
+    from entitlements.check import CheckInputError, check_batch
+
+    out = out or requests.with_suffix(".answers.csv")
+    try:
+        done = check_batch(warehouse, requests, out)
+    except (CheckInputError, FileNotFoundError) as exc:
+        click.secho(str(exc), fg="red", err=True)
+        sys.exit(2)
+    click.echo(
+        f"{done.requests} requests: {done.entitled} entitled, {done.not_entitled} not entitled, "
+        f"{done.errors} with errors -> {out}"
+    )
+    sys.exit(1 if done.errors else 0)
 
 
 @cli.command("as-of")

@@ -10,6 +10,8 @@ limit) with a chart of the share used, and the renewal dates of contracts not ye
 
 Sources: marts.fct_active_entitlements (or entitlements.asof.active_entitlements for another date),
 marts.fct_renewal_pipeline, and the customer's own account, contract, asset, site and catalog names.
+The renewal mart keeps terms ending at most renewal_lookback_days (365) before the warehouse's as-of
+date, so a statement dated earlier than that omits contracts that ended in between.
 Nothing internal (leakage, overrides, approvers, billing findings) is read. The warehouse is opened
 read-only; plotly.js is embedded inline so the page reads with no network.
 """
@@ -98,9 +100,9 @@ def window_label(window: str) -> str:
         "0-30": "Within 30 days",
         "31-60": f"In 31{DASH}60 days",
         "61-90": f"In 61{DASH}90 days",
-        "90+": "In more than 90 days",
+        "later": "In more than 90 days",
         "renewed": "Renewed",
-        "expired": "Ended",
+        "expired_not_renewed": "Ended",
     }.get(window, window)
 
 
@@ -109,11 +111,11 @@ def renewal_window(days_to_expiry: int, renewed: bool) -> str:
     if renewed:
         return "renewed"
     if days_to_expiry <= 0:
-        return "expired"
+        return "expired_not_renewed"
     for bound, name in ((30, "0-30"), (60, "31-60"), (90, "61-90")):
         if days_to_expiry <= bound:
             return name
-    return "90+"
+    return "later"
 
 
 def _decimal(value: Any) -> Decimal | None:
@@ -447,7 +449,7 @@ def load_statement(warehouse: Path, customer_id: str, on: date | None = None) ->
         else:
             days = (end - statement_date).days
             window = renewal_window(days, row["renewed_by_contract_id"] is not None)
-        if days <= 0 or window == "expired":
+        if days <= 0 or window == "expired_not_renewed":
             continue  # already ended: not a renewal date any more
         renewals.append(
             Renewal(

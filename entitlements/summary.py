@@ -12,16 +12,40 @@ SECTIONS = {
         select category, currency, count(*) as leaks, sum(amount) as amount
         from marts.fct_revenue_leakage group by category, currency order by category, currency
     """,
+    # Shares are of the currency's own billing; the converted column is null if any month lacks a rate.
+    "Leakage key figures by currency": """
+        select currency, sum(billed_revenue) as billed, sum(leaked_total) as leaked,
+               round(100 * sum(leaked_total) / nullif(sum(billed_revenue), 0), 2) as leaked_pct,
+               sum(recoverable_value) as recoverable,
+               round(100 * sum(misaligned_records) / nullif(sum(billable_records), 0), 2) as misaligned_pct,
+               coalesce(
+                   case when not bool_or(is_fx_rate_missing) then sum(leaked_total_reporting) end
+                   || ' ' || any_value(reporting_currency), 'fx rate missing') as leaked_converted
+        from marts.fct_leakage_kpis group by currency order by currency
+    """,
     "Renewal pipeline by window": """
-        select renewal_window, currency, count(*) as contracts, sum(annual_value) as annual_value
+        select renewal_window, currency, count(*) as contracts, sum(annual_value) as annual_value,
+               sum(value_at_risk) as value_at_risk
         from marts.fct_renewal_pipeline group by renewal_window, currency
         order by case renewal_window when '0-30' then 1 when '31-60' then 2 when '61-90' then 3
-                 when '90+' then 4 when 'renewed' then 5 else 6 end, currency
+                 when 'later' then 4 when 'renewed' then 5 else 6 end, currency
     """,
+    # Overage is summed within one unit and valued within one currency, never across.
     "Limit breaches by threshold": """
-        select threshold_crossed, count(*) as periods, count(distinct customer_id) as customers,
-               sum(overage_quantity) as overage_quantity
-        from marts.fct_limit_breaches group by threshold_crossed order by threshold_crossed
+        select threshold_crossed, unit, currency, count(*) as periods,
+               count(distinct customer_id) as customers,
+               sum(overage_quantity) as overage_quantity, sum(overage_value) as overage_value
+        from marts.fct_limit_breaches group by threshold_crossed, unit, currency
+        order by threshold_crossed, unit, currency
+    """,
+    "Upsell candidates and underused entitlements": """
+        select 'upsell' as finding, entitlement_code, currency, count(*) as customers,
+               sum(annual_fee_difference) as annual_fee_difference
+        from marts.fct_upsell_candidates group by entitlement_code, currency
+        union all
+        select 'underused', entitlement_code, null, count(distinct customer_id), null
+        from marts.fct_underused_entitlements group by entitlement_code
+        order by finding, entitlement_code, currency
     """,
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
@@ -18,13 +19,37 @@ DEFAULT_REPORTS = Path("data/reports")
 SCHEMAS = ("raw", "staging", "intermediate", "marts", "audit")
 
 
+class WarehouseLockedError(RuntimeError):
+    """Another process holds the warehouse file: a writer excludes everyone, readers exclude a writer."""
+
+
 def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse file. Readers use read_only=True so they never block or alter a build."""
+    """Open the warehouse file. Readers use read_only=True so they never alter a build.
+
+    DuckDB locks the file per process: any number of read-only processes, or one writer.
+    A conflict raises WarehouseLockedError naming the holder and what to do.
+    """
     path = Path(path)
     if read_only and not path.exists():
         raise FileNotFoundError(f"warehouse {path} does not exist: run `entitlements run` or `ingest` first")
     path.parent.mkdir(parents=True, exist_ok=True)
-    return duckdb.connect(str(path), read_only=read_only)
+    try:
+        return duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        holder = re.search(r"held in (.*?\(PID \d+\))", str(exc))
+        by = f" by {holder.group(1)}" if holder else ""
+        wanted = "read" if read_only else "write"
+        raise WarehouseLockedError(
+            f"warehouse {path} is locked{by}, so this process cannot {wanted} it. "
+            + (
+                "A build or run is writing it: try again when it has finished."
+                if read_only
+                else "Close what reads it (a notebook, `entitlements check`, a report) or wait for the"
+                " other build to finish, then run again; nothing was changed."
+            )
+        ) from exc
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:

@@ -53,6 +53,20 @@ currency_totals = analysis.leakage_currency_totals(con, flt)
 tables.show(currency_totals, "currency_totals")
 
 # %% [markdown]
+# ## Key figures per currency
+#
+# From `marts.fct_leakage_kpis`: leakage as a share of the same currency's billed revenue, the value
+# still recoverable (leaks within the billing window before the build's as-of date: dbt var
+# `recoverable_billing_window_days`, default 90 days), and the share of billable records (customer-pay
+# deliveries, contract-line billing periods, usage over the limit) that billing does not match. Only
+# `leaked_total_reporting` is converted (illustrative rates unless the seed `fx_rates` was replaced), so
+# only it may be added across currencies.
+
+# %%
+key_figures = analysis.leakage_key_figures(con, flt)
+tables.show(key_figures, "key_figures", money=analysis.KPI_MONEY_COLUMNS)
+
+# %% [markdown]
 # ## By category
 #
 # Each currency has its own panel and axis.

@@ -255,13 +255,53 @@ def test_a_writer_holding_the_warehouse_gives_a_clear_message(warehouse_copy: Pa
     )
     try:
         assert writer.stdout.readline().strip() == "locked"
-        with pytest.raises(WarehouseBusyError, match="being written by another process"):
+        with pytest.raises(WarehouseBusyError, match=r"cannot read it\. A build or run is writing it"):
             EntitlementChecker(warehouse_copy)
         result = entitlements(
             "check", "--customer", "C00001", "--entitlement", "INCIDENT", "--warehouse", warehouse_copy
         )
         assert result.returncode == 2
-        assert "being written by another process" in result.stderr and "Traceback" not in result.stderr
+        assert "cannot read it. A build or run is writing it" in result.stderr
+        assert "Traceback" not in result.stderr
     finally:
         writer.kill()
         writer.wait()
+
+
+def test_a_batch_answers_every_row_as_single_checks_do(
+    demo_warehouse: Path, con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    active = rows(
+        con,
+        "select customer_id, entitlement_code, remaining_quantity from marts.fct_active_entitlements"
+        " where asset_id is null and location_id is null order by entitlement_id limit 5",
+    )
+    requests = tmp_path / "requests.csv"
+    lines = ["customer_id,entitlement_code,on,asset_id"]
+    lines += [f"{r['customer_id']},{r['entitlement_code']},," for r in active]
+    lines += ["NOPE-1,INCIDENT,,", f"{active[0]['customer_id']},INCIDENT,2026-02-30,"]
+    requests.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    result = entitlements("check-batch", requests, "--warehouse", demo_warehouse)
+    assert result.returncode == 1, result.stdout + result.stderr  # two rows have errors
+    assert "7 requests: 5 entitled, 0 not entitled, 2 with errors" in result.stdout
+    answers = pd.read_csv(tmp_path / "requests.answers.csv", dtype=str, keep_default_na=False)
+    assert answers["line"].tolist() == [str(n) for n in range(2, 9)]
+    for row, mart in zip(answers.head(5).to_dict("records"), active, strict=True):
+        assert (row["customer_id"], row["entitled"], row["error"]) == (mart["customer_id"], "True", "")
+        assert row["remaining_quantity"] == (
+            "" if mart["remaining_quantity"] is None else str(mart["remaining_quantity"])
+        )
+    assert answers["error"].tolist()[5:] == [
+        f"{requests}, line 7: unknown customer 'NOPE-1'",
+        f"{requests}, line 8: on '2026-02-30' is not a date (YYYY-MM-DD)",
+    ]
+
+
+def test_a_batch_without_a_required_column_is_refused(demo_warehouse: Path, tmp_path: Path) -> None:
+    requests = tmp_path / "requests.csv"
+    requests.write_text("customer,entitlement_code\nC00001,INCIDENT\n", encoding="utf-8")
+    result = entitlements("check-batch", requests, "--warehouse", demo_warehouse)
+    assert result.returncode == 2
+    assert f"{requests}, line 1: missing column customer_id" in result.stderr
+    assert not (tmp_path / "requests.answers.csv").exists()

@@ -41,15 +41,48 @@ MARTS_DDL = {
     "fct_limit_breaches": """
         breach_id VARCHAR, customer_id VARCHAR, entitlement_id VARCHAR, entitlement_code VARCHAR,
         period_start DATE, period_end DATE, limit_quantity DECIMAL(18,4), used_quantity DECIMAL(18,4),
-        pct_used DECIMAL(9,2), threshold_crossed INTEGER, overage_quantity DECIMAL(18,4)""",
+        pct_used DECIMAL(9,2), threshold_crossed INTEGER, overage_quantity DECIMAL(18,4),
+        crossed_80_on DATE, crossed_90_on DATE, crossed_100_on DATE, unit VARCHAR,
+        overage_value DECIMAL(18,2), currency VARCHAR""",
+    "fct_upsell_candidates": """
+        upsell_id VARCHAR, customer_id VARCHAR, entitlement_code VARCHAR, unit VARCHAR,
+        periods_assessed INTEGER, periods_over_90 INTEGER, last_period_start DATE,
+        peak_period_use DECIMAL(18,4), current_package_code VARCHAR, current_limit_quantity DECIMAL(18,4),
+        recommended_package_code VARCHAR, recommended_limit_quantity DECIMAL(18,4), covers_peak_use BOOLEAN,
+        current_annual_fee DECIMAL(18,2), recommended_annual_fee DECIMAL(18,2),
+        annual_fee_difference DECIMAL(18,2), currency VARCHAR""",
+    "fct_underused_entitlements": """
+        underused_id VARCHAR, customer_id VARCHAR, contract_id VARCHAR, contract_line_id VARCHAR,
+        entitlement_code VARCHAR, unit VARCHAR, periods_assessed INTEGER, first_period_start DATE,
+        last_period_end DATE, limit_quantity DECIMAL(18,4), used_quantity DECIMAL(18,4),
+        pct_used DECIMAL(9,2), is_in_force BOOLEAN""",
+    "fct_leakage_kpis": """
+        kpi_id VARCHAR, period_month DATE, currency VARCHAR, billed_revenue DECIMAL(18,2),
+        leaked_unbilled_service DECIMAL(18,2), leaked_uncovered_service DECIMAL(18,2),
+        leaked_over_allowance_service DECIMAL(18,2), leaked_premium_service_on_standard DECIMAL(18,2),
+        leaked_unbilled_overage DECIMAL(18,2), leaked_under_billed DECIMAL(18,2),
+        leaked_post_expiry_usage DECIMAL(18,2), leaked_unapproved_override DECIMAL(18,2),
+        leaked_total DECIMAL(18,2), leak_count BIGINT, leakage_share DECIMAL(18,6),
+        recoverable_value DECIMAL(18,2), billable_records BIGINT, misaligned_records BIGINT,
+        misaligned_share DECIMAL(18,6), reporting_currency VARCHAR, fx_rate DECIMAL(18,8),
+        is_fx_rate_missing BOOLEAN, billed_revenue_reporting DECIMAL(18,2),
+        leaked_total_reporting DECIMAL(18,2), recoverable_value_reporting DECIMAL(18,2)""",
     "fct_revenue_leakage": """
         leakage_id VARCHAR, customer_id VARCHAR, category VARCHAR, evidence_type VARCHAR,
         evidence_id VARCHAR, occurred_on DATE, amount DECIMAL(18,2), currency VARCHAR,
         entitlement_code VARCHAR, contract_id VARCHAR, explanation VARCHAR""",
     "fct_renewal_pipeline": """
-        contract_id VARCHAR, customer_id VARCHAR, contract_type VARCHAR, end_date DATE,
+        contract_id VARCHAR, customer_id VARCHAR, contract_type VARCHAR, start_date DATE, end_date DATE,
         days_to_expiry INTEGER, renewal_window VARCHAR, annual_value DECIMAL(18,2), currency VARCHAR,
-        auto_renew BOOLEAN, renewed_by_contract_id VARCHAR, as_of_date DATE""",
+        auto_renew BOOLEAN, value_at_risk DECIMAL(18,2), previous_contract_id VARCHAR,
+        previous_currency VARCHAR, previous_annual_value DECIMAL(18,2), uplift_amount DECIMAL(18,2),
+        uplift_pct DECIMAL(18,2), uplift_null_reason VARCHAR, renewed_by_contract_id VARCHAR,
+        as_of_date DATE""",
+    "fct_renewal_alerts": """
+        alert_id VARCHAR, contract_id VARCHAR, customer_id VARCHAR, contract_type VARCHAR,
+        start_date DATE, end_date DATE, days_before_expiry INTEGER, alert_date DATE, is_due BOOLEAN,
+        alert_status VARCHAR, renewal_window VARCHAR, annual_value DECIMAL(18,2),
+        value_at_risk DECIMAL(18,2), currency VARCHAR, auto_renew BOOLEAN, as_of_date DATE""",
 }
 
 CLEAN_MARTS = {
@@ -61,18 +94,38 @@ CLEAN_MARTS = {
          date '2024-01-01', date '2025-01-01', date '2024-06-01', date '2024-06-30', null, 900, null,
          date '2024-06-15')""",
     "fct_limit_breaches": """
-        ('B1', 'C1', 'E1', 'ONSITE', date '2024-06-01', date '2024-06-30', 10, 9, 90.00, 90, 0),
-        ('B2', 'C2', 'E3', 'ONSITE', date '2024-06-01', date '2024-06-30', 10, 12, 120.00, 100, 2)""",
+        ('B1', 'C1', 'E1', 'ONSITE', date '2024-06-01', date '2024-06-30', 10, 9, 90.00, 90, 0,
+         date '2024-06-10', date '2024-06-20', null, 'visits', 0.00, 'USD'),
+        ('B2', 'C2', 'E3', 'ONSITE', date '2024-06-01', date '2024-06-30', 10, 12, 120.00, 100, 2,
+         date '2024-06-05', date '2024-06-08', date '2024-06-09', 'visits', 1800.00, 'EUR')""",
+    "fct_upsell_candidates": """
+        ('C1:INCIDENT', 'C1', 'INCIDENT', 'incidents', 3, 2, date '2024-01-01', 6, 'SILVER', 5, 'GOLD', 12,
+         true, 9600.00, 24000.00, 14400.00, 'USD'),
+        ('C2:INCIDENT', 'C2', 'INCIDENT', 'incidents', 2, 2, date '2024-01-01', 13, 'GOLD', 12, null, null,
+         null, 21600.00, null, null, 'EUR')""",
+    "fct_underused_entitlements": """
+        ('KL1/API_CALLS', 'C1', 'K1', 'KL1', 'API_CALLS', 'calls', 3, date '2024-03-01', date '2024-06-01',
+         300000, 1200, 0.40, true)""",
+    "fct_leakage_kpis": """
+        ('2024-06:USD', date '2024-06-01', 'USD', 10000.00, 150.00, 0, 0, 0, 0, 0, 0, 0, 150.00, 1,
+         0.015, 150.00, 20, 1, 0.05, 'USD', 1, false, 10000.00, 150.00, 150.00),
+        ('2024-06:EUR', date '2024-06-01', 'EUR', 2000.00, 0, 0, 0, 0, 20.00, 0, 0, 0, 20.00, 1,
+         0.01, 0.00, 5, 1, 0.2, 'USD', 1.08, false, 2160.00, 21.60, 0.00)""",
     "fct_revenue_leakage": """
         ('LK1', 'C1', 'unbilled_service', 'case', 'CS-1', date '2024-06-03', 150.00, 'USD', 'ONSITE', 'K1',
          'Case CS-1 was billed as covered but the contract has no onsite visits left'),
         ('LK2', 'C2', 'unbilled_overage', 'usage', 'U-2024-06', date '2024-06-30', 20.00, 'EUR', 'API', 'K2',
          '2 visits over the allowance were not invoiced')""",
     "fct_renewal_pipeline": """
-        ('K1', 'C1', 'service_contract', date '2025-01-01', 200, '90+', 12000.00, 'USD', true, null,
-         date '2024-06-15'),
-        ('K2', 'C2', 'subscription', date '2024-07-01', 16, '0-30', 0.00, 'EUR', false, null,
-         date '2024-06-15')""",
+        ('K1', 'C1', 'service_contract', date '2024-01-01', date '2025-01-01', 200, 'later', 12000.00,
+         'USD', true, 0.00, null, null, null, null, null, 'no_previous_term', null, date '2024-06-15'),
+        ('K2', 'C2', 'subscription', date '2023-07-01', date '2024-07-01', 16, '0-30', 0.00, 'EUR', false,
+         0.00, 'K0', 'EUR', 0.00, 0.00, null, 'previous_value_zero', null, date '2024-06-15')""",
+    "fct_renewal_alerts": """
+        ('K1:90d', 'K1', 'C1', 'service_contract', date '2024-01-01', date '2025-01-01', 90,
+         date '2024-10-03', false, 'upcoming', 'later', 12000.00, 0.00, 'USD', true, date '2024-06-15'),
+        ('K2:30d', 'K2', 'C2', 'subscription', date '2023-07-01', date '2024-07-01', 30,
+         date '2024-06-01', true, 'due', '0-30', 0.00, 0.00, 'EUR', false, date '2024-06-15')""",
 }
 
 
@@ -432,8 +485,10 @@ def test_mart_warnings_and_missing_mart(warehouse):
         warehouse,
         {
             "fct_limit_breaches": """
-                ('B1', 'C1', 'E1', 'ONSITE', date '2024-06-01', date '2024-06-30', 10, 5, 50.00, 80, 0),
-                ('B1', 'C1', 'E1', 'ONSITE', date '2024-06-01', date '2024-06-30', 10, 9, 90.00, 75, 0)"""
+                ('B1', 'C1', 'E1', 'ONSITE', date '2024-06-01', date '2024-06-30', 10, 5, 50.00, 80, 0,
+                 date '2024-06-10', null, null, 'visits', 0.00, 'USD'),
+                ('B1', 'C1', 'E1', 'ONSITE', date '2024-06-01', date '2024-06-30', 10, 9, 90.00, 75, 0,
+                 date '2024-06-10', null, null, 'visits', 0.00, 'USD')"""
         },
     )
     con = connect(warehouse)

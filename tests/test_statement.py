@@ -164,7 +164,7 @@ def test_renewal_rows_are_the_marts_contracts_not_yet_ended(
             for contract_id, end_date, days, window in mart_rows(
                 demo_warehouse,
                 "select contract_id, end_date, days_to_expiry, renewal_window from marts.fct_renewal_pipeline"
-                " where customer_id = ? and renewal_window <> 'expired' and days_to_expiry > 0",
+                " where customer_id = ? and renewal_window <> 'expired_not_renewed' and days_to_expiry > 0",
                 [customer],
             )
         }

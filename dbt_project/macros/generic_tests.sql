@@ -10,3 +10,7 @@
     group by {{ columns | join(', ') }}
     having count(*) > 1
 {% endtest %}
+
+{% test positive(model, column_name) %}
+    select * from {{ model }} where {{ column_name }} <= 0
+{% endtest %}

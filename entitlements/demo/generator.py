@@ -128,6 +128,16 @@ class Leak:
     currency: str
     occurred_on: date
     note: str
+    scenario: str = ""  # a hard case the pipeline must get right (ground truth column)
+
+
+@dataclass(frozen=True)
+class Decoy:
+    """A planted record that looks like a leak and is not one (ground_truth/decoys.csv)."""
+
+    scenario: str
+    evidence_id: str
+    note: str
 
 
 @dataclass(frozen=True)
@@ -156,6 +166,7 @@ class _Business:
         self.overrides: list[Override] = []
         self.deliveries: list[Delivery] = []
         self.leaks: list[Leak] = []
+        self.decoys: list[Decoy] = []
         self.consumed: dict[tuple[str, str, date], int] = defaultdict(int)
         self.reserved: set[tuple[str, str, date]] = set()
         self._ids: dict[str, int] = defaultdict(int)
@@ -432,19 +443,8 @@ class _Business:
     def build_deliveries(self) -> None:
         rng = self.rng
         self._plant_over_allowance()
-        month = HISTORY_START
-        while month <= self.as_of_month:
-            last_day = min(add_months(month, 1) - timedelta(days=1), self.as_of)
-            for customer in self.customers:
-                planned = []
-                for _ in range(rng.choice((0, 0, 1, 1, 1, 2, 3))):
-                    day = month + timedelta(days=rng.randint(0, (last_day - month).days))
-                    code = rng.choices(catalog.SERVICE_CODES, weights=(5, 2, 3))[0]
-                    planned.append((self._random_time(day), code, rng.choice(customer.assets)))
-                for when, code, asset in sorted(planned):
-                    self.deliver(customer, code, when, asset)
-            month = add_months(month, 1)
-        # Start days are covered: a few deliveries on the first day of a contract.
+        # Start days are covered: a few deliveries on the first day of a contract. Delivered
+        # first, as allowances are decided in delivery order (the first day of a period comes first).
         for lv in rng.sample(
             [
                 lv
@@ -458,12 +458,28 @@ class _Business:
             customer = self.customer(lv.contract.customer_id)
             asset = next((a for a in customer.assets if lv.location_id in (None, a[1])), None)
             if asset:
-                self.deliver(
+                delivery = self.deliver(
                     customer,
                     "INCIDENT",
                     datetime.combine(lv.valid_from, datetime.min.time()).replace(hour=9),
                     asset,
                 )
+                if delivery and delivery.billing_type == "covered":
+                    self.decoys.append(
+                        Decoy("contract_start_day", delivery.delivery_id, "free incident on the first day")
+                    )
+        month = HISTORY_START
+        while month <= self.as_of_month:
+            last_day = min(add_months(month, 1) - timedelta(days=1), self.as_of)
+            for customer in self.customers:
+                planned = []
+                for _ in range(rng.choice((0, 0, 1, 1, 1, 2, 3))):
+                    day = month + timedelta(days=rng.randint(0, (last_day - month).days))
+                    code = rng.choices(catalog.SERVICE_CODES, weights=(5, 2, 3))[0]
+                    planned.append((self._random_time(day), code, rng.choice(customer.assets)))
+                for when, code, asset in sorted(planned):
+                    self.deliver(customer, code, when, asset)
+            month = add_months(month, 1)
         self.deliveries.sort(key=lambda d: (d.created_at, d.delivery_id))
         if self.plant:
             self._plant_uncovered()
@@ -491,7 +507,7 @@ class _Business:
         wanted = PLANTED_PER_CATEGORY if self.plant else 0
         chosen = rng.sample(amended, min(2, len(amended), wanted))
         chosen += rng.sample(plain, min(wanted - len(chosen), len(plain)))
-        for _, lv, start in chosen:
+        for amended_line, lv, start in chosen:
             key = (lv.contract_line_id, "INCIDENT", start)
             self.reserved.add(key)
             customer = self.customer(lv.contract.customer_id)
@@ -529,6 +545,8 @@ class _Business:
                             lv.contract.currency,
                             when.date(),
                             f"incident {self.consumed[key]} on a {terms.limit}-per-year plan",
+                            # amendments fall 2-10 months into the 12-month term: inside this period
+                            "amendment_changes_limit_mid_period" if amended_line else "",
                         )
                     )
                     break
@@ -538,7 +556,14 @@ class _Business:
         rng = self.rng
         planted: list[Delivery] = []
 
-        def plant(customer: Customer, code: str, when: datetime, asset: tuple[str, str], note: str) -> None:
+        def plant(
+            customer: Customer,
+            code: str,
+            when: datetime,
+            asset: tuple[str, str],
+            note: str,
+            scenario: str = "",
+        ) -> None:
             if self.covering(customer.customer_id, code, when.date(), *asset):
                 return
             delivery = self._new_delivery(customer, code, when, asset, "covered", self._response(None))
@@ -552,6 +577,7 @@ class _Business:
                     customer.currency,
                     when.date(),
                     note,
+                    scenario,
                 )
             )
 
@@ -569,6 +595,7 @@ class _Business:
                 datetime.combine(contract.end, datetime.min.time()).replace(hour=10),
                 customer.assets[0],
                 "incident on the day the contract ended",
+                "contract_end_day",
             )
         # A warranty on one asset seems to cover a visit to another.
         for customer in rng.sample(self.customers, len(self.customers)):
@@ -587,7 +614,14 @@ class _Business:
             other = next(a for a in customer.assets if a[0] != warranty.asset_id)
             when = self._random_time(warranty.valid_from + timedelta(days=rng.randint(0, 27)))
             if when.date() <= self.as_of:
-                plant(customer, "ONSITE_VISIT", when, other, "visit to an asset the warranty does not cover")
+                plant(
+                    customer,
+                    "ONSITE_VISIT",
+                    when,
+                    other,
+                    "visit to an asset the warranty does not cover",
+                    "overlapping_entitlement_for_another_asset",
+                )
         while len(planted) < PLANTED_PER_CATEGORY:
             customer = rng.choice(self.customers)
             day = HISTORY_START + timedelta(days=rng.randint(0, (self.as_of - HISTORY_START).days))
@@ -667,13 +701,15 @@ class _Business:
             if lv.package_code not in catalog.API_PACKAGES:
                 continue
             month = lv.valid_from
+            # about one subscription in eight barely uses its quota (fct_underused_entitlements)
+            low, high = (0.01, 0.08) if rng.random() < 0.125 else (0.3, 0.97)
             while month < lv.valid_to and month <= self.as_of:
                 for code in catalog.METER_CODES:
                     limit = self.terms[lv.package_code][code].limit
                     share = 1.0
                     if month == self.as_of_month:
                         share = self.as_of.day / (add_months(month, 1) - month).days
-                    total = int(limit * rng.uniform(0.3, 0.97) * share)
+                    total = int(limit * rng.uniform(low, high) * share)
                     periods.append(
                         UsagePeriod(lv.contract.customer_id, code, month, limit, total, lv.contract.currency)
                     )
@@ -684,8 +720,18 @@ class _Business:
             over = max(1, int(period.limit * rng.uniform(0.05, 0.3)))
             if i < 6:  # billed correctly: not a leak
                 period.total, period.billed = period.limit + over, over
+                self.decoys.append(
+                    Decoy("overage_invoiced", period.evidence_id, f"{over} over, all invoiced")
+                )
             elif i < 9:  # exactly at the limit, with duplicate deliveries of some events: not a leak
                 period.total, period.duplicates = period.limit, 5
+                self.decoys.append(
+                    Decoy(
+                        "duplicate_events_at_limit",
+                        period.evidence_id,
+                        "at the limit counting each event once",
+                    )
+                )
             elif self.plant:
                 period.total = period.limit + over
                 period.billed = over // 2 if i % 3 == 0 else 0
@@ -701,6 +747,7 @@ class _Business:
                         period.currency,
                         period.month,
                         f"{over} {period.meter_code} over the limit, {period.billed} invoiced",
+                        "late_events_create_overage" if period.late_quantity else "",
                     )
                 )
         if self.plant:
@@ -1140,8 +1187,19 @@ def generate_demo(
     leaks = sorted(biz.leaks, key=lambda leak: (leak.category, leak.evidence_id))
     _write_csv(
         out_dir / "ground_truth" / "leakage.csv",
-        ("category", "evidence_id", "customer_id", "amount", "currency", "occurred_on", "note"),
+        ("category", "evidence_id", "customer_id", "amount", "currency", "occurred_on", "note", "scenario"),
         (leak.__dict__ for leak in leaks),
+    )
+    # A decoy that a later plant turned into a leak (a start-day incident given a premium) is not one.
+    leak_ids = {leak.evidence_id for leak in leaks}
+    _write_csv(
+        out_dir / "ground_truth" / "decoys.csv",
+        ("scenario", "evidence_id", "note"),
+        (
+            d.__dict__
+            for d in sorted(biz.decoys, key=lambda d: (d.scenario, d.evidence_id))
+            if d.evidence_id not in leak_ids
+        ),
     )
     (out_dir / "export.json").write_text(
         json.dumps(

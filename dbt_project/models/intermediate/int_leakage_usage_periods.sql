@@ -13,11 +13,6 @@ invoice_lines as (
     select * from {{ ref('int_invoice_lines') }}
 ),
 
-prices as (
-    select * from {{ ref('stg_billing__price_book') }}
-    where price_type = 'unit'
-),
-
 usage_grants as (
     select
         customer_id,
@@ -71,10 +66,7 @@ leaks as (
         classified.billable_quantity - classified.billed_quantity as unbilled_quantity,
         prices.unit_amount
     from classified
-    inner join prices
-        on
-            classified.meter_code = prices.item_code
-            and classified.currency = prices.currency
+    {{ join_price_book('prices', 'unit', 'classified.meter_code', 'classified.currency', 'inner') }}
     where
         classified.category is not null
         and classified.billable_quantity > classified.billed_quantity
@@ -86,7 +78,7 @@ select
     usage_period_id as evidence_id,
     customer_id,
     period_start as occurred_on,
-    round(unbilled_quantity * unit_amount, 2) as amount,
+    {{ price_amount('unbilled_quantity', 'unit_amount') }} as amount,
     currency,
     meter_code as entitlement_code,
     contract_id,

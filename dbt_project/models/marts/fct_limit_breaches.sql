@@ -1,86 +1,49 @@
--- Allowance periods whose use reached 80 % of the limit, with the highest
--- threshold crossed (80, 90, 100) and the quantity over the limit.
+-- Allowance periods whose use crossed 80 % of the limit (int_allowance_periods: resets,
+-- units, the limit in force on each day), with the day each of the 80, 90 and 100 %
+-- thresholds was first crossed, the highest one crossed, and the overage: its quantity
+-- and its value at the price-book unit price in the contract's currency. The value is the
+-- commercial size of the breach whether or not it was invoiced - not leakage.
 with
 
-deliveries as (
-    select * from {{ ref('int_service_deliveries_attributed') }}
-    where entitlement_id is not null and delivered_on <= {{ as_of_date() }}
-),
-
-usage_periods as (
-    select * from {{ ref('int_usage_periods') }}
-    where entitlement_id is not null and period_start <= {{ as_of_date() }}
-),
-
-service_periods as (
-    -- The limit that applies is the one in force at the period's latest delivery.
-    select
-        customer_id,
-        entitlement_id,
-        service_code as entitlement_code,
-        period_start,
-        period_end,
-        effective_limit_quantity as limit_quantity,
-        used_quantity
-    from (
-        select
-            *,
-            count(*) over (
-                partition by contract_line_id, service_code, period_start
-            ) as used_quantity,
-            row_number() over (
-                partition by contract_line_id, service_code, period_start
-                order by created_at desc, delivery_id desc
-            ) as recency
-        from deliveries
-    ) as counted
-    where recency = 1
-),
-
-metered_periods as (
-    select
-        customer_id,
-        entitlement_id,
-        meter_code as entitlement_code,
-        period_start,
-        period_end,
-        limit_quantity,
-        used_quantity
-    from usage_periods
-),
-
 periods as (
-    select * from service_periods
-    union all
-    select * from metered_periods
+    select * from {{ ref('int_allowance_periods') }}
+    where crossed_80_on is not null
 ),
 
-measured as (
+priced as (
     select
-        *,
-        round(100.0 * used_quantity / limit_quantity, 2) as pct_used
+        periods.*,
+        unit_prices.unit_amount
     from periods
-    where limit_quantity > 0
+    {{ join_price_book('unit_prices', 'unit', 'periods.entitlement_code', 'periods.currency') }}
 )
 
 select
     entitlement_id || '@' || cast(period_start as {{ dbt.type_string() }}) as breach_id,
     customer_id,
+    contract_id,
+    contract_line_id,
     entitlement_id,
     entitlement_code,
+    unit,
     period_start,
     period_end,
     cast(limit_quantity as decimal(38, 4)) as limit_quantity,
     cast(used_quantity as decimal(38, 4)) as used_quantity,
     cast(pct_used as decimal(9, 2)) as pct_used,
     case
-        when pct_used >= 100 then 100
-        when pct_used >= 90 then 90
+        when crossed_100_on is not null then 100
+        when crossed_90_on is not null then 90
         else 80
     end as threshold_crossed,
+    crossed_80_on,
+    crossed_90_on,
+    crossed_100_on,
+    cast(overage_quantity as decimal(38, 4)) as overage_quantity,
+    -- no overage is worth 0 even unpriced; an overage with no price stays null (tests fail on it)
     cast(
-        case when used_quantity > limit_quantity then used_quantity - limit_quantity else 0 end
-        as decimal(38, 4)
-    ) as overage_quantity
-from measured
-where pct_used >= 80
+        case when overage_quantity = 0 then 0 else {{ price_amount('overage_quantity', 'unit_amount') }} end
+        as decimal(18, 2)
+    ) as overage_value,
+    currency
+from priced
