@@ -17,30 +17,27 @@ still answers entitled (the service is covered, more is over allowance) and the 
 says so.
 
 Speed (python -m entitlements.bench: 10,000 random checks through one warm checker, on a
-2-vCPU VM): p50 16 ms / p95 24 ms at 100k usage events, p50 19 ms / p95 39 ms at 1M
-events. Where the time goes:
+2-vCPU VM; see the bench output for current numbers): at 1M usage events about p50 12 ms /
+p95 17 ms. Where the time goes:
 
 - Planning, 9-12 ms of every check: DuckDB binds and optimizes the query (the
   active_entitlements macro is most of it) on every execution, and re-plans a PREPAREd
   statement on each EXECUTE too (measured: saves about 1 ms, so not used). The analysis
   is kept narrow for that reason (no window, no mart join; the precedence reason is a
   second, keyed query only when several grants cover).
-- Execution, 3-5 ms at 100k, growing with usage at 1M: the macro aggregates the use of
-  every contract line with that entitlement code up to the date, as the customer filter
-  does not reach the usage scan. Carrying customer_id through the macro's use CTEs and
-  clustering the attributed usage and delivery tables by customer would read one row
-  group instead of all (measured at 1M, the two interleaved: p50 22 -> 19 ms, p95 46 ->
-  28 ms). That is a model change, not made here.
+- Execution, a few ms: the macro groups use by customer as well as contract line, so the
+  customer filter reaches the use scans, and it reads use per day (int_usage_daily, a few
+  rows per line and day) rather than per event; both tables are stored in customer order,
+  so a check reads few row groups. (Before these two changes: p95 39 ms at 1M.)
 
 So a service reaches its best latency as one warm process holding an EntitlementChecker
 (opening the file and loading the catalog costs hundreds of ms; starting Python for
 `entitlements check` costs about a second) and calling `.check()` per request, one
 checker per worker thread (a DuckDB connection is not shared across threads; `threads`
 is set to 1 because a check reads a few rows). A batch (a day's cases, a CSV) runs
-through one checker in one process, never one CLI call per row. Answering a batch in one
-query (one plan for many requests on one date) needs an analysis that takes the requests
-as a relation; `active_entitlements(warehouse, on)` already answers every grant for a
-date in one query.
+through one checker in one process (`check_batch`, `entitlements check-batch FILE`), never
+one CLI call per row. Answering a batch in one query (one plan for many requests on one
+date) would need an analysis that takes the requests as a relation; not built yet.
 
 Locks. The checker opens the warehouse read-only: any number of readers (checks, the
 report, `as-of`) run together. DuckDB's file lock keeps readers and a writer apart: while

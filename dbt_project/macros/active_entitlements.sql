@@ -26,9 +26,9 @@ deliveries as (
     where entitlement_id is not null and delivered_on <= {{ as_of }}
 ),
 
-usage_events as (
-    select * from {{ ref('int_usage_events_attributed') }}
-    where entitlement_id is not null and occurred_on <= {{ as_of }}
+usage_days as (
+    select * from {{ ref('int_usage_daily') }}
+    where occurred_on <= {{ as_of }}
 ),
 
 current_period as (
@@ -56,7 +56,7 @@ metered_use as (
         meter_code as entitlement_code,
         period_start,
         sum(quantity) as used_quantity
-    from usage_events
+    from usage_days
     group by customer_id, contract_line_id, meter_code, period_start
 ),
 
