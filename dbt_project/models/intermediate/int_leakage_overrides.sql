@@ -9,11 +9,6 @@ overrides as (
 
 accounts as (
     select * from {{ ref('stg_crm__accounts') }}
-),
-
-prices as (
-    select * from {{ ref('stg_billing__price_book') }}
-    where price_type = 'unit'
 )
 
 select
@@ -22,7 +17,7 @@ select
     overrides.override_id as evidence_id,
     overrides.customer_id,
     overrides.valid_from as occurred_on,
-    round(overrides.extra_quantity * prices.unit_amount, 2) as amount,
+    {{ price_amount('overrides.extra_quantity', 'prices.unit_amount') }} as amount,
     accounts.currency,
     overrides.entitlement_code,
     overrides.contract_id,
@@ -33,8 +28,5 @@ select
 from overrides
 inner join accounts
     on overrides.customer_id = accounts.customer_id
--- left: an override with no price stays, with a null amount that fct_revenue_leakage's tests fail on
-left join prices
-    on
-        overrides.entitlement_code = prices.item_code
-        and accounts.currency = prices.currency
+-- an override with no price stays, with a null amount that fct_revenue_leakage's tests fail on
+{{ join_price_book('prices', 'unit', 'overrides.entitlement_code', 'accounts.currency') }}

@@ -66,7 +66,7 @@ leaks as (
         classified.billable_quantity - classified.billed_quantity as unbilled_quantity,
         prices.unit_amount
     from classified
-    {{ join_price_book('prices', 'unit', 'classified.meter_code', 'classified.currency', 'inner') }}
+    {{ join_price_book('prices', 'unit', 'classified.meter_code', 'classified.currency') }}
     where
         classified.category is not null
         and classified.billable_quantity > classified.billed_quantity
