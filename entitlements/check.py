@@ -17,8 +17,9 @@ still answers entitled (the service is covered, more is over allowance) and the 
 says so.
 
 Speed (python -m entitlements.bench: 10,000 random checks through one warm checker, on a
-2-vCPU VM; see the bench output for current numbers): at 1M usage events about p50 12 ms /
-p95 17 ms. Where the time goes:
+2-vCPU VM; see the bench output for current numbers): at 1M usage events p50 15 ms /
+p95 19.9 ms on a quiet machine (2,000 checks under load: p50 12-13 / p95 16-17 ms), just
+inside the 20 ms target. Where the time goes:
 
 - Planning, 9-12 ms of every check: DuckDB binds and optimizes the query (the
   active_entitlements macro is most of it) on every execution, and re-plans a PREPAREd
