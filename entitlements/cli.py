@@ -172,7 +172,7 @@ def validate(warehouse: Path, step: str, reports_dir: Path) -> None:
     except PipelineError as exc:
         _fail(str(exc))
     finally:
-        click.echo(f"data docs: {build_data_docs(reports_dir)}")
+        click.echo(f"data docs: {build_data_docs(reports_dir, warehouse)}")
 
 
 @cli.command()

@@ -193,7 +193,7 @@ def run_pipeline(
         f"{len(result.marts.failures)} non-critical failures"
     )
     reports_dir.mkdir(parents=True, exist_ok=True)
-    result.reports.append(build_data_docs(reports_dir))
+    result.reports.append(build_data_docs(reports_dir, warehouse))
     from entitlements.report import render_report  # imported late: nbconvert is slow to import
 
     result.reports.append(render_report("leakage", warehouse, reports_dir, {"as_of": as_of.isoformat()}))

@@ -22,8 +22,9 @@ How a gate runs
        ``{"critical": true}`` failed.
 
 GX validation results are also kept (newest ``KEEP_RUNS`` runs per suite) in
-``results_dir()`` so ``build_data_docs`` can show them; that directory defaults to
-the gitignored expectations/gx/uncommitted/validations and can be moved with the
+``results_dir(warehouse)`` so ``build_data_docs`` can show them; that directory is
+beside the warehouse (``<dir>/gx/<warehouse name>/validations``, like dbt's target),
+so the Data Docs of one warehouse never show another's runs, and can be moved with the
 environment variable ``ENTITLEMENTS_GX_RESULTS_DIR``.
 
 Landing suites are generated from ingest/layouts.py (``landing_suites()``) and
@@ -332,16 +333,19 @@ def suite_drift() -> list[str]:
 # --------------------------------------------------------------------------- GX engine
 
 
-def results_dir() -> Path:
-    """Where GX validation results are kept for Data Docs (outside git either way)."""
-    return Path(os.environ.get(RESULTS_DIR_ENV) or GX_DIR / "uncommitted" / "validations")
+def results_dir(warehouse: Path) -> Path:
+    """Where the GX validation results of a warehouse are kept for its Data Docs."""
+    if os.environ.get(RESULTS_DIR_ENV):
+        return Path(os.environ[RESULTS_DIR_ENV])
+    warehouse = Path(warehouse).resolve()
+    return warehouse.parent / "gx" / warehouse.stem / "validations"
 
 
-def _context(*, site_dir: Path | None = None) -> AbstractDataContext:
+def _context(results: Path, *, site_dir: Path | None = None) -> AbstractDataContext:
     """An in-memory GX context configured from the committed great_expectations.yml.
 
     Nothing is written into expectations/gx: suites are read from the committed
-    JSON, validation results go to results_dir(), datasources, checkpoints and
+    JSON, validation results go to `results`, datasources, checkpoints and
     validation definitions stay in memory, and the Data Docs site (if asked for)
     goes to site_dir.
     """
@@ -351,7 +355,7 @@ def _context(*, site_dir: Path | None = None) -> AbstractDataContext:
     config = YAML(typ="safe").load(GX_CONFIG.read_text())
     stores = config["stores"]
     stores["expectations_store"]["store_backend"]["base_directory"] = str(SUITES_DIR)
-    stores["validation_results_store"]["store_backend"]["base_directory"] = str(results_dir())
+    stores["validation_results_store"]["store_backend"]["base_directory"] = str(results)
     for name in ("checkpoint_store", "validation_definition_store"):
         stores[name]["store_backend"] = {"class_name": "InMemoryStoreBackend"}
     sites = config.get("data_docs_sites") or {}
@@ -387,10 +391,11 @@ def _safe(name: str) -> str:
 class _GxEngine:
     """Validates pandas batches against the committed suites with one in-memory GX context."""
 
-    def __init__(self, run_id: str) -> None:
+    def __init__(self, run_id: str, results: Path) -> None:
         from great_expectations.core.run_identifier import RunIdentifier
 
-        self.ctx = _context()
+        self.results = results
+        self.ctx = _context(results)
         self.source = self.ctx.data_sources.add_pandas("gates")
         self.run = RunIdentifier(run_name=_safe(run_id), run_time=datetime.now(UTC))
         self._definitions: dict[str, Any] = {}
@@ -453,7 +458,7 @@ class _GxEngine:
 
     def prune(self) -> None:
         for name in self.stored:
-            _prune_results(results_dir().joinpath(*name.split(".")), KEEP_RUNS)
+            _prune_results(self.results.joinpath(*name.split(".")), KEEP_RUNS)
 
 
 def _prune_results(suite_dir: Path, keep: int) -> None:
@@ -734,11 +739,11 @@ def _write(warehouse: Path, report: GateReport, validated_loads: Sequence[str] =
 # --------------------------------------------------------------------------- the gates
 
 
-def _run(step: str, batches: list[_Batch], run_id: str) -> GateReport:
+def _run(step: str, batches: list[_Batch], run_id: str, results_path: Path) -> GateReport:
     results: list[CheckResult] = []
     to_validate = [b for b in batches if b.problem is None]
     if to_validate:
-        engine = _GxEngine(run_id)
+        engine = _GxEngine(run_id, results_path)
         for batch in to_validate:
             started = time.perf_counter()
             results.extend(engine.validate(batch))
@@ -770,7 +775,7 @@ def validate_landing(warehouse: Path, load_ids: list[str] | None = None, *, run_
         batches = [_landing_batch(con, *row) for row in _manifest_rows(con, load_ids)]
     finally:
         con.close()
-    report = _run(LANDING, batches, run_id)
+    report = _run(LANDING, batches, run_id, results_dir(warehouse))
     failed = {r.batch for r in report.critical_failures}
     passed = [b.load_id for b in batches if b.load_id and b.batch not in failed]
     if batches:
@@ -793,7 +798,7 @@ def validate_marts(warehouse: Path, *, run_id: str) -> GateReport:
         batches = _mart_batches(con)
     finally:
         con.close()
-    report = _run(MARTS, batches, run_id)
+    report = _run(MARTS, batches, run_id, results_dir(warehouse))
     if batches:
         _write(Path(warehouse), report)
     log.info("%s (%.2fs)", report.summary().splitlines()[0], time.perf_counter() - started)
@@ -802,19 +807,20 @@ def validate_marts(warehouse: Path, *, run_id: str) -> GateReport:
     return report
 
 
-def build_data_docs(reports_dir: Path) -> Path:
-    """Render GX Data Docs (every suite, the kept validation results) under reports_dir/data_docs.
+def build_data_docs(reports_dir: Path, warehouse: Path) -> Path:
+    """Render GX Data Docs (every suite, the warehouse's kept results) under reports_dir/data_docs.
 
     Incremental: pages of results already rendered are kept, pages of results
-    pruned from results_dir() are deleted, suite pages and the index are rebuilt.
+    pruned from results_dir(warehouse) are deleted, suite pages and the index are rebuilt.
     Returns the path of index.html.
     """
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
     site_dir = Path(reports_dir).resolve() / "data_docs"
     site_dir.mkdir(parents=True, exist_ok=True)
-    results_dir().mkdir(parents=True, exist_ok=True)
-    ctx = _context(site_dir=site_dir)
+    results = results_dir(warehouse)
+    results.mkdir(parents=True, exist_ok=True)
+    ctx = _context(results, site_dir=site_dir)
     pages = {
         site_dir.joinpath("validations", *key.to_tuple()).with_suffix(".html"): key
         for key in ctx.validation_results_store.list_keys()

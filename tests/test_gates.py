@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import shutil
 from pathlib import Path
 
 import pytest
@@ -520,7 +521,7 @@ def test_data_docs_show_suites_and_results(warehouse, tmp_path):
     build_marts(warehouse)
     validate_marts(warehouse, run_id="run-docs")
 
-    index = build_data_docs(tmp_path / "reports")
+    index = build_data_docs(tmp_path / "reports", warehouse)
 
     assert index == (tmp_path / "reports" / "data_docs" / "index.html").resolve()
     html = index.read_text()
@@ -538,14 +539,15 @@ def test_only_the_newest_runs_are_kept_for_the_docs(warehouse, tmp_path, monkeyp
     monkeypatch.setattr(gates, "KEEP_RUNS", 2)
     build_marts(warehouse)
     validate_marts(warehouse, run_id="run-a")
-    site = build_data_docs(tmp_path / "reports").parent / "validations" / "marts" / "fct_revenue_leakage"
+    index = build_data_docs(tmp_path / "reports", warehouse)
+    site = index.parent / "validations" / "marts" / "fct_revenue_leakage"
     assert [p.name for p in site.iterdir()] == ["run-a"]
     for run in ("run-b", "run-c"):
         validate_marts(warehouse, run_id=run)
     kept = tmp_path / "gx_results" / "marts" / "fct_revenue_leakage"
     assert sorted(p.name for p in kept.iterdir()) == ["run-b", "run-c"]
     assert query(warehouse, "select count(distinct run_id) from audit.dq_results") == [(3,)]
-    build_data_docs(tmp_path / "reports")  # drops the page of the pruned run, renders the new ones
+    build_data_docs(tmp_path / "reports", warehouse)  # drops the page of the pruned run, renders the new ones
     assert sorted(p.name for p in site.iterdir()) == ["run-b", "run-c"]
 
 
@@ -574,3 +576,18 @@ def test_every_committed_suite_loads_and_flags_criticality():
             assert exp["severity"] == ("critical" if exp["meta"]["critical"] else "warning")
             if exp["type"] in {"expect_column_to_exist", "expect_table_columns_to_match_set"}:
                 assert exp["meta"]["critical"], (name, exp)  # structural checks are critical
+
+
+def test_each_warehouse_keeps_its_own_results_beside_it(warehouse, tmp_path, monkeypatch):
+    monkeypatch.delenv(gates.RESULTS_DIR_ENV)
+    build_marts(warehouse)
+    validate_marts(warehouse, run_id="run-here")
+    kept = tmp_path / "gx" / "warehouse" / "validations" / "marts" / "fct_revenue_leakage"
+    assert [p.name for p in kept.iterdir()] == ["run-here"]
+    other = tmp_path / "other" / "warehouse.duckdb"
+    other.parent.mkdir()
+    shutil.copy(warehouse, other)
+    validate_marts(other, run_id="run-there")
+    index = build_data_docs(tmp_path / "reports", warehouse)
+    pages = index.parent / "validations" / "marts" / "fct_revenue_leakage"
+    assert [p.name for p in pages.iterdir()] == ["run-here"]  # not the other warehouse's run
