@@ -6,13 +6,16 @@ tests that change a warehouse work on a copy.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from entitlements.demo import generate_demo
@@ -60,3 +63,20 @@ def warehouse_copy(demo_build: Built, tmp_path: Path) -> Path:
     copy = tmp_path / "warehouse.duckdb"
     shutil.copy(demo_build.warehouse, copy)
     return copy
+
+
+@pytest.fixture(scope="session")
+def as_of(demo_build: Built) -> date:
+    """The as-of date the demo export declares (export.json), which the run built for."""
+    return date.fromisoformat(json.loads((demo_build.exports / "export.json").read_text())["as_of"])
+
+
+def query_rows(warehouse: Path, sql: str, params: list | None = None) -> list[dict]:
+    """Rows of a query on the warehouse, read-only, as dicts by column name."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        cursor = con.execute(sql, params or [])
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+    finally:
+        con.close()

@@ -4,33 +4,21 @@ the generator's ground truth and the fx seed, each recomputed here independently
 from __future__ import annotations
 
 import csv
-import json
 from collections import defaultdict
 from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from entitlements.analysis import LEAKAGE_CATEGORIES as CATEGORIES
 from entitlements.warehouse import DBT_PROJECT_DIR
-from tests.conftest import Built
+from tests.conftest import Built, query_rows
 
 KPIS = "marts.fct_leakage_kpis"
 CENT = Decimal("0.01")
 # Leak categories that mean "billing does not match a billable CRM or metering record".
 MISMATCH_CATEGORIES = {"unbilled_service", "under_billed", "unbilled_overage"}
-
-
-def rows(warehouse: Path, sql: str) -> list[dict]:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        cursor = con.execute(sql)
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
-    finally:
-        con.close()
 
 
 def month(day: date) -> date:
@@ -39,18 +27,15 @@ def month(day: date) -> date:
 
 @pytest.fixture(scope="module")
 def kpis(demo_warehouse: Path) -> dict[tuple[date, str], dict]:
-    return {(r["period_month"], r["currency"]): r for r in rows(demo_warehouse, f"select * from {KPIS}")}
-
-
-@pytest.fixture(scope="module")
-def as_of(demo_build: Built) -> date:
-    return date.fromisoformat(json.loads((demo_build.exports / "export.json").read_text())["as_of"])
+    return {
+        (r["period_month"], r["currency"]): r for r in query_rows(demo_warehouse, f"select * from {KPIS}")
+    }
 
 
 def test_leak_amounts_reconcile_with_fct_revenue_leakage(demo_warehouse: Path, kpis: dict) -> None:
     """Per month and currency, each leaked_<category> and leaked_total equal the sums of the leak rows."""
     expected: dict[tuple[date, str], dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
-    leaks = rows(
+    leaks = query_rows(
         demo_warehouse, "select category, occurred_on, currency, amount from marts.fct_revenue_leakage"
     )
     assert leaks, "the demo plants leaks"
@@ -76,7 +61,7 @@ def test_leak_amounts_reconcile_with_fct_revenue_leakage(demo_warehouse: Path, k
 
 def test_billed_revenue_equals_the_raw_invoice_lines(demo_warehouse: Path, kpis: dict, as_of: date) -> None:
     """Billed revenue: lines of non-void invoices dated by the as-of date, by period month and currency."""
-    billed = rows(
+    billed = query_rows(
         demo_warehouse,
         f"""
         select date_trunc('month', l.period_start)::date as month, upper(l.currency) as currency,
@@ -101,7 +86,7 @@ def test_billed_revenue_equals_the_raw_invoice_lines(demo_warehouse: Path, kpis:
 def test_recoverable_value_is_the_leaks_of_the_last_90_days(
     demo_warehouse: Path, kpis: dict, as_of: date
 ) -> None:
-    leaks = rows(demo_warehouse, "select occurred_on, currency, amount from marts.fct_revenue_leakage")
+    leaks = query_rows(demo_warehouse, "select occurred_on, currency, amount from marts.fct_revenue_leakage")
     expected: dict[tuple[date, str], Decimal] = defaultdict(Decimal)
     for leak in leaks:
         if 0 <= (as_of - leak["occurred_on"]).days <= 90:  # dbt var recoverable_billing_window_days

@@ -9,14 +9,12 @@ no precedence rule.
 from __future__ import annotations
 
 import csv
-import json
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
-import pytest
 
 from tests.conftest import Built
 
@@ -81,11 +79,6 @@ def rows(warehouse: Path, sql: str, params: list | None = None) -> list[tuple]:
         return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
-
-
-@pytest.fixture(scope="module")
-def as_of(demo_build: Built) -> date:
-    return date.fromisoformat(json.loads((demo_build.exports / "export.json").read_text())["as_of"])
 
 
 def test_breach_use_equals_an_independent_recount_from_staging(demo_warehouse: Path, as_of: date) -> None:

@@ -8,32 +8,20 @@ renews, terms ended over 365 days before the as-of date drop out; alerts 90, 60,
 from __future__ import annotations
 
 import csv
-import json
 from collections import defaultdict
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
-import duckdb
 import pytest
 
 from entitlements.summary import summary_tables
-from tests.conftest import Built
+from tests.conftest import Built, query_rows
 
 RENEWABLE = {"service_contract", "subscription"}
 SIGNED = {"active", "expired"}
 LOOKBACK_DAYS = 365  # the default of var renewal_lookback_days
 CENT = Decimal("0.01")
-
-
-def rows(warehouse: Path, sql: str) -> list[dict]:
-    con = duckdb.connect(str(warehouse), read_only=True)
-    try:
-        cursor = con.execute(sql)
-        names = [d[0] for d in cursor.description]
-        return [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
-    finally:
-        con.close()
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:
@@ -42,9 +30,8 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def exported(demo_build: Built) -> tuple[date, dict[str, dict], dict[str, Decimal]]:
+def exported(demo_build: Built, as_of: date) -> tuple[date, dict[str, dict], dict[str, Decimal]]:
     """The as-of date, the signed renewable contracts and each one's value at the end of its term."""
-    as_of = date.fromisoformat(json.loads((demo_build.exports / "export.json").read_text())["as_of"])
     contracts = {
         c["contract_id"]: c
         for c in read_csv(demo_build.exports / "crm" / "service_contracts.csv")
@@ -80,7 +67,7 @@ def test_pipeline_windows_values_and_risk_follow_the_documented_rules(demo_wareh
         at_risk = window in {"0-30", "31-60", "61-90", "expired_not_renewed"} and c["auto_renew"] != "true"
         expected[cid] = (days, window, closing[cid], closing[cid] if at_risk else Decimal(0), c["currency"])
 
-    mart = rows(demo_warehouse, "select * from marts.fct_renewal_pipeline")
+    mart = query_rows(demo_warehouse, "select * from marts.fct_renewal_pipeline")
     found = {
         r["contract_id"]: (
             r["days_to_expiry"],
@@ -107,7 +94,8 @@ def test_uplift_is_the_demo_renewal_price_rise(demo_build: Built, exported) -> N
     for line in read_csv(demo_build.exports / "crm" / "contract_lines.csv"):
         versions[line["contract_id"]] += 1
     mart = {
-        r["contract_id"]: r for r in rows(demo_build.warehouse, "select * from marts.fct_renewal_pipeline")
+        r["contract_id"]: r
+        for r in query_rows(demo_build.warehouse, "select * from marts.fct_renewal_pipeline")
     }
     plain = [r for r in mart.values() if r["previous_contract_id"] and versions[r["contract_id"]] == 1]
     assert plain, "the demo should renew contracts"
@@ -123,7 +111,7 @@ def test_uplift_is_the_demo_renewal_price_rise(demo_build: Built, exported) -> N
 
 def test_alerts_fall_90_60_30_days_before_the_end(demo_warehouse: Path, exported) -> None:
     as_of, _, _ = exported
-    pipeline = rows(demo_warehouse, "select * from marts.fct_renewal_pipeline")
+    pipeline = query_rows(demo_warehouse, "select * from marts.fct_renewal_pipeline")
     expected = {}
     for p in pipeline:
         for lead in (90, 60, 30):
@@ -137,7 +125,7 @@ def test_alerts_fall_90_60_30_days_before_the_end(demo_warehouse: Path, exported
             else:
                 status = "due" if alert_date <= as_of else "upcoming"
             expected[f"{p['contract_id']}:{lead}d"] = (alert_date, status, status in {"due", "missed"})
-    alerts = rows(
+    alerts = query_rows(
         demo_warehouse, "select alert_id, alert_date, alert_status, is_due from marts.fct_renewal_alerts"
     )
     assert {a["alert_id"]: (a["alert_date"], a["alert_status"], a["is_due"]) for a in alerts} == expected
@@ -151,7 +139,7 @@ def test_summary_never_totals_renewals_across_currencies(demo_warehouse: Path) -
     assert len(keys) == len(set(keys)) and all(currency for _, currency in keys)
     risk = dict(
         ((r["renewal_window"], r["currency"]), r["value_at_risk"])
-        for r in rows(
+        for r in query_rows(
             demo_warehouse,
             "select renewal_window, currency, sum(value_at_risk) as value_at_risk"
             " from marts.fct_renewal_pipeline group by all",
