@@ -7,6 +7,12 @@ including the processes it starts, such as dbt) is its own.
 
     python -m entitlements.bench                 # default scale and 1M usage events
     python -m entitlements.bench --events 10000000
+    python -m entitlements.bench --events --usage-file 10000000   # only the one-file ingest bench
+
+The one-file ingest bench (issue 5's target): one usage file of N events (default 10M, about
+1.6 GB of JSON lines), landed by `ingest_exports` and read by DuckDB alone into a table of a fresh
+database file, alternately, twice each; the medians give the ratio. Targets: the ingest at most
+1.5x the bare read, and under 2 GB of peak memory.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ from queue import Empty
 from typing import Any
 
 DEFAULT_SCALES = (100_000, 1_000_000)
+USAGE_FILE_EVENTS = 10_000_000
+INGEST_RATIO_TARGET, INGEST_PEAK_MIB_TARGET = 1.5, 2048
+ROUNDS = 2
 CHECKS, WARMUP_CHECKS = 10_000, 200
 CHECK_P95_TARGET_MS = 20.0
 
@@ -90,6 +99,38 @@ def bare_read(exports: Path) -> int:
         con.execute(f"create or replace temp table t as select * from {reader}")
         rows += con.execute("select count(*) from t").fetchone()[0]
     return rows
+
+
+def write_usage_file(path: Path, events: int) -> int:
+    """A canonical usage file of `events` events, the same every time (no randomness)."""
+    import duckdb
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    iso = "'%Y-%m-%dT%H:%M:%SZ'"
+    with duckdb.connect() as con:
+        con.execute(
+            f"""COPY (
+                SELECT 'evt-' || lpad(CAST(i AS VARCHAR), 10, '0') AS event_id,
+                    'C' || lpad(CAST(i % 5000 AS VARCHAR), 5, '0') AS customer_id,
+                    CASE WHEN i % 3 = 0 THEN 'API_CALLS' ELSE 'STORAGE_GB' END AS meter_code,
+                    CAST(i % 97 AS DECIMAL(18, 4)) AS quantity,
+                    strftime(TIMESTAMP '2025-01-01' + to_seconds(i % 31536000), {iso}) AS occurred_at,
+                    strftime(TIMESTAMP '2025-01-01' + to_seconds(i % 31536000 + 90), {iso}) AS sent_at
+                FROM range({int(events)}) AS r(i)
+            ) TO '{path.as_posix()}' (FORMAT json)"""
+        )
+    return events
+
+
+def bare_read_file(path: Path, database: Path) -> int:
+    """DuckDB alone: the file into a table of a fresh database file, types as DuckDB detects them."""
+    import duckdb
+
+    with duckdb.connect(str(database)) as con:
+        con.execute("SET enable_progress_bar = false")
+        con.execute(f"CREATE TABLE events AS SELECT * FROM read_json('{path.as_posix()}')")
+        con.execute("CHECKPOINT")
+        return con.execute("SELECT count(*) FROM events").fetchone()[0]
 
 
 def landing_checks(warehouse: Path) -> int:
@@ -174,6 +215,49 @@ def check_latency(warehouse: Path, as_of: date, checks: int = CHECKS) -> tuple[f
     return cuts[49], cuts[94], len(timings), entitled
 
 
+def bench_usage_file(events: int, workdir: Path) -> list[tuple[str, float, float, str]]:
+    """One big usage file: ingest vs DuckDB's bare read, alternately, ROUNDS times each."""
+    import shutil
+    import statistics
+
+    exports = workdir / "usage_file"
+    secs, mib, _ = measure(write_usage_file, exports / "usage" / "events.jsonl", events)
+    rows = [
+        (
+            "generate",
+            secs,
+            mib,
+            f"{events:,} events, {(exports / 'usage' / 'events.jsonl').stat().st_size / 2**30:.2f} GiB",
+        )
+    ]
+    bare, landed = [], []
+    for round_ in range(ROUNDS):
+        database, warehouse = workdir / f"bare_{round_}.duckdb", workdir / f"ingest_{round_}.duckdb"
+        bare.append(measure(bare_read_file, exports / "usage" / "events.jsonl", database)[:2])
+        landed.append(measure(ingest, warehouse, exports)[:2])
+        database.unlink()
+        shutil.rmtree(warehouse.parent / "gx", ignore_errors=True)
+        warehouse.unlink()
+    bare_secs = statistics.median(s for s, _ in bare)
+    ingest_secs = statistics.median(s for s, _ in landed)
+    ingest_mib = max(m for _, m in landed)
+    ratio = ingest_secs / bare_secs
+    rows.append(("duckdb bare read", bare_secs, max(m for _, m in bare), f"{events / bare_secs:,.0f} rows/s"))
+    verdict = (
+        f"{'meets' if ratio <= INGEST_RATIO_TARGET else 'MISSES'} <= {INGEST_RATIO_TARGET}x,"
+        f" {'meets' if ingest_mib < INGEST_PEAK_MIB_TARGET else 'MISSES'} < {INGEST_PEAK_MIB_TARGET} MiB"
+    )
+    rows.append(
+        (
+            "ingest",
+            ingest_secs,
+            ingest_mib,
+            f"{events / ingest_secs:,.0f} rows/s, {ratio:.2f}x the bare read; {verdict}",
+        )
+    )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -185,8 +269,22 @@ def main() -> None:
         default=list(DEFAULT_SCALES),
         help="usage-event scales to run (default: 100000 1000000)",
     )
+    parser.add_argument(
+        "--usage-file",
+        type=int,
+        default=USAGE_FILE_EVENTS,
+        help="events in the one-file ingest bench (0 skips it; default: 10000000)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="entitlements-bench-") as tmp:
+        if args.usage_file:
+            print(
+                f"\none usage file: {args.usage_file:,} events,"
+                f" ingest vs DuckDB's bare read (median of {ROUNDS})"
+            )
+            print(f"  {'stage':<18} {'seconds':>9} {'peak MiB':>9}  notes")
+            for stage, secs, mib, note in bench_usage_file(args.usage_file, Path(tmp)):
+                print(f"  {stage:<18} {secs:>9.2f} {mib:>9.0f}  {note}")
         for events in args.events:
             print(f"\nscale: {events:,} usage events")
             print(f"  {'stage':<18} {'seconds':>9} {'peak MiB':>9}  notes")

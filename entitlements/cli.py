@@ -9,6 +9,7 @@ import sys
 import uuid
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -35,6 +36,42 @@ def _as_of_option(help_text: str):
     return click.option(
         "--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help=help_text
     )
+
+
+def _ingest_options(func):
+    """The options of `ingest` and `run` that say how to read an export (docs/ingest.md)."""
+    from ingest.land import DEFAULT_MAX_REJECTED_SHARE
+
+    options = [
+        click.option(
+            "--format",
+            "file_format",
+            default=None,
+            help="Read every file as this family of shapes (canonical, salesforce, stripe, stripe_csv,"
+            " cloudevents, metering); default: recognise each file by its name and header.",
+        ),
+        click.option(
+            "--mapping",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            default=None,
+            help="Mapping file of source ids to codes (default: mapping.csv in EXPORT_DIR, if any).",
+        ),
+        click.option(
+            "--max-rejected-share",
+            type=click.FloatRange(0, 1),
+            default=DEFAULT_MAX_REJECTED_SHARE,
+            show_default=True,
+            help="Refuse a file whole when more than this share of its rows has problems.",
+        ),
+        click.option(
+            "--quarantine-unmapped",
+            is_flag=True,
+            help="Put rows whose ids the mapping lacks in audit.rejected_rows instead of refusing the file.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
 
 
 def _to_date(value: datetime | None) -> date | None:
@@ -124,14 +161,19 @@ def _resolve_as_of(as_of: datetime | None, export_dir: Path | None, warehouse: P
 @warehouse_option
 @reports_option
 @_as_of_option("Date the marts answer for (default: the export's export.json).")
-def run(export_dir: Path, warehouse: Path, reports_dir: Path, as_of: datetime | None) -> None:
+@_ingest_options
+def run(
+    export_dir: Path, warehouse: Path, reports_dir: Path, as_of: datetime | None, **ingest_options: Any
+) -> None:
     """Ingest EXPORT_DIR, check it, build the marts, check them, write the reports."""
     from entitlements.pipeline import PipelineError, run_pipeline
     from entitlements.summary import print_summary
 
     as_of_date = _resolve_as_of(as_of, export_dir, warehouse)
     try:
-        result = run_pipeline(export_dir, warehouse, reports_dir, as_of_date, echo=click.echo)
+        result = run_pipeline(
+            export_dir, warehouse, reports_dir, as_of_date, echo=click.echo, ingest_options=ingest_options
+        )
     except PipelineError as exc:
         _fail(str(exc))
     print_summary(warehouse, echo=click.echo)
@@ -142,16 +184,19 @@ def run(export_dir: Path, warehouse: Path, reports_dir: Path, as_of: datetime | 
 @cli.command()
 @click.argument("export_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @warehouse_option
-def ingest(export_dir: Path, warehouse: Path) -> None:
+@_ingest_options
+def ingest(export_dir: Path, warehouse: Path, **ingest_options: Any) -> None:
     """Land EXPORT_DIR's files in schema raw (no checks; `validate` runs them)."""
     from entitlements.pipeline import PipelineError, ingest_step
 
     try:
-        files = ingest_step(warehouse, export_dir, uuid.uuid4().hex[:12])
+        files = ingest_step(warehouse, export_dir, uuid.uuid4().hex[:12], ingest_options=ingest_options)
     except PipelineError as exc:
         _fail(str(exc))
     for f in files:
-        click.echo(f"{f.status:8} {f.rows:>10,} rows  {f.table:24} {f.source_file}  {f.message}".rstrip())
+        rejected = f" ({f.rows_rejected:,} rejected)" if f.rows_rejected else ""
+        line = f"{f.status:8} {f.rows:>10,} rows{rejected}  {f.table:24} {f.source_file}  {f.message}"
+        click.echo(line.rstrip())
 
 
 @cli.command()

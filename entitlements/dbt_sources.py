@@ -15,7 +15,7 @@ from ingest.layouts import LAYOUTS
 MODELS = DBT_PROJECT_DIR / "models" / "staging"
 DESCRIPTIONS = {
     "crm": "CRM exports: accounts, sites, assets, the service catalog, contracts, cases, work orders.",
-    "billing": "Billing exports: price book, invoices and invoice lines.",
+    "billing": "Billing exports: price book, invoices, invoice lines, customers and subscriptions.",
     "usage": "Metered usage events, JSON lines, delivered at least once.",
 }
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 from entitlements.dbt_runner import run_dbt, target_dir
 from entitlements.queries import store_compiled_queries
@@ -75,7 +76,7 @@ def _landed_loads(warehouse: Path) -> set[str]:
         return {
             r[0]
             for r in con.execute(
-                "select load_id from audit.ingest_manifest where status = 'landed'"
+                "select load_id from audit.ingest_manifest where status = 'landed' and superseded_by is null"
             ).fetchall()
         }
     finally:
@@ -101,12 +102,21 @@ def _record_step(
 
 
 def ingest_step(
-    warehouse: Path, export_dir: Path, run_id: str, *, progress: bool | None = None
+    warehouse: Path,
+    export_dir: Path,
+    run_id: str,
+    *,
+    progress: bool | None = None,
+    ingest_options: dict[str, Any] | None = None,
 ) -> list[FileResult]:
-    """Land the export; if a file is refused, revert the files this run landed before it."""
+    """Land the export; if a file is refused, revert the files this run landed before it.
+
+    ingest_options: keyword arguments of ingest_exports (file_format, mapping, max_rejected_share,
+    quarantine_unmapped).
+    """
     before = _landed_loads(warehouse)
     try:
-        files = ingest_exports(warehouse, export_dir, progress=progress)
+        files = ingest_exports(warehouse, export_dir, progress=progress, **(ingest_options or {}))
     except IngestError as exc:
         partial = sorted(_landed_loads(warehouse) - before)
         if partial:
@@ -169,13 +179,21 @@ def run_pipeline(
     *,
     progress: bool | None = None,
     echo: Callable[[str], None] = print,
+    ingest_options: dict[str, Any] | None = None,
 ) -> RunResult:
     run_id = uuid.uuid4().hex[:12]
     result = RunResult(run_id, as_of)
     echo(f"run {run_id}: as of {as_of}, exports {export_dir}, warehouse {warehouse}")
-    result.files = ingest_step(warehouse, export_dir, run_id, progress=progress)
+    result.files = ingest_step(
+        warehouse, export_dir, run_id, progress=progress, ingest_options=ingest_options
+    )
     landed = [f.load_id for f in result.files if f.status == "landed" and f.load_id]
     echo(f"ingest: {len(landed)} files landed, {len(result.files) - len(landed)} skipped (already loaded)")
+    for file in result.files:
+        if file.rows_rejected:
+            echo(
+                f"  {file.source_file}: {file.rows_rejected} of {file.rows_in} rows rejected ({file.message})"
+            )
     try:
         result.landing = landing_step(warehouse, run_id, landed)
     except PipelineError:

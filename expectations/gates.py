@@ -627,7 +627,9 @@ def _manifest_rows(con: duckdb.DuckDBPyConnection, load_ids: list[str] | None) -
         raise ValueError(f"{MANIFEST} does not exist in the warehouse: run ingest first")
     base = f"select load_id, source_file, table_name from {MANIFEST}"
     if load_ids is None:
-        rows = con.execute(f"{base} where status = ? order by loaded_at, load_id", [LANDED]).fetchall()
+        rows = con.execute(
+            f"{base} where status = ? and superseded_by is null order by loaded_at, load_id", [LANDED]
+        ).fetchall()
     else:
         if not load_ids:
             return []

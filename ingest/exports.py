@@ -1,4 +1,4 @@
-"""Finding the files of an export directory and checking their headers before anything lands.
+"""Finding the files of an export directory, recognising each one's shape, checking its header.
 
 Which files are read: every regular file under the export directory, walked recursively and
 sorted by relative path, except
@@ -6,123 +6,63 @@ sorted by relative path, except
 - hidden files and folders (name starts with "."), such as .DS_Store or editor swap files;
 - any folder named ``ground_truth`` or ``legacy``, at any depth: the demo generator's answer key
   and archived exports, which must never reach the warehouse;
-- ``export.json`` at the top level: the export's own metadata.
+- ``export.json`` (the export's own metadata) and ``mapping.csv`` (ingest/mapping.py) at the top.
 
-Every other file must match a layout in ingest/layouts.py, or the whole ingest is refused before
-anything lands: a renamed or new export file is then noticed instead of silently ignored.
-
-The pre-flight reads each file's header; a catalog file (layout crm_catalog) is also read whole
-and checked by ingest/catalog.py (docs/catalog.md), as its mistakes would otherwise surface only
-as entitlements silently missing from the dbt models.
+Every other file must be recognised as one shape (ingest/shapes.py): its name and format match
+the shape's and its header (CSV, Parquet) or keys (JSON) hold the shape's signature. A file no
+shape or more than one shape takes refuses the whole ingest before anything lands, so a renamed
+or new export file is noticed instead of silently ignored. A canonical catalog file is also read
+whole and checked by ingest/catalog.py (docs/catalog.md).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
-from ingest._sql import quote_ident, quote_literal, struct_literal
+from ingest._sql import quote_literal
 from ingest.catalog import CATALOG_LAYOUT, CatalogProblem, validate_catalog
-from ingest.errors import IngestError, refused_read
-from ingest.layouts import LAYOUTS, Layout, layout_for
+from ingest.errors import IngestError
+from ingest.readers import READ_ERRORS, CsvDialect, csv_dialect, header_names, json_keys
+from ingest.shapes import Shape, all_shapes, split_name
 
 IGNORED_DIRS = frozenset({"ground_truth", "legacy"})
 EXPORT_METADATA = "export.json"
+MAPPING_FILE = "mapping.csv"
+TOP_LEVEL_IGNORED = frozenset({EXPORT_METADATA, MAPPING_FILE})
 
 
 @dataclass(frozen=True)
 class ExportFile:
     path: Path  # absolute
     relative: str  # posix path relative to the export directory
-    layout: Layout
+    stem: str  # relative without its format suffixes, e.g. "usage/events_2024-07"
+    file_format: str  # csv, jsonl, json or parquet
     size: int
-
-
-# CSV dates and timestamps are read as ISO 8601, as read_json does. When DuckDB's sniffer finds
-# another format in a CSV sample it would apply it (and pick %d/%m/%Y for 01/02/2024, silently);
-# forcing ISO instead makes such a file fail on its first non-ISO value, with line and column.
-ISO_FORMATS = (("dateformat", "%Y-%m-%d"), ("timestampformat", "%Y-%m-%d %H:%M:%S"))
 
 
 @dataclass(frozen=True)
 class FilePlan:
-    """A file whose header passed the pre-flight, and how to read it."""
+    """A file recognised as a shape, and how to read it."""
 
     file: ExportFile
-    header: tuple[str, ...]  # columns (CSV) or sampled keys (JSONL), as DuckDB names them
-    options: tuple[tuple[str, str], ...] = ()  # extra reader options, e.g. (("dateformat", "%Y-%m-%d"),)
+    shape: Shape
+    header: tuple[str, ...]  # CSV/Parquet columns or sampled JSON keys, as the file names them
+    field_source: dict[str, str]  # shape field -> the header name it is read from
+    extras: tuple[str, ...]  # header names the shape does not read: kept in raw._extra as JSON
+    dialect: CsvDialect | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
-    def extra_columns(self) -> tuple[str, ...]:
-        return tuple(c for c in self.header if c not in self.file.layout.column_names)
-
-    @property
-    def absent_columns(self) -> tuple[str, ...]:
-        return tuple(c for c in self.file.layout.column_names if c not in self.header)
-
-    @property
-    def read_types(self) -> dict[str, str]:
-        """Explicit types for the reader, so DuckDB never guesses one.
-
-        CSV: every header column (extras as VARCHAR, so a column we drop can't fail the load).
-        JSONL: the layout's columns; read_json ignores other keys and gives NULL for absent ones.
-        """
-        types = {c.name: c.type for c in self.file.layout.columns}
-        if self.file.layout.file_format == "csv":
-            return {name: types.get(name, "VARCHAR") for name in self.header}
-        return types
-
-    @property
-    def select_list(self) -> str:
-        """The layout's columns in order; optional ones the reader doesn't produce land as NULL."""
-        readable = self.read_types
-        return ", ".join(
-            quote_ident(c.name) if c.name in readable else f"CAST(NULL AS {c.type}) AS {quote_ident(c.name)}"
-            for c in self.file.layout.columns
-        )
-
-    @property
-    def reader(self) -> str:
-        """The typed reader the file lands with."""
-        return reader_sql(self.file, self.read_types, self.options)
-
-    @property
-    def notes(self) -> str:
-        notes = []
-        if self.extra_columns:
-            notes.append("dropped columns not in the layout: " + ", ".join(self.extra_columns))
-        if self.absent_columns:
-            absent = ", ".join(self.absent_columns)
-            if self.file.layout.file_format == "csv":
-                notes.append(f"optional columns not in the file, landed as NULL: {absent}")
-            else:
-                notes.append(f"optional keys not in the sampled records, NULL where absent: {absent}")
-        return "; ".join(notes)
-
-
-def reader_sql(
-    file: ExportFile, types: dict[str, str] | None = None, options: tuple[tuple[str, str], ...] = ()
-) -> str:
-    """DuckDB's own reader for a file: all text for a header check when types is None, else typed."""
-    if file.layout.file_format == "csv":
-        function = "read_csv"
-        args = ["header=true", "all_varchar=true" if types is None else f"types={struct_literal(types)}"]
-    elif file.layout.file_format == "jsonl":
-        function = "read_json"
-        args = ["format='newline_delimited'"]
-        if types is not None:
-            args.append(f"columns={struct_literal(types)}")
-    else:
-        raise ValueError(f"layout {file.layout.table}: unknown file format {file.layout.file_format!r}")
-    args += [f"{name}={quote_literal(value)}" for name, value in options]
-    return f"{function}({quote_literal(str(file.path))}, {', '.join(args)})"
+    def layout(self):
+        return self.shape.layout
 
 
 def discover_exports(export_dir: Path) -> list[ExportFile]:
-    """Every export file with its layout; refuses the export if any file matches no layout."""
+    """Every export file with a readable format; refuses the export for a file of unknown format."""
     if not export_dir.is_dir():
         raise IngestError(
             f"{export_dir}: export directory not found."
@@ -131,24 +71,24 @@ def discover_exports(export_dir: Path) -> list[ExportFile]:
         )
     files, unknown = [], []
     for relative in _walk(export_dir):
-        layout = layout_for(relative)
-        if layout is None:
+        parts = split_name(relative)
+        if parts is None:
             unknown.append(relative)
-        else:
-            path = export_dir / relative
-            files.append(ExportFile(path, relative, layout, path.stat().st_size))
-    patterns = ", ".join(layout.pattern for layout in LAYOUTS)
+            continue
+        stem, file_format, _ = parts
+        path = export_dir / relative
+        files.append(ExportFile(path, relative, stem, file_format, path.stat().st_size))
     if unknown:
         raise IngestError(
-            f"{', '.join(unknown)}: no layout matches {'this file' if len(unknown) == 1 else 'these files'},"
-            f" so the export was refused and nothing was landed. Accepted patterns: {patterns}."
-            " Rename or remove the file, or add a layout in ingest/layouts.py (hidden files,"
-            f" {' and '.join(sorted(IGNORED_DIRS))} folders and a top-level {EXPORT_METADATA} are ignored).",
+            f"{', '.join(unknown)}: not a format the ingest reads (.csv, .jsonl, .ndjson, .json, .parquet,"
+            " the first four optionally .gz), so the export was refused and nothing was landed."
+            f" Rename or remove {'the file' if len(unknown) == 1 else 'these files'} (hidden files,"
+            f" {' and '.join(sorted(IGNORED_DIRS))} folders and a top-level {EXPORT_METADATA} and"
+            f" {MAPPING_FILE} are ignored).",
             source_file=unknown[0],
         )
     if not files:
-        message = f"{export_dir}: no export files found. Accepted patterns: {patterns}."
-        raise IngestError(message, source_file=str(export_dir))
+        raise IngestError(f"{export_dir}: no export files found.", source_file=str(export_dir))
     return files
 
 
@@ -159,63 +99,134 @@ def _walk(root: Path) -> list[str]:
         for name in filenames:
             path = Path(dirpath, name)
             relative = path.relative_to(root).as_posix()
-            if not name.startswith(".") and relative != EXPORT_METADATA and path.is_file():
+            if not name.startswith(".") and relative not in TOP_LEVEL_IGNORED and path.is_file():
                 found.append(relative)
     return sorted(found)
 
 
-def preflight(con: duckdb.DuckDBPyConnection, file: ExportFile) -> FilePlan:
-    """Read only the header (CSV) or a sample of keys (JSONL) and check the required columns.
+def preflight(con: duckdb.DuckDBPyConnection, file: ExportFile, family: str | None = None) -> list[FilePlan]:
+    """Recognise the file's shapes from its name and header (or keys); check a catalog whole.
 
-    A catalog file is first read whole and must pass validate_catalog (every problem is listed).
+    Usually one shape reads a file; a document holding two kinds of record (a Stripe invoice and
+    its lines) is read by one shape per raw table, of one family.
     """
-    if _is_blank(file.path):
-        expected = "a header line" if file.layout.file_format == "csv" else "one JSON object per line"
+    try:  # a damaged .gz (or an unreadable file) is named, not a traceback
+        if _is_blank(file.path):
+            raise IngestError(
+                f"{file.relative}: the file is empty (expected a header line, or records)."
+                " Re-export it, or remove it from the export.",
+                source_file=file.relative,
+            )
+        shapes = [s for s in all_shapes() if family in (None, s.family)]
+        by_name = [s for s in shapes if s.matches_name(file.stem, file.file_format)]
+        if not by_name:
+            raise _unrecognised(file, shapes, family)
+        dialect, header = _header(con, file, by_name)
+    except READ_ERRORS as exc:
+        raise _unreadable(file, exc) from exc
+    fits = [s for s in by_name if set(s.signature) <= set(s.header_fields(tuple(header)))]
+    tables = [s.layout.table for s in fits]
+    if len({s.family for s in fits}) > 1 or len(set(tables)) < len(tables):
+        names = ", ".join(s.name for s in fits)
         raise IngestError(
-            f"{file.relative}: the file is empty (expected {expected})."
-            " Re-export it, or remove it from the export.",
+            f"{file.relative}: the file could be read as any of {names}; pass --format"
+            f" ({', '.join(sorted({s.family for s in fits}))}) to choose.",
             source_file=file.relative,
         )
-    if file.layout.table == CATALOG_LAYOUT.table:
-        # Before DuckDB's header read: a malformed row can throw its sniffer off the header,
-        # while the catalog check names that row (and checks the header itself).
+    if not fits:
+        raise _missing_columns(file, header, by_name)
+    if any(s.layout.table == CATALOG_LAYOUT.table for s in fits) and file.file_format == "csv":
+        # A malformed row can throw the header read off; the catalog check names that row.
         problems = validate_catalog(file.path, name=file.relative)
         if problems:
             raise _invalid_catalog(file, problems)
-    try:
-        header = tuple(d[0] for d in con.execute(f"SELECT * FROM {reader_sql(file)} LIMIT 0").description)
-    except duckdb.Error as exc:
-        raise refused_read(exc, file) from exc
-    missing = [c for c in file.layout.required_columns if c not in header]
-    if missing:
-        raise _missing_columns(file, header, missing)
-    return FilePlan(file, header, _non_iso_overrides(con, file))
+    return [_plan(file, shape, header, dialect) for shape in fits]
 
 
-def _non_iso_overrides(con: duckdb.DuckDBPyConnection, file: ExportFile) -> tuple[tuple[str, str], ...]:
-    """ISO date/timestamp formats for a CSV whose sample DuckDB would otherwise read another way."""
-    if file.layout.file_format != "csv":
-        return ()
-    sniffed = con.execute(
-        f"SELECT DateFormat, TimestampFormat FROM sniff_csv({quote_literal(str(file.path))}, header=true)"
-    ).fetchone()
-    formats = zip(ISO_FORMATS, sniffed, strict=True)
-    return tuple((option, iso) for (option, iso), found in formats if found and found != iso)
+def _plan(file: ExportFile, shape: Shape, header: list[str], dialect: CsvDialect | None) -> FilePlan:
+    notes = []
+    if file.file_format == "csv":
+        # Unnamed and repeated header cells get names (readers.header_names), so their values are kept.
+        cells, header = header, header_names(header)
+        renamed = [
+            f"{cell or '(empty)'} -> {name}" for cell, name in zip(cells, header, strict=True) if cell != name
+        ]
+        if renamed:
+            notes.append("unnamed or repeated header columns renamed: " + ", ".join(renamed))
+    field_source = shape.header_fields(tuple(header))
+    used = set(field_source.values())
+    extras = tuple(h for h in header if h not in used)
+    if dialect and dialect.delimiter != ",":
+        notes.append(f"read with delimiter {dialect.delimiter!r}")
+    if dialect and dialect.encoding != "utf-8":
+        notes.append(f"read as {dialect.encoding} (not valid UTF-8)")
+    if extras:
+        notes.append("columns kept in _extra: " + ", ".join(extras))
+    absent = [c for c in shape.fields if c not in field_source]
+    if absent and shape.family == "canonical":
+        notes.append("optional columns not in the file, landed as NULL: " + ", ".join(absent))
+    return FilePlan(file, shape, tuple(header), field_source, extras, dialect, tuple(notes))
 
 
-def _missing_columns(file: ExportFile, header: tuple[str, ...], missing: list[str]) -> IngestError:
-    layout, column = file.layout, missing[0]
+def _header(
+    con: duckdb.DuckDBPyConnection, file: ExportFile, shapes: list[Shape]
+) -> tuple[CsvDialect | None, list[str]]:
+    if file.file_format == "csv":
+        return csv_dialect(file.path)
+    if file.file_format == "parquet":
+        query = f"SELECT * FROM read_parquet({quote_literal(str(file.path))}) LIMIT 0"
+        return None, [d[0] for d in con.execute(query).description]
+    keys = tuple(dict.fromkeys(s.records_key for s in shapes if s.records_key))
+    return None, json_keys(file.path, file.file_format, keys)
+
+
+def _unrecognised(file: ExportFile, shapes: list[Shape], family: str | None) -> IngestError:
+    patterns = "; ".join(
+        f"{fam}: " + ", ".join(dict.fromkeys(p for s in shapes if s.family == fam for p in s.names))
+        for fam in dict.fromkeys(s.family for s in shapes)
+    )
+    scope = f" of format {family}" if family else ""
+    return IngestError(
+        f"{file.relative}: no shape{scope} reads a {file.file_format} file named like this, so the export"
+        f" was refused and nothing was landed. File names (without extension) each shape reads: {patterns}."
+        " Rename or remove the file, or pass --format (docs/ingest.md).",
+        source_file=file.relative,
+    )
+
+
+def _missing_columns(file: ExportFile, header: list[str], shapes: list[Shape]) -> IngestError:
+    shape = min(shapes, key=lambda s: len(set(s.signature) - set(s.header_fields(tuple(header)))))
+    missing = [c for c in shape.signature if c not in shape.header_fields(tuple(header))]
+    column = missing[0]
     message = (
         f"{file.relative}: missing required column '{column}'"
-        f" (layout {layout.table}; required: {', '.join(layout.required_columns)})."
+        f" (shape {shape.name}; required: {', '.join(shape.signature)})."
     )
     if len(missing) > 1:
         message += " Also missing: " + ", ".join(f"'{c}'" for c in missing[1:]) + "."
     near = [h for h in header if h.strip().lower() == column.lower()]
     if near:
         message += f" The file has '{near[0]}': column names must match exactly."
+    if len(header) == 1 and len(shape.signature) > 1:
+        message += (
+            " The header is a single column: is the delimiter right? (The ingest reads comma, semicolon,"
+            " tab and pipe delimited files.)"
+        )
     message += f" The file has: {', '.join(header)}. Add the column to the export or fix the header."
-    return IngestError(message, source_file=file.relative, column=column)
+    return IngestError(message, source_file=file.relative, column=column, line=1)
+
+
+def _unreadable(file: ExportFile, exc: BaseException) -> IngestError:
+    hint = (
+        " A .gz file must hold complete gzip data: compress or download it again."
+        if file.path.name.endswith(".gz")
+        else ""
+    )
+    return IngestError(
+        f"{file.relative}: the file could not be read ({exc}), so the export was refused and nothing"
+        f" was landed.{hint}",
+        source_file=file.relative,
+    )
 
 
 def _invalid_catalog(file: ExportFile, problems: list[CatalogProblem]) -> IngestError:
@@ -233,7 +244,9 @@ def _invalid_catalog(file: ExportFile, problems: list[CatalogProblem]) -> Ingest
 
 def _is_blank(path: Path) -> bool:
     """True if the file holds nothing but whitespace; stops at the first chunk with content."""
-    with path.open("rb") as fh:
+    from ingest.readers import open_binary
+
+    with open_binary(path) as fh:
         while chunk := fh.read(1 << 16):
             if chunk.strip():
                 return False

@@ -198,6 +198,24 @@ LAYOUTS: tuple[Layout, ...] = (
         date_ranges=(("valid_from", "valid_to"),),
         non_negative=("extra_quantity",),
     ),
+    # CRM entitlement records (Salesforce Entitlement): landed so nothing in such an export is lost;
+    # the marts derive entitlements from contract lines and the catalog, not from these rows.
+    Layout(
+        table="crm_entitlements",
+        system="crm",
+        pattern="crm/entitlements*.csv",
+        file_format="csv",
+        columns=_cols(
+            "entitlement_id VARCHAR, customer_id VARCHAR, contract_id VARCHAR?, contract_line_id VARCHAR?,"
+            " asset_id VARCHAR?, entitlement_name VARCHAR?, entitlement_type VARCHAR?, start_date DATE?,"
+            " end_date DATE?, is_per_incident BOOLEAN?, cases_per_entitlement INTEGER?,"
+            " remaining_cases INTEGER?, status VARCHAR?"
+        ),
+        primary_key=("entitlement_id",),
+        enums={"status": ("active", "expired", "inactive")},
+        date_ranges=(("start_date", "end_date"),),
+        non_negative=("cases_per_entitlement",),
+    ),
     Layout(
         table="billing_price_book",
         system="billing",
@@ -236,6 +254,48 @@ LAYOUTS: tuple[Layout, ...] = (
         },
         date_ranges=(("period_start", "period_end"),),
         non_negative=("quantity", "amount"),
+    ),
+    # The billing system's own customer records (Stripe customers): customer_ref is the billing
+    # system's id, customer_id the CRM account it maps to (mapping kind "customer").
+    Layout(
+        table="billing_customers",
+        system="billing",
+        pattern="billing/customers*.csv",
+        file_format="csv",
+        columns=_cols(
+            "customer_ref VARCHAR, customer_id VARCHAR, name VARCHAR?, email VARCHAR?, currency VARCHAR?,"
+            " created_at TIMESTAMP?"
+        ),
+        primary_key=("customer_ref",),
+        enums={"currency": CURRENCIES},
+    ),
+    # Billing subscriptions, one row per subscription item (price and quantity) with its current
+    # period. quantity is optional: items on metered prices have none.
+    Layout(
+        table="billing_subscriptions",
+        system="billing",
+        pattern="billing/subscriptions*.csv",
+        file_format="csv",
+        columns=_cols(
+            "subscription_item_id VARCHAR, subscription_id VARCHAR, customer_id VARCHAR, price_id VARCHAR,"
+            " item_code VARCHAR, quantity DECIMAL(18,4)?, status VARCHAR, current_period_start TIMESTAMP,"
+            " current_period_end TIMESTAMP, cancel_at_period_end BOOLEAN?, created_at TIMESTAMP?"
+        ),
+        primary_key=("subscription_item_id",),
+        enums={
+            "status": (
+                "incomplete",
+                "incomplete_expired",
+                "trialing",
+                "active",
+                "past_due",
+                "canceled",
+                "unpaid",
+                "paused",
+            ),
+        },
+        date_ranges=(("current_period_start", "current_period_end"),),
+        non_negative=("quantity",),
     ),
     Layout(
         table="usage_events",

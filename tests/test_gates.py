@@ -23,14 +23,12 @@ from expectations.gates import (
     validate_landing,
     validate_marts,
 )
+from ingest.land import ensure_warehouse
 from ingest.layouts import LAYOUTS, LAYOUTS_BY_TABLE
 
-MANIFEST_DDL = """
-create table audit.ingest_manifest (
-    load_id VARCHAR, source_file VARCHAR, export_dir VARCHAR, table_name VARCHAR, sha256 VARCHAR,
-    row_count BIGINT, status VARCHAR, message VARCHAR, loaded_at TIMESTAMP
+MANIFEST_FIELDS = (
+    "load_id, source_file, export_dir, table_name, checksum, row_count, status, message, loaded_at"
 )
-"""
 
 MARTS_DDL = {
     "fct_active_entitlements": """
@@ -141,16 +139,8 @@ def warehouse(tmp_path) -> Path:
     """An ingest-shaped warehouse: empty raw tables for every layout and the manifest."""
     path = tmp_path / "warehouse.duckdb"
     con = connect(path)
-    con.execute("create schema raw")
-    con.execute("create schema audit")
+    ensure_warehouse(con)
     con.execute("create schema marts")
-    con.execute(MANIFEST_DDL)
-    for layout in LAYOUTS:
-        columns = ", ".join(f'"{c.name}" {c.type}' for c in layout.columns)
-        con.execute(
-            f"create table raw.{layout.table} ({columns},"
-            " _load_id VARCHAR, _source_file VARCHAR, _loaded_at TIMESTAMP)"
-        )
     con.close()
     return path
 
@@ -168,7 +158,7 @@ def land(warehouse: Path, table: str, load_id: str, values: str) -> str:
     )
     count = con.execute(f"select count(*) from raw.{table} where _load_id = ?", [load_id]).fetchone()[0]
     con.execute(
-        "insert into audit.ingest_manifest values"
+        f"insert into audit.ingest_manifest ({MANIFEST_FIELDS}) values"
         " (?, ?, 'exports/2024-06-15', ?, 'sha', ?, 'landed', null, timestamp '2024-06-15 08:00')",
         [load_id, source_file, table, count],
     )
@@ -424,8 +414,8 @@ def test_missing_required_column_and_unknown_load(warehouse):
         f" select *, 'L-loc', 'crm/locations.csv' from (values {land_sql})"
     )
     con.execute(
-        "insert into audit.ingest_manifest values ('L-loc', 'crm/locations.csv', 'x', 'crm_locations',"
-        " 'sha', 1, 'landed', null, now())"
+        f"insert into audit.ingest_manifest ({MANIFEST_FIELDS})"
+        " values ('L-loc', 'crm/locations.csv', 'x', 'crm_locations', 'sha', 1, 'landed', null, now())"
     )
     con.close()
 

@@ -2,6 +2,7 @@ with
 
 source as (
     select * from {{ source('billing', 'invoice_lines') }}
+    where {{ current_load() }}
 ),
 
 renamed as (

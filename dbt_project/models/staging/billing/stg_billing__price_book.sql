@@ -2,6 +2,7 @@ with
 
 source as (
     select * from {{ source('billing', 'price_book') }}
+    where {{ current_load() }}
 ),
 
 renamed as (

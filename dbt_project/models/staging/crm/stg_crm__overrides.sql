@@ -2,6 +2,7 @@ with
 
 source as (
     select * from {{ source('crm', 'overrides') }}
+    where {{ current_load() }}
 ),
 
 renamed as (

@@ -2,6 +2,7 @@ with
 
 source as (
     select * from {{ source('crm', 'service_contracts') }}
+    where {{ current_load() }}
 ),
 
 renamed as (

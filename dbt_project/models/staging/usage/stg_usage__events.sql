@@ -4,6 +4,7 @@ with
 
 source as (
     select * from {{ source('usage', 'events') }}
+    where {{ current_load() }}
 ),
 
 renamed as (

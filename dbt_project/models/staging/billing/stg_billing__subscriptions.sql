@@ -1,0 +1,28 @@
+with
+
+source as (
+    select * from {{ source('billing', 'subscriptions') }}
+    where {{ current_load() }}
+),
+
+renamed as (
+    select
+        -- ids
+        subscription_item_id,
+        subscription_id,
+        customer_id,
+        price_id,
+        item_code,
+        -- attributes
+        status as subscription_status,
+        cancel_at_period_end,
+        -- numerics
+        quantity,
+        -- timestamps (UTC): the current period [current_period_start, current_period_end)
+        current_period_start,
+        current_period_end,
+        created_at
+    from source
+)
+
+select * from renamed

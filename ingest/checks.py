@@ -1,0 +1,202 @@
+"""The SQL that turns a file's fields into its raw table's typed columns, each row with a reason to reject it.
+
+One query for every shape and both reads (ingest/readers.py): the fast read runs it inside the
+INSERT and stops at the first row with a reason (DuckDB's error() aborts the statement, and the
+file is re-read exactly); the exact read materialises it and splits landed from rejected rows.
+
+A row's reason is the first of, in this order: a structural problem found by the reader; an id the
+mapping file lacks; a value that cannot be read as its column's type; a required value missing; a
+value outside its column's allowed set (an unknown currency, say); a negative quantity or amount;
+an end before its start; a key seen earlier in the same file; a key already landed from another
+file. The reason names the column and quotes the value.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ingest._sql import quote_ident, quote_literal
+from ingest.layouts import Layout
+from ingest.shapes import Lookup, Shape
+
+UNMAPPED = "unmapped"  # reason kind of a row whose id the mapping lacks (quarantinable)
+# A load whose rows count (the dbt macro current_load says the same).
+CURRENT_LOAD = "list_contains(['landed', 'validated'], status) AND superseded_by IS NULL"
+_QUOTED = 80  # characters of a value quoted in a reason
+
+
+@dataclass(frozen=True)
+class Check:
+    condition: str  # SQL over the typed relation, true when the row fails
+    column: str | None
+    reason: str  # SQL giving the message
+    kind: str = "invalid"
+    column_sql: str | None = None  # SQL giving the column, where it depends on the row
+
+
+def _text(column: str) -> str:
+    return quote_ident(f"{column}:text")
+
+
+def _source(column: str) -> str:
+    return quote_ident(f"{column}:source")
+
+
+def _quote_value(sql: str) -> str:
+    return f"'''' || left(CAST({sql} AS VARCHAR), {_QUOTED}) || ''''"
+
+
+def checked_sql(shape: Shape, source_sql: str, source_file: str, mapping_name: str) -> str:
+    """SELECT of the layout's typed columns, _extra, _line, _raw, _reason, _reason_column and _reason_kind."""
+    layout = shape.layout
+    texts, lookups = [], []
+    for column in layout.columns:
+        expr = shape.text_expr(column.name)
+        if isinstance(expr, Lookup):
+            texts.append(f"nullif(trim(CAST({expr.source} AS VARCHAR)), '') AS {_source(column.name)}")
+            alias = quote_ident(f"map:{column.name}")
+            lookups.append(
+                f"LEFT JOIN _mapping AS {alias} ON {alias}.kind = {quote_literal(expr.kind)}"
+                f" AND {alias}.source_id = rec.{_source(column.name)}"
+            )
+        else:
+            value = "NULL" if expr is None else f"nullif(CAST({expr} AS VARCHAR), '')"
+            texts.append(f"{value} AS {_text(column.name)}")
+    mapped = [
+        f"{quote_ident(f'map:{c.name}')}.target_id AS {_text(c.name)}"
+        for c in layout.columns
+        if isinstance(shape.text_expr(c.name), Lookup)
+    ]
+    typed = [
+        f"{shape.parse_template(c.name, c.type).replace('{}', _text(c.name))} AS {quote_ident(c.name)}"
+        for c in layout.columns
+    ]
+    checks = _checks(shape, mapping_name)
+    reason = "CASE " + " ".join(f"WHEN {c.condition} THEN {c.reason}" for c in checks) + " END"
+    column = (
+        "CASE "
+        + " ".join(f"WHEN {c.condition} THEN {c.column_sql or _literal(c.column)}" for c in checks)
+        + " END"
+    )
+    kind = "CASE " + " ".join(f"WHEN {c.condition} THEN {quote_literal(c.kind)}" for c in checks) + " END"
+    key_cols = ", ".join(quote_ident(k) for k in layout.primary_key)
+    windows, joins = "", ""
+    if layout.unique_key:
+        windows = (
+            f", count(*) OVER (PARTITION BY {key_cols}) AS _key_count,"
+            f" row_number() OVER (PARTITION BY {key_cols} ORDER BY _line) AS _key_rank,"
+            f" min(_line) OVER (PARTITION BY {key_cols}) AS _key_first_line"
+        )
+        on = " AND ".join(f"landed.{quote_ident(k)} = typed.{quote_ident(k)}" for k in layout.primary_key)
+        joins = (
+            f" LEFT JOIN (SELECT {key_cols}, min(_source_file) AS _landed_file"
+            f" FROM raw.{quote_ident(layout.table)}"
+            f" WHERE _source_file <> {quote_literal(source_file)} AND _load_id IN (SELECT load_id FROM"
+            f" audit.ingest_manifest WHERE {CURRENT_LOAD}) GROUP BY ALL) AS landed ON {on}"
+        )
+    return f"""
+        WITH src AS ({source_sql}),
+        rec AS (SELECT {", ".join(texts)}, _extra, _line, _raw, _problem, _problem_column
+            FROM src{shape.explode or ""}),
+        looked AS (SELECT rec.*{"".join(", " + m for m in mapped)} FROM rec {" ".join(lookups)}),
+        typed AS (SELECT looked.*, {", ".join(typed)}{windows} FROM looked),
+        checked AS (SELECT typed.*, {"landed._landed_file" if joins else "NULL AS _landed_file"}
+            FROM typed{joins})
+        SELECT {", ".join(quote_ident(c.name) for c in layout.columns)}, _extra, _line, _raw,
+            {reason} AS _reason, {column} AS _reason_column, {kind} AS _reason_kind
+        FROM checked"""
+
+
+def _literal(value: str | None) -> str:
+    return "NULL" if value is None else quote_literal(value)
+
+
+def _checks(shape: Shape, mapping_name: str) -> list[Check]:
+    layout: Layout = shape.layout
+    # A structural problem (ingest/readers.py) names the file's column where there is one.
+    checks = [Check("_problem IS NOT NULL", None, "_problem", column_sql="_problem_column")]
+    for c in layout.columns:
+        expr = shape.text_expr(c.name)
+        if isinstance(expr, Lookup):
+            checks.append(
+                Check(
+                    f"{_source(c.name)} IS NOT NULL AND {_text(c.name)} IS NULL",
+                    c.name,
+                    f"'unmapped {expr.kind} id ' || {_quote_value(_source(c.name))}"
+                    f" || ': add a row \"{expr.kind},' || {_source(c.name)}"
+                    f" || ',<{c.name}>\" to {mapping_name}'",
+                    UNMAPPED,
+                )
+            )
+    for c in layout.columns:
+        checks.append(
+            Check(
+                f"{_text(c.name)} IS NOT NULL AND {quote_ident(c.name)} IS NULL",
+                c.name,
+                f"'cannot read ' || {_quote_value(_text(c.name))} || ' as {c.type}{_hint(c.type)}'",
+            )
+        )
+    for c in layout.columns:
+        if c.required:
+            checks.append(Check(f"{quote_ident(c.name)} IS NULL", c.name, "'required value is missing'"))
+    for name, allowed in layout.enums.items():
+        values = ", ".join(quote_literal(v) for v in allowed)
+        what = "unknown currency " if name == "currency" else ""
+        checks.append(
+            Check(
+                f"{quote_ident(name)} NOT IN ({values})",
+                name,
+                f"'{what}' || {_quote_value(quote_ident(name))} || ' is not one of: {', '.join(allowed)}'",
+            )
+        )
+    for name in layout.non_negative:
+        checks.append(
+            Check(
+                f"{quote_ident(name)} < 0",
+                name,
+                "'negative value ' || coalesce("
+                f"{_quote_value(_text(name))}, CAST({quote_ident(name)} AS VARCHAR))",
+            )
+        )
+    for start, end in layout.date_ranges:
+        checks.append(
+            Check(
+                f"{quote_ident(end)} < {quote_ident(start)}",
+                end,
+                f"'{end} ' || CAST({quote_ident(end)} AS VARCHAR) || ' is before {start} '"
+                f" || CAST({quote_ident(start)} AS VARCHAR)",
+            )
+        )
+    if layout.unique_key:
+        key = " || ', ' || ".join(f"CAST({quote_ident(k)} AS VARCHAR)" for k in layout.primary_key)
+        names = ", ".join(layout.primary_key)
+        checks.append(
+            Check(
+                "_key_rank > 1",
+                layout.primary_key[0],
+                f"'duplicate {names} ' || {key} || ' within the file: first on line '"
+                " || coalesce(CAST(_key_first_line AS VARCHAR), '?')",
+            )
+        )
+        checks.append(
+            Check(
+                "_landed_file IS NOT NULL",
+                layout.primary_key[0],
+                f"'{names} ' || {key} || ' is already landed from ' || _landed_file"
+                " || ': an id belongs in one file (send a correction under the same file name)'",
+            )
+        )
+    return checks
+
+
+def _hint(type_: str) -> str:
+    type_ = type_.upper()
+    if type_ == "DATE":
+        return " (expected YYYY-MM-DD)"
+    if type_ == "TIMESTAMP":
+        return " (expected an ISO 8601 date and time)"
+    if type_.startswith("DECIMAL") or type_ in ("INTEGER", "BIGINT"):
+        return " (expected a number)"
+    if type_ == "BOOLEAN":
+        return " (expected true or false)"
+    return ""

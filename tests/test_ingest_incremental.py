@@ -1,0 +1,312 @@
+"""Incremental loads (issue 5; docs/ingest.md, "Incremental loads"), run after run on one warehouse.
+
+- a re-sent file (same content, whatever its name) is skipped by its checksum;
+- a corrected file (same name, new content) replaces that file's rows in one transaction: the old
+  load is superseded (its rows stay in raw, out of the current loads), other files are untouched;
+  a corrected file that is refused leaves the old rows in force;
+- late events (occurred in an earlier month, sent in a later file) land with their own occurred_at;
+- new usage files append.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from ingest.land import FileResult, IngestError, ingest_exports
+from tests.test_ingest_bad_input import (
+    ACCOUNTS_HEADER,
+    LINES_HEADER,
+    account,
+    accounts,
+    assert_conserved,
+    csv_text,
+    event,
+    invoice_lines,
+    jsonl_text,
+    query,
+    write_export,
+)
+
+# A load counts when landed (or validated) and not replaced by a correction (dbt macro current_load).
+CURRENT = "m.status IN ('landed', 'validated') AND m.superseded_by IS NULL"
+
+
+class Warehouse:
+    """One warehouse and one export folder, changed and ingested again run after run."""
+
+    def __init__(self, root: Path) -> None:
+        self.path = root / "warehouse.duckdb"
+        self.export = root / "export"
+        self.export.mkdir(parents=True)
+
+    def write(self, files: dict[str, str | bytes]) -> None:
+        write_export(self.export, files)
+
+    def ingest(self, **options: object) -> dict[str, FileResult]:
+        return {r.source_file: r for r in ingest_exports(self.path, self.export, progress=False, **options)}
+
+    def current(self, table: str, columns: str) -> list[tuple]:
+        """The rows of current loads, as the marts see them."""
+        return query(
+            self.path,
+            f"SELECT {columns} FROM raw.{table} AS r"
+            f" JOIN audit.ingest_manifest AS m ON m.load_id = r._load_id WHERE {CURRENT} ORDER BY 1",
+        )
+
+    def loads(self, source_file: str) -> list[tuple]:
+        """(load_id, status, rows_in, row_count, rows_rejected, superseded_by) of a file, in load order."""
+        return query(
+            self.path,
+            "SELECT load_id, status, rows_in, row_count, rows_rejected, superseded_by"
+            " FROM audit.ingest_manifest WHERE source_file = $file ORDER BY loaded_at",
+            {"file": source_file},
+        )
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Warehouse:
+    return Warehouse(tmp_path)
+
+
+def usage(*events: str) -> str:
+    return jsonl_text(list(events))
+
+
+def march_events() -> str:
+    return usage(
+        event("evt-m1", occurred_at="2024-03-01T09:00:00Z"),
+        event("evt-m2", occurred_at="2024-03-15T12:00:00Z"),
+        event("evt-m3", occurred_at="2024-03-31T18:00:00Z"),
+    )
+
+
+# -------------------------------------------------------------------------------------- re-sent
+
+
+def test_resent_file_is_skipped_by_checksum(warehouse: Warehouse, tmp_path: Path) -> None:
+    warehouse.write(
+        {
+            "crm/accounts.csv": csv_text(ACCOUNTS_HEADER, accounts(n=3)),
+            "usage/events_2024-03.jsonl": march_events(),
+        }
+    )
+    first = warehouse.ingest()
+
+    again = warehouse.ingest()
+
+    assert {f: (r.status, r.rows, r.load_id) for f, r in again.items()} == {
+        "crm/accounts.csv": ("skipped", 0, None),
+        "usage/events_2024-03.jsonl": ("skipped", 0, None),
+    }
+    for name, result in again.items():
+        assert result.checksum == first[name].checksum
+        assert result.message == f"same content as load {first[name].load_id} of {name} (landed)"
+    assert query(warehouse.path, "SELECT count(*) FROM raw.crm_accounts") == [(3,)]
+    assert query(warehouse.path, "SELECT count(*) FROM raw.usage_events") == [(3,)]
+    assert query(
+        warehouse.path,
+        "SELECT source_file, status, rows_in, row_count, rows_rejected FROM audit.ingest_manifest"
+        " WHERE status = 'skipped' ORDER BY 1",
+    ) == [("crm/accounts.csv", "skipped", 0, 0, 0), ("usage/events_2024-03.jsonl", "skipped", 0, 0, 0)]
+
+    # The same content under another name, from another folder, is the same file sent again.
+    other = write_export(tmp_path / "other", {"usage/events_march_resent.jsonl": march_events()})
+    (resent,) = ingest_exports(warehouse.path, other, progress=False)
+
+    assert (resent.status, resent.rows) == ("skipped", 0)
+    assert resent.message == (
+        f"same content as load {first['usage/events_2024-03.jsonl'].load_id} of usage/events_2024-03.jsonl"
+        " (landed)"
+    )
+    assert query(warehouse.path, "SELECT count(*) FROM raw.usage_events") == [(3,)]
+    assert_conserved(warehouse.path)
+
+
+# ------------------------------------------------------------------------------------ corrected
+
+
+def test_corrected_file_replaces_that_files_rows(warehouse: Warehouse) -> None:
+    warehouse.write(
+        {
+            "billing/invoice_lines.csv": csv_text(LINES_HEADER, invoice_lines(4)),
+            "crm/accounts.csv": csv_text(ACCOUNTS_HEADER, accounts(n=5)),
+            "crm/accounts_partner.csv": csv_text(ACCOUNTS_HEADER, accounts("P", n=2)),
+            "usage/events_2024-03.jsonl": march_events(),
+        }
+    )
+    first = warehouse.ingest()
+    old = first["crm/accounts.csv"].load_id
+
+    # The correction: A002 renamed, A005 dropped, A006 added.
+    corrected = accounts(n=4)
+    corrected[1] = account("A002", customer_name="Acme Renamed")
+    warehouse.write({"crm/accounts.csv": csv_text(ACCOUNTS_HEADER, [*corrected, account("A006")])})
+    second = warehouse.ingest()
+
+    result = second["crm/accounts.csv"]
+    assert (result.status, result.rows_in, result.rows, result.rows_rejected) == ("landed", 5, 5, 0)
+    assert result.message == f"corrected file: replaces load {old} (5 rows)"
+    assert warehouse.loads("crm/accounts.csv") == [
+        (old, "landed", 5, 5, 0, result.load_id),
+        (result.load_id, "landed", 5, 5, 0, None),
+    ]
+    assert warehouse.current("crm_accounts", "r.customer_id, r.customer_name") == [
+        ("A001", "Customer A001"),
+        ("A002", "Acme Renamed"),
+        ("A003", "Customer A003"),
+        ("A004", "Customer A004"),
+        ("A006", "Customer A006"),
+        ("P001", "Customer P001"),
+        ("P002", "Customer P002"),
+    ]
+    # The old rows stay in raw as history (a correction can be reverted), out of the current loads.
+    assert query(
+        warehouse.path, "SELECT count(*) FROM raw.crm_accounts WHERE _load_id = $id", {"id": old}
+    ) == [(5,)]
+    # Other files: skipped, their loads still current.
+    for name in ("billing/invoice_lines.csv", "crm/accounts_partner.csv", "usage/events_2024-03.jsonl"):
+        assert second[name].status == "skipped"
+        assert warehouse.loads(name)[0][5] is None
+    assert len(warehouse.current("billing_invoice_lines", "r.invoice_line_id")) == 4
+    assert len(warehouse.current("usage_events", "r.event_id")) == 3
+    assert_conserved(warehouse.path)
+
+
+def test_refused_correction_leaves_the_old_rows_in_force(warehouse: Warehouse) -> None:
+    warehouse.write({"crm/accounts.csv": csv_text(ACCOUNTS_HEADER, accounts())})
+    old = warehouse.ingest()["crm/accounts.csv"].load_id
+
+    bad = accounts()
+    for k in (10, 20, 30):  # 3 of 200: 1.5 %, over the 1 % allowed
+        bad[k - 1] = account(f"A{k:03d}", customer_name="Corrected", currency="XX")
+    warehouse.write({"crm/accounts.csv": csv_text(ACCOUNTS_HEADER, bad)})
+    with pytest.raises(IngestError) as caught:
+        warehouse.ingest()
+
+    assert (caught.value.source_file, caught.value.line, caught.value.column) == (
+        "crm/accounts.csv",
+        11,
+        "currency",
+    )
+    (old_load, refused) = warehouse.loads("crm/accounts.csv")
+    assert old_load == (old, "landed", 200, 200, 0, None)  # not superseded
+    assert refused[1:] == ("refused", 200, 0, 3, None)
+    current = warehouse.current("crm_accounts", "r.customer_id, r.customer_name, r._load_id")
+    assert len(current) == 200
+    assert {load_id for *_, load_id in current} == {old}
+    assert ("A010", "Customer A010", old) in current
+
+    # Fixed and sent again: now it replaces the old rows.
+    fixed = accounts()
+    fixed[9] = account("A010", customer_name="Corrected")
+    warehouse.write({"crm/accounts.csv": csv_text(ACCOUNTS_HEADER, fixed)})
+    result = warehouse.ingest()["crm/accounts.csv"]
+
+    assert (result.status, result.rows) == ("landed", 200)
+    assert result.message == f"corrected file: replaces load {old} (200 rows)"
+    assert ("A010", "Corrected", result.load_id) in warehouse.current(
+        "crm_accounts", "r.customer_id, r.customer_name, r._load_id"
+    )
+    assert len(warehouse.current("crm_accounts", "r.customer_id")) == 200
+    assert_conserved(warehouse.path)
+
+
+def test_corrected_file_with_a_rejected_row(warehouse: Warehouse) -> None:
+    warehouse.write({"crm/accounts.csv": csv_text(ACCOUNTS_HEADER, accounts())})
+    old = warehouse.ingest()["crm/accounts.csv"].load_id
+
+    corrected = accounts()
+    corrected[49] = account("A050", created_date="2024-02-30")  # line 51
+    warehouse.write({"crm/accounts.csv": csv_text(ACCOUNTS_HEADER, corrected)})
+    result = warehouse.ingest()["crm/accounts.csv"]
+
+    assert (result.rows_in, result.rows, result.rows_rejected) == (200, 199, 1)
+    assert result.message == (
+        f"1 row(s) rejected, see audit.rejected_rows (load_id {result.load_id});"
+        f" corrected file: replaces load {old} (200 rows)"
+    )
+    # The correction is the file's content now: A050, rejected from it, is no longer current.
+    assert len(warehouse.current("crm_accounts", "r.customer_id")) == 199
+    assert ("A050",) not in warehouse.current("crm_accounts", "r.customer_id")
+    assert query(warehouse.path, "SELECT line, column_name, disposition FROM audit.rejected_rows") == [
+        (51, "created_date", "rejected")
+    ]
+    assert_conserved(warehouse.path)
+
+
+# ------------------------------------------------------------------------------ late and new usage
+
+
+def test_late_events_land_in_their_true_period(warehouse: Warehouse) -> None:
+    warehouse.write({"usage/events_2024-03.jsonl": march_events()})
+    march = warehouse.ingest()["usage/events_2024-03.jsonl"]
+
+    warehouse.write(
+        {
+            "usage/events_2024-04.jsonl": usage(
+                event("evt-a1", occurred_at="2024-04-01T08:00:00Z", sent_at="2024-04-01T08:00:01Z"),
+                event("evt-late1", occurred_at="2024-03-30T23:59:59Z", sent_at="2024-04-02T10:00:00Z"),
+                event("evt-a2", occurred_at="2024-04-10T08:00:00Z", sent_at="2024-04-10T08:00:01Z"),
+                # 23:30 at +02:00 is 21:30 UTC, still March.
+                event("evt-late2", occurred_at="2024-03-31T23:30:00+02:00", sent_at="2024-04-03T00:00:00Z"),
+            )
+        }
+    )
+    results = warehouse.ingest()
+
+    assert results["usage/events_2024-03.jsonl"].status == "skipped"
+    april = results["usage/events_2024-04.jsonl"]
+    assert (april.status, april.rows_in, april.rows, april.rows_rejected) == ("landed", 4, 4, 0)
+    assert warehouse.current("usage_events", "r.event_id, r.occurred_at, r.sent_at, r._source_file") == [
+        ("evt-a1", datetime(2024, 4, 1, 8), datetime(2024, 4, 1, 8, 0, 1), "usage/events_2024-04.jsonl"),
+        ("evt-a2", datetime(2024, 4, 10, 8), datetime(2024, 4, 10, 8, 0, 1), "usage/events_2024-04.jsonl"),
+        (
+            "evt-late1",
+            datetime(2024, 3, 30, 23, 59, 59),
+            datetime(2024, 4, 2, 10),
+            "usage/events_2024-04.jsonl",
+        ),
+        ("evt-late2", datetime(2024, 3, 31, 21, 30), datetime(2024, 4, 3), "usage/events_2024-04.jsonl"),
+        ("evt-m1", datetime(2024, 3, 1, 9), datetime(2024, 3, 1, 10, 0, 5), "usage/events_2024-03.jsonl"),
+        ("evt-m2", datetime(2024, 3, 15, 12), datetime(2024, 3, 1, 10, 0, 5), "usage/events_2024-03.jsonl"),
+        ("evt-m3", datetime(2024, 3, 31, 18), datetime(2024, 3, 1, 10, 0, 5), "usage/events_2024-03.jsonl"),
+    ]
+    assert query(
+        warehouse.path,
+        "SELECT strftime(occurred_at, '%Y-%m') AS month, count(*) FROM raw.usage_events"
+        " GROUP BY 1 ORDER BY 1",
+    ) == [("2024-03", 5), ("2024-04", 2)]
+    # March's load is untouched by April's file.
+    assert warehouse.loads("usage/events_2024-03.jsonl")[0] == (march.load_id, "landed", 3, 3, 0, None)
+    assert_conserved(warehouse.path)
+
+
+def test_new_usage_files_append(warehouse: Warehouse, tmp_path: Path) -> None:
+    counts = []
+    for month, n in (("2024-03", 3), ("2024-04", 2), ("2024-05", 4)):
+        lines = [event(f"evt-{month}-{k}", occurred_at=f"{month}-0{k}T12:00:00Z") for k in range(1, n + 1)]
+        warehouse.write({f"usage/events_{month}.jsonl": usage(*lines)})
+        results = warehouse.ingest()
+        assert results[f"usage/events_{month}.jsonl"].status == "landed"
+        assert {r.status for name, r in results.items() if not name.endswith(f"{month}.jsonl")} <= {"skipped"}
+        counts.append(query(warehouse.path, "SELECT count(*) FROM raw.usage_events")[0][0])
+
+    assert counts == [3, 5, 9]
+    assert query(
+        warehouse.path,
+        "SELECT source_file, status, rows_in, row_count FROM audit.ingest_manifest WHERE status = 'landed'"
+        " ORDER BY 1",
+    ) == [
+        ("usage/events_2024-03.jsonl", "landed", 3, 3),
+        ("usage/events_2024-04.jsonl", "landed", 2, 2),
+        ("usage/events_2024-05.jsonl", "landed", 4, 4),
+    ]
+    # A folder holding only the new month (older files archived elsewhere) appends just the same.
+    only_june = write_export(tmp_path / "june", {"usage/events_2024-06.jsonl": usage(event("evt-2024-06-1"))})
+    (june,) = ingest_exports(warehouse.path, only_june, progress=False)
+    assert (june.source_file, june.status, june.rows) == ("usage/events_2024-06.jsonl", "landed", 1)
+    assert query(warehouse.path, "SELECT count(*) FROM raw.usage_events") == [(10,)]
+    assert_conserved(warehouse.path)
