@@ -170,9 +170,9 @@ def test_duplicate_primary_key_stops_the_run_and_leaves_raw_unchanged(
     result = entitlements("run", bad, "--warehouse", warehouse_copy, "--reports", tmp_path / "reports")
     assert result.returncode == 1
     message = result.stderr
-    assert "landing.billing_invoices" in message
-    assert "invoice_id" in message
-    assert "INV-9000001" in message
+    # Caught at ingest, before the landing gate: the repeated key is rejected with its line.
+    assert "billing/invoices_late.csv, line 3, column 'invoice_id'" in message
+    assert "duplicate invoice_id INV-9000001 within the file: first on line 2" in message
     assert table_counts(warehouse_copy, "raw") == before
     refused = query(
         warehouse_copy,
