@@ -220,7 +220,10 @@ def _source_select(plan: FilePlan, cast_from_text: bool = False) -> str:
         else:
             items.append(f"NULL::{type_} AS {quote_ident(name)}")
     if plan.extras:
-        pairs = ", ".join(f"{quote_literal(e)}, {quote_ident(e)}" for e in plan.extras)
+        # The exact read of JSON holds each extra as JSON text: cast, or it would nest as a string.
+        as_json = cast_from_text and plan.file.file_format in ("json", "jsonl")
+        value = "CAST({} AS JSON)" if as_json else "{}"
+        pairs = ", ".join(f"{quote_literal(e)}, {value.format(quote_ident(e))}" for e in plan.extras)
         items.append(f"json_object({pairs}) AS _extra")
     else:
         items.append("NULL::JSON AS _extra")

@@ -76,3 +76,19 @@ def test_vendor_shapes_give_the_same_marts_as_the_canonical_export(
     assert rejected == []
     for name in MARTS:
         assert mart(vendor, name) == mart(canonical, name), f"{folder}: {name} differs"
+
+
+def test_json_keys_a_shape_does_not_read_are_kept_as_json(tmp_path: Path) -> None:
+    from ingest.land import ingest_exports
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    ingest_exports(warehouse, FIXTURES / "stripe", progress=False)
+    extras = query_rows(
+        warehouse,
+        "SELECT customer_ref, _extra->>'object' AS object, json_type(_extra->'metadata') AS metadata"
+        " FROM raw.billing_customers ORDER BY 1",
+    )
+    assert extras == [
+        {"customer_ref": ref, "object": "customer", "metadata": "OBJECT"}
+        for ref in ("cus_AcmeTools001", "cus_Bergwerk002", "cus_Carrow003")
+    ]
