@@ -81,11 +81,11 @@ def bare_read(exports: Path) -> int:
     """DuckDB reading the same files into memory with the same types, nothing else."""
     import duckdb
 
-    from ingest.layouts import LAYOUTS
+    from ingest.layouts import EXPORT_LAYOUTS
 
     con = duckdb.connect()
     rows = 0
-    for layout in LAYOUTS:
+    for layout in EXPORT_LAYOUTS:
         files = sorted(exports.glob(layout.pattern))
         if not files:
             continue

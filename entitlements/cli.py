@@ -236,7 +236,7 @@ def build(warehouse: Path, as_of: datetime | None) -> None:
 
 
 @cli.command()
-@click.argument("name", type=click.Choice(["leakage"]), default="leakage")
+@click.argument("name", type=click.Choice(["leakage", "migration"]), default="leakage")
 @warehouse_option
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_REPORTS, show_default=True)
 def report(name: str, warehouse: Path, out: Path) -> None:
@@ -244,6 +244,95 @@ def report(name: str, warehouse: Path, out: Path) -> None:
     from entitlements.report import render_report
 
     click.echo(f"report: {render_report(name, warehouse, out)}")
+
+
+@cli.group()
+def migrate() -> None:
+    """Validate the migration of legacy contracts into the new model (docs/migration.md)."""
+
+
+@migrate.command("validate")
+@click.argument("legacy_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@warehouse_option
+@reports_option
+@click.option(
+    "--phase", default=None, help="Validate one phase of the migration plan (default: every account)."
+)
+@click.option(
+    "--phases",
+    "phases_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="The migration plan (default: phases.yml in LEGACY_DIR).",
+)
+@_as_of_option("Date of the parallel run (default: the as-of date of the warehouse's last build).")
+@click.option(
+    "--max-fault-share",
+    type=click.FloatRange(0, 1),
+    default=0.2,
+    show_default=True,
+    help="A check failing for at least 3 records and more than this share of them stops its step"
+    " (a systematic fault).",
+)
+@click.option(
+    "--review-value",
+    type=click.FloatRange(min=0),
+    default=50000,
+    show_default=True,
+    help="Annual value (reporting currency) from which an account goes on the review list.",
+)
+@click.option(
+    "--review-contracts",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Contracts from which an account goes on the review list.",
+)
+def migrate_validate(
+    legacy_dir: Path,
+    warehouse: Path,
+    reports_dir: Path,
+    phase: str | None,
+    phases_file: Path | None,
+    as_of: datetime | None,
+    max_fault_share: float,
+    review_value: float,
+    review_contracts: int,
+) -> None:
+    """Extract, map, load and reconcile LEGACY_DIR against the warehouse's new model, each step checked.
+
+    Exit 0 when every step passed (warnings are listed in the report), 1 when a step stopped the
+    migration, 2 on bad usage (no such phase, an unusable plan, no new model in the warehouse).
+    """
+    from entitlements.migration import (
+        MigrationError,
+        MigrationOptions,
+        MigrationPlanError,
+        summary_lines,
+        validate_migration,
+    )
+
+    as_of_date = _resolve_as_of(as_of, None, warehouse)
+    options = MigrationOptions(phase, phases_file, max_fault_share, review_value, review_contracts)
+    try:
+        validate_migration(legacy_dir, warehouse, as_of_date, options, echo=click.echo)
+    except MigrationPlanError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except MigrationError as exc:
+        click.secho(str(exc), fg="red", err=True)
+        _write_migration_reports(warehouse, reports_dir, phase)
+        sys.exit(1)
+    for line in summary_lines(warehouse, phase or "all"):
+        click.echo(line)
+    _write_migration_reports(warehouse, reports_dir, phase)
+
+
+def _write_migration_reports(warehouse: Path, reports_dir: Path, phase: str | None) -> None:
+    from entitlements.report import render_report
+    from expectations.gates import build_data_docs
+
+    click.echo(f"data docs: {build_data_docs(reports_dir, warehouse)}")
+    click.echo(f"report: {render_report('migration', warehouse, reports_dir, {'phase': phase or 'all'})}")
 
 
 @cli.command()

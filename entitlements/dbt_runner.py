@@ -43,8 +43,13 @@ def target_dir(warehouse: Path) -> Path:
     return warehouse.parent / "dbt" / warehouse.stem / "target"
 
 
-def run_dbt(command: str, warehouse: Path, as_of: date | None = None, *extra: str) -> DbtResult:
-    """Run `dbt <command>` for the warehouse; target and logs go beside the warehouse."""
+def run_dbt(
+    command: str, warehouse: Path, as_of: date | None = None, *extra: str, dbt_vars: dict | None = None
+) -> DbtResult:
+    """Run `dbt <command>` for the warehouse; target and logs go beside the warehouse.
+
+    as_of sets the var as_of_date; dbt_vars adds other vars (the migration's phase, say).
+    """
     warehouse = Path(warehouse).resolve()
     work = target_dir(warehouse).parent
     args = [
@@ -59,8 +64,44 @@ def run_dbt(command: str, warehouse: Path, as_of: date | None = None, *extra: st
         "--log-path",
         str(work / "logs"),
     ]
-    if as_of is not None:
-        args += ["--vars", json.dumps({"as_of_date": as_of.isoformat()})]
+    all_vars = ({"as_of_date": as_of.isoformat()} if as_of is not None else {}) | (dbt_vars or {})
+    if all_vars:
+        args += ["--vars", json.dumps(all_vars)]
     args += list(extra)
     proc = subprocess.run(args, env=dbt_env(warehouse), capture_output=True, text=True, check=False)
     return DbtResult(command, proc.returncode, proc.stdout + proc.stderr)
+
+
+@dataclass(frozen=True)
+class NodeFailure:
+    name: str  # e.g. "int_migration__mapped_segments" or a test's name
+    tags: tuple[str, ...]
+    status: str  # error, fail, skipped
+    message: str
+
+
+def failed_nodes(warehouse: Path) -> list[NodeFailure]:
+    """The nodes the warehouse's last dbt command did not run cleanly (target/run_results.json)."""
+    target = target_dir(warehouse)
+    try:
+        results = json.loads((target / "run_results.json").read_text())["results"]
+        nodes = json.loads((target / "manifest.json").read_text())["nodes"]
+    except (OSError, ValueError, KeyError):
+        return []
+    failures = []
+    for result in results:
+        if result.get("status") in ("success", "pass", "warn"):
+            continue
+        node = nodes.get(result["unique_id"], {})
+        # A data test carries no tags of its own: it belongs where the model it tests does.
+        parents = [nodes.get(parent, {}) for parent in node.get("depends_on", {}).get("nodes", [])]
+        tags = [*node.get("tags", ()), *(tag for parent in parents for tag in parent.get("tags", ()))]
+        failures.append(
+            NodeFailure(
+                name=node.get("name", result["unique_id"]),
+                tags=tuple(dict.fromkeys(tags)),
+                status=str(result.get("status")),
+                message=str(result.get("message") or ""),
+            )
+        )
+    return failures

@@ -17,6 +17,7 @@ DESCRIPTIONS = {
     "crm": "CRM exports: accounts, sites, assets, the service catalog, contracts, cases, work orders.",
     "billing": "Billing exports: price book, invoices, invoice lines, customers and subscriptions.",
     "usage": "Metered usage events, JSON lines, delivered at least once.",
+    "legacy": "The legacy contract system's extract, landed as text by `entitlements migrate validate`.",
 }
 
 

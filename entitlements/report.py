@@ -26,6 +26,7 @@ KERNEL_NAME = "entitlements"
 # report name -> notebook in notebooks/. A new report is one more line here.
 REPORTS: dict[str, str] = {
     "leakage": "leakage_explorer.py",
+    "migration": "migration_validation.py",
 }
 
 _TEMPLATE_NAME = "entitlements_report.html.j2"
@@ -99,7 +100,9 @@ def render_report(name: str, warehouse: Path, out_dir: Path, parameters: dict | 
         extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
     )
 
-    title = {"leakage": "Revenue leakage report"}.get(name, f"{name} report")
+    title = {"leakage": "Revenue leakage report", "migration": "Legacy migration validation"}.get(
+        name, f"{name} report"
+    )
     executed.metadata["title"] = title
     body, _ = _exporter().from_notebook_node(
         nbformat.from_dict(executed), resources={"metadata": {"name": title}}

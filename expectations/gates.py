@@ -1,14 +1,15 @@
 """Data-quality gates: landing checks per landed file, business invariants per mart.
 
 The pipeline calls only the public functions here (``validate_landing``,
-``validate_marts``, ``build_data_docs``) and reads ``GateReport`` /
-``GateFailure``. Everything that touches Great Expectations stays inside this
-module, so a native DuckDB engine can replace it later without the callers
-noticing.
+``validate_marts``, ``validate_migration_step``, ``record_gate_failure``,
+``build_data_docs``) and reads ``GateReport`` / ``GateFailure``. Everything
+that touches Great Expectations stays inside this module, so a native DuckDB
+engine can replace it later without the callers noticing.
 
 How a gate runs
     1. Read each batch through a READ-ONLY DuckDB connection: one landed file
-       (``raw.<table> where _load_id = X``) or one mart table, one batch at a
+       (``raw.<table> where _load_id = X``), one mart table, or one migration
+       step's table restricted to the phase being validated, one batch at a
        time, as a pandas DataFrame. GX's SQL datasource returns empty results
        on DuckDB (GX issues #10738, #11579), hence pandas.
     2. Validate each batch against its suite (``landing.<table>`` or
@@ -66,6 +67,8 @@ log = logging.getLogger(__name__)
 
 LANDING = "landing"
 MARTS = "marts"
+MIGRATION = "migration"
+MIGRATION_STEPS = ("extract", "map", "load", "reconcile")  # in the order a migration runs them
 GX_CONFIG = GX_DIR / "great_expectations.yml"
 SUITES_DIR = GX_DIR / "expectations"
 RESULTS_DIR_ENV = "ENTITLEMENTS_GX_RESULTS_DIR"
@@ -809,6 +812,78 @@ def validate_marts(warehouse: Path, *, run_id: str) -> GateReport:
     return report
 
 
+def migration_step_name(step: str) -> str:
+    """The step recorded in audit.dq_results for a migration step, e.g. 'migration.extract'."""
+    return f"{MIGRATION}.{step}"
+
+
+def _migration_batches(con: duckdb.DuckDBPyConnection, step: str, phase: str) -> list[_Batch]:
+    """One batch per suite of the step: its table, restricted to the phase (suite meta phase_filter).
+
+    phase_filter "in_phase": the table holds every record with a boolean in_phase; "phase": the
+    table holds every validated phase's rows in a column phase; null: the table is the phase's.
+    """
+    batches = []
+    for name, suite in committed_suites(f"{MIGRATION}/{step}").items():
+        table = suite["meta"]["table"]
+        schema, _, bare = table.partition(".")
+        batch = _Batch(
+            step=migration_step_name(step),
+            suite=name,
+            table=table,
+            batch=f"{table} phase {phase}",
+            frame=None,
+            types={},
+        )
+        if not _table_exists(con, schema, bare):
+            batch.problem = _gate_check(batch, TABLE_EXISTS, f"table {table} not found")
+        else:
+            where, params = {
+                "in_phase": (" where in_phase", []),
+                "phase": (" where phase = ?", [phase]),
+            }.get(suite["meta"].get("phase_filter") or "", ("", []))
+            batch.frame, batch.types = _read(con, f'select * from {schema}."{bare}"{where}', params)
+        batches.append(batch)
+    return batches
+
+
+def validate_migration_step(
+    warehouse: Path, step: str, *, phase: str, run_id: str, validated_loads: Sequence[str] = ()
+) -> GateReport:
+    """Validate one migration step (extract, map, load, reconcile) for a phase.
+
+    One batch per suite under expectations/gx/expectations/migration/<step>/. Results are appended
+    to audit.dq_results with step 'migration.<step>'; validated_loads (the legacy files the extract
+    step landed) move to 'validated' when no critical expectation failed. Raises GateFailure
+    afterwards if one did.
+    """
+    if step not in MIGRATION_STEPS:
+        raise ValueError(f"unknown migration step {step!r}; steps: {', '.join(MIGRATION_STEPS)}")
+    con = connect(warehouse, read_only=True)
+    try:
+        batches = _migration_batches(con, step, phase)
+    finally:
+        con.close()
+    report = _run(migration_step_name(step), batches, run_id, results_dir(warehouse))
+    _write(Path(warehouse), report, () if report.critical_failures else validated_loads)
+    if report.critical_failures:
+        raise GateFailure(report)
+    return report
+
+
+def record_gate_failure(
+    warehouse: Path, *, run_id: str, step: str, suite: str, table: str, expectation: str, observed: str
+) -> GateReport:
+    """Record a critical check the caller made itself (e.g. a file the ingest refused) in audit.dq_results.
+
+    Returns the one-result report, for a GateFailure message.
+    """
+    batch = _Batch(step=step, suite=suite, table=table, batch=table, frame=None, types={})
+    report = GateReport(run_id=run_id, step=step, results=[_gate_check(batch, expectation, observed)])
+    _write(Path(warehouse), report)
+    return report
+
+
 def build_data_docs(reports_dir: Path, warehouse: Path) -> Path:
     """Render GX Data Docs (every suite, the warehouse's kept results) under reports_dir/data_docs.
 
@@ -835,9 +910,8 @@ def build_data_docs(reports_dir: Path, warehouse: Path) -> Path:
         for folder in sorted(validations.rglob("*"), key=lambda p: len(p.parts), reverse=True):
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
-    suites = [
-        ExpectationSuiteIdentifier(name=name) for step in (LANDING, MARTS) for name in committed_suites(step)
-    ]
+    steps = (LANDING, MARTS, *(f"{MIGRATION}/{step}" for step in MIGRATION_STEPS))
+    suites = [ExpectationSuiteIdentifier(name=name) for step in steps for name in committed_suites(step)]
     new_results = [key for page, key in pages.items() if not page.exists()]
     ctx.build_data_docs(resource_identifiers=[*suites, *new_results])
     index = site_dir / "index.html"

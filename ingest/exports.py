@@ -6,7 +6,8 @@ sorted by relative path, except
 - hidden files and folders (name starts with "."), such as .DS_Store or editor swap files;
 - any folder named ``ground_truth`` or ``legacy``, at any depth: the demo generator's answer key
   and archived exports, which must never reach the warehouse;
-- ``export.json`` (the export's own metadata) and ``mapping.csv`` (ingest/mapping.py) at the top.
+- ``export.json`` (the export's own metadata), ``mapping.csv`` (ingest/mapping.py) and ``phases.yml``
+  (a legacy export's migration plan, docs/migration.md) at the top.
 
 Every other file must be recognised as one shape (ingest/shapes.py): its name and format match
 the shape's and its header (CSV, Parquet) or keys (JSON) hold the shape's signature. A file no
@@ -32,7 +33,8 @@ from ingest.shapes import Shape, all_shapes, split_name
 IGNORED_DIRS = frozenset({"ground_truth", "legacy"})
 EXPORT_METADATA = "export.json"
 MAPPING_FILE = "mapping.csv"
-TOP_LEVEL_IGNORED = frozenset({EXPORT_METADATA, MAPPING_FILE})
+MIGRATION_PLAN = "phases.yml"
+TOP_LEVEL_IGNORED = frozenset({EXPORT_METADATA, MAPPING_FILE, MIGRATION_PLAN})
 
 
 @dataclass(frozen=True)
@@ -83,8 +85,8 @@ def discover_exports(export_dir: Path) -> list[ExportFile]:
             f"{', '.join(unknown)}: not a format the ingest reads (.csv, .jsonl, .ndjson, .json, .parquet,"
             " the first four optionally .gz), so the export was refused and nothing was landed."
             f" Rename or remove {'the file' if len(unknown) == 1 else 'these files'} (hidden files,"
-            f" {' and '.join(sorted(IGNORED_DIRS))} folders and a top-level {EXPORT_METADATA} and"
-            f" {MAPPING_FILE} are ignored).",
+            f" {' and '.join(sorted(IGNORED_DIRS))} folders and a top-level {EXPORT_METADATA},"
+            f" {MAPPING_FILE} and {MIGRATION_PLAN} are ignored).",
             source_file=unknown[0],
         )
     if not files:

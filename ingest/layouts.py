@@ -60,6 +60,11 @@ def _cols(spec: str) -> tuple[Column, ...]:
     return tuple(out)
 
 
+def _text(names: str) -> tuple[Column, ...]:
+    """Columns landed as the text they are, none required: a legacy export lands exactly as written."""
+    return tuple(Column(name, "VARCHAR", required=False) for name in names.split())
+
+
 CURRENCIES = ("USD", "EUR", "GBP", "JPY")
 
 LAYOUTS: tuple[Layout, ...] = (
@@ -311,6 +316,65 @@ LAYOUTS: tuple[Layout, ...] = (
         unique_key=False,
     ),
 )
+
+# The legacy contract system a migration moves from (entitlements migrate, docs/migration.md). Its
+# files land as they are: every column text, nothing required, duplicate keys kept, so the
+# migration's extract checks judge the export exactly as the legacy system wrote it. Columns are
+# the legacy header names in lower case (ingest/adapters/legacy.py reads the upper-case headers).
+LEGACY_ALLOWANCE_CODES = ("INCIDENT", "PHONE_SUPPORT", "ONSITE_VISIT", "API_CALLS", "DATA_GB")
+LEGACY_LAYOUTS: tuple[Layout, ...] = (
+    Layout(
+        table="legacy_customers",
+        system="legacy",
+        pattern="legacy/CUSTMAST*.csv",
+        file_format="csv",
+        columns=_text("cust_no cust_name cntry curr_cd"),
+        primary_key=("cust_no",),
+        unique_key=False,
+    ),
+    Layout(
+        table="legacy_contracts",
+        system="legacy",
+        pattern="legacy/CONTRACTS*.csv",
+        file_format="csv",
+        columns=_text(
+            "contr_no seg_no cust_no contr_type status start_dt end_dt seg_from seg_to prod_cd"
+            " equip_serial site_no qty fee_minor curr_cd auto_rnw prev_contr_no "
+            + " ".join(f"alw_{code.lower()}" for code in LEGACY_ALLOWANCE_CODES)
+        ),
+        primary_key=("contr_no", "seg_no"),
+        unique_key=False,
+    ),
+    Layout(
+        table="legacy_crosswalk",
+        system="legacy",
+        pattern="legacy/XREF*.csv",
+        file_format="csv",
+        columns=_text("obj_type legacy_key new_key"),
+        primary_key=("obj_type", "legacy_key"),
+        unique_key=False,
+    ),
+    Layout(
+        table="legacy_product_map",
+        system="legacy",
+        pattern="legacy/PRODMAP*.csv",
+        file_format="csv",
+        columns=_text("old_prod_cd new_package_cd descr"),
+        primary_key=("old_prod_cd",),
+        unique_key=False,
+    ),
+    Layout(
+        table="legacy_control_totals",
+        system="legacy",
+        pattern="legacy/CONTROL*.csv",
+        file_format="csv",
+        columns=_text("file_name record_count hash_total extract_ts"),
+        primary_key=("file_name",),
+        unique_key=False,
+    ),
+)
+EXPORT_LAYOUTS = LAYOUTS  # what an export of the CRM, billing and usage systems holds
+LAYOUTS += LEGACY_LAYOUTS
 
 LAYOUTS_BY_TABLE = {layout.table: layout for layout in LAYOUTS}
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import PurePosixPath
 
-from ingest.layouts import LAYOUTS, Layout
+from ingest.layouts import EXPORT_LAYOUTS, Layout
 
 # Physical formats, by file name ending (".gz" is read through gzip by DuckDB and Python alike).
 FORMAT_SUFFIXES: dict[str, str] = {
@@ -131,7 +131,8 @@ def canonical_shape(layout: Layout) -> Shape:
     )
 
 
-CANONICAL_SHAPES: tuple[Shape, ...] = tuple(canonical_shape(layout) for layout in LAYOUTS)
+# Legacy tables have no canonical shape: only the legacy system's own files land in them.
+CANONICAL_SHAPES: tuple[Shape, ...] = tuple(canonical_shape(layout) for layout in EXPORT_LAYOUTS)
 
 
 def all_shapes() -> tuple[Shape, ...]:

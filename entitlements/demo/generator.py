@@ -31,6 +31,7 @@ from pathlib import Path
 
 from entitlements.demo import catalog
 from entitlements.demo.catalog import Terms, price, resolved_terms
+from entitlements.demo.legacy import LEGACY_DIR, write_fault_truth, write_legacy
 from entitlements.demo.usage import UsagePeriod, write_usage
 
 HISTORY_START = date(2024, 1, 1)
@@ -52,6 +53,16 @@ def months_between(start: date, day: date) -> int:
 
 def money(value: Decimal) -> Decimal:
     return value.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def segment_of(customer_id: str) -> str:
+    """The CRM segment of a demo customer (accounts.csv)."""
+    return ("enterprise", "mid-market", "smb")[int(customer_id[1:]) % 3]
+
+
+def serial_number(asset_id: str) -> str:
+    """The serial number of a demo asset (assets.csv), which the legacy system keys equipment by."""
+    return f"SN{int(asset_id[3:]) * 7919:09d}"
 
 
 @dataclass
@@ -149,6 +160,7 @@ class DemoSummary:
     usage_events: int
     leaks: int
     files: int
+    migration_faults: int = 0
 
 
 class _Business:
@@ -928,7 +940,7 @@ def _prepare_out_dir(out_dir: Path) -> None:
         return
     if not (out_dir / "export.json").exists():
         raise FileExistsError(f"{out_dir} is not empty and holds no demo export: choose another --out")
-    for part in ("crm", "billing", "usage", "ground_truth"):
+    for part in ("crm", "billing", "usage", "ground_truth", LEGACY_DIR):
         shutil.rmtree(out_dir / part, ignore_errors=True)
 
 
@@ -941,7 +953,10 @@ def generate_demo(
     as_of: date = DEFAULT_AS_OF,
     plant_leaks: bool = True,
 ) -> DemoSummary:
-    """Write a demo export directory: crm/, billing/, usage/, ground_truth/ and export.json."""
+    """Write a demo export directory: crm/, billing/, usage/, legacy/, ground_truth/ and export.json.
+
+    plant_leaks=False is the clean mode: no leaks and no migration faults.
+    """
     out_dir = Path(out_dir)
     _prepare_out_dir(out_dir)
     if as_of < add_months(HISTORY_START, 18):
@@ -966,7 +981,7 @@ def generate_demo(
                 "customer_name": f"Customer {c.customer_id[1:]} Ltd",
                 "country": c.country,
                 "currency": c.currency,
-                "segment": ("enterprise", "mid-market", "smb")[int(c.customer_id[1:]) % 3],
+                "segment": segment_of(c.customer_id),
                 "created_date": HISTORY_START - timedelta(days=30),
             }
             for c in biz.customers
@@ -995,7 +1010,7 @@ def generate_demo(
                 "customer_id": c.customer_id,
                 "location_id": loc,
                 "product_code": ("PRESS-200", "LATHE-X", "ROBOT-7")[int(a[3:]) % 3],
-                "serial_number": f"SN{int(a[3:]) * 7919:09d}",
+                "serial_number": serial_number(a),
                 "installed_date": biz.asset_installed[a],
             }
             for c in biz.customers
@@ -1201,6 +1216,9 @@ def generate_demo(
             if d.evidence_id not in leak_ids
         ),
     )
+    # The same contracts as the legacy system they are migrated from exports them (issue: migration).
+    faults = write_legacy(out_dir / LEGACY_DIR, biz, as_of, seed, plant_faults=plant_leaks)
+    write_fault_truth(out_dir / "ground_truth" / "migration_faults.csv", faults)
     (out_dir / "export.json").write_text(
         json.dumps(
             {
@@ -1216,4 +1234,4 @@ def generate_demo(
         + "\n"
     )
     files = sum(1 for p in out_dir.rglob("*") if p.is_file())
-    return DemoSummary(out_dir, seed, as_of, customers, events, len(leaks), files)
+    return DemoSummary(out_dir, seed, as_of, customers, events, len(leaks), files, len(faults))

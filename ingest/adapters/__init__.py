@@ -1,4 +1,4 @@
-"""Vendor adapters: shapes for real exports (Salesforce, Stripe, CloudEvents and metering events).
+"""Vendor adapters: shapes for real exports (Salesforce, Stripe, CloudEvents, metering events, legacy).
 
 Each module declares SHAPES (ingest/shapes.py); they are read, typed, checked and landed by the
 same code as the canonical layouts. docs/ingest.md lists every shape and its field mapping.
@@ -6,7 +6,7 @@ same code as the canonical layouts. docs/ingest.md lists every shape and its fie
 
 from __future__ import annotations
 
-from ingest.adapters import salesforce, stripe, usage
+from ingest.adapters import legacy, salesforce, stripe, usage
 from ingest.shapes import Shape
 
-ADAPTER_SHAPES: tuple[Shape, ...] = salesforce.SHAPES + stripe.SHAPES + usage.SHAPES
+ADAPTER_SHAPES: tuple[Shape, ...] = salesforce.SHAPES + stripe.SHAPES + usage.SHAPES + legacy.SHAPES

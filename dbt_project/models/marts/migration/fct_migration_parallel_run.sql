@@ -1,0 +1,96 @@
+-- The parallel run: on one date (var migration_as_of), what the legacy system entitles each
+-- customer to (int_migration__legacy_entitlements, from the allowances it stored) against what
+-- the new model grants (int_entitlement_grants in force that day, before overrides), per
+-- customer, entitlement and scope (asset, location), for each validated phase. Where several
+-- contracts grant the same, the most generous limit counts (null limit = unlimited).
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        pre_hook="{% if is_incremental() %}delete from {{ this }} where phase = '{{ var('migration_phase') }}'{% endif %}",
+    )
+}}
+
+with
+
+legacy as (
+    select * from {{ ref('int_migration__legacy_entitlements') }}
+    where in_phase
+),
+
+new_grants as (
+    select * from {{ ref('int_entitlement_grants') }}
+    where
+        valid_from <= {{ migration_as_of() }}
+        and {{ migration_as_of() }} < valid_to
+        and {{ in_migration_phase('customer_id') }}
+),
+
+new as (
+    select
+        customer_id,
+        entitlement_code,
+        asset_id,
+        location_id,
+        {{ dbt.bool_or('limit_quantity is null') }} as is_unlimited,
+        max(limit_quantity) as limit_quantity,
+        count(*) as grants,
+        {{ dbt.listagg('distinct contract_id', "', '", 'order by contract_id') }} as contract_ids
+    from new_grants
+    group by customer_id, entitlement_code, asset_id, location_id
+),
+
+compared as (
+    select
+        coalesce(legacy.customer_id, new.customer_id) as customer_id,
+        coalesce(legacy.entitlement_code, new.entitlement_code) as entitlement_code,
+        coalesce(legacy.asset_id, new.asset_id) as asset_id,
+        coalesce(legacy.location_id, new.location_id) as location_id,
+        legacy.grants as legacy_grants,
+        legacy.is_unlimited as legacy_is_unlimited,
+        cast(legacy.limit_quantity as decimal(18, 4)) as legacy_limit_quantity,
+        legacy.contract_ids as legacy_contract_ids,
+        new.grants as new_grants,
+        new.is_unlimited as new_is_unlimited,
+        cast(new.limit_quantity as decimal(18, 4)) as new_limit_quantity,
+        new.contract_ids as new_contract_ids,
+        case
+            when new.customer_id is null then 'only_in_legacy'
+            when legacy.customer_id is null then 'only_in_new'
+            when legacy.is_unlimited and new.is_unlimited then 'matched'
+            when
+                not legacy.is_unlimited and not new.is_unlimited
+                and legacy.limit_quantity = new.limit_quantity
+                then 'matched'
+            else 'limit_differs'
+        end as status
+    from legacy
+    full outer join new
+        on
+            legacy.customer_id = new.customer_id
+            and legacy.entitlement_code = new.entitlement_code
+            and coalesce(legacy.asset_id, '') = coalesce(new.asset_id, '')
+            and coalesce(legacy.location_id, '') = coalesce(new.location_id, '')
+)
+
+select
+    '{{ var("migration_phase") }}:' || customer_id || ':' || entitlement_code
+    || ':' || coalesce(asset_id, '*') || ':' || coalesce(location_id, '*') as parallel_run_id,
+    '{{ var("migration_phase") }}' as phase,
+    customer_id,
+    entitlement_code,
+    asset_id,
+    location_id,
+    status,
+    legacy_grants,
+    legacy_is_unlimited,
+    legacy_limit_quantity,
+    legacy_contract_ids,
+    new_grants,
+    new_is_unlimited,
+    new_limit_quantity,
+    new_contract_ids,
+    {{ migration_as_of() }} as as_of_date,
+    '{{ var("migration_run_id") }}' as run_id
+from compared
