@@ -8,8 +8,9 @@ currency; nothing ever adds USD to EUR.
 
 from __future__ import annotations
 
+import html
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -478,16 +479,23 @@ class ReportTables:
         money: Sequence[str] = MONEY_COLUMNS,
         wrap: Sequence[str] = WRAP_COLUMNS,
         caption: str | None = None,
+        links: Mapping[str, str] | None = None,
     ):
-        """Save `df` and return a styled table for display (index hidden, money with separators)."""
+        """Save `df` and return a styled table for display (index hidden, money with separators).
+
+        links: column -> link text; the column holds relative URLs, shown as links (kept as URLs in the CSV).
+        """
         self.save(df, table, money=money)
         fmt = {c: "{:,.2f}" for c in money if c in df.columns}
+        for column, text in (links or {}).items():
+            fmt[column] = lambda url, text=text: f'<a href="{html.escape(url)}">{text}</a>' if url else ""
         for c in df.columns:
             if pd.api.types.is_datetime64_any_dtype(df[c]):
                 fmt[c] = lambda v: "" if pd.isna(v) else v.strftime("%Y-%m-%d")
             elif c.endswith("_pct"):
                 fmt[c] = "{:.1f}%"
-        styler = df.style.format(fmt, na_rep="").hide(axis="index")
+        # Source text (a customer name, a legacy field) is escaped: it is data, not markup.
+        styler = df.style.format(fmt, na_rep="", escape="html").hide(axis="index")
         styler = styler.set_table_styles(_TABLE_STYLES)
         num_cols = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
         text_cols = [c for c in df.columns if c not in num_cols]

@@ -328,11 +328,18 @@ def migrate_validate(
 
 
 def _write_migration_reports(warehouse: Path, reports_dir: Path, phase: str | None) -> None:
+    """Data Docs and the migration report, after a validation that passed or stopped; a report that
+    cannot be written is said, never raised over the validation's own outcome."""
     from entitlements.report import render_report
     from expectations.gates import build_data_docs
 
-    click.echo(f"data docs: {build_data_docs(reports_dir, warehouse)}")
-    click.echo(f"report: {render_report('migration', warehouse, reports_dir, {'phase': phase or 'all'})}")
+    try:
+        click.echo(f"data docs: {build_data_docs(reports_dir, warehouse)}")
+        click.echo(f"report: {render_report('migration', warehouse, reports_dir, {'phase': phase or 'all'})}")
+    except Exception as exc:  # the report is secondary to the validation's exit code and message
+        click.secho(
+            f"the migration report could not be written: {str(exc).splitlines()[0]}", fg="yellow", err=True
+        )
 
 
 @cli.command()

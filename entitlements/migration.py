@@ -403,9 +403,10 @@ def _build(warehouse: Path, steps: Sequence[str], dbt_vars: Mapping[str, Any]) -
     for node in failed_nodes(warehouse):
         step = next((s for s in MIGRATION_STEPS if f"migration_{s}" in node.tags), steps[0])
         by_step.setdefault(step, []).append(f"{node.name}: {node.status}: {node.message}")
-    if not by_step:  # dbt stopped before running a node (a compilation error): the first step's
-        lines = [line for line in built.output.splitlines() if "ERROR" in line or "rror" in line]
-        by_step[steps[0]] = lines[-20:] or built.output.splitlines()[-20:]
+    if not by_step:  # dbt stopped before running a node (a parsing or compilation error): say what it said
+        lines = built.output.splitlines()
+        start = next((i for i, line in enumerate(lines) if "Encountered an error" in line), len(lines) - 20)
+        by_step[steps[0]] = [line for line in lines[max(start, 0) :][:30] if line.strip()]
     return by_step
 
 

@@ -122,6 +122,7 @@ class CheckResult:
     critical: bool
     observed_value: str | None
     unexpected_sample: str | None  # JSON list of a few bad rows (key columns + bad values)
+    description: str | None = None  # the expectation's own words (suite JSON), for messages only
 
 
 @dataclass
@@ -187,6 +188,8 @@ def _failure_message(report: GateReport, source_files: Mapping[str, str]) -> str
             where += f", source file {file}"
         column = f"column {r.column}" if r.column else "the table"
         lines.append(f"- {where}: {r.expectation} failed on {column}")
+        if r.description:
+            lines.append(f"    check: {r.description}")
         if r.observed_value:
             lines.append(f"    observed: {r.observed_value}")
         if r.unexpected_sample:
@@ -541,6 +544,7 @@ def _check_result(batch: _Batch, key_columns: list[str], r: Any) -> CheckResult:
         critical=bool(meta.get("critical", True)),
         observed_value=observed,
         unexpected_sample=sample,
+        description=config.description,
     )
 
 
@@ -918,6 +922,23 @@ def build_data_docs(reports_dir: Path, warehouse: Path) -> Path:
     if not index.exists():
         raise RuntimeError(f"GX did not write {index}")
     return index
+
+
+def data_docs_pages(reports_dir: Path, run_id: str) -> dict[str, str]:
+    """Suite name -> the Data Docs page of its validation in run_id, relative to reports_dir.
+
+    A suite the run did not validate links to its suite page. Empty until build_data_docs ran.
+    """
+    site = Path(reports_dir) / "data_docs"
+    pages: dict[str, str] = {}
+    for page in sorted((site / "expectations").rglob("*.html")):
+        name = ".".join(page.relative_to(site / "expectations").with_suffix("").parts)
+        pages[name] = page.relative_to(reports_dir).as_posix()
+    for page in sorted((site / "validations").rglob(f"{_safe(run_id)}/*/*.html")):
+        suite_dir = page.parent.parent.parent
+        name = ".".join(suite_dir.relative_to(site / "validations").parts)
+        pages[name] = page.relative_to(reports_dir).as_posix()
+    return pages
 
 
 # --------------------------------------------------------------------------- command line

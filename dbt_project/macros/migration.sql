@@ -21,9 +21,9 @@
     cast({{ dbt.dateadd('day', 1, inclusive_end) }} as date)
 {%- endmacro %}
 
-{#- Annual value of a version or segment over [valid_from, valid_to): its annual price per month. -#}
+{#- The value of a version or segment over [valid_from, valid_to): its annual price per month, to the cent. -#}
 {% macro term_value(annual_price, valid_from, valid_to) -%}
-    round({{ annual_price }} * {{ dbt.datediff(valid_from, valid_to, "month") }} / 12.0, 2)
+    cast(round({{ annual_price }} * {{ dbt.datediff(valid_from, valid_to, "month") }} / 12.0, 2) as decimal(18, 2))
 {%- endmacro %}
 
 {#-

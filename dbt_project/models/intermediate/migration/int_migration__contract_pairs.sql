@@ -20,7 +20,7 @@ new_values as (
     select
         contract_id,
         count(*) as versions,
-        sum({{ term_value('annual_price', 'valid_from', 'valid_to') }}) as new_value
+        cast(sum({{ term_value('annual_price', 'valid_from', 'valid_to') }}) as decimal(18, 2)) as new_value
     from {{ ref('stg_crm__contract_lines') }}
     group by contract_id
 ),

@@ -22,7 +22,7 @@ control as (
 fees as (
     select
         _source_file,
-        sum(fee_minor_units) as fee_total
+        cast(sum(fee_minor_units) as {{ dbt.type_bigint() }}) as fee_total
     from {{ ref('stg_legacy__contract_segments') }}
     group by _source_file
 ),

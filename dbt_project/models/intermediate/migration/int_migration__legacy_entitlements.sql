@@ -44,7 +44,7 @@ select
     max(
         case when allowance <> 'UNL' then {{ dbt.safe_cast('allowance', dbt.type_numeric()) }} end
     ) as limit_quantity,
-    count(*) as grants,
+    count(*) as grant_count,
     {{ dbt.listagg('distinct legacy_contract_id', "', '", 'order by legacy_contract_id') }} as contract_ids
 from allowances
 group by customer_id, entitlement_code, asset_id, location_id, in_phase

@@ -62,8 +62,6 @@ select
     new_value - legacy_value as value_difference,
     legacy_contracts = new_contracts as is_count_equal,
     new_value = legacy_value as is_value_equal,
-    not (
-        {{ is_distinct('legacy_first_start', 'new_first_start') }}
-        or {{ is_distinct('legacy_last_end', 'new_last_end') }}
-    ) as is_date_range_equal
+    {{ is_distinct('legacy_first_start', 'new_first_start') }} = false
+    and {{ is_distinct('legacy_last_end', 'new_last_end') }} = false as is_date_range_equal
 from accounts

@@ -32,7 +32,7 @@ segment_totals as (
     select
         legacy_contract_id,
         count(*) as segments,
-        sum({{ term_value('annual_price', 'valid_from', 'valid_to') }}) as legacy_value,
+        cast(sum({{ term_value('annual_price', 'valid_from', 'valid_to') }}) as decimal(18, 2)) as legacy_value,
         {{ dbt.bool_or('next_valid_from < valid_to') }} as has_overlapping_segments
     from {{ ref('int_migration__mapped_segments') }}
     group by legacy_contract_id

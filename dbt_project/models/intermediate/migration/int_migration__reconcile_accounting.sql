@@ -23,16 +23,18 @@ reconciled as (
     from reconciliation
 ),
 
+paired_new_contracts as (
+    select distinct new_contract_id from {{ ref('int_migration__contract_pairs') }}
+    where new_contract_id is not null
+),
+
 new_contracts as (
     select
         count(*) as new_contracts,
-        sum(case when pairs.new_contract_id is null then 1 else 0 end) as unaccounted_new_contracts
+        sum(case when paired_new_contracts.new_contract_id is null then 1 else 0 end) as unaccounted_new_contracts
     from {{ ref('stg_crm__service_contracts') }} as contracts
-    left join (
-        select distinct new_contract_id from {{ ref('int_migration__contract_pairs') }}
-        where new_contract_id is not null
-    ) as pairs
-        on contracts.contract_id = pairs.new_contract_id
+    left join paired_new_contracts
+        on contracts.contract_id = paired_new_contracts.new_contract_id
     where {{ in_migration_phase('contracts.customer_id') }}
 )
 

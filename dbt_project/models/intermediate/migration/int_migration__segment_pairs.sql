@@ -23,14 +23,14 @@ legacy_segments as (
 new_versions as (
     select
         paired.pair_id,
-        lines.*,
+        contract_lines.*,
         row_number() over (
-            partition by lines.contract_id
-            order by lines.valid_from, lines.contract_line_id, lines.version_no
+            partition by contract_lines.contract_id
+            order by contract_lines.valid_from, contract_lines.contract_line_id, contract_lines.version_no
         ) as version_rank
-    from {{ ref('stg_crm__contract_lines') }} as lines
+    from {{ ref('stg_crm__contract_lines') }} as contract_lines
     inner join paired
-        on lines.contract_id = paired.new_contract_id
+        on contract_lines.contract_id = paired.new_contract_id
 ),
 
 aligned as (

@@ -121,7 +121,7 @@ select
     new_contract_id,
     customer_id,
     field,
-    segment_no,
+    cast(segment_no as {{ dbt.type_int() }}) as segment_no,
     legacy_value,
     new_value,
     reason,

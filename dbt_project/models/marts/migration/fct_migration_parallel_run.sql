@@ -14,7 +14,7 @@
 
 with
 
-legacy as (
+legacy_entitlements as (
     select * from {{ ref('int_migration__legacy_entitlements') }}
     where in_phase
 ),
@@ -27,7 +27,7 @@ new_grants as (
         and {{ in_migration_phase('customer_id') }}
 ),
 
-new as (
+new_entitlements as (
     select
         customer_id,
         entitlement_code,
@@ -35,7 +35,7 @@ new as (
         location_id,
         {{ dbt.bool_or('limit_quantity is null') }} as is_unlimited,
         max(limit_quantity) as limit_quantity,
-        count(*) as grants,
+        count(*) as grant_count,
         {{ dbt.listagg('distinct contract_id', "', '", 'order by contract_id') }} as contract_ids
     from new_grants
     group by customer_id, entitlement_code, asset_id, location_id
@@ -43,35 +43,35 @@ new as (
 
 compared as (
     select
-        coalesce(legacy.customer_id, new.customer_id) as customer_id,
-        coalesce(legacy.entitlement_code, new.entitlement_code) as entitlement_code,
-        coalesce(legacy.asset_id, new.asset_id) as asset_id,
-        coalesce(legacy.location_id, new.location_id) as location_id,
-        legacy.grants as legacy_grants,
-        legacy.is_unlimited as legacy_is_unlimited,
-        cast(legacy.limit_quantity as decimal(18, 4)) as legacy_limit_quantity,
-        legacy.contract_ids as legacy_contract_ids,
-        new.grants as new_grants,
-        new.is_unlimited as new_is_unlimited,
-        cast(new.limit_quantity as decimal(18, 4)) as new_limit_quantity,
-        new.contract_ids as new_contract_ids,
+        coalesce(legacy_entitlements.customer_id, new_entitlements.customer_id) as customer_id,
+        coalesce(legacy_entitlements.entitlement_code, new_entitlements.entitlement_code) as entitlement_code,
+        coalesce(legacy_entitlements.asset_id, new_entitlements.asset_id) as asset_id,
+        coalesce(legacy_entitlements.location_id, new_entitlements.location_id) as location_id,
+        legacy_entitlements.grant_count as legacy_grants,
+        legacy_entitlements.is_unlimited as legacy_is_unlimited,
+        cast(legacy_entitlements.limit_quantity as decimal(18, 4)) as legacy_limit_quantity,
+        legacy_entitlements.contract_ids as legacy_contract_ids,
+        new_entitlements.grant_count as new_grants,
+        new_entitlements.is_unlimited as new_is_unlimited,
+        cast(new_entitlements.limit_quantity as decimal(18, 4)) as new_limit_quantity,
+        new_entitlements.contract_ids as new_contract_ids,
         case
-            when new.customer_id is null then 'only_in_legacy'
-            when legacy.customer_id is null then 'only_in_new'
-            when legacy.is_unlimited and new.is_unlimited then 'matched'
+            when new_entitlements.customer_id is null then 'only_in_legacy'
+            when legacy_entitlements.customer_id is null then 'only_in_new'
+            when legacy_entitlements.is_unlimited and new_entitlements.is_unlimited then 'matched'
             when
-                not legacy.is_unlimited and not new.is_unlimited
-                and legacy.limit_quantity = new.limit_quantity
+                not legacy_entitlements.is_unlimited and not new_entitlements.is_unlimited
+                and legacy_entitlements.limit_quantity = new_entitlements.limit_quantity
                 then 'matched'
             else 'limit_differs'
         end as status
-    from legacy
-    full outer join new
+    from legacy_entitlements
+    full outer join new_entitlements
         on
-            legacy.customer_id = new.customer_id
-            and legacy.entitlement_code = new.entitlement_code
-            and coalesce(legacy.asset_id, '') = coalesce(new.asset_id, '')
-            and coalesce(legacy.location_id, '') = coalesce(new.location_id, '')
+            legacy_entitlements.customer_id = new_entitlements.customer_id
+            and legacy_entitlements.entitlement_code = new_entitlements.entitlement_code
+            and coalesce(legacy_entitlements.asset_id, '') = coalesce(new_entitlements.asset_id, '')
+            and coalesce(legacy_entitlements.location_id, '') = coalesce(new_entitlements.location_id, '')
 )
 
 select
@@ -83,11 +83,11 @@ select
     asset_id,
     location_id,
     status,
-    legacy_grants,
+    cast(legacy_grants as {{ dbt.type_int() }}) as legacy_grants,
     legacy_is_unlimited,
     legacy_limit_quantity,
     legacy_contract_ids,
-    new_grants,
+    cast(new_grants as {{ dbt.type_int() }}) as new_grants,
     new_is_unlimited,
     new_limit_quantity,
     new_contract_ids,

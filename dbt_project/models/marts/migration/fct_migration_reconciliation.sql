@@ -65,14 +65,17 @@ select
     end as reason_code,
     case
         when status = 'duplicate' and duplicate_rows > 1
-            then 'its rows appear ' || cast(duplicate_rows as {{ dbt.type_string() }})
-            || ' times in the legacy extract'
+            then
+                'its rows appear ' || cast(duplicate_rows as {{ dbt.type_string() }})
+                || ' times in the legacy extract'
         when status = 'duplicate'
-            then 'maps to ' || crosswalk_contract_id || ', as does legacy contract ' || claimed_by
-            || ' (compared instead)'
+            then
+                'maps to ' || crosswalk_contract_id || ', as does legacy contract ' || claimed_by
+                || ' (compared instead)'
         when status = 'missing_in_new' and customer_id is null and not is_customer_in_master
-            then 'orphan: legacy customer ' || legacy_customer_no
-            || ' is in neither the customer master nor the crosswalk'
+            then
+                'orphan: legacy customer ' || legacy_customer_no
+                || ' is in neither the customer master nor the crosswalk'
         when status = 'missing_in_new' and crosswalk_contract_id is null
             then 'no crosswalk entry names a new contract for it'
         when status = 'missing_in_new'
@@ -81,10 +84,11 @@ select
         when status = 'changed' then 'differs in ' || changed_fields
     end as reason,
     changed_fields,
-    field_differences,
+    cast(field_differences as {{ dbt.type_int() }}) as field_differences,
     legacy_value,
     new_value,
-    case when status in ('matched', 'changed') then new_value - legacy_value end as value_difference,
+    cast(case when status in ('matched', 'changed') then new_value - legacy_value end as decimal(18, 2))
+        as value_difference,
     {{ migration_as_of() }} as as_of_date,
     '{{ var("migration_run_id") }}' as run_id
 from judged
