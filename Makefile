@@ -24,6 +24,7 @@ browser:
 demo: venv
 	$(BIN)/entitlements demo --out data/exports
 	$(BIN)/entitlements run data/exports --warehouse data/warehouse.duckdb
+	$(BIN)/entitlements migrate validate data/exports/legacy --warehouse data/warehouse.duckdb
 
 test: venv browser lint
 	$(BIN)/python -m pytest

@@ -288,6 +288,9 @@ def migrate() -> None:
     show_default=True,
     help="Contracts from which an account goes on the review list.",
 )
+@click.option(
+    "--no-report", is_flag=True, help="Skip the Data Docs and the HTML report (e.g. in automation)."
+)
 def migrate_validate(
     legacy_dir: Path,
     warehouse: Path,
@@ -298,6 +301,7 @@ def migrate_validate(
     max_fault_share: float,
     review_value: float,
     review_contracts: int,
+    no_report: bool,
 ) -> None:
     """Extract, map, load and reconcile LEGACY_DIR against the warehouse's new model, each step checked.
 
@@ -320,11 +324,13 @@ def migrate_validate(
         raise click.UsageError(str(exc)) from exc
     except MigrationError as exc:
         click.secho(str(exc), fg="red", err=True)
-        _write_migration_reports(warehouse, reports_dir, phase)
+        if not no_report:
+            _write_migration_reports(warehouse, reports_dir, phase)
         sys.exit(1)
     for line in summary_lines(warehouse, phase or "all"):
         click.echo(line)
-    _write_migration_reports(warehouse, reports_dir, phase)
+    if not no_report:
+        _write_migration_reports(warehouse, reports_dir, phase)
 
 
 def _write_migration_reports(warehouse: Path, reports_dir: Path, phase: str | None) -> None:

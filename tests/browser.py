@@ -1,0 +1,242 @@
+"""Open an HTML report in Debian's headless Chromium with the network off, as a reader would.
+
+Drives Chromium over the DevTools protocol on a pipe (--remote-debugging-pipe), so it needs no
+extra package and no socket. `open_report` returns what the page did: the plotly figures it drew,
+console errors and any request that left the file system, and saves a full-page screenshot.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import fcntl
+import json
+import os
+import select
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+VIEWPORT_WIDTH = 1600
+MAX_SHOT_HEIGHT = 16000
+
+
+class Chromium:
+    """Just enough of the Chrome DevTools Protocol, over --remote-debugging-pipe (fds 3 and 4)."""
+
+    FLAGS = (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-extensions",
+        "--hide-scrollbars",
+        "--remote-debugging-pipe",
+        # networking off: nothing resolves and every proxied request goes to a closed port
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--proxy-server=127.0.0.1:9",
+        "--proxy-bypass-list=<-loopback>",
+    )
+
+    def __init__(self, binary: str, profile: Path):
+        to_child_r, self._w = os.pipe()
+        self._r, from_child_w = os.pipe()
+
+        def wire_fds():  # in the child: its fd 3 reads our commands, its fd 4 writes replies
+            a = fcntl.fcntl(to_child_r, fcntl.F_DUPFD, 10)
+            b = fcntl.fcntl(from_child_w, fcntl.F_DUPFD, 10)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+
+        argv = [binary, *self.FLAGS, f"--user-data-dir={profile}", "about:blank"]
+        if _can_unshare_net():
+            argv = ["unshare", "--net", *argv]  # no network interface at all, when allowed
+        self.proc = subprocess.Popen(
+            argv,
+            preexec_fn=wire_fds,
+            close_fds=False,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(to_child_r)
+        os.close(from_child_w)
+        self._buf = b""
+        self._next_id = 0
+        self._replies: dict[int, dict] = {}
+        self.events: list[dict] = []
+
+    def _pump(self, timeout: float) -> None:
+        ready, _, _ = select.select([self._r], [], [], timeout)
+        if not ready:
+            return
+        chunk = os.read(self._r, 1 << 20)
+        if not chunk:
+            raise RuntimeError(f"chromium closed the pipe (exit {self.proc.poll()})")
+        self._buf += chunk
+        while b"\0" in self._buf:
+            raw, self._buf = self._buf.split(b"\0", 1)
+            msg = json.loads(raw)
+            if "id" in msg:
+                self._replies[msg["id"]] = msg
+            else:
+                self.events.append(msg)
+
+    def call(self, method: str, params: dict | None = None, session: str | None = None, timeout=30.0):
+        self._next_id += 1
+        msg = {"id": self._next_id, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        data = json.dumps(msg).encode() + b"\0"
+        while data:
+            data = data[os.write(self._w, data) :]
+        deadline = time.monotonic() + timeout
+        while self._next_id not in self._replies:
+            if time.monotonic() > deadline:
+                raise TimeoutError(method)
+            self._pump(0.2)
+        reply = self._replies.pop(self._next_id)
+        if "error" in reply:
+            raise RuntimeError(f"{method}: {reply['error']}")
+        return reply.get("result", {})
+
+    def wait_for(self, method: str, timeout: float = 30.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for ev in self.events:
+                if ev["method"] == method:
+                    return ev
+            self._pump(0.2)
+        raise TimeoutError(method)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.call("Browser.close", timeout=5)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._r)
+        os.close(self._w)
+
+
+def _can_unshare_net() -> bool:
+    if not shutil.which("unshare"):
+        return False
+    return subprocess.run(["unshare", "--net", "true"], capture_output=True).returncode == 0
+
+
+PLOTS_JS = """
+[...document.querySelectorAll('.plotly-graph-div')].map(d => ({
+  id: d.id,
+  mainSvg: d.querySelectorAll('.main-svg').length,
+  traces: d.querySelectorAll('.trace').length,
+  points: d.querySelectorAll('.trace .point').length,
+  data: (d.data || []).length,
+}))
+"""
+
+
+def _errors(events: list[dict]) -> list[str]:
+    out = []
+    for ev in events:
+        p = ev.get("params", {})
+        if ev["method"] == "Runtime.exceptionThrown":
+            d = p["exceptionDetails"]
+            out.append(f"exception: {d.get('exception', {}).get('description') or d.get('text')}")
+        elif ev["method"] == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
+            out.append("console: " + " ".join(str(a.get("value", a.get("description"))) for a in p["args"]))
+        elif ev["method"] == "Log.entryAdded" and p["entry"]["level"] == "error":
+            out.append(f"log: {p['entry']['text']} {p['entry'].get('url', '')}")
+    return out
+
+
+def _external_requests(events: list[dict]) -> list[str]:
+    return [
+        ev["params"]["request"]["url"]
+        for ev in events
+        if ev["method"] == "Network.requestWillBeSent"
+        and not ev["params"]["request"]["url"].startswith(("file:", "data:", "about:", "blob:"))
+    ]
+
+
+@dataclass(frozen=True)
+class RenderedPage:
+    plots: list[dict]  # per plotly figure: svg layers, traces, points, data series drawn
+    errors: list[str]  # console errors and uncaught exceptions
+    external_requests: list[str]  # anything fetched from outside file:, data:, about:, blob:
+
+
+def chromium_binary() -> str:
+    """Chromium's path; fails in CI and skips elsewhere when it is not installed (`make browser`)."""
+    binary = shutil.which("chromium") or shutil.which("chromium-browser")
+    if binary is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: run `make browser`")
+        pytest.skip("chromium not installed (`make browser`)")
+    return binary
+
+
+def open_report(html: Path, screenshot: Path) -> RenderedPage:
+    """Load `html` offline, wait for its figures to draw, save a full-page PNG to `screenshot`."""
+    binary = chromium_binary()
+    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        browser = Chromium(binary, Path(profile))
+        try:
+            target = browser.call("Target.createTarget", {"url": "about:blank"})["targetId"]
+            attached = browser.call("Target.attachToTarget", {"targetId": target, "flatten": True})
+            session = attached["sessionId"]
+            for method in ("Runtime.enable", "Log.enable", "Page.enable", "Network.enable"):
+                browser.call(method, session=session)
+            browser.call(
+                "Network.emulateNetworkConditions",
+                {"offline": True, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+                session=session,
+            )
+            browser.call(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": VIEWPORT_WIDTH, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+                session=session,
+            )
+            browser.call("Page.navigate", {"url": html.resolve().as_uri()}, session=session)
+            browser.wait_for("Page.loadEventFired", timeout=60)
+
+            deadline = time.monotonic() + 20
+            while True:
+                plots = browser.call(
+                    "Runtime.evaluate", {"expression": PLOTS_JS, "returnByValue": True}, session=session
+                )["result"]["value"]
+                if plots and all(p["mainSvg"] and p["points"] for p in plots):
+                    break
+                if time.monotonic() > deadline:
+                    break
+                browser._pump(0.25)
+
+            height = browser.call("Page.getLayoutMetrics", session=session)["cssContentSize"]["height"]
+            shot = browser.call(
+                "Page.captureScreenshot",
+                {
+                    "format": "png",
+                    "captureBeyondViewport": True,
+                    "clip": {"x": 0, "y": 0, "width": VIEWPORT_WIDTH, "height": min(height, MAX_SHOT_HEIGHT)}
+                    | {"scale": 1},
+                },
+                session=session,
+                timeout=60,
+            )
+            events = list(browser.events)
+        finally:
+            browser.close()
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    screenshot.write_bytes(base64.b64decode(shot["data"]))
+    return RenderedPage(plots, _errors(events), _external_requests(events))
