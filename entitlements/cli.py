@@ -117,7 +117,11 @@ def cli() -> None:
     help="Approximate number of metered usage events (scale to 10M for benchmarks).",
 )
 @_as_of_option("The export's as-of date (default 2026-10-31).")
-@click.option("--clean", is_flag=True, help="Plant no leakage (the pipeline must then find none).")
+@click.option(
+    "--clean",
+    is_flag=True,
+    help="Plant no leakage and no migration faults (the pipeline must then find none).",
+)
 def demo(
     out: Path, seed: int, customers: int, usage_events: int, as_of: datetime | None, clean: bool
 ) -> None:
@@ -139,7 +143,9 @@ def demo(
     click.echo(
         f"wrote {summary.files} files to {out}: {summary.customers} customers, "
         f"{summary.usage_events:,} usage events, {summary.leaks} planted leaks "
-        f"(ground truth: {out / 'ground_truth' / 'leakage.csv'}), as of {summary.as_of}"
+        f"(ground truth: {out / 'ground_truth' / 'leakage.csv'}), a legacy export with "
+        f"{summary.migration_faults} planted migration faults"
+        f" ({out / 'ground_truth' / 'migration_faults.csv'}), as of {summary.as_of}"
     )
 
 
