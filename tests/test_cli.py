@@ -23,12 +23,14 @@ SUBCOMMANDS = (
     "as-of",
     "statement",
     "check-catalog",
+    "migrate",
+    "migrate validate",
 )
 
 
 @pytest.mark.parametrize("command", SUBCOMMANDS)
 def test_every_subcommand_has_help(command: str) -> None:
-    result = entitlements(command, "--help")
+    result = entitlements(*command.split(), "--help")
     assert result.returncode == 0
     assert "Usage: entitlements " + command in result.stdout
 

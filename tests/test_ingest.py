@@ -13,7 +13,7 @@ import duckdb
 import pytest
 
 from ingest.land import IngestError, ensure_warehouse, ingest_exports, revert_load
-from ingest.layouts import LAYOUTS, LAYOUTS_BY_TABLE, Column, Layout, layout_for
+from ingest.layouts import EXPORT_LAYOUTS, LAYOUTS_BY_TABLE, LEGACY_LAYOUTS, Column, Layout, layout_for
 
 # ---------------------------------------------------------------- fixtures written from the layouts
 
@@ -71,14 +71,14 @@ def write_file(export: Path, relative: str, layout: Layout, rows: list[dict[str,
 
 def row_count(layout: Layout) -> int:
     """Different per table, so a count landing in the wrong table would show."""
-    return 2 + LAYOUTS.index(layout)
+    return 2 + EXPORT_LAYOUTS.index(layout)
 
 
 @pytest.fixture
 def export(tmp_path: Path) -> Path:
     """One file per layout, plus the files the ingest must ignore."""
     root = tmp_path / "export"
-    for layout in LAYOUTS:
+    for layout in EXPORT_LAYOUTS:
         write_file(root, file_name(layout), layout, records(layout, row_count(layout)))
     (root / "export.json").write_text("{}")
     (root / ".DS_Store").write_text("x")
@@ -107,7 +107,7 @@ def query(warehouse: Path, sql: str, params: object = None) -> list[tuple]:
 
 
 def raw_counts(warehouse: Path) -> dict[str, int]:
-    counts = " UNION ALL ".join(f"SELECT '{t.table}', count(*) FROM raw.{t.table}" for t in LAYOUTS)
+    counts = " UNION ALL ".join(f"SELECT '{t}', count(*) FROM raw.{t}" for t in LAYOUTS_BY_TABLE)
     return dict(query(warehouse, counts))
 
 
@@ -135,11 +135,15 @@ EVENTS = LAYOUTS_BY_TABLE["usage_events"]
 def test_lands_every_file_with_lineage(export: Path, warehouse: Path) -> None:
     results = ingest_exports(warehouse, export, progress=False)
 
-    assert [r.source_file for r in results] == sorted(file_name(layout) for layout in LAYOUTS)
+    assert [r.source_file for r in results] == sorted(file_name(layout) for layout in EXPORT_LAYOUTS)
     assert {r.status for r in results} == {"landed"}
-    assert {r.table: r.rows for r in results} == {layout.table: row_count(layout) for layout in LAYOUTS}
-    assert raw_counts(warehouse) == {layout.table: row_count(layout) for layout in LAYOUTS}
-    assert len({r.load_id for r in results}) == len(LAYOUTS)
+    assert {r.table: r.rows for r in results} == {
+        layout.table: row_count(layout) for layout in EXPORT_LAYOUTS
+    }
+    landed = {layout.table: row_count(layout) for layout in EXPORT_LAYOUTS}
+    # the legacy/ folder holds a legacy system's files, never an export's: nothing lands from it
+    assert raw_counts(warehouse) == landed | dict.fromkeys((t.table for t in LEGACY_LAYOUTS), 0)
+    assert len({r.load_id for r in results}) == len(EXPORT_LAYOUTS)
 
     lineage = " UNION ALL ".join(
         f"SELECT DISTINCT '{r.table}', _load_id, _source_file, _loaded_at IS NOT NULL FROM raw.{r.table}"
@@ -205,7 +209,7 @@ def test_second_ingest_skips_every_file(export: Path, warehouse: Path) -> None:
     assert all(f"load {f.load_id}" in s.message for f, s in zip(first, second, strict=True))
     assert raw_counts(warehouse) == counts
     statuses = query(warehouse, "SELECT status, count(*) FROM audit.ingest_manifest GROUP BY ALL ORDER BY 1")
-    assert statuses == [("landed", len(LAYOUTS)), ("skipped", len(LAYOUTS))]
+    assert statuses == [("landed", len(EXPORT_LAYOUTS)), ("skipped", len(EXPORT_LAYOUTS))]
 
 
 def test_progress_bar_only_when_asked_or_on_a_terminal(
@@ -259,7 +263,7 @@ def test_missing_required_column_refuses_before_anything_lands(
     before = state(warehouse)
     # A new export whose billing files (sorted before crm/) are fine and would land first.
     new = tmp_path / "export2"
-    for layout in LAYOUTS:
+    for layout in EXPORT_LAYOUTS:
         write_file(new, file_name(layout), layout, records(layout, 2, tag="-new"))
     rows = records(ACCOUNTS, 2, tag="-new")
     for row in rows:
