@@ -25,6 +25,7 @@ demo: venv
 	$(BIN)/entitlements demo --out data/exports
 	$(BIN)/entitlements run data/exports --warehouse data/warehouse.duckdb
 	$(BIN)/entitlements migrate validate data/exports/legacy --warehouse data/warehouse.duckdb
+	$(BIN)/entitlements docs --warehouse data/warehouse.duckdb
 
 test: venv browser lint
 	$(BIN)/python -m pytest
@@ -38,6 +39,8 @@ lint: venv
 bench: venv
 	$(BIN)/python -m entitlements.bench
 
+# JupyterLab on notebooks/ with the project's kernel ("entitlements (.venv)"); the notebooks are
+# jupytext py:percent files: open one with "Open With > Notebook". Build a warehouse first (make demo).
 lab: venv
 	$(BIN)/jupyter lab notebooks/
 

@@ -242,14 +242,54 @@ def build(warehouse: Path, as_of: datetime | None) -> None:
 
 
 @cli.command()
-@click.argument("name", type=click.Choice(["leakage", "migration"]), default="leakage")
+@click.argument(
+    "name", type=click.Choice(["leakage", "renewals", "usage", "migration", "all"]), default="all"
+)
 @warehouse_option
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_REPORTS, show_default=True)
-def report(name: str, warehouse: Path, out: Path) -> None:
-    """Execute a report notebook against the warehouse and write self-contained HTML."""
-    from entitlements.report import render_report
+@_as_of_option(
+    "leakage and usage: only what occurred or started on or before it; renewals: must be the marts' own"
+    " date (default: the marts' as-of)."
+)
+@click.option("--phase", default="all", show_default=True, help="migration: the phase to show.")
+def report(name: str, warehouse: Path, out: Path, as_of: datetime | None, phase: str) -> None:
+    """Execute report notebooks against the warehouse (read-only) and write self-contained HTML + CSVs.
 
-    click.echo(f"report: {render_report(name, warehouse, out)}")
+    Exit 0 when written, 1 when a notebook failed, 2 on a bad parameter (an as-of the marts were
+    not built for, say).
+    """
+    from papermill.exceptions import PapermillExecutionError
+
+    from entitlements.report import REPORTS, render_report
+
+    names = [n for n in REPORTS if name in (n, "all")]
+    for report_name in names:
+        parameters: dict[str, Any] = {"phase": phase} if report_name == "migration" else {}
+        if as_of and report_name != "migration":
+            parameters["as_of"] = _to_date(as_of).isoformat()
+        try:
+            click.echo(f"report: {render_report(report_name, warehouse, out, parameters)}")
+        except FileNotFoundError as exc:
+            raise click.UsageError(str(exc)) from exc
+        except PapermillExecutionError as exc:
+            if exc.ename == "ValueError":  # the notebooks' way of refusing a parameter
+                raise click.UsageError(f"report {report_name}: {exc.evalue}") from exc
+            _fail(f"report {report_name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}")
+
+
+@cli.command()
+@warehouse_option
+@click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_REPORTS, show_default=True)
+def docs(warehouse: Path, out: Path) -> None:
+    """Write the dbt docs site (models, lineage, the notebooks and reports reading them) as one page."""
+    from entitlements.report import write_dbt_docs
+
+    try:
+        click.echo(f"dbt docs: {write_dbt_docs(warehouse, out)}")
+    except FileNotFoundError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except RuntimeError as exc:
+        _fail(str(exc))
 
 
 @cli.group()

@@ -54,7 +54,7 @@ def run_dbt(
     work = target_dir(warehouse).parent
     args = [
         str(Path(sys.executable).with_name("dbt")),
-        command,
+        *command.split(),  # "build", or "docs generate"
         "--project-dir",
         str(DBT_PROJECT_DIR),
         "--profiles-dir",

@@ -215,7 +215,8 @@ def run_pipeline(
     )
     reports_dir.mkdir(parents=True, exist_ok=True)
     result.reports.append(build_data_docs(reports_dir, warehouse))
-    from entitlements.report import render_report  # imported late: nbconvert is slow to import
+    from entitlements.report import PIPELINE_REPORTS, render_report  # late: nbconvert is slow to import
 
-    result.reports.append(render_report("leakage", warehouse, reports_dir, {"as_of": as_of.isoformat()}))
+    for name in PIPELINE_REPORTS:
+        result.reports.append(render_report(name, warehouse, reports_dir, {"as_of": as_of.isoformat()}))
     return result

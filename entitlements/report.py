@@ -3,6 +3,9 @@
     from entitlements.report import render_report
     render_report("leakage", Path("data/warehouse.duckdb"), Path("data/reports"))
 
+Reports (REPORTS): leakage (analysts), renewals (finance), usage (usage and limits), migration
+(migration teams); each is a notebook in notebooks/ whose queries live in entitlements.analysis.
+
 The notebook (jupytext py:percent) is executed by papermill on the `entitlements` kernel with the
 parameters injected, then exported by nbconvert with code hidden. plotly.js is embedded inline once;
 the page loads nothing from the network (no require.js, MathJax or mermaid from a CDN).
@@ -26,7 +29,17 @@ KERNEL_NAME = "entitlements"
 # report name -> notebook in notebooks/. A new report is one more line here.
 REPORTS: dict[str, str] = {
     "leakage": "leakage_explorer.py",
+    "renewals": "renewals.py",
+    "usage": "usage_and_limits.py",
     "migration": "migration_validation.py",
+}
+# What `entitlements run` writes; the migration report is `entitlements migrate validate`'s.
+PIPELINE_REPORTS: tuple[str, ...] = ("leakage", "renewals", "usage")
+TITLES: dict[str, str] = {
+    "leakage": "Revenue leakage report",
+    "renewals": "Renewals and value at risk",
+    "usage": "Usage and limits",
+    "migration": "Legacy migration validation",
 }
 
 _TEMPLATE_NAME = "entitlements_report.html.j2"
@@ -100,9 +113,7 @@ def render_report(name: str, warehouse: Path, out_dir: Path, parameters: dict | 
         extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
     )
 
-    title = {"leakage": "Revenue leakage report", "migration": "Legacy migration validation"}.get(
-        name, f"{name} report"
-    )
+    title = TITLES.get(name, f"{name} report")
     executed.metadata["title"] = title
     body, _ = _exporter().from_notebook_node(
         nbformat.from_dict(executed), resources={"metadata": {"name": title}}
@@ -141,3 +152,24 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def write_dbt_docs(warehouse: Path, out_dir: Path) -> Path:
+    """The dbt docs site (models, lineage, exposures of every notebook and report) as one static page.
+
+    `dbt docs generate --static` embeds the manifest and catalog in the page, so it opens from disk
+    with no server and no network. Written to `<out_dir>/dbt_docs/index.html`; returns that path.
+    """
+    from entitlements.dbt_runner import run_dbt, target_dir
+
+    warehouse = Path(warehouse).expanduser().resolve()
+    if not warehouse.exists():
+        raise FileNotFoundError(f"warehouse {warehouse} does not exist: run `entitlements run` first")
+    result = run_dbt("docs generate", warehouse, None, "--static")
+    if not result.ok:
+        raise RuntimeError("dbt docs generate failed:\n" + "\n".join(result.output.splitlines()[-20:]))
+    site = Path(out_dir).expanduser().resolve() / "dbt_docs"
+    site.mkdir(parents=True, exist_ok=True)
+    page = site / "index.html"
+    page.write_bytes((target_dir(warehouse) / "static_index.html").read_bytes())
+    return page

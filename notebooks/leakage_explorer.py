@@ -16,40 +16,45 @@
 #
 # Where the business delivered more than it billed, from `marts.fct_revenue_leakage`.
 # Amounts are in each contract's currency, so every total is **per currency**: USD, EUR and GBP
-# are never added together.
+# are never added together. Set `customer` and/or `category` to drill down: every section then
+# narrows to that selection, down to the evidence rows.
 
 # %%
-from entitlements import analysis
+from entitlements.analysis import common, leakage
 
 # %% tags=["parameters"]
 # as_of: ISO date, only leaks that occurred on or before it (None = all).
 # currency: e.g. "EUR" to look at one currency (None = all, each totalled on its own).
+# customer, category: drill down to one customer and/or one leakage category (None = all).
 # out_dir: set by the report runner; each table is also written as <report_name>_<table>.csv.
-# top_n: rows per currency in the top-customer and largest-leak tables.
+# top_n: rows per currency in the top-customer and largest-leak tables; evidence_limit: drill-down rows.
 warehouse = "data/warehouse.duckdb"
 as_of = None
 currency = None
+customer = None
+category = None
 out_dir = None
 report_name = "leakage"
 top_n = 10
+evidence_limit = 200
 
 # %%
-analysis.setup_plotly()
-con = analysis.open_warehouse(warehouse)
-flt = analysis.leakage_filter(con, as_of=as_of, currency=currency)
-tables = analysis.ReportTables(report_name, out_dir)
+common.setup_plotly()
+con = common.open_warehouse(warehouse)
+flt = leakage.leakage_filter(con, as_of=as_of, currency=currency, customer=customer, category=category)
+tables = common.ReportTables(report_name, out_dir)
 
 # %% [markdown]
 # ## Scope
 
 # %%
-analysis.scope_note(con, flt)
+leakage.scope_note(con, flt)
 
 # %% [markdown]
 # ## Totals per currency
 
 # %%
-currency_totals = analysis.leakage_currency_totals(con, flt)
+currency_totals = leakage.leakage_currency_totals(con, flt)
 tables.show(currency_totals, "currency_totals")
 
 # %% [markdown]
@@ -60,11 +65,11 @@ tables.show(currency_totals, "currency_totals")
 # `recoverable_billing_window_days`, default 90 days), and the share of billable records (customer-pay
 # deliveries, contract-line billing periods, usage over the limit) that billing does not match. Only
 # `leaked_total_reporting` is converted (illustrative rates unless the seed `fx_rates` was replaced), so
-# only it may be added across currencies.
+# only it may be added across currencies. Months, not customers: the drill-down filters do not apply here.
 
 # %%
-key_figures = analysis.leakage_key_figures(con, flt)
-tables.show(key_figures, "key_figures", money=analysis.KPI_MONEY_COLUMNS)
+key_figures = leakage.leakage_key_figures(con, flt)
+tables.show(key_figures, "key_figures", money=leakage.KPI_MONEY_COLUMNS)
 
 # %% [markdown]
 # ## By category
@@ -72,35 +77,77 @@ tables.show(key_figures, "key_figures", money=analysis.KPI_MONEY_COLUMNS)
 # Each currency has its own panel and axis.
 
 # %%
-category_totals = analysis.leakage_category_totals(con, flt)
+category_totals = leakage.leakage_category_totals(con, flt)
 tables.show(category_totals, "category_totals")
 
 # %%
-analysis.figure_or_note(category_totals, analysis.category_totals_figure)
+common.figure_or_note(category_totals, leakage.category_totals_figure, "No leakage matches the filters.")
 
 # %% [markdown]
 # ## Trend by month and category
 
 # %%
-trend = analysis.leakage_monthly_trend(con, flt)
+trend = leakage.leakage_monthly_trend(con, flt)
 tables.save(trend, "monthly_trend")
-analysis.figure_or_note(trend, analysis.monthly_trend_figure)
+common.figure_or_note(trend, leakage.monthly_trend_figure, "No leakage matches the filters.")
+
+# %% [markdown]
+# ## By entitlement
+
+# %%
+by_entitlement = leakage.leakage_by_entitlement(con, flt)
+tables.show(by_entitlement, "entitlement_totals")
+
+# %%
+common.figure_or_note(by_entitlement, leakage.entitlement_totals_figure, "No leakage matches the filters.")
 
 # %% [markdown]
 # ## Top leaking customers per currency
 
 # %%
-top_customers = analysis.top_leaking_customers(con, flt, n=top_n)
+top_customers = leakage.top_leaking_customers(con, flt, n=top_n)
 tables.show(top_customers, "top_customers")
 
 # %% [markdown]
-# ## Largest leaks: the evidence
+# ## Largest leaks
 #
 # The biggest single leakage rows per currency, with the evidence that raised them and why.
 
 # %%
-leaks = analysis.largest_leaks(con, flt, n=top_n)
+leaks = leakage.largest_leaks(con, flt, n=top_n)
 tables.show(leaks, "largest_leaks")
+
+# %% [markdown]
+# ## Drill-down: the evidence rows
+#
+# Every leak under the filters (newest first, up to `evidence_limit`): the case, work order, usage
+# period, invoice line or override that proves it.
+
+# %%
+tables.show(leakage.evidence_rows(con, flt, limit=evidence_limit), "evidence_rows")
+
+# %% [markdown]
+# ## Override hotspots
+#
+# Where manual overrides cluster (`marts.fct_override_hotspots`): an entitlement or package that
+# collects overrides needs its catalog terms reviewed; unapproved overrides are leakage.
+
+# %%
+hotspots = leakage.override_hotspots(con)
+tables.show(hotspots, "override_hotspots", money=())
+
+# %%
+common.figure_or_note(hotspots, leakage.override_hotspots_figure, "No overrides.")
+
+# %% [markdown]
+# ## Upsell candidates
+#
+# Customers over 90 % of a limit in at least two of their last three periods
+# (`marts.fct_upsell_candidates`), with the package that would cover their peak and the annual fee
+# difference in the contract's currency.
+
+# %%
+tables.show(leakage.upsell_candidates(con, flt), "upsell_candidates", money=("annual_fee_difference",))
 
 # %%
 con.close()

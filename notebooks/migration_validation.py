@@ -23,8 +23,7 @@
 # %%
 from IPython.display import Markdown, display
 
-from entitlements import analysis
-from entitlements import migration_analysis as migration
+from entitlements.analysis import common, migration
 
 # %% tags=["parameters"]
 # phase: the phase of the migration plan to show ("all": the whole migration).
@@ -36,9 +35,9 @@ out_dir = None
 report_name = "migration"
 
 # %%
-analysis.setup_plotly()
-con = analysis.open_warehouse(warehouse)
-tables = analysis.ReportTables(report_name, out_dir)
+common.setup_plotly()
+con = common.open_warehouse(warehouse)
+tables = common.ReportTables(report_name, out_dir)
 latest = migration.latest_run(con, phase) if migration.has_migration(con) else None
 shown_run = migration.results_run(con, phase)
 
@@ -80,7 +79,7 @@ counts = migration.status_counts(con, phase)
 tables.show(counts, "status_counts")
 
 # %%
-analysis.figure_or_note(counts, migration.status_figure, "No reconciliation for this phase yet.")
+common.figure_or_note(counts, migration.status_figure, "No reconciliation for this phase yet.")
 
 # %% [markdown]
 # ## Value reconciled per currency
@@ -94,7 +93,7 @@ values = migration.value_reconciled(con, phase)
 tables.show(values, "value_reconciled", money=migration.MIGRATION_MONEY)
 
 # %%
-analysis.figure_or_note(values, migration.value_figure, "No reconciliation for this phase yet.")
+common.figure_or_note(values, migration.value_figure, "No reconciliation for this phase yet.")
 
 # %% [markdown]
 # ## What did not arrive intact
@@ -116,7 +115,7 @@ tables.show(migration.field_differences(con, phase), "field_differences", wrap=(
 # %%
 by_entitlement = migration.parallel_run_by_entitlement(con, phase)
 tables.save(by_entitlement, "parallel_run_by_entitlement")
-analysis.figure_or_note(by_entitlement, migration.parallel_run_figure, "No parallel run for this phase yet.")
+common.figure_or_note(by_entitlement, migration.parallel_run_figure, "No parallel run for this phase yet.")
 
 # %%
 tables.show(migration.parallel_run_differences(con, phase), "parallel_run_differences")

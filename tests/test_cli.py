@@ -25,6 +25,7 @@ SUBCOMMANDS = (
     "check-catalog",
     "migrate",
     "migrate validate",
+    "docs",
 )
 
 

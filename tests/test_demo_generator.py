@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from entitlements.analysis import LEAKAGE_CATEGORIES as CATEGORIES
+from entitlements.analysis.leakage import LEAKAGE_CATEGORIES as CATEGORIES
 from entitlements.demo import generate_demo
 
 

@@ -24,7 +24,7 @@ import yaml
 from entitlements.demo import generate_demo
 from entitlements.demo.catalog import resolved_terms
 from entitlements.migration import MigrationPlanError, Phase, load_plan, resolve_plan
-from entitlements.warehouse import PROJECT_ROOT
+from entitlements.warehouse import DEFAULT_REPORTS, PROJECT_ROOT
 from tests.browser import open_report
 from tests.conftest import Built, build, entitlements, query_rows
 
@@ -265,7 +265,7 @@ def test_the_report_links_each_check_to_its_data_docs_page(migrated):
 
 def test_the_migration_report_renders_offline_in_chromium(migrated):
     html = migrated.reports / "migration.html"
-    page = open_report(html, migrated.reports / "migration.png")
+    page = open_report(html, PROJECT_ROOT / DEFAULT_REPORTS / "migration.png")
     assert page.errors == [] and page.external_requests == []
     assert len(page.plots) == 3, page.plots
     assert all(p["mainSvg"] and p["traces"] and p["data"] for p in page.plots), page.plots

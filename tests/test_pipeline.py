@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from entitlements.analysis import LEAKAGE_CATEGORIES as CATEGORIES
+from entitlements.analysis.leakage import LEAKAGE_CATEGORIES as CATEGORIES
 from entitlements.demo import generate_demo
 from tests.conftest import Built, build, entitlements
 

@@ -1,6 +1,4 @@
-"""Shared helpers for the analyst notebooks: the read-only open, mart queries, figures and tables.
-
-Notebooks stay thin: they call these functions so every report reads the marts the same way.
+"""The leakage explorer's queries and figures (notebooks/leakage_explorer.py).
 
 Money rule: leakage amounts are in the contract's currency, so every total here is grouped by
 currency; nothing ever adds USD to EUR.
@@ -8,22 +6,16 @@ currency; nothing ever adds USD to EUR.
 
 from __future__ import annotations
 
-import html
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime
-from pathlib import Path
+from datetime import date
 
 import duckdb
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
-import plotly.io as pio
-from plotly.io.base_renderers import MimetypeRenderer
-from plotly.offline import get_plotlyjs
 
-from entitlements.warehouse import PROJECT_ROOT, connect
+from entitlements.analysis.common import parse_as_of, query, strip_facet_labels
 
 LEAKAGE_TABLE = "marts.fct_revenue_leakage"
 
@@ -42,86 +34,65 @@ CATEGORY_COLORS: dict[str, str] = dict(
     zip(LEAKAGE_CATEGORIES, px.colors.qualitative.Safe + px.colors.qualitative.Vivid, strict=False)
 )
 
-# Columns holding an amount of money (DECIMAL(18,2) in the marts).
-MONEY_COLUMNS: tuple[str, ...] = ("amount", "total_amount", "annual_value")
-
-# Long free text: wrapped in a wide column; everything else stays on one line.
-WRAP_COLUMNS: tuple[str, ...] = ("explanation", "categories")
-
-RENDERER_NAME = "entitlements_offline"
-_TABLE_NAME = re.compile(r"^[a-z0-9_]+$")
-
-
-# --------------------------------------------------------------------------- warehouse
-
-
-def resolve_warehouse(path: Path | str) -> Path:
-    """A relative path that is not found from the working directory is taken from the repository root
-    (JupyterLab starts kernels in notebooks/, so the default `data/warehouse.duckdb` still works)."""
-    path = Path(path).expanduser()
-    if not path.is_absolute() and not path.exists() and (PROJECT_ROOT / path).exists():
-        return PROJECT_ROOT / path
-    return path
-
-
-def open_warehouse(path: Path | str) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse read-only (never blocks or alters a build)."""
-    return connect(resolve_warehouse(path), read_only=True)
-
-
-def query(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None) -> pd.DataFrame:
-    """Run a query and return a DataFrame (DECIMAL comes back as float64, exact to the cent)."""
-    return con.execute(sql, list(params or [])).df()
-
-
-# --------------------------------------------------------------------------- filters
-
-
-def parse_as_of(value: date | datetime | str | None) -> date | None:
-    """`as_of` parameter -> date (ISO string, date or None for 'everything')."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    return date.fromisoformat(str(value))
-
 
 @dataclass(frozen=True)
 class LeakageFilter:
-    """Filters shared by every leakage query: leaks on or before `as_of`, one `currency` or all."""
+    """Filters shared by every leakage query: leaks on or before `as_of`, one `currency` or all, and
+    for a drill-down one `customer` and/or one `category`."""
 
     as_of: date | None = None
     currency: str | None = None
+    customer: str | None = None
+    category: str | None = None
 
     def where(self) -> tuple[str, list]:
         clauses, params = ["1 = 1"], []
+        for column, value in (
+            ("currency", self.currency),
+            ("customer_id", self.customer),
+            ("category", self.category),
+        ):
+            if value is not None:
+                clauses.append(f"{column} = ?")
+                params.append(value)
         if self.as_of is not None:
             clauses.append("occurred_on <= ?")
             params.append(self.as_of)
-        if self.currency is not None:
-            clauses.append("currency = ?")
-            params.append(self.currency)
         return " and ".join(clauses), params
 
     def describe(self) -> str:
-        as_of = f"leaks on or before {self.as_of.isoformat()}" if self.as_of else "all leaks"
-        currency = f"currency {self.currency}" if self.currency else "all currencies (never summed together)"
-        return f"{as_of}; {currency}"
+        parts = [f"leaks on or before {self.as_of.isoformat()}" if self.as_of else "all leaks"]
+        parts.append(
+            f"currency {self.currency}" if self.currency else "all currencies (never summed together)"
+        )
+        if self.customer:
+            parts.append(f"customer {self.customer}")
+        if self.category:
+            parts.append(f"category {self.category}")
+        return "; ".join(parts)
 
 
 def leakage_filter(
-    con: duckdb.DuckDBPyConnection, as_of: date | str | None = None, currency: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    as_of: date | str | None = None,
+    currency: str | None = None,
+    customer: str | None = None,
+    category: str | None = None,
 ) -> LeakageFilter:
-    """Validate the notebook parameters against the warehouse and build the filter."""
+    """Validate the notebook parameters against the warehouse and build the filter.
+
+    An unknown currency, customer or category is an error naming what the mart has, not an empty report.
+    """
     cur = currency.strip().upper() if currency else None
-    if cur is not None:
-        known = {r[0] for r in con.execute(f"select distinct currency from {LEAKAGE_TABLE}").fetchall()}
-        if cur not in known:
-            have = ", ".join(sorted(known))
-            raise ValueError(f"currency {currency!r} not in the leakage mart (has: {have})")
-    return LeakageFilter(as_of=parse_as_of(as_of), currency=cur)
+    for column, value, label in (("currency", cur, "currency"), ("customer_id", customer, "customer")):
+        if value is not None:
+            known = {r[0] for r in con.execute(f"select distinct {column} from {LEAKAGE_TABLE}").fetchall()}
+            if value not in known:
+                have = ", ".join(sorted(known)[:20]) + (", ..." if len(known) > 20 else "")
+                raise ValueError(f"{label} {value!r} has no leakage in the mart (has: {have})")
+    if category is not None and category not in LEAKAGE_CATEGORIES:
+        raise ValueError(f"category {category!r} is not one of: {', '.join(LEAKAGE_CATEGORIES)}")
+    return LeakageFilter(as_of=parse_as_of(as_of), currency=cur, customer=customer or None, category=category)
 
 
 # --------------------------------------------------------------------------- leakage queries
@@ -309,61 +280,75 @@ def largest_leaks(con: duckdb.DuckDBPyConnection, flt: LeakageFilter, n: int = 1
     )
 
 
+def leakage_by_entitlement(con: duckdb.DuckDBPyConnection, flt: LeakageFilter) -> pd.DataFrame:
+    """Leakage per currency and entitlement (or package, for a subscription line), largest first."""
+    where, params = flt.where()
+    return query(
+        con,
+        f"""
+        select currency,
+               coalesce(entitlement_code, '(none)') as entitlement_code,
+               sum(amount) as total_amount,
+               count(*) as leak_count,
+               count(distinct customer_id) as customer_count,
+               string_agg(distinct category, ', ' order by category) as categories
+        from {LEAKAGE_TABLE} where {where}
+        group by all
+        order by currency, total_amount desc, entitlement_code
+        """,
+        params,
+    )
+
+
+def evidence_rows(con: duckdb.DuckDBPyConnection, flt: LeakageFilter, limit: int = 200) -> pd.DataFrame:
+    """The drill-down: every leak under the filter (up to `limit`, newest first) with its evidence."""
+    where, params = flt.where()
+    return query(
+        con,
+        f"""
+        select occurred_on, customer_id, category, amount, currency, evidence_type, evidence_id,
+               entitlement_code, contract_id, explanation
+        from {LEAKAGE_TABLE} where {where}
+        order by occurred_on desc, leakage_id
+        limit ?
+        """,
+        [*params, limit],
+    )
+
+
+def override_hotspots(con: duckdb.DuckDBPyConnection) -> pd.DataFrame:
+    """Where manual overrides cluster (fct_override_hotspots): per entitlement, package and approver."""
+    return query(
+        con,
+        """
+        select dimension, dimension_value, override_count, unapproved_count, customer_count, extra_quantity
+        from marts.fct_override_hotspots
+        order by dimension, override_count desc, dimension_value
+        """,
+    )
+
+
+def upsell_candidates(con: duckdb.DuckDBPyConnection, flt: LeakageFilter) -> pd.DataFrame:
+    """Customers over 90 % of a limit in most recent periods, with the package that would cover them."""
+    clauses, params = ["1 = 1"], []
+    for column, value in (("currency", flt.currency), ("customer_id", flt.customer)):
+        if value is not None:
+            clauses.append(f"{column} = ?")
+            params.append(value)
+    return query(
+        con,
+        f"""
+        select customer_id, entitlement_code, unit, periods_over_90, periods_assessed, peak_period_use,
+               current_package_code, current_limit_quantity, recommended_package_code,
+               recommended_limit_quantity, covers_peak_use, annual_fee_difference, currency
+        from marts.fct_upsell_candidates where {" and ".join(clauses)}
+        order by currency, annual_fee_difference desc, customer_id, entitlement_code
+        """,
+        params,
+    )
+
+
 # --------------------------------------------------------------------------- figures
-
-
-class OfflineHtmlRenderer(MimetypeRenderer):
-    """Plotly renderer for self-contained reports.
-
-    On first use it emits plotly.js inline (once per kernel); each figure is then a small
-    text/html snippet with no CDN script (no require.js, no MathJax). Combined with the
-    `plotly_mimetype` renderer, JupyterLab still shows its native interactive widget.
-    """
-
-    def activate(self) -> None:
-        from IPython.display import display_html
-
-        display_html(
-            "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>"
-            f"<script>{get_plotlyjs()}</script>",
-            raw=True,
-        )
-
-    def to_mimebundle(self, fig_dict: dict) -> dict:
-        html = pio.to_html(
-            fig_dict,
-            include_plotlyjs=False,
-            include_mathjax=False,
-            full_html=False,
-            default_width="100%",
-            default_height=520,
-            config={"displaylogo": False, "responsive": True},
-            validate=False,
-        )
-        return {"text/html": html}
-
-
-def setup_plotly() -> None:
-    """Make figures render offline: call once at the top of a notebook."""
-    if RENDERER_NAME not in pio.renderers:
-        pio.renderers[RENDERER_NAME] = OfflineHtmlRenderer()
-    pio.renderers.default = f"plotly_mimetype+{RENDERER_NAME}"
-    pio.templates.default = "plotly_white"
-
-
-def figure_or_note(df: pd.DataFrame, build, note: str = "No leakage matches the filters."):
-    """`build(df)` when there is data, else a short Markdown note instead of an empty chart."""
-    if df.empty:
-        from IPython.display import Markdown
-
-        return Markdown(f"_{note}_")
-    return build(df)
-
-
-def _strip_facet_labels(fig: go.Figure) -> go.Figure:
-    # "currency=USD" -> "USD"
-    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
-    return fig
 
 
 def _category_order(categories: Iterable[str]) -> list[str]:
@@ -397,7 +382,7 @@ def category_totals_figure(category_totals: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(matches=None, title_text="amount", tickformat=",.0f")
     fig.update_yaxes(title_text="")
     fig.update_layout(showlegend=False, height=120 + 40 * len(order), margin={"l": 10, "r": 10})
-    return _strip_facet_labels(fig)
+    return strip_facet_labels(fig)
 
 
 _MONTH_BAR_MS = 24 * 24 * 3600 * 1000  # 24 days
@@ -433,83 +418,54 @@ def monthly_trend_figure(trend: pd.DataFrame) -> go.Figure:
         legend={"title": "category", "orientation": "h", "y": -0.12},
         margin={"l": 10, "r": 40},
     )
-    return _strip_facet_labels(fig)
+    return strip_facet_labels(fig)
 
 
-# --------------------------------------------------------------------------- tables
+def entitlement_totals_figure(by_entitlement: pd.DataFrame) -> go.Figure:
+    """Horizontal bars of leakage per entitlement, one panel per currency (own axis each)."""
+    currencies = sorted(by_entitlement["currency"].unique())
+    fig = px.bar(
+        by_entitlement,
+        x="total_amount",
+        y="entitlement_code",
+        orientation="h",
+        facet_col="currency",
+        facet_col_spacing=0.08,
+        category_orders={"currency": currencies},
+        custom_data=["currency", "leak_count", "categories"],
+        title="Leakage by entitlement, per currency",
+    )
+    fig.update_traces(
+        hovertemplate="%{y}<br>%{x:,.2f} %{customdata[0]}<br>%{customdata[1]} leaks: %{customdata[2]}"
+        "<extra></extra>"
+    )
+    fig.update_xaxes(matches=None, title_text="amount", tickformat=",.0f")
+    fig.update_yaxes(title_text="", matches=None, showticklabels=True)
+    rows = by_entitlement["entitlement_code"].nunique()
+    fig.update_layout(showlegend=False, height=140 + 34 * rows, margin={"l": 10, "r": 10})
+    return strip_facet_labels(fig)
 
 
-_TABLE_STYLES = [
-    {"selector": "", "props": "border-collapse: collapse; font-size: 13px"},
-    {"selector": "th", "props": "text-align: left; padding: 4px 10px; border-bottom: 1px solid #999"},
-    {"selector": "td", "props": "padding: 3px 10px; border-bottom: 1px solid #eee"},
-]
-
-
-class ReportTables:
-    """Shows tables in the notebook and, when `out_dir` is set, writes each as `<name>_<table>.csv`."""
-
-    def __init__(self, name: str, out_dir: Path | str | None = None):
-        self.name = name
-        self.out_dir = Path(out_dir) if out_dir else None
-        self.written: dict[str, Path] = {}
-        if self.out_dir is not None:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-
-    def save(self, df: pd.DataFrame, table: str, *, money: Sequence[str] = MONEY_COLUMNS) -> Path | None:
-        """Write the CSV only (e.g. a figure's data). Money columns are written with exactly two decimals."""
-        if not _TABLE_NAME.match(table):
-            raise ValueError(f"table name {table!r} must be lower_snake_case")
-        if self.out_dir is None:
-            return None
-        path = self.out_dir / f"{self.name}_{table}.csv"
-        out = df.copy()
-        for c in money:
-            if c in out.columns:
-                out[c] = out[c].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
-        out.to_csv(path, index=False, date_format="%Y-%m-%d")
-        self.written[table] = path
-        return path
-
-    def show(
-        self,
-        df: pd.DataFrame,
-        table: str,
-        *,
-        money: Sequence[str] = MONEY_COLUMNS,
-        wrap: Sequence[str] = WRAP_COLUMNS,
-        caption: str | None = None,
-        links: Mapping[str, str] | None = None,
-    ):
-        """Save `df` and return a styled table for display (index hidden, money with separators).
-
-        links: column -> link text; the column holds relative URLs, shown as links (kept as URLs in the CSV).
-        """
-        self.save(df, table, money=money)
-        fmt = {c: "{:,.2f}" for c in money if c in df.columns}
-        for column, text in (links or {}).items():
-            fmt[column] = lambda url, text=text: f'<a href="{html.escape(url)}">{text}</a>' if url else ""
-        for c in df.columns:
-            if pd.api.types.is_datetime64_any_dtype(df[c]):
-                fmt[c] = lambda v: "" if pd.isna(v) else v.strftime("%Y-%m-%d")
-            elif c.endswith("_pct"):
-                fmt[c] = "{:.1f}%"
-        # Source text (a customer name, a legacy field) is escaped: it is data, not markup.
-        styler = df.style.format(fmt, na_rep="", escape="html").hide(axis="index")
-        styler = styler.set_table_styles(_TABLE_STYLES)
-        num_cols = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
-        text_cols = [c for c in df.columns if c not in num_cols]
-        wrap_cols = [c for c in text_cols if c in wrap]
-        nowrap_cols = [c for c in df.columns if c not in wrap_cols]
-        if num_cols:
-            styler = styler.set_properties(subset=num_cols, **{"text-align": "right"})
-        if text_cols:
-            styler = styler.set_properties(subset=text_cols, **{"text-align": "left"})
-        if nowrap_cols:
-            styler = styler.set_properties(subset=nowrap_cols, **{"white-space": "nowrap"})
-        if wrap_cols:
-            wrapped = {"min-width": "380px", "white-space": "normal"}
-            styler = styler.set_properties(subset=wrap_cols, **wrapped)
-        if caption:
-            styler = styler.set_caption(caption)
-        return styler
+def override_hotspots_figure(hotspots: pd.DataFrame) -> go.Figure:
+    """Overrides per entitlement, package and approver, approved and not."""
+    long = hotspots.assign(approved=hotspots["override_count"] - hotspots["unapproved_count"]).melt(
+        id_vars=["dimension", "dimension_value"],
+        value_vars=["approved", "unapproved_count"],
+        var_name="approval",
+        value_name="overrides",
+    )
+    long["approval"] = long["approval"].map({"approved": "approved", "unapproved_count": "unapproved"})
+    fig = px.bar(
+        long,
+        x="overrides",
+        y="dimension_value",
+        color="approval",
+        orientation="h",
+        facet_col="dimension",
+        color_discrete_map={"approved": "#2e7d32", "unapproved": "#c62828"},
+        title="Where overrides cluster",
+    )
+    fig.update_yaxes(matches=None, showticklabels=True, title_text="")
+    fig.update_xaxes(title_text="overrides")
+    fig.update_layout(barmode="stack", height=420, margin={"l": 10, "r": 10})
+    return strip_facet_labels(fig)

@@ -1,8 +1,8 @@
-"""Queries and figures of the migration validation notebook (notebooks/migration_validation.py).
+"""The migration validation notebook's queries and figures (notebooks/migration_validation.py).
 
 Everything reads the migration marts and audit tables for one phase (``all`` for the whole
 migration); amounts stay in each contract's currency. The generic pieces (read-only open, tables,
-offline plotly) are entitlements.analysis's.
+offline plotly) are in entitlements.analysis.common.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from entitlements.analysis import query
+from entitlements.analysis.common import query
 from entitlements.warehouse import table_exists
 from expectations.gates import data_docs_pages
 
