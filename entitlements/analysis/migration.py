@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from entitlements.analysis.common import query
+from entitlements.analysis.common import query, strip_facet_labels
 from entitlements.warehouse import table_exists
 from expectations.gates import data_docs_pages
 
@@ -299,7 +299,7 @@ def value_figure(values: pd.DataFrame) -> go.Figure:
     )
     fig.update_yaxes(matches=None, showticklabels=True)
     fig.update_layout(showlegend=False)
-    return fig
+    return strip_facet_labels(fig)
 
 
 def parallel_run_figure(by_entitlement: pd.DataFrame) -> go.Figure:
