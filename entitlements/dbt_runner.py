@@ -93,9 +93,11 @@ def failed_nodes(warehouse: Path) -> list[NodeFailure]:
         if result.get("status") in ("success", "pass", "warn"):
             continue
         node = nodes.get(result["unique_id"], {})
-        # A data test carries no tags of its own: it belongs where the model it tests does.
-        parents = [nodes.get(parent, {}) for parent in node.get("depends_on", {}).get("nodes", [])]
-        tags = [*node.get("tags", ()), *(tag for parent in parents for tag in parent.get("tags", ()))]
+        tags = list(node.get("tags", ()))
+        if node.get("resource_type") in ("test", "unit_test"):
+            # A data test carries no tags of its own: it belongs where the model it tests does.
+            parents = [nodes.get(parent, {}) for parent in node.get("depends_on", {}).get("nodes", [])]
+            tags += [tag for parent in parents for tag in parent.get("tags", ())]
         failures.append(
             NodeFailure(
                 name=node.get("name", result["unique_id"]),

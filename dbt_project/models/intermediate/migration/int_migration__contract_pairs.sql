@@ -12,10 +12,6 @@ legacy as (
     select * from {{ ref('int_migration__mapped_contracts') }}
 ),
 
-new_contracts as (
-    select * from {{ ref('stg_crm__service_contracts') }}
-),
-
 new_values as (
     select
         contract_id,
@@ -23,6 +19,25 @@ new_values as (
         cast(sum({{ term_value('annual_price', 'valid_from', 'valid_to') }}) as decimal(18, 2)) as new_value
     from {{ ref('stg_crm__contract_lines') }}
     group by contract_id
+),
+
+-- The new side's columns, named once for both halves of the pairing.
+new_contracts as (
+    select
+        contracts.contract_id,
+        contracts.customer_id,
+        contracts.customer_id as new_customer_id,
+        contracts.contract_type as new_contract_type,
+        contracts.start_date as new_start_date,
+        contracts.end_date as new_end_date,
+        contracts.currency as new_currency,
+        contracts.is_auto_renew as new_is_auto_renew,
+        contracts.renewal_of_contract_id as new_renewal_of_contract_id,
+        new_values.versions as new_versions,
+        new_values.new_value
+    from {{ ref('stg_crm__service_contracts') }} as contracts
+    left join new_values
+        on contracts.contract_id = new_values.contract_id
 ),
 
 legacy_sources as (
@@ -61,20 +76,18 @@ legacy_side as (
         legacy.has_overlapping_segments,
         legacy.legacy_value,
         -- new side
-        new_contracts.customer_id as new_customer_id,
-        new_contracts.contract_type as new_contract_type,
-        new_contracts.start_date as new_start_date,
-        new_contracts.end_date as new_end_date,
-        new_contracts.currency as new_currency,
-        new_contracts.is_auto_renew as new_is_auto_renew,
-        new_contracts.renewal_of_contract_id as new_renewal_of_contract_id,
-        new_values.versions as new_versions,
-        new_values.new_value
+        new_contracts.new_customer_id,
+        new_contracts.new_contract_type,
+        new_contracts.new_start_date,
+        new_contracts.new_end_date,
+        new_contracts.new_currency,
+        new_contracts.new_is_auto_renew,
+        new_contracts.new_renewal_of_contract_id,
+        new_contracts.new_versions,
+        new_contracts.new_value
     from legacy
     left join new_contracts
         on legacy.new_contract_id = new_contracts.contract_id
-    left join new_values
-        on new_contracts.contract_id = new_values.contract_id
 ),
 
 new_side as (
@@ -104,20 +117,18 @@ new_side as (
         cast(null as boolean) as has_overlapping_segments,
         cast(null as decimal(18, 2)) as legacy_value,
         -- new side
-        new_contracts.customer_id as new_customer_id,
-        new_contracts.contract_type as new_contract_type,
-        new_contracts.start_date as new_start_date,
-        new_contracts.end_date as new_end_date,
-        new_contracts.currency as new_currency,
-        new_contracts.is_auto_renew as new_is_auto_renew,
-        new_contracts.renewal_of_contract_id as new_renewal_of_contract_id,
-        new_values.versions as new_versions,
-        new_values.new_value
+        new_contracts.new_customer_id,
+        new_contracts.new_contract_type,
+        new_contracts.new_start_date,
+        new_contracts.new_end_date,
+        new_contracts.new_currency,
+        new_contracts.new_is_auto_renew,
+        new_contracts.new_renewal_of_contract_id,
+        new_contracts.new_versions,
+        new_contracts.new_value
     from new_contracts
     left join legacy_sources
         on new_contracts.contract_id = legacy_sources.new_contract_id
-    left join new_values
-        on new_contracts.contract_id = new_values.contract_id
     where legacy_sources.new_contract_id is null
 )
 

@@ -2,15 +2,6 @@
 -- validated phase (a phase's rows are replaced when it is validated again): header fields, then
 -- the fields of the nth segment against the nth line version, and segments present on one side
 -- only. Each row has both values as text and the reason.
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook="{% if is_incremental() %}delete from {{ this }} where phase = '{{ var('migration_phase') }}'{% endif %}",
-    )
-}}
-
 with
 
 pairs as (

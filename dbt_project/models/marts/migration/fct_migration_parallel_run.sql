@@ -3,15 +3,6 @@
 -- the new model grants (int_entitlement_grants in force that day, before overrides), per
 -- customer, entitlement and scope (asset, location), for each validated phase. Where several
 -- contracts grant the same, the most generous limit counts (null limit = unlimited).
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook="{% if is_incremental() %}delete from {{ this }} where phase = '{{ var('migration_phase') }}'{% endif %}",
-    )
-}}
-
 with
 
 legacy_entitlements as (

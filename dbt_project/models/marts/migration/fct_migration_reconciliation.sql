@@ -1,15 +1,6 @@
 -- One row per legacy contract, and per new contract without a legacy source, for each validated
 -- phase (a phase's rows are replaced when it is validated again): its status, why, the fields
 -- that differ (fct_migration_differences lists them) and the value difference.
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook="{% if is_incremental() %}delete from {{ this }} where phase = '{{ var('migration_phase') }}'{% endif %}",
-    )
-}}
-
 with
 
 pairs as (

@@ -2,15 +2,6 @@
 -- legacy annual value in force on the parallel run's date, in the reporting currency, at least
 -- var migration_review_value) or complex (at least var migration_review_min_contracts contracts,
 -- or contracts at several sites), with what is still open on them.
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        pre_hook="{% if is_incremental() %}delete from {{ this }} where phase = '{{ var('migration_phase') }}'{% endif %}",
-    )
-}}
-
 with
 
 reconciliation as (
