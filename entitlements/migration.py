@@ -258,7 +258,6 @@ class MigrationResult:
     as_of: date
     files: list[FileResult] = field(default_factory=list)
     steps: dict[str, GateReport] = field(default_factory=dict)
-    reports: list[Path] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -150,10 +150,6 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {path} in {time.perf_counter() - start:.1f}s")
 
 
-if __name__ == "__main__":
-    main()
-
-
 def write_dbt_docs(warehouse: Path, out_dir: Path) -> Path:
     """The dbt docs site (models, lineage, exposures of every notebook and report) as one static page.
 
@@ -173,3 +169,7 @@ def write_dbt_docs(warehouse: Path, out_dir: Path) -> Path:
     page = site / "index.html"
     page.write_bytes((target_dir(warehouse) / "static_index.html").read_bytes())
     return page
+
+
+if __name__ == "__main__":
+    main()

@@ -877,15 +877,13 @@ def validate_migration_step(
 
 def record_gate_failure(
     warehouse: Path, *, run_id: str, step: str, suite: str, table: str, expectation: str, observed: str
-) -> GateReport:
-    """Record a critical check the caller made itself (e.g. a file the ingest refused) in audit.dq_results.
-
-    Returns the one-result report, for a GateFailure message.
-    """
+) -> None:
+    """Record a critical check the caller made itself (e.g. a file the ingest refused) in audit.dq_results."""
     batch = _Batch(step=step, suite=suite, table=table, batch=table, frame=None, types={})
-    report = GateReport(run_id=run_id, step=step, results=[_gate_check(batch, expectation, observed)])
-    _write(Path(warehouse), report)
-    return report
+    _write(
+        Path(warehouse),
+        GateReport(run_id=run_id, step=step, results=[_gate_check(batch, expectation, observed)]),
+    )
 
 
 def build_data_docs(reports_dir: Path, warehouse: Path) -> Path:

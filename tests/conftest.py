@@ -6,6 +6,7 @@ tests that change a warehouse work on a copy.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -80,3 +81,9 @@ def query_rows(warehouse: Path, sql: str, params: list | None = None) -> list[di
         return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     finally:
         con.close()
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    """A CSV's rows as dicts by header (the reports' tables, the generator's ground truth)."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))

@@ -26,7 +26,7 @@ from entitlements.demo.catalog import resolved_terms
 from entitlements.migration import MigrationPlanError, Phase, load_plan, resolve_plan
 from entitlements.warehouse import DEFAULT_REPORTS, PROJECT_ROOT
 from tests.browser import open_report
-from tests.conftest import Built, build, entitlements, query_rows
+from tests.conftest import Built, build, entitlements, query_rows, read_csv
 
 LEGACY_DELIMITER = "|"
 
@@ -85,11 +85,6 @@ def recount_control(legacy: Path) -> None:
         if row["FILE_NAME"] == "CONTRACTS.csv":
             row["HASH_TOTAL"] = str(sum(int(r["FEE_MINOR"]) for r in rows))
     write_legacy(legacy / "CONTROL.csv", columns, control)
-
-
-def read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 def edited_legacy(built: Built, tmp_path: Path, edit: Callable[[Path], None]) -> Path:

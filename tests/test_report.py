@@ -9,7 +9,6 @@ in tests/test_migration.py.
 
 from __future__ import annotations
 
-import csv
 import re
 import subprocess
 from collections import defaultdict
@@ -25,7 +24,7 @@ from plotly.offline import get_plotlyjs
 from entitlements.report import PIPELINE_REPORTS, REPORTS, render_report
 from entitlements.warehouse import DBT_PROJECT_DIR, DEFAULT_REPORTS, NOTEBOOKS_DIR, PROJECT_ROOT
 from tests.browser import open_report
-from tests.conftest import entitlements
+from tests.conftest import entitlements, read_csv
 
 # plotly figures each report draws from the demo warehouse
 FIGURES = {"leakage": 4, "renewals": 2, "usage": 2}
@@ -38,11 +37,6 @@ def reports(demo_warehouse: Path, tmp_path_factory) -> Path:
     run = entitlements("report", "all", "--warehouse", demo_warehouse, "--out", out)
     assert run.returncode == 0, run.stdout + run.stderr
     return out
-
-
-def _read_csv(path: Path) -> list[dict[str, str]]:
-    with path.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
 
 
 def _mart(warehouse: Path, sql: str, params: list | None = None) -> list[tuple]:
@@ -123,7 +117,7 @@ def test_unknown_report_is_refused(demo_warehouse, tmp_path):
 
 
 def test_leakage_totals_equal_the_mart_to_the_cent(reports, demo_warehouse):
-    rows = _read_csv(reports / "leakage_currency_totals.csv")
+    rows = read_csv(reports / "leakage_currency_totals.csv")
     reported = {r["currency"]: Decimal(r["total_amount"]) for r in rows}
     expected = dict(
         _mart(demo_warehouse, "select currency, sum(amount) from marts.fct_revenue_leakage group by currency")
@@ -136,7 +130,7 @@ def test_leakage_totals_equal_the_mart_to_the_cent(reports, demo_warehouse):
 @pytest.mark.parametrize("table", ["category_totals", "entitlement_totals"])
 def test_leakage_breakdowns_add_up_per_currency(reports, demo_warehouse, table):
     by_currency: dict[str, Decimal] = defaultdict(Decimal)
-    for r in _read_csv(reports / f"leakage_{table}.csv"):
+    for r in read_csv(reports / f"leakage_{table}.csv"):
         by_currency[r["currency"]] += Decimal(r["total_amount"])
     expected = dict(
         _mart(demo_warehouse, "select currency, sum(amount) from marts.fct_revenue_leakage group by currency")
@@ -145,7 +139,7 @@ def test_leakage_breakdowns_add_up_per_currency(reports, demo_warehouse, table):
 
 
 def test_largest_leaks_are_the_largest_rows_with_explanations(reports, demo_warehouse):
-    rows = _read_csv(reports / "leakage_largest_leaks.csv")
+    rows = read_csv(reports / "leakage_largest_leaks.csv")
     assert rows and all(r["explanation"] for r in rows)
     for cur in {r["currency"] for r in rows}:
         shown = [Decimal(r["amount"]) for r in rows if r["currency"] == cur]
@@ -158,14 +152,14 @@ def test_largest_leaks_are_the_largest_rows_with_explanations(reports, demo_ware
 
 
 def test_hotspots_and_upsell_candidates_are_the_marts(reports, demo_warehouse):
-    hotspots = _read_csv(reports / "leakage_override_hotspots.csv")
+    hotspots = read_csv(reports / "leakage_override_hotspots.csv")
     assert {(r["dimension"], r["dimension_value"], int(r["override_count"])) for r in hotspots} == set(
         _mart(
             demo_warehouse,
             "select dimension, dimension_value, override_count from marts.fct_override_hotspots",
         )
     )
-    upsell = _read_csv(reports / "leakage_upsell_candidates.csv")
+    upsell = read_csv(reports / "leakage_upsell_candidates.csv")
     assert len(upsell) == _mart(demo_warehouse, "select count(*) from marts.fct_upsell_candidates")[0][0]
 
 
@@ -176,11 +170,11 @@ def test_drill_down_to_one_customer_and_category(demo_warehouse, tmp_path):
         " group by all order by count(*) desc, customer_id, category",
     )
     html = render_report("leakage", demo_warehouse, tmp_path, {"customer": customer, "category": category})
-    evidence = _read_csv(html.parent / "leakage_evidence_rows.csv")
+    evidence = read_csv(html.parent / "leakage_evidence_rows.csv")
     assert len(evidence) == leaks
     assert {(r["customer_id"], r["category"]) for r in evidence} == {(customer, category)}
     assert sum(Decimal(r["amount"]) for r in evidence) == total
-    totals = _read_csv(html.parent / "leakage_currency_totals.csv")
+    totals = read_csv(html.parent / "leakage_currency_totals.csv")
     assert [Decimal(r["total_amount"]) for r in totals] == [total]
 
 
@@ -190,9 +184,9 @@ def test_currency_parameter_filters_the_report(demo_warehouse, tmp_path):
         "select currency, sum(amount) from marts.fct_revenue_leakage group by currency order by 1",
     )
     html = render_report("leakage", demo_warehouse, tmp_path, {"currency": cur.lower()})
-    rows = _read_csv(html.parent / "leakage_currency_totals.csv")
+    rows = read_csv(html.parent / "leakage_currency_totals.csv")
     assert [(r["currency"], Decimal(r["total_amount"])) for r in rows] == [(cur, total)]
-    assert {r["currency"] for r in _read_csv(html.parent / "leakage_largest_leaks.csv")} == {cur}
+    assert {r["currency"] for r in read_csv(html.parent / "leakage_largest_leaks.csv")} == {cur}
 
 
 def test_an_unknown_customer_is_a_clear_error(demo_warehouse, tmp_path):
@@ -204,7 +198,7 @@ def test_an_unknown_customer_is_a_clear_error(demo_warehouse, tmp_path):
 
 
 def test_value_at_risk_per_window_equals_the_pipeline_mart(reports, demo_warehouse):
-    rows = _read_csv(reports / "renewals_pipeline_by_window.csv")
+    rows = read_csv(reports / "renewals_pipeline_by_window.csv")
     reported = {
         (r["currency"], r["renewal_window"]): (int(r["contracts"]), _money(r["value_at_risk"])) for r in rows
     }
@@ -221,7 +215,7 @@ def test_value_at_risk_per_window_equals_the_pipeline_mart(reports, demo_warehou
 
 
 def test_renewal_headline_per_currency(reports, demo_warehouse):
-    rows = {r["currency"]: r for r in _read_csv(reports / "renewals_currency_summary.csv")}
+    rows = {r["currency"]: r for r in read_csv(reports / "renewals_currency_summary.csv")}
     for cur, risk, missed, renewing in _mart(
         demo_warehouse,
         "select currency, sum(value_at_risk), count(*) filter (where renewal_window = 'expired_not_renewed'),"
@@ -230,10 +224,10 @@ def test_renewal_headline_per_currency(reports, demo_warehouse):
     ):
         assert _money(rows[cur]["value_at_risk"]) == risk
         assert int(rows[cur]["missed"]) == missed and int(rows[cur]["renewing_90d"]) == renewing
-    upcoming = _read_csv(reports / "renewals_upcoming_renewals.csv")
+    upcoming = read_csv(reports / "renewals_upcoming_renewals.csv")
     assert {r["renewal_window"] for r in upcoming} <= {"0-30", "31-60", "61-90"}
     assert [int(r["days_to_expiry"]) for r in upcoming] == sorted(int(r["days_to_expiry"]) for r in upcoming)
-    due = _read_csv(reports / "renewals_alerts_due.csv")
+    due = read_csv(reports / "renewals_alerts_due.csv")
     assert (
         len(due) == _mart(demo_warehouse, "select count(*) from marts.fct_renewal_alerts where is_due")[0][0]
     )
@@ -253,7 +247,7 @@ def test_renewals_for_another_date_needs_a_build_for_it(demo_warehouse, tmp_path
 
 
 def test_threshold_crossings_equal_the_breaches_mart(reports, demo_warehouse):
-    rows = _read_csv(reports / "usage_threshold_summary.csv")
+    rows = read_csv(reports / "usage_threshold_summary.csv")
     reported = {
         (r["entitlement_code"], int(r["threshold_crossed"]), r["currency"]): (
             int(r["periods"]),
@@ -270,13 +264,13 @@ def test_threshold_crossings_equal_the_breaches_mart(reports, demo_warehouse):
         )
     }
     assert reported == expected
-    reached = _read_csv(reports / "usage_limit_reached.csv")
+    reached = read_csv(reports / "usage_limit_reached.csv")
     assert len(reached) == sum(n for (_, t, _), (n, _) in reported.items() if t == 100)
 
 
 def test_utilisation_and_underuse_equal_the_marts(reports, demo_warehouse):
     summary = {
-        r["entitlement_code"]: int(r["periods"]) for r in _read_csv(reports / "usage_utilisation_summary.csv")
+        r["entitlement_code"]: int(r["periods"]) for r in read_csv(reports / "usage_utilisation_summary.csv")
     }
     assert summary == dict(
         _mart(
@@ -285,7 +279,7 @@ def test_utilisation_and_underuse_equal_the_marts(reports, demo_warehouse):
             " where is_complete and limit_quantity is not null group by 1",
         )
     )
-    underused = _read_csv(reports / "usage_underused.csv")
+    underused = read_csv(reports / "usage_underused.csv")
     assert (
         len(underused) == _mart(demo_warehouse, "select count(*) from marts.fct_underused_entitlements")[0][0]
     )

@@ -49,10 +49,10 @@ class RenewalFilter:
     as_of: date
     currency: str | None = None
 
-    def where(self, prefix: str = "") -> tuple[str, list]:
+    def where(self) -> tuple[str, list]:
         if self.currency is None:
             return "1 = 1", []
-        return f"{prefix}currency = ?", [self.currency]
+        return "currency = ?", [self.currency]
 
 
 def renewal_filter(

@@ -21,117 +21,62 @@ new_values as (
     group by contract_id
 ),
 
--- The new side's columns, named once for both halves of the pairing.
 new_contracts as (
     select
-        contracts.contract_id,
-        contracts.customer_id,
-        contracts.customer_id as new_customer_id,
-        contracts.contract_type as new_contract_type,
-        contracts.start_date as new_start_date,
-        contracts.end_date as new_end_date,
-        contracts.currency as new_currency,
-        contracts.is_auto_renew as new_is_auto_renew,
-        contracts.renewal_of_contract_id as new_renewal_of_contract_id,
-        new_values.versions as new_versions,
+        contracts.*,
+        new_values.versions,
         new_values.new_value
     from {{ ref('stg_crm__service_contracts') }} as contracts
     left join new_values
         on contracts.contract_id = new_values.contract_id
-),
-
-legacy_sources as (
-    select distinct new_contract_id from legacy
-    where new_contract_id is not null
-),
-
-legacy_side as (
-    select
-        legacy.legacy_contract_id as pair_id,
-        legacy.legacy_contract_id,
-        new_contracts.contract_id as new_contract_id,
-        legacy.new_contract_id as crosswalk_contract_id,
-        case
-            when legacy.duplicate_rows > 1 or legacy.claim_rank > 1 then 'duplicate'
-            when new_contracts.contract_id is null then 'legacy_only'
-            else 'paired'
-        end as pair_kind,
-        legacy.claimed_by,
-        legacy.duplicate_rows,
-        legacy.legacy_customer_no,
-        legacy.is_customer_in_master,
-        coalesce(legacy.customer_id, new_contracts.customer_id) as customer_id,
-        legacy.in_phase,
-        -- legacy side
-        legacy.customer_id as legacy_customer_id,
-        legacy.legacy_contract_type as legacy_contract_type_code,
-        legacy.contract_type as legacy_contract_type,
-        legacy.start_date as legacy_start_date,
-        legacy.end_date as legacy_end_date,
-        legacy.currency as legacy_currency,
-        legacy.is_auto_renew as legacy_is_auto_renew,
-        legacy.previous_legacy_contract_id,
-        legacy.renewal_of_contract_id as legacy_renewal_of_contract_id,
-        legacy.segments as legacy_segments,
-        legacy.has_overlapping_segments,
-        legacy.legacy_value,
-        -- new side
-        new_contracts.new_customer_id,
-        new_contracts.new_contract_type,
-        new_contracts.new_start_date,
-        new_contracts.new_end_date,
-        new_contracts.new_currency,
-        new_contracts.new_is_auto_renew,
-        new_contracts.new_renewal_of_contract_id,
-        new_contracts.new_versions,
-        new_contracts.new_value
-    from legacy
-    left join new_contracts
-        on legacy.new_contract_id = new_contracts.contract_id
-),
-
-new_side as (
-    select
-        'new:' || new_contracts.contract_id as pair_id,
-        cast(null as {{ dbt.type_string() }}) as legacy_contract_id,
-        new_contracts.contract_id as new_contract_id,
-        cast(null as {{ dbt.type_string() }}) as crosswalk_contract_id,
-        'new_only' as pair_kind,
-        cast(null as {{ dbt.type_string() }}) as claimed_by,
-        cast(null as {{ dbt.type_bigint() }}) as duplicate_rows,
-        cast(null as {{ dbt.type_string() }}) as legacy_customer_no,
-        cast(null as boolean) as is_customer_in_master,
-        new_contracts.customer_id,
-        {{ in_migration_phase('new_contracts.customer_id') }} as in_phase,
-        -- legacy side
-        cast(null as {{ dbt.type_string() }}) as legacy_customer_id,
-        cast(null as {{ dbt.type_string() }}) as legacy_contract_type_code,
-        cast(null as {{ dbt.type_string() }}) as legacy_contract_type,
-        cast(null as date) as legacy_start_date,
-        cast(null as date) as legacy_end_date,
-        cast(null as {{ dbt.type_string() }}) as legacy_currency,
-        cast(null as boolean) as legacy_is_auto_renew,
-        cast(null as {{ dbt.type_string() }}) as previous_legacy_contract_id,
-        cast(null as {{ dbt.type_string() }}) as legacy_renewal_of_contract_id,
-        cast(null as {{ dbt.type_bigint() }}) as legacy_segments,
-        cast(null as boolean) as has_overlapping_segments,
-        cast(null as decimal(18, 2)) as legacy_value,
-        -- new side
-        new_contracts.new_customer_id,
-        new_contracts.new_contract_type,
-        new_contracts.new_start_date,
-        new_contracts.new_end_date,
-        new_contracts.new_currency,
-        new_contracts.new_is_auto_renew,
-        new_contracts.new_renewal_of_contract_id,
-        new_contracts.new_versions,
-        new_contracts.new_value
-    from new_contracts
-    left join legacy_sources
-        on new_contracts.contract_id = legacy_sources.new_contract_id
-    where legacy_sources.new_contract_id is null
 )
 
-select * from legacy_side
-union all
-select * from new_side
+-- Full outer: a legacy contract whose crosswalk target is missing keeps its row (legacy_only), a
+-- new contract no legacy contract names gets one (new_only), and one named by several legacy
+-- contracts (duplicates) appears once per legacy contract.
+select
+    coalesce(legacy.legacy_contract_id, 'new:' || new_contracts.contract_id) as pair_id,
+    legacy.legacy_contract_id,
+    new_contracts.contract_id as new_contract_id,
+    legacy.new_contract_id as crosswalk_contract_id,
+    case
+        when legacy.legacy_contract_id is null then 'new_only'
+        when legacy.duplicate_rows > 1 or legacy.claim_rank > 1 then 'duplicate'
+        when new_contracts.contract_id is null then 'legacy_only'
+        else 'paired'
+    end as pair_kind,
+    legacy.claimed_by,
+    legacy.duplicate_rows,
+    legacy.legacy_customer_no,
+    legacy.is_customer_in_master,
+    coalesce(legacy.customer_id, new_contracts.customer_id) as customer_id,
+    case
+        when legacy.legacy_contract_id is null then {{ in_migration_phase('new_contracts.customer_id') }}
+        else legacy.in_phase
+    end as in_phase,
+    -- legacy side
+    legacy.customer_id as legacy_customer_id,
+    legacy.legacy_contract_type as legacy_contract_type_code,
+    legacy.contract_type as legacy_contract_type,
+    legacy.start_date as legacy_start_date,
+    legacy.end_date as legacy_end_date,
+    legacy.currency as legacy_currency,
+    legacy.is_auto_renew as legacy_is_auto_renew,
+    legacy.previous_legacy_contract_id,
+    legacy.renewal_of_contract_id as legacy_renewal_of_contract_id,
+    legacy.segments as legacy_segments,
+    legacy.has_overlapping_segments,
+    legacy.legacy_value,
+    -- new side
+    new_contracts.customer_id as new_customer_id,
+    new_contracts.contract_type as new_contract_type,
+    new_contracts.start_date as new_start_date,
+    new_contracts.end_date as new_end_date,
+    new_contracts.currency as new_currency,
+    new_contracts.is_auto_renew as new_is_auto_renew,
+    new_contracts.renewal_of_contract_id as new_renewal_of_contract_id,
+    new_contracts.versions as new_versions,
+    new_contracts.new_value
+from legacy
+full outer join new_contracts
+    on legacy.new_contract_id = new_contracts.contract_id
