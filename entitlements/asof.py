@@ -14,12 +14,12 @@ from pathlib import Path
 import pandas as pd
 
 from entitlements.queries import compiled_query
-from entitlements.warehouse import connect
+from entitlements.warehouse import connect_marts
 
 
 def active_entitlements(warehouse: Path, on: date) -> pd.DataFrame:
     """fct_active_entitlements as of `on`: same columns and dtypes, ordered by entitlement_id."""
-    con = connect(warehouse, read_only=True)
+    con = connect_marts(warehouse)
     try:
         sql = compiled_query(con, "active_entitlements_on")
         return con.execute(

@@ -63,7 +63,8 @@ from typing import Any
 import duckdb
 
 from entitlements.queries import MissingQueryError, compiled_query
-from entitlements.warehouse import WarehouseLockedError, connect, table_exists
+from entitlements.spreadsheet import safe_row
+from entitlements.warehouse import WarehouseLockedError, connect_marts, table_exists
 
 QUERY = "entitlement_check"
 
@@ -419,7 +420,7 @@ def check_batch(warehouse: Path | str, requests: Path, out: Path) -> BatchSummar
                     "covering_packages": " ".join(answer.covering_packages),
                     "reason": answer.reason,
                 }
-            writer.writerow(answer_row)
+            writer.writerow(safe_row(answer_row))
     return BatchSummary(len(rows), counts["entitled"], counts["not_entitled"], counts["errors"])
 
 
@@ -434,7 +435,7 @@ def _open_read_only(warehouse: Path, wait_seconds: float) -> duckdb.DuckDBPyConn
     deadline = time.monotonic() + wait_seconds
     while True:
         try:
-            return connect(warehouse, read_only=True)
+            return connect_marts(warehouse)
         except WarehouseLockedError as exc:
             if time.monotonic() >= deadline:
                 raise WarehouseBusyError(str(exc)) from exc

@@ -5,15 +5,22 @@ Exit codes: 0 success, 1 a gate failed (bad data or a failed check), 2 bad usage
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import uuid
+from collections.abc import Iterator
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from entitlements.warehouse import DEFAULT_REPORTS, DEFAULT_WAREHOUSE, WarehouseLockedError
+from entitlements.warehouse import (
+    DEFAULT_REPORTS,
+    DEFAULT_WAREHOUSE,
+    IncompleteBuildError,
+    WarehouseLockedError,
+)
 
 warehouse_option = click.option(
     "--warehouse",
@@ -68,10 +75,45 @@ def _ingest_options(func):
             is_flag=True,
             help="Put rows whose ids the mapping lacks in audit.rejected_rows instead of refusing the file.",
         ),
+        click.option(
+            "--encoding",
+            default=None,
+            callback=_check_encoding,
+            help="The CSV files' encoding, e.g. cp1252 (default: UTF-8; a file no line of which is valid"
+            " UTF-8 is read as latin-1, and the manifest says so).",
+        ),
     ]
     for option in reversed(options):
         func = option(func)
     return func
+
+
+def _check_encoding(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """An encoding Python knows that keeps ASCII as ASCII (lines and delimiters are found bytewise)."""
+    if value is None:
+        return None
+    import codecs
+
+    try:
+        name = codecs.lookup(value).name
+    except LookupError:
+        raise click.BadParameter(f"unknown encoding {value!r} (e.g. utf-8, latin-1, cp1252)") from None
+    if '\n,;|"a'.encode(name, errors="replace") != b'\n,;|"a':
+        raise click.BadParameter(f"{value}: only encodings that write ASCII as ASCII are read (not UTF-16)")
+    return name
+
+
+@contextlib.contextmanager
+def _writing(warehouse: Path, command: str) -> Iterator[None]:
+    """Hold the warehouse's run lock for the whole command (entitlements.run_lock); say so when a
+    lock left by a process that died was cleared."""
+    from entitlements.run_lock import run_lock
+
+    notes: list[str] = []
+    with run_lock(warehouse, command, notes):
+        for note in notes:
+            click.secho(f"note: {note}", fg="yellow", err=True)
+        yield
 
 
 def _to_date(value: datetime | None) -> date | None:
@@ -84,12 +126,13 @@ def _fail(message: str) -> None:
 
 
 class _Cli(click.Group):
-    """Every command: a warehouse locked by another process is a clear message and exit 2."""
+    """Every command: a warehouse locked by another process, or whose last build did not finish, is a
+    clear message and exit 2."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
-        except WarehouseLockedError as exc:
+        except (WarehouseLockedError, IncompleteBuildError) as exc:
             click.secho(str(exc), fg="red", err=True)
             sys.exit(2)
 
@@ -177,9 +220,10 @@ def run(
 
     as_of_date = _resolve_as_of(as_of, export_dir, warehouse)
     try:
-        result = run_pipeline(
-            export_dir, warehouse, reports_dir, as_of_date, echo=click.echo, ingest_options=ingest_options
-        )
+        with _writing(warehouse, "run"):
+            result = run_pipeline(
+                export_dir, warehouse, reports_dir, as_of_date, echo=click.echo, ingest_options=ingest_options
+            )
     except PipelineError as exc:
         _fail(str(exc))
     print_summary(warehouse, echo=click.echo)
@@ -196,7 +240,8 @@ def ingest(export_dir: Path, warehouse: Path, **ingest_options: Any) -> None:
     from entitlements.pipeline import PipelineError, ingest_step
 
     try:
-        files = ingest_step(warehouse, export_dir, uuid.uuid4().hex[:12], ingest_options=ingest_options)
+        with _writing(warehouse, "ingest"):
+            files = ingest_step(warehouse, export_dir, uuid.uuid4().hex[:12], ingest_options=ingest_options)
     except PipelineError as exc:
         _fail(str(exc))
     for f in files:
@@ -215,15 +260,16 @@ def validate(warehouse: Path, step: str, reports_dir: Path) -> None:
     from expectations.gates import build_data_docs
 
     run_id = uuid.uuid4().hex[:12]
-    try:
-        if step in ("landing", "all"):
-            click.echo(landing_step(warehouse, run_id).summary())
-        if step in ("marts", "all"):
-            click.echo(marts_step(warehouse, run_id).summary())
-    except PipelineError as exc:
-        _fail(str(exc))
-    finally:
-        click.echo(f"data docs: {build_data_docs(reports_dir, warehouse)}")
+    with _writing(warehouse, "validate"):
+        try:
+            if step in ("landing", "all"):
+                click.echo(landing_step(warehouse, run_id).summary())
+            if step in ("marts", "all"):
+                click.echo(marts_step(warehouse, run_id).summary())
+        except PipelineError as exc:
+            _fail(str(exc))
+        finally:
+            click.echo(f"data docs: {build_data_docs(reports_dir, warehouse)}")
 
 
 @cli.command()
@@ -235,7 +281,8 @@ def build(warehouse: Path, as_of: datetime | None) -> None:
 
     as_of_date = _resolve_as_of(as_of, None, warehouse)
     try:
-        build_step(warehouse, uuid.uuid4().hex[:12], as_of_date)
+        with _writing(warehouse, "build"):
+            build_step(warehouse, uuid.uuid4().hex[:12], as_of_date)
     except PipelineError as exc:
         _fail(str(exc))
     click.echo(f"dbt build ok (as of {as_of_date})")
@@ -274,6 +321,9 @@ def report(name: str, warehouse: Path, out: Path, as_of: datetime | None, phase:
         except PapermillExecutionError as exc:
             if exc.ename == "ValueError":  # the notebooks' way of refusing a parameter
                 raise click.UsageError(f"report {report_name}: {exc.evalue}") from exc
+            if exc.ename in (WarehouseLockedError.__name__, IncompleteBuildError.__name__):
+                click.secho(f"report {report_name}: {exc.evalue}", fg="red", err=True)
+                sys.exit(2)
             _fail(f"report {report_name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}")
 
 
@@ -285,7 +335,8 @@ def docs(warehouse: Path, out: Path) -> None:
     from entitlements.report import write_dbt_docs
 
     try:
-        click.echo(f"dbt docs: {write_dbt_docs(warehouse, out)}")
+        with _writing(warehouse, "docs"):
+            click.echo(f"dbt docs: {write_dbt_docs(warehouse, out)}")
     except FileNotFoundError as exc:
         raise click.UsageError(str(exc)) from exc
     except RuntimeError as exc:
@@ -365,7 +416,8 @@ def migrate_validate(
     as_of_date = _resolve_as_of(as_of, None, warehouse)
     options = MigrationOptions(phase, phases_file, max_fault_share, review_value, review_contracts)
     try:
-        validate_migration(legacy_dir, warehouse, as_of_date, options, echo=click.echo)
+        with _writing(warehouse, "migrate validate"):
+            validate_migration(legacy_dir, warehouse, as_of_date, options, echo=click.echo)
     except MigrationPlanError as exc:
         raise click.UsageError(str(exc)) from exc
     except MigrationError as exc:
@@ -491,7 +543,9 @@ def as_of_command(on: datetime, customer_id: str | None, csv_path: Path | None, 
     if customer_id:
         frame = frame[frame["customer_id"] == customer_id]
     if csv_path:
-        frame.to_csv(csv_path, index=False)
+        from entitlements.spreadsheet import safe_frame
+
+        safe_frame(frame).to_csv(csv_path, index=False)
         click.echo(f"{len(frame)} active entitlements on {on.date()} written to {csv_path}")
     else:
         click.echo(frame.to_string(index=False))

@@ -3,12 +3,16 @@
 dbt runs in a child process: dbt-duckdb keeps its connection for the life of
 the process, and the gates that follow open the same file read-only, which
 DuckDB refuses while another connection with other settings is open in-process.
+The child stays in the caller's process group and is killed when the caller dies
+(even by kill -9), so a killed run never leaves a dbt writing the warehouse.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -68,8 +72,29 @@ def run_dbt(
     if all_vars:
         args += ["--vars", json.dumps(all_vars)]
     args += list(extra)
-    proc = subprocess.run(args, env=dbt_env(warehouse), capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        args,
+        env=dbt_env(warehouse),
+        capture_output=True,
+        text=True,
+        check=False,
+        preexec_fn=_die_with_parent(os.getpid()),
+    )
     return DbtResult(command, proc.returncode, proc.stdout + proc.stderr)
+
+
+def _die_with_parent(parent: int):
+    """A preexec function: the child gets SIGKILL when its parent dies (Linux prctl PR_SET_PDEATHSIG)."""
+
+    def arm() -> None:
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):  # not Linux: the process group still ends with the run
+            return
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return arm
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,7 @@ import yaml
 
 from entitlements.dbt_runner import failed_nodes, run_dbt
 from entitlements.pipeline import PipelineError, ingest_step
+from entitlements.run_lock import run_lock
 from entitlements.warehouse import connect, table_exists
 from expectations.gates import (
     MIGRATION_STEPS,
@@ -303,8 +304,20 @@ def validate_migration(
     *,
     echo: Callable[[str], None] = print,
 ) -> MigrationResult:
-    """Run extract, map, load and reconcile for a phase (None: the whole migration); see the module doc."""
-    options = options or MigrationOptions()
+    """Run extract, map, load and reconcile for a phase (None: the whole migration); see the module doc.
+
+    Holds the warehouse's run lock throughout (entitlements.run_lock)."""
+    with run_lock(warehouse, "migrate validate"):
+        return _validate_migration(legacy_dir, warehouse, as_of, options or MigrationOptions(), echo)
+
+
+def _validate_migration(
+    legacy_dir: Path,
+    warehouse: Path,
+    as_of: date,
+    options: MigrationOptions,
+    echo: Callable[[str], None],
+) -> MigrationResult:
     legacy_dir, warehouse = Path(legacy_dir), Path(warehouse)
     _require_new_model(warehouse)
     plan_file = options.phases_file or legacy_dir / MIGRATION_PLAN

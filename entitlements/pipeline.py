@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -16,6 +16,7 @@ from typing import Any
 
 from entitlements.dbt_runner import run_dbt, target_dir
 from entitlements.queries import store_compiled_queries
+from entitlements.run_lock import run_lock
 from entitlements.warehouse import connect, table_exists
 from expectations.gates import GateFailure, GateReport, build_data_docs, validate_landing, validate_marts
 from ingest.errors import IngestError
@@ -83,19 +84,52 @@ def _landed_loads(warehouse: Path) -> set[str]:
         con.close()
 
 
+def _pipeline_runs(con) -> None:
+    con.execute("create schema if not exists audit")
+    con.execute(
+        "create table if not exists audit.pipeline_runs (run_id varchar, step varchar, as_of_date date,"
+        " status varchar, detail varchar, finished_at timestamp)"
+    )
+    # When a step started: a build's row is written as it starts (status running), so a build that
+    # never finished is seen by every reader (warehouse.require_complete_build).
+    con.execute("alter table audit.pipeline_runs add column if not exists started_at timestamp")
+
+
 def _record_step(
     warehouse: Path, run_id: str, step: str, as_of: date | None, status: str, detail: str
 ) -> None:
     con = connect(warehouse)
     try:
-        con.execute("create schema if not exists audit")
+        _pipeline_runs(con)
         con.execute(
-            "create table if not exists audit.pipeline_runs (run_id varchar, step varchar, as_of_date date,"
-            " status varchar, detail varchar, finished_at timestamp)"
-        )
-        con.execute(
-            "insert into audit.pipeline_runs values (?, ?, ?, ?, ?, current_timestamp::timestamp)",
+            "insert into audit.pipeline_runs (run_id, step, as_of_date, status, detail, finished_at)"
+            " values (?, ?, ?, ?, ?, current_timestamp::timestamp)",
             [run_id, step, as_of, status, detail[:4000]],
+        )
+    finally:
+        con.close()
+
+
+def _start_build(warehouse: Path, run_id: str, as_of: date) -> None:
+    con = connect(warehouse)
+    try:
+        _pipeline_runs(con)
+        con.execute(
+            "insert into audit.pipeline_runs (run_id, step, as_of_date, status, detail, started_at)"
+            " values (?, 'build', ?, 'running', '', current_timestamp::timestamp)",
+            [run_id, as_of],
+        )
+    finally:
+        con.close()
+
+
+def _finish_build(warehouse: Path, run_id: str, status: str, detail: str) -> None:
+    con = connect(warehouse)
+    try:
+        con.execute(
+            "update audit.pipeline_runs set status = ?, detail = ?,"
+            " finished_at = current_timestamp::timestamp where run_id = ? and step = 'build' and status = 'running'",
+            [status, detail[:4000], run_id],
         )
     finally:
         con.close()
@@ -108,63 +142,80 @@ def ingest_step(
     *,
     progress: bool | None = None,
     ingest_options: dict[str, Any] | None = None,
+    echo: Callable[[str], None] | None = None,
 ) -> list[FileResult]:
     """Land the export; if a file is refused, revert the files this run landed before it.
 
     ingest_options: keyword arguments of ingest_exports (file_format, mapping, max_rejected_share,
-    quarantine_unmapped).
+    quarantine_unmapped, encoding). echo: told each file's name as its landing starts.
     """
-    before = _landed_loads(warehouse)
-    try:
-        files = ingest_exports(warehouse, export_dir, progress=progress, **(ingest_options or {}))
-    except IngestError as exc:
-        partial = sorted(_landed_loads(warehouse) - before)
-        if partial:
-            revert_load(warehouse, partial, f"run {run_id}: {exc.source_file} was refused")
-        raise PipelineError("ingest", f"{exc}\nNothing of this export was kept.") from exc
-    _record_step(
-        warehouse,
-        run_id,
-        "ingest",
-        None,
-        "ok",
-        f"{sum(f.status == 'landed' for f in files)} landed, "
-        f"{sum(f.status == 'skipped' for f in files)} skipped",
-    )
-    return files
+    with run_lock(warehouse, "ingest"):
+        before = _landed_loads(warehouse)
+        try:
+            files = ingest_exports(
+                warehouse, export_dir, progress=progress, on_file=echo, **(ingest_options or {})
+            )
+        except IngestError as exc:
+            partial = sorted(_landed_loads(warehouse) - before)
+            if partial:
+                revert_load(warehouse, partial, f"run {run_id}: {exc.source_file} was refused")
+            raise PipelineError("ingest", f"{exc}\nNothing of this export was kept.") from exc
+        _record_step(
+            warehouse,
+            run_id,
+            "ingest",
+            None,
+            "ok",
+            f"{sum(f.status == 'landed' for f in files)} landed, "
+            f"{sum(f.status == 'skipped' for f in files)} skipped",
+        )
+        return files
 
 
-def landing_step(warehouse: Path, run_id: str, load_ids: list[str] | None = None) -> GateReport:
-    """Validate landed files; on a critical failure revert those loads so raw is as it was."""
-    try:
-        return validate_landing(warehouse, load_ids, run_id=run_id)
-    except GateFailure as exc:
-        if load_ids:
-            revert_load(warehouse, load_ids, f"landing checks failed in run {run_id}")
-        _record_step(warehouse, run_id, "landing", None, "failed", str(exc))
-        raise PipelineError(
-            "landing checks", f"{exc}\nThe files of this run were not kept: fix the export and run again."
-        ) from exc
+def landing_step(warehouse: Path, run_id: str) -> GateReport:
+    """Validate every current load not yet validated, whoever landed it (this run, a plain `ingest`,
+    a run that crashed); on a critical failure revert all of them, so raw is as it was validated."""
+    with run_lock(warehouse, "validate"):
+        pending = sorted(_landed_loads(warehouse))
+        if not pending:
+            return GateReport(run_id=run_id, step="landing", results=[])
+        try:
+            return validate_landing(warehouse, pending, run_id=run_id)
+        except GateFailure as exc:
+            revert_load(warehouse, pending, f"landing checks failed in run {run_id}")
+            _record_step(warehouse, run_id, "landing", None, "failed", str(exc))
+            raise PipelineError(
+                "landing checks",
+                f"{exc}\nThe {len(pending)} file(s) awaiting validation were not kept: fix the export"
+                " and run again.",
+            ) from exc
 
 
 def build_step(warehouse: Path, run_id: str, as_of: date) -> None:
-    """dbt build, then compile the analyses and store them in the warehouse (entitlements.queries).
+    """Landing gate for any load not yet validated, dbt build, then compile the analyses and store
+    them in the warehouse (entitlements.queries). No unvalidated row reaches a mart.
 
+    The build's row in audit.pipeline_runs is written as it starts (status running) and closed
+    when it ends, so readers refuse marts a killed or failed build left half-built.
     The legacy migration's models (tag migration) are built by `entitlements migrate`, step by step.
     """
-    result = run_dbt("build", warehouse, as_of, "--exclude", "tag:migration")
-    if result.ok:
-        compiled = run_dbt("compile", warehouse, as_of, "--select", "path:analyses")
-        if compiled.ok:
-            analyses = target_dir(warehouse) / "compiled" / "entitlements" / "analyses"
-            store_compiled_queries(warehouse, analyses)
-        result = compiled if not compiled.ok else result
-    _record_step(warehouse, run_id, "build", as_of, "ok" if result.ok else "failed", result.output[-4000:])
-    if not result.ok:
-        failing = [line for line in result.output.splitlines() if "ERROR" in line or "FAIL" in line]
-        raise PipelineError(
-            "dbt build", "dbt build failed:\n" + "\n".join(failing[-20:] or result.output.splitlines()[-20:])
-        )
+    with run_lock(warehouse, "build"):
+        landing_step(warehouse, run_id)
+        _start_build(warehouse, run_id, as_of)
+        result = run_dbt("build", warehouse, as_of, "--exclude", "tag:migration")
+        if result.ok:
+            compiled = run_dbt("compile", warehouse, as_of, "--select", "path:analyses")
+            if compiled.ok:
+                analyses = target_dir(warehouse) / "compiled" / "entitlements" / "analyses"
+                store_compiled_queries(warehouse, analyses)
+            result = compiled if not compiled.ok else result
+        _finish_build(warehouse, run_id, "ok" if result.ok else "failed", result.output[-4000:])
+        if not result.ok:
+            failing = [line for line in result.output.splitlines() if "ERROR" in line or "FAIL" in line]
+            raise PipelineError(
+                "dbt build",
+                "dbt build failed:\n" + "\n".join(failing[-20:] or result.output.splitlines()[-20:]),
+            )
 
 
 def marts_step(warehouse: Path, run_id: str) -> GateReport:
@@ -172,6 +223,26 @@ def marts_step(warehouse: Path, run_id: str) -> GateReport:
         return validate_marts(warehouse, run_id=run_id)
     except GateFailure as exc:
         raise PipelineError("mart checks", str(exc)) from exc
+
+
+def reports_step(warehouse: Path, reports_dir: Path, names: Sequence[str], parameters: dict) -> list[Path]:
+    """Render reports; a notebook that raises is a PipelineError naming the report and its error."""
+    from papermill.exceptions import PapermillExecutionError
+
+    from entitlements.report import render_report  # late: nbconvert is slow to import
+
+    written = []
+    for name in names:
+        try:
+            written.append(render_report(name, warehouse, reports_dir, parameters))
+        except PapermillExecutionError as exc:
+            raise PipelineError(
+                "reports",
+                f"report {name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
+                f" (the executed notebook is {reports_dir / (name + '.ipynb')}). The marts were built"
+                " and checked; only this report is missing.",
+            ) from exc
+    return written
 
 
 def run_pipeline(
@@ -184,39 +255,48 @@ def run_pipeline(
     echo: Callable[[str], None] = print,
     ingest_options: dict[str, Any] | None = None,
 ) -> RunResult:
-    run_id = uuid.uuid4().hex[:12]
-    result = RunResult(run_id, as_of)
-    echo(f"run {run_id}: as of {as_of}, exports {export_dir}, warehouse {warehouse}")
-    result.files = ingest_step(
-        warehouse, export_dir, run_id, progress=progress, ingest_options=ingest_options
-    )
-    landed = [f.load_id for f in result.files if f.status == "landed" and f.load_id]
-    echo(f"ingest: {len(landed)} files landed, {len(result.files) - len(landed)} skipped (already loaded)")
-    for file in result.files:
-        if file.rows_rejected:
-            echo(
-                f"  {file.source_file}: {file.rows_rejected} of {file.rows_in} rows rejected ({file.message})"
-            )
-    try:
-        result.landing = landing_step(warehouse, run_id, landed)
-    except PipelineError:
-        raise
-    echo(
-        f"landing checks: {len(result.landing.results)} expectations passed"
-        if not result.landing.failures
-        else f"landing checks: {result.landing.summary()}"
-    )
-    build_step(warehouse, run_id, as_of)
-    echo("dbt build: ok")
-    result.marts = marts_step(warehouse, run_id)
-    echo(
-        f"mart checks: {len(result.marts.results)} expectations, "
-        f"{len(result.marts.failures)} non-critical failures"
-    )
-    reports_dir.mkdir(parents=True, exist_ok=True)
-    result.reports.append(build_data_docs(reports_dir, warehouse))
-    from entitlements.report import PIPELINE_REPORTS, render_report  # late: nbconvert is slow to import
+    """The whole run under one lock (entitlements.run_lock): no other command changes the warehouse
+    between its stages."""
+    with run_lock(warehouse, "run"):
+        run_id = uuid.uuid4().hex[:12]
+        result = RunResult(run_id, as_of)
+        echo(f"run {run_id}: as of {as_of}, exports {export_dir}, warehouse {warehouse}")
+        result.files = ingest_step(
+            warehouse,
+            export_dir,
+            run_id,
+            progress=progress,
+            ingest_options=ingest_options,
+            echo=lambda name: echo(f"ingest: landing {name}"),
+        )
+        landed = [f.load_id for f in result.files if f.status == "landed" and f.load_id]
+        echo(
+            f"ingest: {len(landed)} files landed, {len(result.files) - len(landed)} skipped (already loaded)"
+        )
+        for file in result.files:
+            if file.rows_rejected:
+                echo(
+                    f"  {file.source_file}: {file.rows_rejected} of {file.rows_in} rows rejected"
+                    f" ({file.message})"
+                )
+        echo("landing checks: running")
+        result.landing = landing_step(warehouse, run_id)
+        echo(
+            f"landing checks: {len(result.landing.results)} expectations passed"
+            if not result.landing.failures
+            else f"landing checks: {result.landing.summary()}"
+        )
+        echo("dbt build: running")
+        build_step(warehouse, run_id, as_of)
+        echo("dbt build: ok")
+        result.marts = marts_step(warehouse, run_id)
+        echo(
+            f"mart checks: {len(result.marts.results)} expectations, "
+            f"{len(result.marts.failures)} non-critical failures"
+        )
+        reports_dir.mkdir(parents=True, exist_ok=True)
+        result.reports.append(build_data_docs(reports_dir, warehouse))
+        from entitlements.report import PIPELINE_REPORTS
 
-    for name in PIPELINE_REPORTS:
-        result.reports.append(render_report(name, warehouse, reports_dir, {"as_of": as_of.isoformat()}))
-    return result
+        result.reports += reports_step(warehouse, reports_dir, PIPELINE_REPORTS, {"as_of": as_of.isoformat()})
+        return result

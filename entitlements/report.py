@@ -6,14 +6,22 @@
 Reports (REPORTS): leakage (analysts), renewals (finance), usage (usage and limits), migration
 (migration teams); each is a notebook in notebooks/ whose queries live in entitlements.analysis.
 
-The notebook (jupytext py:percent) is executed by papermill on the `entitlements` kernel with the
+The notebook (jupytext py:percent) is executed by papermill on a kernel of the interpreter running
+this code (so a plain `pip install` is enough: no kernel has to be installed first) with the
 parameters injected, then exported by nbconvert with code hidden. plotly.js is embedded inline once;
 the page loads nothing from the network (no require.js, MathJax or mermaid from a CDN).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import logging
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import jinja2
@@ -22,7 +30,7 @@ import nbformat
 import papermill
 from nbconvert import HTMLExporter
 
-from entitlements.warehouse import NOTEBOOKS_DIR, PROJECT_ROOT
+from entitlements.warehouse import NOTEBOOKS_DIR, PROJECT_ROOT, connect_marts
 
 KERNEL_NAME = "entitlements"
 
@@ -60,6 +68,35 @@ _TEMPLATE = """\
 """
 
 
+@contextlib.contextmanager
+def _this_interpreters_kernel() -> Iterator[None]:
+    """A kernel spec named KERNEL_NAME that runs this very interpreter, first on JUPYTER_PATH.
+
+    Whatever kernels are installed (none after a plain `pip install`, or an `entitlements` kernel of
+    another virtual environment), the report runs with the packages of the process that asked for it.
+    """
+    digest = hashlib.sha256(sys.executable.encode()).hexdigest()[:12]
+    root = Path(tempfile.gettempdir()) / f"entitlements-jupyter-{digest}"
+    spec = root / "kernels" / KERNEL_NAME / "kernel.json"
+    wanted = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "entitlements (this interpreter)",
+        "language": "python",
+    }
+    if not spec.is_file() or json.loads(spec.read_text()) != wanted:
+        spec.parent.mkdir(parents=True, exist_ok=True)
+        spec.write_text(json.dumps(wanted))
+    before = os.environ.get("JUPYTER_PATH")
+    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(root), before]))
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("JUPYTER_PATH", None)
+        else:
+            os.environ["JUPYTER_PATH"] = before
+
+
 def notebook_path(name: str) -> Path:
     try:
         return NOTEBOOKS_DIR / REPORTS[name]
@@ -92,6 +129,9 @@ def render_report(name: str, warehouse: Path, out_dir: Path, parameters: dict | 
     warehouse = Path(warehouse).expanduser().resolve()
     if not warehouse.exists():
         raise FileNotFoundError(f"warehouse {warehouse} does not exist")
+    # Refuse here, with the reason, what the notebook would refuse with a traceback: a warehouse a
+    # writer holds (WarehouseLockedError) or a build that did not finish (IncompleteBuildError).
+    connect_marts(warehouse).close()
     out_dir = Path(out_dir).expanduser().resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -100,18 +140,19 @@ def render_report(name: str, warehouse: Path, out_dir: Path, parameters: dict | 
     executed_path = out_dir / f"{name}.ipynb"
     # papermill logs each cell at INFO through its own logger; keep library use quiet.
     logging.getLogger("papermill").setLevel(logging.WARNING)
-    executed = papermill.execute_notebook(
-        nb,
-        str(executed_path),
-        parameters=params,
-        kernel_name=KERNEL_NAME,
-        language="python",
-        progress_bar=False,
-        request_save_on_cell_execute=False,
-        cwd=str(PROJECT_ROOT),
-        # The kernel's own log (e.g. its TCP transport warning) is not report content.
-        extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
-    )
+    with _this_interpreters_kernel():
+        executed = papermill.execute_notebook(
+            nb,
+            str(executed_path),
+            parameters=params,
+            kernel_name=KERNEL_NAME,
+            language="python",
+            progress_bar=False,
+            request_save_on_cell_execute=False,
+            cwd=str(PROJECT_ROOT),
+            # The kernel's own log (e.g. its TCP transport warning) is not report content.
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+        )
 
     title = TITLES.get(name, f"{name} report")
     executed.metadata["title"] = title

@@ -30,7 +30,7 @@ import duckdb
 import jinja2
 from markupsafe import Markup
 
-from entitlements.warehouse import connect, table_exists
+from entitlements.warehouse import connect_marts, table_exists
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_NAME = "statement.html.j2"
@@ -340,7 +340,7 @@ def _covers(asset_id: str | None, location_id: str | None, assets: dict, sites: 
 def load_statement(warehouse: Path, customer_id: str, on: date | None = None) -> Statement:
     """Everything the statement shows, read from the warehouse (read-only)."""
     warehouse = Path(warehouse)
-    con = connect(warehouse, read_only=True)
+    con = connect_marts(warehouse)
     try:
         account = None
         if table_exists(con, "staging", "stg_crm__accounts"):

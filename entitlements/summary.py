@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from entitlements.warehouse import connect
+from entitlements.warehouse import connect_marts
 
 SECTIONS = {
     "Revenue leakage by category": """
@@ -52,7 +52,7 @@ SECTIONS = {
 
 def summary_tables(warehouse: Path) -> dict[str, list[tuple]]:
     """Each section as rows, the first row holding the column names."""
-    con = connect(warehouse, read_only=True)
+    con = connect_marts(warehouse)
     try:
         tables = {}
         for title, sql in SECTIONS.items():

@@ -59,3 +59,46 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> boo
             [schema, table],
         ).fetchone()[0]
     )
+
+
+class IncompleteBuildError(RuntimeError):
+    """The warehouse's last build did not finish: its marts may be half-built, or from two dates."""
+
+
+BUILDS_TABLE = "audit.pipeline_runs"  # one row per step of a run; a build's row is written as it starts
+
+
+def last_build(con: duckdb.DuckDBPyConnection) -> tuple[str, str, object, object] | None:
+    """(run_id, status, as_of_date, started_at) of the warehouse's latest build, if any."""
+    if not table_exists(con, "audit", "pipeline_runs"):
+        return None
+    rows = con.execute(
+        f"select run_id, status, as_of_date, coalesce(started_at, finished_at) from {BUILDS_TABLE}"
+        " where step = 'build' order by coalesce(started_at, finished_at) desc limit 1"
+    ).fetchall()
+    return rows[0] if rows else None
+
+
+def require_complete_build(con: duckdb.DuckDBPyConnection, path: Path | str) -> None:
+    """Refuse to read marts that the last build left unfinished (killed, or failed half way)."""
+    build = last_build(con)
+    if build is None or build[1] == "ok":
+        return
+    run_id, status, as_of, started = build
+    what = "is still running or was killed" if status == "running" else "failed"
+    raise IncompleteBuildError(
+        f"warehouse {path}: the last build (run {run_id}, as of {as_of}, started {started} UTC) {what},"
+        " so its marts may be half-built or from two dates and are not shown. Build again"
+        " (`entitlements build`, or `entitlements run EXPORT_DIR`) and read them when it has finished."
+    )
+
+
+def connect_marts(path: Path | str) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse read-only for reading marts: refused while the last build is unfinished."""
+    con = connect(path, read_only=True)
+    try:
+        require_complete_build(con, path)
+    except BaseException:
+        con.close()
+        raise
+    return con

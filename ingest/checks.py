@@ -60,8 +60,10 @@ def checked_sql(shape: Shape, source_sql: str, source_file: str, mapping_name: s
                 f" AND {alias}.source_id = rec.{_source(column.name)}"
             )
         else:
-            value = "NULL" if expr is None else f"nullif(CAST({expr} AS VARCHAR), '')"
-            texts.append(f"{value} AS {_text(column.name)}")
+            value = "NULL" if expr is None else f"CAST({expr} AS VARCHAR)"
+            if expr is not None and column.name in key_columns(layout):
+                value = f"trim({value})"
+            texts.append(f"nullif({value}, '') AS {_text(column.name)}")
     mapped = [
         f"{quote_ident(f'map:{c.name}')}.target_id AS {_text(c.name)}"
         for c in layout.columns
@@ -107,6 +109,26 @@ def checked_sql(shape: Shape, source_sql: str, source_file: str, mapping_name: s
         FROM checked"""
 
 
+# An id or code may not hold a control character (NUL, tab, a line break...): "A1\\0" and "A1" would
+# land as two keys that print alike. Legacy layouts land text exactly as written: the migration's
+# extract step checks them.
+_CONTROL = r"[\x00-\x1f\x7f]"
+_KEY_SUFFIXES = ("_id", "_ref", "_code", "_no")
+# Dates outside this window are typos or placeholders (a BC date, year 0024), not contract dates.
+EARLIEST_DATE, LATEST_DATE = "1900-01-01", "9999-12-31"
+
+
+def key_columns(layout: Layout) -> tuple[str, ...]:
+    """Text columns holding ids or codes: trimmed on landing, control characters rejected."""
+    if layout.system == "legacy":
+        return ()
+    return tuple(
+        c.name
+        for c in layout.columns
+        if c.type.upper() == "VARCHAR" and (c.name in layout.primary_key or c.name.endswith(_KEY_SUFFIXES))
+    )
+
+
 def _literal(value: str | None) -> str:
     return "NULL" if value is None else quote_literal(value)
 
@@ -124,7 +146,7 @@ def _checks(shape: Shape, mapping_name: str) -> list[Check]:
                     c.name,
                     f"'unmapped {expr.kind} id ' || {_quote_value(_source(c.name))}"
                     f" || ': add a row \"{expr.kind},' || {_source(c.name)}"
-                    f" || ',<{c.name}>\" to {mapping_name}'",
+                    f" || ',<{c.name}>\" to ' || {quote_literal(mapping_name)}",
                     UNMAPPED,
                 )
             )
@@ -136,6 +158,36 @@ def _checks(shape: Shape, mapping_name: str) -> list[Check]:
                 f"'cannot read ' || {_quote_value(_text(c.name))} || ' as {c.type}{_hint(c.type)}'",
             )
         )
+    for c in layout.columns:
+        if c.name in key_columns(layout):
+            checks.append(
+                Check(
+                    f"regexp_matches({_text(c.name)}, '{_CONTROL}')",
+                    c.name,
+                    f"'an id or code with a control character: ' || {_quote_value(_text(c.name))}"
+                    " || ' (NUL, tab or line break): ids must be plain text'",
+                )
+            )
+        elif c.type.upper().startswith("DECIMAL") and c.name not in shape.parse:
+            scale = c.type.split(",")[-1].rstrip(") ")
+            checks.append(
+                Check(
+                    f"{quote_ident(c.name)} <> TRY_CAST(trim({_text(c.name)}) AS DECIMAL(38, 18))",
+                    c.name,
+                    f"{_quote_value(_text(c.name))} || ' has more decimals than {c.name} holds ({scale}):"
+                    " send the exact value (nothing is rounded)'",
+                )
+            )
+        elif c.type.upper() in ("DATE", "TIMESTAMP"):
+            checks.append(
+                Check(
+                    f"CAST({quote_ident(c.name)} AS DATE) NOT BETWEEN DATE '{EARLIEST_DATE}'"
+                    f" AND DATE '{LATEST_DATE}'",
+                    c.name,
+                    f"'date ' || {_quote_value(quote_ident(c.name))} || ' is outside {EARLIEST_DATE}"
+                    f" to {LATEST_DATE}: not a plausible date'",
+                )
+            )
     for c in layout.columns:
         if c.required:
             checks.append(Check(f"{quote_ident(c.name)} IS NULL", c.name, "'required value is missing'"))
@@ -194,9 +246,11 @@ def _hint(type_: str) -> str:
     if type_ == "DATE":
         return " (expected YYYY-MM-DD)"
     if type_ == "TIMESTAMP":
-        return " (expected an ISO 8601 date and time)"
-    if type_.startswith("DECIMAL") or type_ in ("INTEGER", "BIGINT"):
-        return " (expected a number)"
+        return " (expected an ISO 8601 date and time: YYYY-MM-DD HH:MM[:SS], T or space, Z or +HH:MM)"
+    if type_.startswith("DECIMAL"):
+        return " (expected a plain number such as 1234.5: no thousands separators or underscores)"
+    if type_ in ("INTEGER", "BIGINT"):
+        return " (expected a whole number such as 12)"
     if type_ == "BOOLEAN":
         return " (expected true or false)"
     return ""

@@ -95,18 +95,52 @@ def discover_exports(export_dir: Path) -> list[ExportFile]:
 
 
 def _walk(root: Path) -> list[str]:
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in IGNORED_DIRS)
+    """Relative paths of the files to read. Links are followed (a linked folder is read like any
+    other); a link that leads nowhere, or back into a folder already being read (a loop), and
+    anything that is not a regular file (a pipe, a socket) refuses the export, naming it, rather
+    than being skipped unseen."""
+    found, problems = [], []
+    seen = {root.resolve()}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        kept = []
+        for name in sorted(dirnames):
+            if name.startswith(".") or name in IGNORED_DIRS:
+                continue
+            path = Path(dirpath, name)
+            real = path.resolve()
+            if real in seen:
+                problems.append(
+                    f"{path.relative_to(root).as_posix()}: a link to a folder already read (a loop, or a"
+                    " second copy)"
+                )
+                continue
+            seen.add(real)
+            kept.append(name)
+        dirnames[:] = kept
         for name in filenames:
             path = Path(dirpath, name)
             relative = path.relative_to(root).as_posix()
-            if not name.startswith(".") and relative not in TOP_LEVEL_IGNORED and path.is_file():
+            if name.startswith(".") or relative in TOP_LEVEL_IGNORED:
+                continue
+            if path.is_symlink() and not path.exists():
+                problems.append(f"{relative}: a link to {os.readlink(path)}, which does not exist")
+            elif not path.is_file():
+                problems.append(f"{relative}: not a regular file")
+            else:
                 found.append(relative)
+    if problems:
+        raise IngestError(
+            "the export has entries that cannot be read, so it was refused and nothing was landed:\n"
+            + "".join(f"  - {p}\n" for p in problems)
+            + "Remove them, or make each link point to the file it stands for, and run again.",
+            source_file=problems[0].split(":", 1)[0],
+        )
     return sorted(found)
 
 
-def preflight(con: duckdb.DuckDBPyConnection, file: ExportFile, family: str | None = None) -> list[FilePlan]:
+def preflight(
+    con: duckdb.DuckDBPyConnection, file: ExportFile, family: str | None = None, encoding: str | None = None
+) -> list[FilePlan]:
     """Recognise the file's shapes from its name and header (or keys); check a catalog whole.
 
     Usually one shape reads a file; a document holding two kinds of record (a Stripe invoice and
@@ -123,7 +157,7 @@ def preflight(con: duckdb.DuckDBPyConnection, file: ExportFile, family: str | No
         by_name = [s for s in shapes if s.matches_name(file.stem, file.file_format)]
         if not by_name:
             raise _unrecognised(file, shapes, family)
-        dialect, header = _header(con, file, by_name)
+        dialect, header = _header(con, file, by_name, encoding)
     except READ_ERRORS as exc:
         raise _unreadable(file, exc) from exc
     fits = [s for s in by_name if set(s.signature) <= set(s.header_fields(tuple(header)))]
@@ -160,8 +194,8 @@ def _plan(file: ExportFile, shape: Shape, header: list[str], dialect: CsvDialect
     extras = tuple(h for h in header if h not in used)
     if dialect and dialect.delimiter != ",":
         notes.append(f"read with delimiter {dialect.delimiter!r}")
-    if dialect and dialect.encoding != "utf-8":
-        notes.append(f"read as {dialect.encoding} (not valid UTF-8)")
+    if dialect and dialect.encoding_note:
+        notes.append(dialect.encoding_note)
     if extras:
         notes.append("columns kept in _extra: " + ", ".join(extras))
     absent = [c for c in shape.fields if c not in field_source]
@@ -171,10 +205,10 @@ def _plan(file: ExportFile, shape: Shape, header: list[str], dialect: CsvDialect
 
 
 def _header(
-    con: duckdb.DuckDBPyConnection, file: ExportFile, shapes: list[Shape]
+    con: duckdb.DuckDBPyConnection, file: ExportFile, shapes: list[Shape], encoding: str | None
 ) -> tuple[CsvDialect | None, list[str]]:
     if file.file_format == "csv":
-        return csv_dialect(file.path)
+        return csv_dialect(file.path, encoding)
     if file.file_format == "parquet":
         query = f"SELECT * FROM read_parquet({quote_literal(str(file.path))}) LIMIT 0"
         return None, [d[0] for d in con.execute(query).description]

@@ -26,7 +26,7 @@ from __future__ import annotations
 import sys
 import threading
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -72,7 +72,7 @@ MANIFEST_COLUMNS = (
     ("table_name", "VARCHAR"),
     ("checksum", "VARCHAR"),
     ("row_count", "BIGINT"),  # rows landed
-    ("status", "VARCHAR"),  # landed | validated | refused | skipped
+    ("status", "VARCHAR"),  # landed | validated | refused | skipped | reverted
     ("message", "VARCHAR"),
     ("loaded_at", "TIMESTAMP"),
     ("shape", "VARCHAR"),
@@ -82,6 +82,9 @@ MANIFEST_COLUMNS = (
     # The load of a corrected file (same name, new content) that replaced this one. Its rows stay in
     # raw, out of the marts (dbt macro current_load), so reverting the correction brings them back.
     ("superseded_by", "VARCHAR"),
+    # Rows a revert took back out of raw (row_count is then 0): rows_in = row_count + rows_rejected
+    # + rows_reverted holds for every load, whatever happened to it.
+    ("rows_reverted", "BIGINT"),
 )
 RECORDED = tuple(name for name, _ in MANIFEST_COLUMNS if name != "superseded_by")  # set by a correction
 REJECTED = "audit.rejected_rows"
@@ -168,7 +171,9 @@ def ingest_exports(
     mapping: Path | None = None,
     max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE,
     quarantine_unmapped: bool = False,
+    encoding: str | None = None,
     progress: bool | None = None,
+    on_file: Callable[[str], None] | None = None,
 ) -> list[FileResult]:
     """Land every file of an export directory; returns one result per file, in path order.
 
@@ -177,7 +182,13 @@ def ingest_exports(
     refused whole (too many rejected rows, or unmapped ids), after the files before it landed.
     file_format: restrict recognition to one family of shapes (canonical, salesforce, stripe, ...).
     mapping: the mapping file; default mapping.csv at the export's top level, if there is one.
+    encoding: the CSV files' encoding, declared; default UTF-8, or latin-1 for a file no line of
+    which is valid UTF-8 (readers.file_encoding).
     progress: a tqdm bar on stderr; None shows it only when stderr is a terminal.
+    on_file: called with each file's relative path as its landing starts.
+
+    Any other error while reading or landing a file (a bug, an exhausted resource) is an
+    IngestError naming the file too: a user never gets a traceback for what a file holds.
     """
     export_dir = Path(export_dir).resolve()
     files = discover_exports(export_dir)
@@ -187,7 +198,10 @@ def ingest_exports(
         export_dir, load_mapping(mapping_path, lookup_kinds()), max_rejected_share, quarantine_unmapped
     )
     with duckdb.connect() as scratch:  # pre-flight never opens, let alone creates, the warehouse
-        plans = [plan for file in files for plan in preflight(scratch, file, file_format)]
+        plans = []
+        for file in files:
+            with _refusing_unexpected(file.relative, "read"):
+                plans += preflight(scratch, file, file_format, encoding)
     results = []
     show = sys.stderr.isatty() if progress is None else progress
     with _open(warehouse) as con:
@@ -196,9 +210,31 @@ def ingest_exports(
         for statement in dict.fromkeys(s for plan in plans for s in plan.shape.setup):
             con.execute(statement)
         for number, plan in enumerate(plans, 1):
-            with _file_progress(con, f"{number}/{len(plans)} {plan.file.relative}", show):
+            if on_file:
+                on_file(plan.file.relative)
+            with (
+                _refusing_unexpected(plan.file.relative, "landed"),
+                _file_progress(con, f"{number}/{len(plans)} {plan.file.relative}", show),
+            ):
                 results.append(_ingest_file(con, plan, options))
     return results
+
+
+@contextmanager
+def _refusing_unexpected(relative: str, doing: str) -> Iterator[None]:
+    """An error no check foresaw becomes a refusal of the file, named, instead of a traceback."""
+    try:
+        yield
+    except IngestError:
+        raise
+    except Exception as exc:
+        detail = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise IngestError(
+            f"{relative}: the file could not be {doing} ({type(exc).__name__}: {detail})."
+            " Nothing from this file was landed. Check that it is a complete export in a format"
+            " docs/ingest.md lists; if it is, report this message with the file's shape.",
+            source_file=relative,
+        ) from exc
 
 
 @contextmanager
@@ -240,7 +276,12 @@ def _ingest_file(con: duckdb.DuckDBPyConnection, plan: FilePlan, options: Ingest
             if fast is not None:
                 try:
                     return load.fast(fast)
-                except (duckdb.InvalidInputException, duckdb.ConversionException, duckdb.IOException):
+                except (
+                    duckdb.InvalidInputException,
+                    duckdb.ConversionException,
+                    duckdb.IOException,
+                    duckdb.BinderException,
+                ):
                     pass  # a row the checks refuse (error()), or a file DuckDB can't parse: read it exactly
             return load.exact()
         except _AlreadyLanded as landed:
@@ -479,7 +520,7 @@ class _Load:
         self.con.execute(
             f"INSERT INTO {MANIFEST} ({', '.join(RECORDED)}) VALUES ($load_id, $source_file, $export_dir,"
             " $table, $checksum, $rows, $status, $message, $loaded_at, $shape, $rows_in,"
-            " $rows_rejected, $size)",
+            " $rows_rejected, $size, 0)",
             {
                 "load_id": load_id,
                 "source_file": file.relative,
@@ -515,7 +556,8 @@ class _Load:
 
 
 def revert_load(warehouse: Path, load_ids: list[str], reason: str) -> None:
-    """Take loads back out of raw and mark them 'refused' with the reason, in one transaction.
+    """Take loads back out of raw and mark them 'reverted' with the reason, in one transaction: their
+    landed rows move to rows_reverted, so each load's counts still add up.
 
     For loads the landing checks reject: either the raw tables and the manifest both show the
     revert, or neither does. Raises ValueError, changing nothing, for an id the manifest lacks.
@@ -535,7 +577,9 @@ def revert_load(warehouse: Path, load_ids: list[str], reason: str) -> None:
         for table in sorted({table for _, table in loads}):
             con.execute(f"DELETE FROM raw.{quote_ident(table)} WHERE list_contains($ids, _load_id)", ids)
         con.execute(
-            f"UPDATE {MANIFEST} SET status = 'refused', message = $reason WHERE list_contains($ids, load_id)",
+            f"UPDATE {MANIFEST} SET status = 'reverted', message = $reason,"
+            " rows_reverted = coalesce(rows_reverted, 0) + row_count, row_count = 0"
+            " WHERE list_contains($ids, load_id)",
             {**ids, "reason": reason},
         )
         # The loads a reverted correction had replaced count again.

@@ -32,7 +32,7 @@ from ingest._sql import quote_ident, quote_literal, struct_literal
 if TYPE_CHECKING:
     from ingest.exports import FilePlan
 
-SAMPLE_BYTES = 1 << 20  # how much of a file decides its encoding and JSON keys
+SAMPLE_BYTES = 1 << 20  # how much of a file is_utf8 reads by default
 SAMPLE_RECORDS = 1000
 DELIMITERS = (",", ";", "\t", "|")
 BATCH_ROWS = 50_000
@@ -45,11 +45,17 @@ csv.field_size_limit(1 << 30)
 @dataclass(frozen=True)
 class CsvDialect:
     delimiter: str = ","
-    encoding: str = "utf-8"  # "utf-8" (a BOM is skipped) or "latin-1"
+    encoding: str = "utf-8"  # "utf-8" (a BOM is skipped), "latin-1" or a declared Python codec name
+    encoding_note: str | None = None  # why the file is read in another encoding than UTF-8
 
     @property
     def python_encoding(self) -> str:
         return "utf-8-sig" if self.encoding == "utf-8" else self.encoding
+
+    @property
+    def duckdb_encoding(self) -> str | None:
+        """The encoding as DuckDB's CSV reader names it; None where only the exact read decodes it."""
+        return {"utf-8": "utf-8", "latin-1": "latin-1"}.get(self.encoding)
 
 
 def open_binary(path: Path) -> IO[bytes]:
@@ -77,12 +83,43 @@ def is_utf8(path: Path, limit: int | None = SAMPLE_BYTES) -> tuple[bool, int | N
     return True, None
 
 
-def csv_dialect(path: Path) -> tuple[CsvDialect, list[str]]:
+def file_encoding(path: Path, declared: str | None = None) -> tuple[str, str | None]:
+    """The encoding a CSV file is read in, for the whole file, and a note when it is not UTF-8.
+
+    Never a guess from a sample: a declared encoding (--encoding) is used as declared; otherwise
+    the file is UTF-8 unless no line of it is valid UTF-8 beyond ASCII while some line is not,
+    which is a file written in another (single-byte) encoding: read as latin-1, and noted. A file
+    with both valid UTF-8 lines and invalid ones is UTF-8 with damaged records: each record that is
+    not valid UTF-8 is rejected with its line (ingest/readers.py, exact read).
+    """
+    if declared:
+        return declared, f"read as {declared} (declared with --encoding)"
+    if is_utf8(path, limit=None)[0]:
+        return "utf-8", None
+    utf8_lines = other_lines = 0
+    with open_binary(path) as fh:
+        for raw in fh:
+            if raw.isascii():
+                continue
+            try:
+                raw.decode("utf-8")
+                utf8_lines += 1
+            except UnicodeDecodeError:
+                other_lines += 1
+    if utf8_lines:
+        return "utf-8", None
+    return "latin-1", (
+        f"read as latin-1: none of its {other_lines} line(s) with non-ASCII bytes is valid UTF-8"
+        " (declare --encoding if the file is in another encoding)"
+    )
+
+
+def csv_dialect(path: Path, declared_encoding: str | None = None) -> tuple[CsvDialect, list[str]]:
     """The encoding and delimiter of a CSV file, and its header row."""
-    valid, _ = is_utf8(path)
-    encoding = "utf-8" if valid else "latin-1"
+    encoding, note = file_encoding(path, declared_encoding)
+    python_encoding = CsvDialect(encoding=encoding).python_encoding
     with open_binary(path) as raw:
-        text = io.TextIOWrapper(raw, encoding="utf-8-sig" if valid else "latin-1", newline="")
+        text = io.TextIOWrapper(raw, encoding=python_encoding, errors="replace", newline="")
         first = text.readline()
         while first and not first.strip():
             first = text.readline()
@@ -90,19 +127,20 @@ def csv_dialect(path: Path) -> tuple[CsvDialect, list[str]]:
     counts = {d: len(next(csv.reader([first], delimiter=d), [])) for d in DELIMITERS}
     delimiter = max(DELIMITERS, key=lambda d: (counts[d], d == ","))
     header = next(csv.reader([first], delimiter=delimiter), [])
-    return CsvDialect(delimiter, encoding), [h.strip() for h in header]
+    return CsvDialect(delimiter, encoding, note), [h.strip() for h in header]
 
 
 def header_names(cells: list[str]) -> list[str]:
     """CSV header cells as column names, named as DuckDB's read_csv names them (the fast read is
     given these names, so both reads agree): trimmed; an empty cell (a trailing delimiter) is
-    ``column<i>`` (0-based position); a repeated name gets ``_1``, ``_2``... So no value is lost to
-    an unnamed or repeated column: the shape reads the first, the others are kept in _extra."""
+    ``column<i>`` (0-based position); a repeated name gets ``_1``, ``_2``... (repeated ignoring case,
+    as SQL names are: ``Name`` and ``name`` are one column to DuckDB). So no value is lost to an
+    unnamed or repeated column: the shape reads the first, the others are kept in _extra."""
     names: list[str] = []
     for position, cell in enumerate(cells):
         name = cell.strip() or f"column{position}"
         base, suffix = name, 0
-        while name in names:
+        while name.lower() in (n.lower() for n in names):
             suffix += 1
             name = f"{base}_{suffix}"
         names.append(name)
@@ -134,6 +172,9 @@ def json_records(
             data = fh.read()
         try:
             doc = json.loads(data.decode("utf-8-sig"))
+        except RecursionError:
+            yield 1, data[:2000].decode("utf-8", "replace"), None, _TOO_DEEP
+            return
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             if isinstance(exc, json.JSONDecodeError) and exc.msg == "Extra data":
                 yield from json_records(path, "jsonl", records_keys)  # JSON lines saved as .json
@@ -158,6 +199,9 @@ def json_records(
                 continue
             try:
                 record = json.loads(text)
+            except RecursionError:
+                yield number, text, None, _TOO_DEEP
+                continue
             except json.JSONDecodeError as exc:
                 # Some of json's messages end in " at" ("Unterminated string starting at").
                 reason = exc.msg.removesuffix(" at")
@@ -165,6 +209,9 @@ def json_records(
                 continue
             problem = None if isinstance(record, dict) else "the line is not a JSON object"
             yield number, text, record, problem
+
+
+_TOO_DEEP = "the JSON is nested too deeply to read (more than about 1,000 levels)"
 
 
 def _as_text(value: Any, type_: str) -> str | None:
@@ -186,10 +233,13 @@ def fast_source_sql(plan: FilePlan) -> str | None:
     path = quote_literal(str(plan.file.path))
     if plan.file.file_format == "csv":
         dialect = plan.dialect or CsvDialect()
+        encoding = dialect.duckdb_encoding
+        if encoding is None:
+            return None
         names = "[" + ", ".join(quote_literal(h) for h in plan.header) + "]"
         reader = (
             f"read_csv({path}, header=true, all_varchar=true, delim={quote_literal(dialect.delimiter)},"
-            f" quote='\"', escape='\"', encoding={quote_literal(dialect.encoding)}, names={names})"
+            f" quote='\"', escape='\"', encoding={quote_literal(encoding)}, names={names})"
         )
     elif plan.file.file_format == "jsonl":
         types = {plan.field_source[f]: t for f, t in plan.shape.fields.items() if f in plan.field_source}
@@ -290,14 +340,22 @@ def _append(con: duckdb.DuckDBPyConnection, batch: list[tuple[Any, ...]], column
 
 def _csv_rows(plan: FilePlan, columns: list[str]) -> Iterator[tuple[Any, ...]]:
     dialect = plan.dialect or CsvDialect()
-    encoding = dialect.python_encoding if is_utf8(plan.file.path, limit=None)[0] else "latin-1"
     with open_binary(plan.file.path) as raw:
-        text = io.TextIOWrapper(raw, encoding=encoding, newline="")
         consumed: list[str] = []  # the physical lines of the record being read
+        undecodable: list[str] = []  # why lines of the record being read could not be decoded
         again: deque[str] = deque()  # lines to read again after an unreadable record
+        physical = _decoded_lines(raw, dialect.python_encoding)
 
         def lines() -> Iterator[str]:
-            while line := (again.popleft() if again else text.readline()):
+            while True:
+                if again:
+                    line = again.popleft()
+                else:
+                    line, problem = next(physical, ("", None))
+                    if not line:
+                        return
+                    if problem:
+                        undecodable.append(problem)
                 consumed.append(line)
                 yield line
 
@@ -310,6 +368,7 @@ def _csv_rows(plan: FilePlan, columns: list[str]) -> Iterator[tuple[Any, ...]]:
         start = 1  # the physical line the next record starts on
         while True:
             consumed.clear()
+            undecodable.clear()
             try:
                 values = next(records)
             except StopIteration:
@@ -342,12 +401,29 @@ def _csv_rows(plan: FilePlan, columns: list[str]) -> Iterator[tuple[Any, ...]]:
                 position = {name: header.index(name) for name in columns if name in header}
                 continue
             problem, problem_column = None, None
-            if len(values) != len(header):
+            if undecodable:
+                problem = f"not valid {dialect.encoding}: {undecodable[0]}"
+            elif len(values) != len(header):
                 problem = _field_count_problem(values, header, raw_text, dialect.delimiter)
                 # A short record: the first column it has no value for (where a truncated line stops).
                 problem_column = header[len(values)] if len(values) < len(header) else None
             cells = [(values[position[c]] if position[c] < len(values) else None) for c in columns]
             yield (*[(v if v != "" else None) for v in cells], first_line, raw_text, problem, problem_column)
+
+
+def _decoded_lines(raw: IO[bytes], encoding: str) -> Iterator[tuple[str, str | None]]:
+    """Each physical line decoded on its own, and why it could not be, if so (then it is given with
+    the bad bytes written as \\xNN, for the rejected row's raw content): an encoding is decided per
+    record, so one damaged record never changes how the others are read."""
+    first = True
+    for line in raw:
+        codec = "utf-8-sig" if first and encoding in ("utf-8", "utf-8-sig") else encoding
+        first = False
+        try:
+            yield line.decode(codec), None
+        except UnicodeDecodeError as exc:
+            bad = line[exc.start : exc.end].hex(" ")
+            yield line.decode(codec, "backslashreplace"), f"byte(s) {bad} at byte {exc.start + 1} of the line"
 
 
 def _quote_field(line: str, delimiter: str) -> int | None:

@@ -52,6 +52,38 @@ ISO_TIMESTAMP = (
 )
 
 
+# The only forms the default parse accepts (docs/ingest.md, "Values are exact or rejected"); anything
+# else (1_000, 1,000, 2024-1-5, a BC date) is rejected naming the column, never read loosely.
+NUMBER_FORM = r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?"
+INTEGER_FORM = r"[+-]?[0-9]+"
+DATE_FORM = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
+TIMESTAMP_FORM = (
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}([T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?)?"
+    r"(Z|[+-][0-9]{2}(:?[0-9]{2})?)?"
+)
+_FORMS = {
+    "DATE": DATE_FORM,
+    "TIMESTAMP": TIMESTAMP_FORM,
+    "INTEGER": INTEGER_FORM,
+    "BIGINT": INTEGER_FORM,
+    "SMALLINT": INTEGER_FORM,
+}
+
+
+def default_parse(type_: str) -> str:
+    """TRY_CAST of the trimmed text, for text in the type's one documented form only."""
+    upper = type_.upper()
+    form = NUMBER_FORM if upper.startswith(("DECIMAL", "DOUBLE", "FLOAT")) else _FORMS.get(upper)
+    if form is None:  # text, JSON, BOOLEAN (true/false, t/f, 1/0, yes/no)
+        return f"TRY_CAST({{}} AS {type_})"
+    cast = (
+        ISO_TIMESTAMP.replace("{}", "trim({})")
+        if upper == "TIMESTAMP"
+        else f"TRY_CAST(trim({{}}) AS {type_})"
+    )
+    return f"CASE WHEN regexp_full_match(trim({{}}), '{form}') THEN {cast} END"
+
+
 @dataclass(frozen=True)
 class Lookup:
     """A column whose value is the mapping file's target for a source id (ingest/mapping.py).
@@ -110,11 +142,7 @@ class Shape:
         return f'"{column}"' if column in self.fields and self.family == "canonical" else None
 
     def parse_template(self, column: str, type_: str) -> str:
-        if column in self.parse:
-            return self.parse[column]
-        if type_.upper() == "TIMESTAMP":
-            return ISO_TIMESTAMP
-        return f"TRY_CAST({{}} AS {type_})"
+        return self.parse.get(column) or default_parse(type_)
 
 
 def canonical_shape(layout: Layout) -> Shape:

@@ -19,7 +19,8 @@ import plotly.io as pio
 from plotly.io.base_renderers import MimetypeRenderer
 from plotly.offline import get_plotlyjs
 
-from entitlements.warehouse import PROJECT_ROOT, connect
+from entitlements.spreadsheet import safe_frame
+from entitlements.warehouse import PROJECT_ROOT, connect_marts
 
 # Columns holding an amount of money (DECIMAL(18,2) in the marts).
 MONEY_COLUMNS: tuple[str, ...] = ("amount", "total_amount", "annual_value")
@@ -44,8 +45,9 @@ def resolve_warehouse(path: Path | str) -> Path:
 
 
 def open_warehouse(path: Path | str) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse read-only (never blocks or alters a build)."""
-    return connect(resolve_warehouse(path), read_only=True)
+    """Open the warehouse read-only (never blocks or alters a build); refused while the last build is
+    unfinished (warehouse.connect_marts)."""
+    return connect_marts(resolve_warehouse(path))
 
 
 def query(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None) -> pd.DataFrame:
@@ -162,7 +164,7 @@ class ReportTables:
         for c in money:
             if c in out.columns:
                 out[c] = out[c].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
-        out.to_csv(path, index=False, date_format="%Y-%m-%d")
+        safe_frame(out).to_csv(path, index=False, date_format="%Y-%m-%d")
         self.written[table] = path
         return path
 
