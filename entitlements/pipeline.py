@@ -128,7 +128,8 @@ def _finish_build(warehouse: Path, run_id: str, status: str, detail: str) -> Non
     try:
         con.execute(
             "update audit.pipeline_runs set status = ?, detail = ?,"
-            " finished_at = current_timestamp::timestamp where run_id = ? and step = 'build' and status = 'running'",
+            " finished_at = current_timestamp::timestamp"
+            " where run_id = ? and step = 'build' and status = 'running'",
             [status, detail[:4000], run_id],
         )
     finally:
