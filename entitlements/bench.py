@@ -105,6 +105,8 @@ def write_usage_file(path: Path, events: int) -> int:
     """A canonical usage file of `events` events, the same every time (no randomness)."""
     import duckdb
 
+    from ingest._sql import quote_literal
+
     path.parent.mkdir(parents=True, exist_ok=True)
     iso = "'%Y-%m-%dT%H:%M:%SZ'"
     with duckdb.connect() as con:
@@ -117,7 +119,7 @@ def write_usage_file(path: Path, events: int) -> int:
                     strftime(TIMESTAMP '2025-01-01' + to_seconds(i % 31536000), {iso}) AS occurred_at,
                     strftime(TIMESTAMP '2025-01-01' + to_seconds(i % 31536000 + 90), {iso}) AS sent_at
                 FROM range({int(events)}) AS r(i)
-            ) TO '{path.as_posix()}' (FORMAT json)"""
+            ) TO {quote_literal(path.as_posix())} (FORMAT json)"""
         )
     return events
 
@@ -126,9 +128,11 @@ def bare_read_file(path: Path, database: Path) -> int:
     """DuckDB alone: the file into a table of a fresh database file, types as DuckDB detects them."""
     import duckdb
 
+    from ingest._sql import quote_literal
+
     with duckdb.connect(str(database)) as con:
         con.execute("SET enable_progress_bar = false")
-        con.execute(f"CREATE TABLE events AS SELECT * FROM read_json('{path.as_posix()}')")
+        con.execute(f"CREATE TABLE events AS SELECT * FROM read_json({quote_literal(path.as_posix())})")
         con.execute("CHECKPOINT")
         return con.execute("SELECT count(*) FROM events").fetchone()[0]
 

@@ -246,11 +246,9 @@ def _hint(type_: str) -> str:
     if type_ == "DATE":
         return " (expected YYYY-MM-DD)"
     if type_ == "TIMESTAMP":
-        return " (expected an ISO 8601 date and time: YYYY-MM-DD HH:MM[:SS], T or space, Z or +HH:MM)"
-    if type_.startswith("DECIMAL"):
-        return " (expected a plain number such as 1234.5: no thousands separators or underscores)"
-    if type_ in ("INTEGER", "BIGINT"):
-        return " (expected a whole number such as 12)"
+        return " (expected an ISO 8601 date and time)"
+    if type_.startswith("DECIMAL") or type_ in ("INTEGER", "BIGINT"):
+        return " (expected a number)"  # the forms accepted: docs/ingest.md
     if type_ == "BOOLEAN":
         return " (expected true or false)"
     return ""

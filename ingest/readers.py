@@ -230,7 +230,7 @@ def _as_text(value: Any, type_: str) -> str | None:
 
 def fast_source_sql(plan: FilePlan) -> str | None:
     """DuckDB's reader for the file, giving the shape's fields; None when only the exact read applies."""
-    path = quote_literal(str(plan.file.path))
+    path_sql = quote_literal(str(plan.file.path))
     if plan.file.file_format == "csv":
         dialect = plan.dialect or CsvDialect()
         encoding = dialect.duckdb_encoding
@@ -238,7 +238,7 @@ def fast_source_sql(plan: FilePlan) -> str | None:
             return None
         names = "[" + ", ".join(quote_literal(h) for h in plan.header) + "]"
         reader = (
-            f"read_csv({path}, header=true, all_varchar=true, delim={quote_literal(dialect.delimiter)},"
+            f"read_csv({path_sql}, header=true, all_varchar=true, delim={quote_literal(dialect.delimiter)},"
             f" quote='\"', escape='\"', encoding={quote_literal(encoding)}, names={names})"
         )
     elif plan.file.file_format == "jsonl":
@@ -246,7 +246,7 @@ def fast_source_sql(plan: FilePlan) -> str | None:
         types |= dict.fromkeys(plan.extras, "JSON")
         if not types:
             return None
-        reader = f"read_json({path}, format='newline_delimited', columns={struct_literal(types)})"
+        reader = f"read_json({path_sql}, format='newline_delimited', columns={struct_literal(types)})"
     else:
         return None
     lineage = (
@@ -288,13 +288,13 @@ def load_exact_source(con: duckdb.DuckDBPyConnection, plan: FilePlan) -> str:
     columns = list(dict.fromkeys([*plan.field_source.values(), *plan.extras]))
     con.execute("DROP TABLE IF EXISTS _src")
     if plan.file.file_format == "parquet":
-        path = quote_literal(str(plan.file.path))
+        path_sql = quote_literal(str(plan.file.path))
         row = ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in columns)
         raw = f"to_json(struct_pack({row}))" if columns else "NULL::VARCHAR"
         con.execute(
             f"CREATE TEMP TABLE _src AS SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS _line,"
             f" {raw} AS _raw, NULL::VARCHAR AS _problem, NULL::VARCHAR AS _problem_column"
-            f" FROM read_parquet({path}, file_row_number=true)"
+            f" FROM read_parquet({path_sql}, file_row_number=true)"
         )
         return _EXACT_SELECT.format(fields=_source_select(plan, cast_from_text=True))
     defs = ", ".join(f"{quote_ident(c)} VARCHAR" for c in columns)

@@ -477,7 +477,7 @@ def test_revert_load_removes_exactly_that_load(tmp_path: Path, warehouse: Path) 
     manifest_rows = query(warehouse, "SELECT load_id, status, message FROM audit.ingest_manifest ORDER BY 1")
     assert manifest_rows == sorted(
         [
-            (reverted.load_id, "refused", "crm_accounts: 3 rows with an unknown currency"),
+            (reverted.load_id, "reverted", "crm_accounts: 3 rows with an unknown currency"),
             (results["crm/accounts_b.csv"].load_id, "landed", ""),
             (results["usage/events.jsonl"].load_id, "landed", ""),
         ]
