@@ -237,12 +237,17 @@ def reports_step(warehouse: Path, reports_dir: Path, names: Sequence[str], param
         try:
             written.append(render_report(name, warehouse, reports_dir, parameters))
         except PapermillExecutionError as exc:
-            raise PipelineError(
-                "reports",
-                f"report {name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
-                f" (the executed notebook is {reports_dir / (name + '.ipynb')}). The marts were built"
-                " and checked; only this report is missing.",
-            ) from exc
+            failure = f"failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
+        except Exception as exc:  # writing the page: a full disk, a folder where a file goes...
+            failure = f"could not be written: {type(exc).__name__}: {exc}"
+        else:
+            continue
+        raise PipelineError(
+            "reports",
+            f"report {name} {failure} (the executed notebook is {reports_dir / (name + '.ipynb')})."
+            " The marts were built and checked; only the reports from this one on are missing:"
+            f" fix the cause and write them with `entitlements report all --out {reports_dir}`.",
+        )
     return written
 
 

@@ -562,20 +562,20 @@ def test_report_on_a_locked_warehouse_exits_2(canonical_run: tuple[Path, Path], 
     assert done.returncode == 2 and "is locked" in done.stderr and "Traceback" not in done.stderr
 
 
-def test_a_failing_notebook_is_one_line_not_a_traceback(
-    canonical_run: tuple[Path, Path], tmp_path: Path
-) -> None:
-    _, built = canonical_run
-    warehouse = tmp_path / "w.duckdb"
-    shutil.copy(built, warehouse)
-    with duckdb.connect(str(warehouse)) as con:
-        con.execute("drop table marts.fct_limit_breaches")
+def test_a_report_that_raises_in_a_run_is_one_message_not_a_traceback(tmp_path: Path) -> None:
+    """The leakage notebook cannot write one of its CSVs (a folder stands in its place)."""
+    export = copy_fixture("canonical", tmp_path / "export")
+    warehouse, reports = tmp_path / "w.duckdb", tmp_path / "reports"
+    (reports / "leakage_top_customers.csv").mkdir(parents=True)
 
-    done = entitlements("report", "usage", "--warehouse", warehouse, "--out", tmp_path / "r")
+    done = entitlements("run", export, "--warehouse", warehouse, "--reports", reports, "--as-of", AS_OF)
 
     assert done.returncode == 1
-    assert "report usage failed in cell" in done.stderr and "fct_limit_breaches" in done.stderr
+    assert "[reports] report leakage failed in cell" in done.stderr
+    assert "IsADirectoryError" in done.stderr and "leakage_top_customers.csv" in done.stderr
+    assert "The marts were built and checked" in done.stderr
     assert "Traceback" not in done.stderr + done.stdout
+    assert leaks(warehouse) == EXPECTED_LEAKS
 
 
 @pytest.fixture(scope="module")
