@@ -266,19 +266,16 @@ def big_export(tmp_path: Path) -> Path:
     return export
 
 
+def _run_args(
+    export: Path, warehouse: Path, reports: Path, command: Path = BIN / "entitlements"
+) -> list[str]:
+    options = {"--warehouse": warehouse, "--reports": reports, "--as-of": AS_OF}
+    return [str(command), "run", str(export), *(str(x) for pair in options.items() for x in pair)]
+
+
 def _start_run(export: Path, warehouse: Path, reports: Path) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [
-            str(BIN / "entitlements"),
-            "run",
-            str(export),
-            "--warehouse",
-            str(warehouse),
-            "--reports",
-            str(reports),
-            "--as-of",
-            AS_OF,
-        ],
+        _run_args(export, warehouse, reports),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -601,17 +598,7 @@ def test_run_works_after_a_plain_pip_install(plain_venv: Path, tmp_path: Path) -
     assert not (plain_venv / "share" / "jupyter" / "kernels" / "entitlements").exists()
 
     done = subprocess.run(
-        [
-            str(plain_venv / "bin" / "entitlements"),
-            "run",
-            str(export),
-            "--warehouse",
-            str(warehouse),
-            "--reports",
-            str(reports),
-            "--as-of",
-            AS_OF,
-        ],
+        _run_args(export, warehouse, reports, plain_venv / "bin" / "entitlements"),
         capture_output=True,
         text=True,
         env=env,
