@@ -69,7 +69,10 @@ def test_vendor_shapes_give_the_same_marts_as_the_canonical_export(
     folder: str, canonical: Path, tmp_path: Path
 ) -> None:
     vendor = built(folder, tmp_path)
-    shapes = query_rows(vendor, "SELECT DISTINCT shape FROM audit.ingest_manifest WHERE status = 'landed'")
+    # `build` validates what `ingest` landed before dbt reads it: no load is left unvalidated.
+    statuses = query_rows(vendor, "SELECT DISTINCT status FROM audit.ingest_manifest")
+    assert statuses == [{"status": "validated"}]
+    shapes = query_rows(vendor, "SELECT DISTINCT shape FROM audit.ingest_manifest WHERE status = 'validated'")
     families = {r["shape"].split(".")[0] for r in shapes}
     assert families - {"canonical"}, f"{folder}: no vendor shape was used ({families})"
     rejected = query_rows(vendor, "SELECT source_file, line, reason FROM audit.rejected_rows")
