@@ -83,9 +83,15 @@ def _this_interpreters_kernel() -> Iterator[None]:
         "display_name": "entitlements (this interpreter)",
         "language": "python",
     }
-    if not spec.is_file() or json.loads(spec.read_text()) != wanted:
+    try:
+        current = json.loads(spec.read_text())
+    except (OSError, ValueError):
+        current = None
+    if current != wanted:  # written whole or not at all: two reports may start at once
         spec.parent.mkdir(parents=True, exist_ok=True)
-        spec.write_text(json.dumps(wanted))
+        partial = spec.with_name(f"kernel.{os.getpid()}.tmp")
+        partial.write_text(json.dumps(wanted))
+        os.replace(partial, spec)
     before = os.environ.get("JUPYTER_PATH")
     os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(root), before]))
     try:
