@@ -109,7 +109,7 @@ def checked_sql(shape: Shape, source_sql: str, source_file: str, mapping_name: s
         FROM checked"""
 
 
-# An id or code may not hold a control character (NUL, tab, a line break...): "A1\\0" and "A1" would
+# An id or code may not hold a control character (NUL, tab, a line break...): "A1" and "A1<NUL>" would
 # land as two keys that print alike. Legacy layouts land text exactly as written: the migration's
 # extract step checks them.
 _CONTROL = r"[\x00-\x1f\x7f]"
