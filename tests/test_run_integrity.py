@@ -331,7 +331,7 @@ def test_kill_mid_landing_gate_then_rerun_validates_what_was_left(tmp_path: Path
     warehouse, reports = tmp_path / "w.duckdb", tmp_path / "reports"
     proc = _start_run(export, warehouse, reports)
     _read_until(proc, "landing checks: running")
-    time.sleep(1.0)  # Great Expectations is building its context: seconds
+    time.sleep(0.3)  # the gate writes its verdicts only when every batch is validated
     assert proc.poll() is None, "the run ended before it could be killed mid-gate"
     _kill(proc)
 
