@@ -61,7 +61,9 @@ def checked_sql(shape: Shape, source_sql: str, source_file: str, mapping_name: s
             )
         else:
             value = "NULL" if expr is None else f"CAST({expr} AS VARCHAR)"
-            if expr is not None and column.name in key_columns(layout):
+            # Ids, codes and every typed (non-text) value are read without surrounding spaces,
+            # trimmed here once rather than in each parse and check.
+            if expr is not None and (column.name in key_columns(layout) or column.type.upper() != "VARCHAR"):
                 value = f"trim({value})"
             texts.append(f"nullif({value}, '') AS {_text(column.name)}")
     mapped = [
@@ -74,13 +76,19 @@ def checked_sql(shape: Shape, source_sql: str, source_file: str, mapping_name: s
         for c in layout.columns
     ]
     checks = _checks(shape, mapping_name)
-    reason = "CASE " + " ".join(f"WHEN {c.condition} THEN {c.reason}" for c in checks) + " END"
+    # Which check a row fails first, evaluated once; its reason, column and kind follow from it.
+    failed = "CASE " + " ".join(f"WHEN {c.condition} THEN {i}" for i, c in enumerate(checks)) + " END"
+    reason = "CASE _check " + " ".join(f"WHEN {i} THEN {c.reason}" for i, c in enumerate(checks)) + " END"
     column = (
-        "CASE "
-        + " ".join(f"WHEN {c.condition} THEN {c.column_sql or _literal(c.column)}" for c in checks)
+        "CASE _check "
+        + " ".join(f"WHEN {i} THEN {c.column_sql or _literal(c.column)}" for i, c in enumerate(checks))
         + " END"
     )
-    kind = "CASE " + " ".join(f"WHEN {c.condition} THEN {quote_literal(c.kind)}" for c in checks) + " END"
+    kind = (
+        "CASE _check "
+        + " ".join(f"WHEN {i} THEN {quote_literal(c.kind)}" for i, c in enumerate(checks))
+        + " END"
+    )
     key_cols = ", ".join(quote_ident(k) for k in layout.primary_key)
     windows, joins = "", ""
     if layout.unique_key:
@@ -103,10 +111,11 @@ def checked_sql(shape: Shape, source_sql: str, source_file: str, mapping_name: s
         looked AS (SELECT rec.*{"".join(", " + m for m in mapped)} FROM rec {" ".join(lookups)}),
         typed AS (SELECT looked.*, {", ".join(typed)}{windows} FROM looked),
         checked AS (SELECT typed.*, {"landed._landed_file" if joins else "NULL AS _landed_file"}
-            FROM typed{joins})
+            FROM typed{joins}),
+        numbered AS (SELECT checked.*, {failed} AS _check FROM checked)
         SELECT {", ".join(quote_ident(c.name) for c in layout.columns)}, _extra, _line, _raw,
             {reason} AS _reason, {column} AS _reason_column, {kind} AS _reason_kind
-        FROM checked"""
+        FROM numbered"""
 
 
 # An id or code may not hold a control character (NUL, tab, a line break...): "A1" and "A1<NUL>" would
@@ -170,9 +179,15 @@ def _checks(shape: Shape, mapping_name: str) -> list[Check]:
             )
         elif c.type.upper().startswith("DECIMAL") and c.name not in shape.parse:
             scale = c.type.split(",")[-1].rstrip(") ")
+            text = _text(c.name)
+            # The exact comparison costs a second cast: only for text that may hold more decimals.
+            suspect = (
+                f"(length({text}) - instr({text}, '.') > {scale} AND instr({text}, '.') > 0"
+                f" OR contains(lower({text}), 'e'))"
+            )
             checks.append(
                 Check(
-                    f"{quote_ident(c.name)} <> TRY_CAST(trim({_text(c.name)}) AS DECIMAL(38, 18))",
+                    f"{suspect} AND {quote_ident(c.name)} <> TRY_CAST({text} AS DECIMAL(38, 18))",
                     c.name,
                     f"{_quote_value(_text(c.name))} || ' has more decimals than {c.name} holds ({scale}):"
                     " send the exact value (nothing is rounded)'",
