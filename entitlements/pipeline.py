@@ -66,20 +66,19 @@ def recorded_as_of(warehouse: Path) -> date | None:
         con.close()
 
 
-def _landed_loads(warehouse: Path) -> set[str]:
-    """Load ids currently landed but not yet validated."""
+def _landed_loads(warehouse: Path) -> list[str]:
+    """Load ids currently landed but not yet validated, in the order they landed."""
     if not Path(warehouse).exists():
-        return set()
+        return []
     con = connect(warehouse, read_only=True)
     try:
         if not table_exists(con, "audit", "ingest_manifest"):
-            return set()
-        return {
-            r[0]
-            for r in con.execute(
-                "select load_id from audit.ingest_manifest where status = 'landed' and superseded_by is null"
-            ).fetchall()
-        }
+            return []
+        rows = con.execute(
+            "select load_id from audit.ingest_manifest where status = 'landed' and superseded_by is null"
+            " order by loaded_at, load_id"
+        ).fetchall()
+        return [load_id for (load_id,) in rows]
     finally:
         con.close()
 
@@ -151,13 +150,13 @@ def ingest_step(
     quarantine_unmapped, encoding). echo: told each file's name as its landing starts.
     """
     with run_lock(warehouse, "ingest"):
-        before = _landed_loads(warehouse)
+        before = set(_landed_loads(warehouse))
         try:
             files = ingest_exports(
                 warehouse, export_dir, progress=progress, on_file=echo, **(ingest_options or {})
             )
         except IngestError as exc:
-            partial = sorted(_landed_loads(warehouse) - before)
+            partial = [load_id for load_id in _landed_loads(warehouse) if load_id not in before]
             if partial:
                 revert_load(warehouse, partial, f"run {run_id}: {exc.source_file} was refused")
             raise PipelineError("ingest", f"{exc}\nNothing of this export was kept.") from exc
@@ -177,7 +176,7 @@ def landing_step(warehouse: Path, run_id: str) -> GateReport:
     """Validate every current load not yet validated, whoever landed it (this run, a plain `ingest`,
     a run that crashed); on a critical failure revert all of them, so raw is as it was validated."""
     with run_lock(warehouse, "validate"):
-        pending = sorted(_landed_loads(warehouse))
+        pending = _landed_loads(warehouse)
         if not pending:
             return GateReport(run_id=run_id, step="landing", results=[])
         try:
