@@ -49,6 +49,7 @@ def _quote_value(sql: str) -> str:
 def checked_sql(shape: Shape, source_sql: str, source_file: str, mapping_name: str) -> str:
     """SELECT of the layout's typed columns, _extra, _line, _raw, _reason, _reason_column and _reason_kind."""
     layout = shape.layout
+    keys = key_columns(layout)
     texts, lookups = [], []
     for column in layout.columns:
         expr = shape.text_expr(column.name)
@@ -63,7 +64,7 @@ def checked_sql(shape: Shape, source_sql: str, source_file: str, mapping_name: s
             value = "NULL" if expr is None else f"CAST({expr} AS VARCHAR)"
             # Ids, codes and every typed (non-text) value are read without surrounding spaces,
             # trimmed here once rather than in each parse and check.
-            if expr is not None and (column.name in key_columns(layout) or column.type.upper() != "VARCHAR"):
+            if expr is not None and (column.name in keys or column.type.upper() != "VARCHAR"):
                 value = _trimmed(value)
             texts.append(f"nullif({value}, '') AS {_text(column.name)}")
     mapped = [

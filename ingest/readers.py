@@ -32,7 +32,6 @@ from ingest._sql import quote_ident, quote_literal, struct_literal
 if TYPE_CHECKING:
     from ingest.exports import FilePlan
 
-SAMPLE_BYTES = 1 << 20  # how much of a file is_utf8 reads by default
 SAMPLE_RECORDS = 1000
 DELIMITERS = (",", ";", "\t", "|")
 BATCH_ROWS = 50_000
@@ -62,25 +61,17 @@ def open_binary(path: Path) -> IO[bytes]:
     return gzip.open(path, "rb") if path.name.endswith(".gz") else path.open("rb")
 
 
-def is_utf8(path: Path, limit: int | None = SAMPLE_BYTES) -> tuple[bool, int | None]:
-    """Whether the file (or its first `limit` bytes) is valid UTF-8; else the line of the first bad byte."""
+def is_utf8(path: Path) -> bool:
+    """Whether the whole file is valid UTF-8 (streamed, at the decoder's speed)."""
     decoder = codecs.getincrementaldecoder("utf-8")()
-    line, read = 1, 0
-    with open_binary(path) as fh:
-        while chunk := fh.read(1 << 16):
-            try:
-                decoder.decode(chunk)
-            except UnicodeDecodeError as exc:
-                return False, line + chunk[: exc.start].count(b"\n")
-            line += chunk.count(b"\n")
-            read += len(chunk)
-            if limit is not None and read >= limit:
-                return True, None
     try:
+        with open_binary(path) as fh:
+            while chunk := fh.read(1 << 16):
+                decoder.decode(chunk)
         decoder.decode(b"", final=True)
     except UnicodeDecodeError:
-        return False, line
-    return True, None
+        return False
+    return True
 
 
 def file_encoding(path: Path, declared: str | None = None) -> tuple[str, str | None]:
@@ -94,7 +85,7 @@ def file_encoding(path: Path, declared: str | None = None) -> tuple[str, str | N
     """
     if declared:
         return declared, f"read as {declared} (declared with --encoding)"
-    if is_utf8(path, limit=None)[0]:
+    if is_utf8(path):
         return "utf-8", None
     utf8_lines = other_lines = 0
     with open_binary(path) as fh:
