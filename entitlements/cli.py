@@ -58,6 +58,13 @@ def _ingest_options(func):
             " cloudevents, metering); default: recognise each file by its name and header.",
         ),
         click.option(
+            "--config",
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            default=None,
+            help="The configuration file (default: entitlements.yml in EXPORT_DIR, if any;"
+            " docs/configuration.md).",
+        ),
+        click.option(
             "--mapping",
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
             default=None,
@@ -578,6 +585,22 @@ def statement(customer_id: str, out: Path | None, on: datetime | None, warehouse
     except (CheckInputError, FileNotFoundError) as exc:
         click.secho(str(exc), fg="red", err=True)
         sys.exit(2)
+
+
+@cli.command("check-config")
+@click.argument("config_file", type=click.Path(dir_okay=False, path_type=Path))
+def check_config(config_file: Path) -> None:
+    """Validate a configuration file (docs/configuration.md): exit 0 when valid, 1 with every problem
+    listed (file, line, key)."""
+    from entitlements.config import ConfigError, describe, load_config
+
+    try:
+        config = load_config(config_file)
+    except ConfigError as exc:
+        _fail(str(exc))
+    click.echo(f"{config_file}: valid")
+    for line in describe(config):
+        click.echo(f"  {line}")
 
 
 @cli.command("check-catalog")

@@ -52,8 +52,11 @@ def run_dbt(
 ) -> DbtResult:
     """Run `dbt <command>` for the warehouse; target and logs go beside the warehouse.
 
-    as_of sets the var as_of_date; dbt_vars adds other vars (the migration's phase, say).
+    as_of sets the var as_of_date; dbt_vars adds other vars (the migration's phase, say); under
+    both, the vars of the configuration last recorded in the warehouse (entitlements.config).
     """
+    from entitlements.config import recorded_dbt_vars
+
     warehouse = Path(warehouse).resolve()
     work = target_dir(warehouse).parent
     args = [
@@ -68,7 +71,11 @@ def run_dbt(
         "--log-path",
         str(work / "logs"),
     ]
-    all_vars = ({"as_of_date": as_of.isoformat()} if as_of is not None else {}) | (dbt_vars or {})
+    all_vars = (
+        recorded_dbt_vars(warehouse)
+        | ({"as_of_date": as_of.isoformat()} if as_of is not None else {})
+        | (dbt_vars or {})
+    )
     if all_vars:
         args += ["--vars", json.dumps(all_vars)]
     args += list(extra)

@@ -14,6 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from entitlements.config import ConfigError, find_config, load_config, record_config
 from entitlements.dbt_runner import run_dbt, target_dir
 from entitlements.queries import store_compiled_queries
 from entitlements.run_lock import run_lock
@@ -147,19 +148,32 @@ def ingest_step(
     """Land the export; if a file is refused, revert the files this run landed before it.
 
     ingest_options: keyword arguments of ingest_exports (file_format, mapping, max_rejected_share,
-    quarantine_unmapped, encoding). echo: told each file's name as its landing starts.
+    quarantine_unmapped, encoding), and config: the configuration file (default entitlements.yml in
+    the export, if any), checked before anything lands and recorded in the warehouse, so every dbt
+    command on it applies the same rules. echo: told each file's name as its landing starts.
     """
+    options = dict(ingest_options or {})
+    config_path = find_config(export_dir, options.pop("config", None))
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        raise PipelineError("configuration", str(exc)) from exc
     with run_lock(warehouse, "ingest"):
         before = set(_landed_loads(warehouse))
         try:
             files = ingest_exports(
-                warehouse, export_dir, progress=progress, on_file=echo, **(ingest_options or {})
+                warehouse, export_dir, progress=progress, on_file=echo, config=config, **options
             )
         except IngestError as exc:
             partial = [load_id for load_id in _landed_loads(warehouse) if load_id not in before]
             if partial:
                 revert_load(warehouse, partial, f"run {run_id}: {exc.source_file} was refused")
             raise PipelineError("ingest", f"{exc}\nNothing of this export was kept.") from exc
+        con = connect(warehouse)
+        try:
+            record_config(con, config)
+        finally:
+            con.close()
         _record_step(
             warehouse,
             run_id,

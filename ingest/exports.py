@@ -6,8 +6,9 @@ sorted by relative path, except
 - hidden files and folders (name starts with "."), such as .DS_Store or editor swap files;
 - any folder named ``ground_truth`` or ``legacy``, at any depth: the demo generator's answer key
   and archived exports, which must never reach the warehouse;
-- ``export.json`` (the export's own metadata), ``mapping.csv`` (ingest/mapping.py) and ``phases.yml``
-  (a legacy export's migration plan, docs/migration.md) at the top.
+- ``export.json`` (the export's own metadata), ``mapping.csv`` (ingest/mapping.py), ``entitlements.yml``
+  (the configuration, entitlements/config.py) and ``phases.yml`` (a legacy export's migration plan,
+  docs/migration.md) at the top.
 
 Every other file must be recognised as one shape (ingest/shapes.py): its name and format match
 the shape's and its header (CSV, Parquet) or keys (JSON) hold the shape's signature. A file no
@@ -34,7 +35,8 @@ IGNORED_DIRS = frozenset({"ground_truth", "legacy"})
 EXPORT_METADATA = "export.json"
 MAPPING_FILE = "mapping.csv"
 MIGRATION_PLAN = "phases.yml"
-TOP_LEVEL_IGNORED = frozenset({EXPORT_METADATA, MAPPING_FILE, MIGRATION_PLAN})
+CONFIG_FILE = "entitlements.yml"
+TOP_LEVEL_IGNORED = frozenset({EXPORT_METADATA, MAPPING_FILE, MIGRATION_PLAN, CONFIG_FILE})
 
 
 @dataclass(frozen=True)
@@ -86,7 +88,7 @@ def discover_exports(export_dir: Path) -> list[ExportFile]:
             " the first four optionally .gz), so the export was refused and nothing was landed."
             f" Rename or remove {'the file' if len(unknown) == 1 else 'these files'} (hidden files,"
             f" {' and '.join(sorted(IGNORED_DIRS))} folders and a top-level {EXPORT_METADATA},"
-            f" {MAPPING_FILE} and {MIGRATION_PLAN} are ignored).",
+            f" {MAPPING_FILE}, {CONFIG_FILE} and {MIGRATION_PLAN} are ignored).",
             source_file=unknown[0],
         )
     if not files:
@@ -139,7 +141,11 @@ def _walk(root: Path) -> list[str]:
 
 
 def preflight(
-    con: duckdb.DuckDBPyConnection, file: ExportFile, family: str | None = None, encoding: str | None = None
+    con: duckdb.DuckDBPyConnection,
+    file: ExportFile,
+    family: str | None = None,
+    encoding: str | None = None,
+    shapes: tuple[Shape, ...] | None = None,
 ) -> list[FilePlan]:
     """Recognise the file's shapes from its name and header (or keys); check a catalog whole.
 
@@ -153,10 +159,10 @@ def preflight(
                 " Re-export it, or remove it from the export.",
                 source_file=file.relative,
             )
-        shapes = [s for s in all_shapes() if family in (None, s.family)]
-        by_name = [s for s in shapes if s.matches_name(file.stem, file.file_format)]
+        candidates = [s for s in (shapes or all_shapes()) if family in (None, s.family)]
+        by_name = [s for s in candidates if s.matches_name(file.stem, file.file_format)]
         if not by_name:
-            raise _unrecognised(file, shapes, family)
+            raise _unrecognised(file, candidates, family)
         dialect, header = _header(con, file, by_name, encoding)
     except READ_ERRORS as exc:
         raise _unreadable(file, exc) from exc

@@ -37,10 +37,13 @@ import duckdb
 import xxhash
 from tqdm import tqdm
 
+from entitlements.config import DEFAULT as DEFAULT_CONFIG
+from entitlements.config import Config
 from entitlements.warehouse import connect
 from ingest._sql import quote_ident
 from ingest.checks import CURRENT_LOAD as CURRENT
 from ingest.checks import UNMAPPED, checked_sql
+from ingest.configured import METER_EVENT_KIND, configured_shapes, meter_rows
 from ingest.errors import IngestError
 from ingest.exports import MAPPING_FILE, FilePlan, discover_exports, preflight
 from ingest.layouts import LAYOUTS
@@ -158,9 +161,10 @@ def _column_defs(columns: Iterable[tuple[str, str]]) -> str:
 
 
 def lookup_kinds() -> frozenset[str]:
+    """The kinds a mapping file may hold (the meters' event types come from the configuration)."""
     return frozenset(
         expr.kind for shape in all_shapes() for expr in shape.columns.values() if isinstance(expr, Lookup)
-    )
+    ) - {METER_EVENT_KIND}
 
 
 def ingest_exports(
@@ -172,6 +176,7 @@ def ingest_exports(
     max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE,
     quarantine_unmapped: bool = False,
     encoding: str | None = None,
+    config: Config = DEFAULT_CONFIG,
     progress: bool | None = None,
     on_file: Callable[[str], None] | None = None,
 ) -> list[FileResult]:
@@ -184,6 +189,8 @@ def ingest_exports(
     mapping: the mapping file; default mapping.csv at the export's top level, if there is one.
     encoding: the CSV files' encoding, declared; default UTF-8, or latin-1 for a file no line of
     which is valid UTF-8 (readers.file_encoding).
+    config: the user's configuration (entitlements.yml): how vendor fields are read
+    (ingest/configured.py). A file landed under other reading rules is landed again, as a correction.
     progress: a tqdm bar on stderr; None shows it only when stderr is a terminal.
     on_file: called with each file's relative path as its landing starts.
 
@@ -194,14 +201,15 @@ def ingest_exports(
     files = discover_exports(export_dir)
     default_mapping = export_dir / MAPPING_FILE
     mapping_path = mapping or (default_mapping if default_mapping.is_file() else None)
-    options = IngestOptions(
-        export_dir, load_mapping(mapping_path, lookup_kinds()), max_rejected_share, quarantine_unmapped
-    )
+    mapping_rows = load_mapping(mapping_path, lookup_kinds())
+    mapping_rows = Mapping(mapping_rows.path, mapping_rows.rows + meter_rows(config))
+    options = IngestOptions(export_dir, mapping_rows, max_rejected_share, quarantine_unmapped)
+    shapes = configured_shapes(config)
     with duckdb.connect() as scratch:  # pre-flight never opens, let alone creates, the warehouse
         plans = []
         for file in files:
             with _refusing_unexpected(file.relative, "read"):
-                plans += preflight(scratch, file, file_format, encoding)
+                plans += preflight(scratch, file, file_format, encoding, shapes)
     results = []
     show = sys.stderr.isatty() if progress is None else progress
     with _open(warehouse) as con:
@@ -319,8 +327,9 @@ class _Load:
         """The current load of the same content into the same table, if any: a re-sent file."""
         return self.con.execute(
             f"SELECT load_id, source_file, status FROM {MANIFEST}"
-            f" WHERE checksum = $checksum AND table_name = $table AND {CURRENT} ORDER BY loaded_at LIMIT 1",
-            {"checksum": self.checksum, "table": self.layout.table},
+            f" WHERE checksum = $checksum AND table_name = $table AND shape = $shape AND {CURRENT}"
+            " ORDER BY loaded_at LIMIT 1",
+            {"checksum": self.checksum, "table": self.layout.table, "shape": self.plan.shape.name},
         ).fetchone()
 
     def skip(self, previous: tuple[str, str, str]) -> FileResult:

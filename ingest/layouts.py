@@ -161,7 +161,9 @@ LAYOUTS: tuple[Layout, ...] = (
         columns=_cols(
             "case_id VARCHAR, customer_id VARCHAR, asset_id VARCHAR?, location_id VARCHAR?,"
             " service_code VARCHAR, created_at TIMESTAMP, closed_at TIMESTAMP?, priority VARCHAR?,"
-            " status VARCHAR, response_hours DECIMAL(9,2)?, after_hours BOOLEAN?, billing_type VARCHAR"
+            " status VARCHAR, response_hours DECIMAL(9,2)?, after_hours BOOLEAN?, billing_type VARCHAR,"
+            # The number people quote (Salesforce CaseNumber): invoices may name a case by it.
+            " case_number VARCHAR?"
         ),
         primary_key=("case_id",),
         enums={
@@ -250,7 +252,10 @@ LAYOUTS: tuple[Layout, ...] = (
         columns=_cols(
             "invoice_line_id VARCHAR, invoice_id VARCHAR, line_type VARCHAR, contract_id VARCHAR?,"
             " contract_line_id VARCHAR?, item_code VARCHAR, reference_id VARCHAR?, period_start DATE,"
-            " period_end DATE, quantity DECIMAL(18,4), amount DECIMAL(18,2), currency VARCHAR"
+            " period_end DATE, quantity DECIMAL(18,4), amount DECIMAL(18,2), currency VARCHAR,"
+            # How reference_id was found (entitlements.yml evidence): metadata_key:<key> or
+            # description_pattern; empty for a canonical file, whose reference_id is a column.
+            " reference_matched_by VARCHAR?"
         ),
         primary_key=("invoice_line_id",),
         enums={
@@ -261,14 +266,16 @@ LAYOUTS: tuple[Layout, ...] = (
         non_negative=("quantity", "amount"),
     ),
     # The billing system's own customer records (Stripe customers): customer_ref is the billing
-    # system's id, customer_id the CRM account it maps to (mapping kind "customer").
+    # system's id, customer_id the CRM account it maps to (mapping kind "customer", or the metadata
+    # key entitlements.yml names). A customer no CRM account is known for lands without one and is
+    # listed by fct_unresolved_customer_ids, never dropped.
     Layout(
         table="billing_customers",
         system="billing",
         pattern="billing/customers*.csv",
         file_format="csv",
         columns=_cols(
-            "customer_ref VARCHAR, customer_id VARCHAR, name VARCHAR?, email VARCHAR?, currency VARCHAR?,"
+            "customer_ref VARCHAR, customer_id VARCHAR?, name VARCHAR?, email VARCHAR?, currency VARCHAR?,"
             " created_at TIMESTAMP?"
         ),
         primary_key=("customer_ref",),

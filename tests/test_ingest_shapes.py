@@ -50,8 +50,8 @@ def test_canonical_fixture_gives_the_hand_computed_leaks(canonical: Path) -> Non
         canonical, "SELECT category, evidence_id, amount, currency FROM marts.fct_revenue_leakage ORDER BY 2"
     )
     assert [tuple(r.values()) for r in leaks] == [
-        ("unbilled_overage", "001000000000001AAA:API_CALLS:2026-06", Decimal("6.00"), "USD"),
-        ("unbilled_overage", "001000000000001AAA:API_CALLS:2026-08", Decimal("80.00"), "USD"),
+        ("unbilled_overage", "001000000000001AAA:API_CALLS:2026-06:811000000000002AAA/v1", Decimal("6.00"), "USD"),
+        ("unbilled_overage", "001000000000001AAA:API_CALLS:2026-08:811000000000002AAA/v2", Decimal("80.00"), "USD"),
         ("uncovered_service", "500000000000005AAA", Decimal("315.00"), "EUR"),
         ("unbilled_service", "500000000000006AAA", Decimal("64.00"), "GBP"),
     ]

@@ -723,7 +723,15 @@ class _Business:
                         share = self.as_of.day / (add_months(month, 1) - month).days
                     total = int(limit * rng.uniform(low, high) * share)
                     periods.append(
-                        UsagePeriod(lv.contract.customer_id, code, month, limit, total, lv.contract.currency)
+                        UsagePeriod(
+                            lv.contract.customer_id,
+                            code,
+                            month,
+                            limit,
+                            total,
+                            lv.contract.currency,
+                            line_version=f"{lv.contract_line_id}/v{lv.version_no}",
+                        )
                     )
                 month = add_months(month, 1)
         assessable = [p for p in periods if p.month < self.as_of_month]

@@ -31,10 +31,12 @@ class UsagePeriod:
     billed: int = 0  # overage quantity invoiced
     duplicates: int = 0  # events of this period delivered twice
     late_quantity: int = 0  # part of the total sent in one late event, after the month ended
+    line_version: str | None = None  # "<contract_line_id>/v<version_no>" granting it; None: no grant
 
     @property
     def evidence_id(self) -> str:
-        return f"{self.customer_id}:{self.meter_code}:{self.month:%Y-%m}"
+        """As int_usage_periods names it: a month can hold several allowances of one meter."""
+        return f"{self.customer_id}:{self.meter_code}:{self.month:%Y-%m}:{self.line_version or 'unentitled'}"
 
 
 def _epoch(day: date) -> int:

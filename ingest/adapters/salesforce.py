@@ -9,8 +9,8 @@ docs/ingest.md, section Salesforce, has the field -> column tables and the reaso
 - Salesforce's EndDate is the last day covered; our end dates are exclusive ([start, end)), so
   every EndDate of a date field lands one day later.
 - What Salesforce has no standard field for comes from documented custom fields (Contract_Type__c,
-  Auto_Renew__c, Renewal_Of__c, Contract_Status__c, Original_Line__c, Line_Version__c,
-  Change_Reason__c, Annual_Price__c, Location__c, Billing_Type__c, Response_Hours__c,
+  Auto_Renew__c, Renewal_Of__c (else ParentServiceContractId), Contract_Status__c, Original_Line__c,
+  Line_Version__c, Change_Reason__c, Annual_Price__c, Location__c, Billing_Type__c, Response_Hours__c,
   After_Hours__c), each with a default when absent.
 - Products (ContractLineItem.Product2Id) and services (Case.Type, WorkOrder.WorkTypeId) are
   translated by the mapping file, kinds ``product`` and ``service``.
@@ -123,6 +123,14 @@ ACCOUNT = Shape(
 CONTRACT_STATUS = """coalesce(sf_code("Contract_Status__c"), CASE sf_code("Status")
     WHEN 'inactive' THEN 'active' ELSE sf_code("Status") END)"""
 
+
+def renewal_of(link_field: str) -> str:
+    """The contract this one renews: Renewal_Of__c where the org keeps it, else the link field
+    (entitlements.yml crm.renewal_link_field; default the standard ParentServiceContractId, which
+    orgs set on a renewal to point at the contract it continues)."""
+    return f'sf_id18(coalesce(nullif(trim("Renewal_Of__c"), \'\'), "{link_field}"))'
+
+
 SERVICE_CONTRACT = Shape(
     name="salesforce.ServiceContract",
     family=FAMILY,
@@ -141,6 +149,7 @@ SERVICE_CONTRACT = Shape(
         "Contract_Status__c",
         "Auto_Renew__c",
         "Renewal_Of__c",
+        "ParentServiceContractId",
     ),
     columns={
         "contract_id": _id("Id"),
@@ -151,25 +160,46 @@ SERVICE_CONTRACT = Shape(
         "end_date": '"EndDate"',
         "currency": 'upper(trim("CurrencyIsoCode"))',
         "auto_renew": '"Auto_Renew__c"',
-        "renewal_of_contract_id": _id("Renewal_Of__c"),
+        "renewal_of_contract_id": renewal_of("ParentServiceContractId"),
     },
     parse={"start_date": DATE, "end_date": END_DATE, "auto_renew": BOOLEAN},
     setup=MACROS,
     description="Salesforce ServiceContract",
 )
 
-# Our annual price is per unit and year. Annual_Price__c when the org keeps it; else the sales
-# price less the line's discount (lines priced per year, as annual service contracts are); else
-# TotalPrice / Quantity. A non-numeric UnitPrice without a discount is passed on to be rejected.
-ANNUAL_PRICE = """CASE
+# The line's term in years: whole months where the dates fall on the same day of the month
+# (2025-03-01 .. 2027-02-28 is 24 months), else days / 365.
+TERM_YEARS = """CASE
+    WHEN day(sf_date("StartDate")) = day(sf_date("EndDate") + 1)
+        THEN date_diff('month', sf_date("StartDate"), sf_date("EndDate") + 1) / 12.0
+    ELSE date_diff('day', sf_date("StartDate"), sf_date("EndDate") + 1) / 365.0 END"""
+
+
+def annual_price(line_price: str = "per_term") -> str:
+    """Our annual price is per unit and year. Annual_Price__c when the org keeps it; else the sales
+    price less the line's discount, else TotalPrice / Quantity. per_term (entitlements.yml
+    crm.contract_line_price, the default): that price is for the line's whole term, so it is divided
+    by the term in years (a 24-month line at 48,000 is 24,000 a year); annual: it is already yearly.
+    A non-numeric UnitPrice is passed on to be rejected."""
+    unit = """CASE
+        WHEN nullif(trim("UnitPrice"), '') IS NOT NULL
+            AND coalesce(TRY_CAST("Discount" AS DECIMAL(9, 4)), 0) = 0 THEN "UnitPrice"
+        WHEN nullif(trim("UnitPrice"), '') IS NOT NULL THEN CAST(round(TRY_CAST("UnitPrice" AS DECIMAL(18, 4))
+            * (1 - TRY_CAST("Discount" AS DECIMAL(9, 4)) / 100), 2) AS VARCHAR)
+        ELSE CAST(round(TRY_CAST("TotalPrice" AS DECIMAL(18, 4))
+            / nullif(TRY_CAST("Quantity" AS DECIMAL(18, 4)), 0), 2) AS VARCHAR)
+        END"""
+    per_term = ""
+    if line_price == "per_term":
+        per_term = f"""WHEN TRY_CAST(({unit}) AS DECIMAL(18, 4)) IS NOT NULL
+        THEN CAST(round(TRY_CAST(({unit}) AS DECIMAL(18, 4)) / nullif({TERM_YEARS}, 0), 2) AS VARCHAR)"""
+    return f"""CASE
     WHEN nullif(trim("Annual_Price__c"), '') IS NOT NULL THEN "Annual_Price__c"
-    WHEN nullif(trim("UnitPrice"), '') IS NOT NULL AND coalesce(TRY_CAST("Discount" AS DECIMAL(9, 4)), 0) = 0
-        THEN "UnitPrice"
-    WHEN nullif(trim("UnitPrice"), '') IS NOT NULL THEN CAST(round(TRY_CAST("UnitPrice" AS DECIMAL(18, 4))
-        * (1 - TRY_CAST("Discount" AS DECIMAL(9, 4)) / 100), 2) AS VARCHAR)
-    ELSE CAST(round(TRY_CAST("TotalPrice" AS DECIMAL(18, 4))
-        / nullif(TRY_CAST("Quantity" AS DECIMAL(18, 4)), 0), 2) AS VARCHAR)
-    END"""
+    {per_term}
+    ELSE ({unit}) END"""
+
+
+ANNUAL_PRICE = annual_price()
 
 CONTRACT_LINE_ITEM = Shape(
     name="salesforce.ContractLineItem",

@@ -117,12 +117,39 @@ def _line_columns(line: str, invoice_id: str, fallback_currency: str = "") -> di
         "contract_line_id": _get(line, "$.metadata.contract_line_id"),
         "item_code": Lookup("price", price),
         "reference_id": _get(line, "$.metadata.reference_id"),
+        "reference_matched_by": f"CASE WHEN {_get(line, '$.metadata.reference_id')} IS NOT NULL"
+        " THEN 'metadata_key:reference_id' END",
         "period_start": _get(line, "$.period.start"),
         "period_end": _get(line, "$.period.end"),
         "quantity": _get(line, "$.quantity"),
         "amount": f"stripe_major({_get(line, '$.amount')}, {currency})",
         "currency": f"upper(trim({currency}))",
     }
+
+
+def line_reference(line: str, strategies: tuple[tuple[str, str], ...], csv: bool = False) -> tuple[str, str]:
+    """SQL of (reference_id, reference_matched_by) of an invoice line: the first strategy that finds
+    a reference (entitlements.yml evidence.invoice_line_reference). `line` is the line's JSON; a
+    Dashboard CSV line has flat columns instead (meta_<key>, description)."""
+    found = []
+    for kind, argument in strategies:
+        if kind == "metadata_key":
+            expr = f"nullif(trim(\"meta_{argument}\"), '')" if csv else _get(line, f"$.metadata.{argument}")
+            label = f"metadata_key:{argument}"
+        else:
+            description = '"description"' if csv else _get(line, "$.description")
+            pattern = "'" + argument + "'"  # validated: no quote (entitlements/config.py)
+            expr = f"nullif(regexp_extract({description}, {pattern}, 1), '')"
+            label = "description_pattern"
+        found.append((expr, label))
+    reference = "coalesce(" + ", ".join(e for e, _ in found) + ")"
+    matched_by = "CASE " + " ".join(f"WHEN {e} IS NOT NULL THEN '{label}'" for e, label in found) + " END"
+    return reference, matched_by
+
+
+def line_json(shape: Shape) -> str:
+    """The JSON expression of one line in an invoice line shape (the CSV shape has none)."""
+    return "il.line" if shape.explode else LINE_ITEM_JSON
 
 
 LINE_PARSE = {"period_start": DATE, "period_end": DATE}
@@ -263,8 +290,9 @@ API_INVOICE_LINES_NESTED = Shape(
 
 _LINE_ITEM_FIELDS = (
     "id", "unique_id", "invoice", "amount", "currency", "period", "quantity",
-    "price", "plan", "pricing", "metadata",
+    "price", "plan", "pricing", "metadata", "description",
 )  # fmt: skip
+LINE_ITEM_JSON = "json_object(" + ", ".join(f"'{name}', src.\"{name}\"" for name in _LINE_ITEM_FIELDS) + ")"
 
 # Line items as their own file (GET /v1/invoices/:id/lines). Each record is packed back into one
 # JSON object so the same expressions as for embedded lines apply.
@@ -279,10 +307,7 @@ API_INVOICE_LINE_ITEMS = Shape(
         name: "JSON" if name in ("period", "price", "plan", "pricing", "metadata") else "VARCHAR"
         for name in _LINE_ITEM_FIELDS
     },
-    columns=_line_columns(
-        "json_object(" + ", ".join(f"'{name}', src.\"{name}\"" for name in _LINE_ITEM_FIELDS) + ")",
-        'stripe_ref(src."invoice")',
-    ),
+    columns=_line_columns(LINE_ITEM_JSON, 'stripe_ref(src."invoice")'),
     parse=LINE_PARSE,
     records_key=LIST,
     setup=MACROS,
@@ -394,6 +419,8 @@ CSV_INVOICE_LINE_ITEMS = Shape(
         "contract_line_id": '"contract_line_id"',
         "item_code": Lookup("price", '"price"'),
         "reference_id": '"reference_id"',
+        "reference_matched_by": "CASE WHEN nullif(trim(\"reference_id\"), '') IS NOT NULL"
+        " THEN 'metadata_key:reference_id' END",
         "period_start": '"period_start"',
         "period_end": '"period_end"',
         "quantity": '"quantity"',

@@ -6,6 +6,9 @@
 --   4. premium_service_on_standard  premium response or after-hours dispatch above the
 --                              entitled level with no premium invoice line
 -- Billing is monthly in arrears, so rules 1 and 4 only judge months before the as-of month.
+-- An invoice line bills a delivery when its reference (found as entitlements.yml evidence says:
+-- a metadata key, a pattern in the line's description) is the delivery's id or its number
+-- (Salesforce CaseNumber), so invoices may name cases either way.
 with
 
 deliveries as (
@@ -42,13 +45,17 @@ classified as (
                 and deliveries.sla_response_hours > {{ var('premium_response_hours') }}
             )
         ) as is_premium_delivery,
-        billed_services.reference_id is not null as is_service_billed,
-        billed_premiums.reference_id is not null as is_premium_billed
+        coalesce(service_by_id.reference_id, service_by_number.reference_id) is not null as is_service_billed,
+        coalesce(premium_by_id.reference_id, premium_by_number.reference_id) is not null as is_premium_billed
     from deliveries
-    left join billed_services
-        on deliveries.delivery_id = billed_services.reference_id
-    left join billed_premiums
-        on deliveries.delivery_id = billed_premiums.reference_id
+    left join billed_services as service_by_id
+        on deliveries.delivery_id = service_by_id.reference_id
+    left join billed_services as service_by_number
+        on deliveries.delivery_number = service_by_number.reference_id
+    left join billed_premiums as premium_by_id
+        on deliveries.delivery_id = premium_by_id.reference_id
+    left join billed_premiums as premium_by_number
+        on deliveries.delivery_number = premium_by_number.reference_id
 ),
 
 categorised as (

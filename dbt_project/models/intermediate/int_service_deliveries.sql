@@ -16,6 +16,7 @@ accounts as (
 unioned as (
     select
         case_id as delivery_id,
+        case_number as delivery_number,
         'case' as delivery_type,
         customer_id,
         asset_id,
@@ -29,6 +30,7 @@ unioned as (
     union all
     select
         work_order_id as delivery_id,
+        cast(null as {{ dbt.type_string() }}) as delivery_number,
         'work_order' as delivery_type,
         customer_id,
         asset_id,

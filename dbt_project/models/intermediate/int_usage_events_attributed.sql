@@ -22,6 +22,7 @@ attributed as (
         grants.entitlement_id,
         grants.contract_id,
         grants.contract_line_id,
+        grants.version_no,
         grants.limit_quantity,
         case
             when grants.entitlement_id is null then {{ month_start('events.occurred_on') }}
@@ -54,6 +55,7 @@ select
     entitlement_id,
     contract_id,
     contract_line_id,
+    version_no,
     limit_quantity,
     period_start,
     {{ period_end('limit_period', 'period_start', 'contract_end_date') }} as period_end

@@ -1,8 +1,15 @@
--- Usage is delivered at least once: keep the first delivery of each event id.
+-- Usage is delivered at least once: keep the first delivery of each event id. The event's
+-- customer id may be a CRM account or a billing customer (entitlements.yml usage_events):
+-- resolved to the CRM account through int_customer_identities; an unresolved id is kept as it
+-- is (it matches no entitlement) and listed in fct_unresolved_customer_ids.
 with
 
 events as (
     select * from {{ ref('stg_usage__events') }}
+),
+
+identities as (
+    select * from {{ ref('int_customer_identities') }}
 ),
 
 ranked as (
@@ -16,12 +23,14 @@ ranked as (
 )
 
 select
-    event_id,
-    customer_id,
-    meter_code,
-    quantity,
-    occurred_at,
-    cast(occurred_at as date) as occurred_on,
-    sent_at
+    ranked.event_id,
+    coalesce(identities.customer_id, ranked.customer_id) as customer_id,
+    ranked.meter_code,
+    ranked.quantity,
+    ranked.occurred_at,
+    cast(ranked.occurred_at as date) as occurred_on,
+    ranked.sent_at
 from ranked
-where delivery_no = 1
+left join identities
+    on ranked.customer_id = identities.source_id
+where ranked.delivery_no = 1

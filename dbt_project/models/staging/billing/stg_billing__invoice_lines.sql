@@ -15,6 +15,7 @@ renamed as (
         item_code,
         reference_id,
         -- attributes
+        reference_matched_by,
         line_type,
         upper(currency) as currency,
         -- numerics

@@ -13,6 +13,7 @@ renamed as (
         asset_id,
         location_id,
         service_code,
+        case_number,
         -- attributes
         priority,
         status as case_status,

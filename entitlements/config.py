@@ -1,0 +1,523 @@
+"""The user's configuration file, entitlements.yml: every business fact a company differs on.
+
+One YAML file per export (``entitlements.yml`` at the export's top level, or ``--config FILE``),
+documented key by key in docs/configuration.md. It is read and checked whole before anything lands:
+each problem names the file, the line and the key (``entitlements check-config FILE``). What it
+says reaches the ingest (how vendor fields are read: meters, identity keys, classification,
+evidence references, CRM links) and dbt (tolerances, windows, precedence, currency) through
+:meth:`Config.dbt_vars`; nobody edits dbt_project.yml or SQL.
+
+A run records the configuration it used in the warehouse (audit.configuration), so later dbt
+commands on that warehouse (build, docs, migrate) use the same rules without being told again.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+CONFIG_FILE = "entitlements.yml"
+
+AGGREGATIONS = ("sum", "count", "max")
+CUSTOMER_KEYS = ("crm_account", "billing_customer", "mapping")
+PRECEDENCE_RULES = ("most_generous", "most_specific", "latest_start")
+ENTITLEMENT_TYPES = ("product", "service", "feature", "time_based")
+LINE_PRICES = ("per_term", "annual")
+# A path into an event or a record: dot-separated keys (data.usage.calls).
+_PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*")
+_CODE = re.compile(r"[A-Z][A-Z0-9_]*")
+_FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class ConfigError(ValueError):
+    """The configuration file has problems: each names the file, line and key."""
+
+    def __init__(self, path: Path, problems: list[str]) -> None:
+        self.path, self.problems = path, problems
+        count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
+        super().__init__(
+            f"{path}: the configuration has {count}, so nothing was read:\n"
+            + "".join(f"  - {p}\n" for p in problems)
+            + "Fix the file (docs/configuration.md documents every key) and run again;"
+            " `entitlements check-config FILE` checks it on its own."
+        )
+
+
+@dataclass(frozen=True)
+class Meter:
+    """One meter: which usage events it counts and how (docs/configuration.md, meters)."""
+
+    code: str  # the catalog entitlement code its usage consumes (API_CALLS)
+    event_types: tuple[str, ...]  # the events' type values it takes; empty: every event
+    value: str | None  # path of the quantity in the event; None with aggregation count
+    aggregation: str  # sum | count | max
+
+
+@dataclass(frozen=True)
+class UsageEvents:
+    """Where the fields every usage event shares are (CloudEvents names by default)."""
+
+    event_id: tuple[str, ...] = ("id",)  # paths joined with "|": together they identify an event
+    time: str = "time"
+    type: str = "type"
+    customer: str = "subject"
+    customer_key: str = (
+        "crm_account"  # what the customer path holds: crm_account | billing_customer | mapping
+    )
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None
+    dbt: dict[str, Any] = field(default_factory=dict)  # dbt vars the file sets
+    meters: tuple[Meter, ...] = ()
+    usage: UsageEvents = field(default_factory=UsageEvents)
+    billing_customer_account_key: str | None = None  # a Stripe customer's metadata key naming its CRM account
+    billable_field: str | None = None  # the CRM field that tells customer-pay deliveries (Case Type)
+    billable_values: tuple[str, ...] = ()
+    covered_values: tuple[str, ...] = ()
+    evidence: tuple[
+        tuple[str, str], ...
+    ] = ()  # ordered (strategy, argument): metadata_key | description_pattern
+    renewal_link_field: str = "ParentServiceContractId"
+    contract_line_price: str = "per_term"
+
+    def dbt_vars(self) -> dict[str, Any]:
+        return dict(self.dbt)
+
+    def fingerprint(self) -> str:
+        """A short stable hash of everything the file says (recorded with each load it shaped)."""
+        import hashlib
+
+        return hashlib.sha256(json.dumps(self.as_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+    def as_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        out = asdict(self)
+        out["path"] = str(self.path) if self.path else None
+        return out
+
+
+DEFAULT = Config(None)
+
+
+# --------------------------------------------------------------------------------------- reading
+
+
+def find_config(export_dir: Path | None, explicit: Path | None) -> Path | None:
+    """--config FILE, else entitlements.yml at the export's top level, else none."""
+    if explicit is not None:
+        return Path(explicit)
+    if export_dir is not None and (Path(export_dir) / CONFIG_FILE).is_file():
+        return Path(export_dir) / CONFIG_FILE
+    return None
+
+
+def load_config(path: Path | None) -> Config:
+    """Read and check a configuration file; None gives the defaults. Raises ConfigError."""
+    if path is None:
+        return DEFAULT
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(path, ["the file does not exist"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, [f"the file cannot be read ({exc})"]) from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ConfigError(path, [f"{where}not valid YAML ({getattr(exc, 'problem', exc)})"]) from None
+    reader = _Reader(path)
+    data = reader.value(node, ()) if node is not None else {}
+    config = reader.config(data)
+    if reader.problems:
+        raise ConfigError(path, reader.problems)
+    return config
+
+
+class _Reader:
+    """Turns the YAML node tree into a Config, collecting every problem with its line and key."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.problems: list[str] = []
+        self.lines: dict[tuple[str, ...], int] = {}
+
+    # -- the node tree, with each key's line
+    def value(self, node: yaml.Node, at: tuple[str, ...]) -> Any:
+        self.lines.setdefault(at, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            out: dict[str, Any] = {}
+            for key_node, value_node in node.value:
+                key = str(key_node.value)
+                if key in out:
+                    self.problem((*at, key), "is given twice", line=key_node.start_mark.line + 1)
+                self.lines[(*at, key)] = key_node.start_mark.line + 1
+                out[key] = self.value(value_node, (*at, key))
+            return out
+        if isinstance(node, yaml.SequenceNode):
+            return [self.value(item, (*at, str(i))) for i, item in enumerate(node.value)]
+        return (
+            yaml.SafeLoader("").construct_object(node) if node.tag != "tag:yaml.org,2002:str" else node.value
+        )
+
+    def problem(self, at: tuple[str, ...], message: str, line: int | None = None) -> None:
+        line = line or self.lines.get(at) or self._nearest_line(at)
+        key = ".".join(at) or "(top level)"
+        self.problems.append(f"line {line}, key {key}: {message}")
+
+    def _nearest_line(self, at: tuple[str, ...]) -> int:
+        while at and at not in self.lines:
+            at = at[:-1]
+        return self.lines.get(at, 1)
+
+    # -- typed getters: each returns the default (and records a problem) for a wrong value
+    def section(self, data: Any, at: tuple[str, ...], known: tuple[str, ...]) -> dict[str, Any]:
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            self.problem(at, f"must be a mapping of keys ({', '.join(known)})")
+            return {}
+        for key in data:
+            if key not in known:
+                near = [k for k in known if k.replace("_", "") == key.replace("_", "").lower()]
+                hint = f"; did you mean {near[0]}?" if near else f" (known keys: {', '.join(known)})"
+                self.problem((*at, key), f"unknown key{hint}")
+        return data
+
+    def number(
+        self, data: dict, at: tuple[str, ...], key: str, *, minimum: float = 0, integer: bool = False
+    ) -> Any:
+        if key not in data:
+            return None
+        value = data[key]
+        kind = int if integer else (int, float)
+        if isinstance(value, bool) or not isinstance(value, kind) or value < minimum:
+            what = "a whole number" if integer else "a number"
+            self.problem((*at, key), f"must be {what} of at least {minimum}, not {value!r}")
+            return None
+        return value
+
+    def choice(
+        self, data: dict, at: tuple[str, ...], key: str, choices: tuple[str, ...], default: str
+    ) -> str:
+        value = data.get(key, default)
+        if value not in choices:
+            self.problem((*at, key), f"must be one of {', '.join(choices)}, not {value!r}")
+            return default
+        return value
+
+    def text(
+        self, data: dict, at: tuple[str, ...], key: str, pattern: re.Pattern | None = None, what: str = ""
+    ) -> str | None:
+        if key not in data or data[key] is None:
+            return None
+        value = data[key]
+        if not isinstance(value, str) or not value.strip() or (pattern and not pattern.fullmatch(value)):
+            self.problem((*at, key), f"must be {what or 'text'}, not {value!r}")
+            return None
+        return value
+
+    def texts(
+        self,
+        data: dict,
+        at: tuple[str, ...],
+        key: str,
+        check: Callable[[str], bool] = bool,
+        what: str = "text",
+    ) -> tuple[str, ...]:
+        """A text or a list of texts."""
+        if key not in data or data[key] is None:
+            return ()
+        value = data[key]
+        items = value if isinstance(value, list) else [value]
+        out = []
+        for i, item in enumerate(items):
+            where = (*at, key, str(i)) if isinstance(value, list) else (*at, key)
+            if not isinstance(item, str | int) or isinstance(item, bool) or not check(str(item)):
+                self.problem(where, f"must be {what}, not {item!r}")
+            else:
+                out.append(str(item))
+        return tuple(out)
+
+    def path_list(self, data: dict, at: tuple[str, ...], key: str) -> tuple[str, ...]:
+        return self.texts(data, at, key, lambda v: bool(_PATH.fullmatch(v)), "a field path (data.calls)")
+
+    # -- the file
+    def config(self, data: Any) -> Config:
+        top = self.section(
+            data,
+            (),
+            (
+                "version",
+                "reporting_currency",
+                "tolerances",
+                "windows",
+                "precedence",
+                "peak_units",
+                "usage_events",
+                "meters",
+                "identity",
+                "service_deliveries",
+                "evidence",
+                "crm",
+            ),
+        )
+        if top.get("version", 1) != 1:
+            self.problem(("version",), f"this project reads version 1 files, not {top.get('version')!r}")
+        dbt: dict[str, Any] = {}
+        currency = self.text(top, (), "reporting_currency", re.compile(r"[A-Z]{3}"), "an ISO 4217 code (USD)")
+        if currency:
+            dbt["reporting_currency"] = currency
+        dbt |= self._tolerances(top.get("tolerances"))
+        dbt |= self._windows(top.get("windows"))
+        if "precedence" in top:
+            dbt["precedence_rules"] = self._precedence(top["precedence"])
+        if "peak_units" in top:
+            dbt["peak_units"] = list(self.texts(top, (), "peak_units", what="a unit name (seats)"))
+        usage = self._usage_events(top.get("usage_events"))
+        meters = self._meters(top.get("meters"))
+        identity = self.section(top.get("identity"), ("identity",), ("billing_customer_metadata_key",))
+        deliveries = self._deliveries(top.get("service_deliveries"))
+        evidence = self._evidence(top.get("evidence"))
+        crm = self.section(top.get("crm"), ("crm",), ("renewal_link_field", "contract_line_price"))
+        return Config(
+            path=self.path,
+            dbt=dbt,
+            meters=meters,
+            usage=usage,
+            billing_customer_account_key=self.text(
+                identity, ("identity",), "billing_customer_metadata_key", _FIELD, "a metadata key name"
+            ),
+            billable_field=deliveries[0],
+            billable_values=deliveries[1],
+            covered_values=deliveries[2],
+            evidence=evidence,
+            renewal_link_field=self.text(crm, ("crm",), "renewal_link_field", _FIELD, "a field's API name")
+            or "ParentServiceContractId",
+            contract_line_price=self.choice(crm, ("crm",), "contract_line_price", LINE_PRICES, "per_term"),
+        )
+
+    def _tolerances(self, data: Any) -> dict[str, Any]:
+        at = ("tolerances",)
+        section = self.section(
+            data, at, ("under_billed_amount", "under_billed_percent", "premium_response_hours")
+        )
+        names = {
+            "under_billed_amount": "under_billed_tolerance_amount",
+            "under_billed_percent": "under_billed_tolerance_pct",
+            "premium_response_hours": "premium_response_hours",
+        }
+        return {names[k]: v for k in names if (v := self.number(section, at, k)) is not None}
+
+    def _windows(self, data: Any) -> dict[str, Any]:
+        at = ("windows",)
+        keys = ("renewal_lookback_days", "recoverable_billing_window_days", "underuse_periods")
+        section = self.section(data, at, keys)
+        return {k: v for k in keys if (v := self.number(section, at, k, minimum=1, integer=True)) is not None}
+
+    def _precedence(self, data: Any) -> dict[str, str]:
+        at = ("precedence",)
+        section = self.section(data, at, ENTITLEMENT_TYPES)
+        return {t: self.choice(section, at, t, PRECEDENCE_RULES, "most_generous") for t in ENTITLEMENT_TYPES}
+
+    def _usage_events(self, data: Any) -> UsageEvents:
+        at = ("usage_events",)
+        section = self.section(data, at, ("event_id", "time", "type", "customer", "customer_key"))
+        default = UsageEvents()
+        paths = {k: self.path_list(section, at, k) for k in ("event_id", "time", "type", "customer")}
+        for key in ("time", "type", "customer"):
+            if len(paths[key]) > 1:
+                self.problem((*at, key), "must be one field path, not a list")
+        return UsageEvents(
+            event_id=paths["event_id"] or default.event_id,
+            time=paths["time"][0] if paths["time"] else default.time,
+            type=paths["type"][0] if paths["type"] else default.type,
+            customer=paths["customer"][0] if paths["customer"] else default.customer,
+            customer_key=self.choice(section, at, "customer_key", CUSTOMER_KEYS, default.customer_key),
+        )
+
+    def _meters(self, data: Any) -> tuple[Meter, ...]:
+        if data is None:
+            return ()
+        if not isinstance(data, dict) or not data:
+            self.problem(("meters",), "must map each entitlement code (API_CALLS) to its meter")
+            return ()
+        meters, taken = [], {}
+        for code, spec in data.items():
+            at = ("meters", code)
+            if not _CODE.fullmatch(code):
+                self.problem(at, "a meter is named by its catalog entitlement code, upper case (API_CALLS)")
+            section = self.section(spec, at, ("event_type", "value", "aggregation"))
+            aggregation = self.choice(section, at, "aggregation", AGGREGATIONS, "sum")
+            value = self.text(section, at, "value", _PATH, "a field path (data.calls)")
+            if value is None and aggregation != "count" and "value" not in section:
+                self.problem(at, "needs value (the path of the quantity), or aggregation: count")
+            types = self.texts(section, at, "event_type", what="an event type")
+            for event_type in types or ("*",):
+                if event_type in taken:
+                    self.problem(
+                        (*at, "event_type"),
+                        f"{event_type!r} is already counted by meter {taken[event_type]}",
+                    )
+                taken[event_type] = code
+            meters.append(Meter(code, types, value, aggregation))
+        if "*" in taken and len(meters) > 1:
+            self.problem(
+                ("meters",),
+                "a meter without event_type takes every event: with several meters, give each its event_type",
+            )
+        return tuple(meters)
+
+    def _deliveries(self, data: Any) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
+        at = ("service_deliveries",)
+        section = self.section(data, at, ("billable",))
+        billable = self.section(
+            section.get("billable"), (*at, "billable"), ("field", "customer_pay", "covered")
+        )
+        sub = (*at, "billable")
+        name = self.text(billable, sub, "field", _FIELD, "a field's API name (Type)")
+        pay = self.texts(billable, sub, "customer_pay", what="a picklist value")
+        covered = self.texts(billable, sub, "covered", what="a picklist value")
+        if billable and name is None and "field" not in billable:
+            self.problem(sub, "needs field: the field whose value tells a customer-pay delivery")
+        if name and not pay:
+            self.problem(sub, "needs customer_pay: the values of the field that mean the customer pays")
+        both = set(pay) & set(covered)
+        if both:
+            self.problem(
+                (*sub, "covered"), f"{', '.join(sorted(both))} cannot be both customer_pay and covered"
+            )
+        return name, pay, covered
+
+    def _evidence(self, data: Any) -> tuple[tuple[str, str], ...]:
+        at = ("evidence",)
+        section = self.section(data, at, ("invoice_line_reference",))
+        items = section.get("invoice_line_reference")
+        if items is None:
+            return ()
+        at = (*at, "invoice_line_reference")
+        if not isinstance(items, list):
+            self.problem(
+                at, "must be a list of strategies, tried in order (metadata_key, description_pattern)"
+            )
+            return ()
+        out = []
+        for i, item in enumerate(items):
+            where = (*at, str(i))
+            if not isinstance(item, dict) or len(item) != 1:
+                self.problem(
+                    where, "each strategy is one key: metadata_key: NAME or description_pattern: REGEX"
+                )
+                continue
+            ((kind, argument),) = item.items()
+            if kind == "metadata_key":
+                if not isinstance(argument, str) or not _FIELD.fullmatch(argument):
+                    self.problem((*where, kind), f"must be a metadata key name, not {argument!r}")
+                    continue
+            elif kind == "description_pattern":
+                problem = _pattern_problem(argument)
+                if problem:
+                    self.problem((*where, kind), problem)
+                    continue
+            else:
+                self.problem((*where, kind), "unknown strategy (known: metadata_key, description_pattern)")
+                continue
+            out.append((kind, argument))
+        return tuple(out)
+
+
+def _pattern_problem(argument: Any) -> str | None:
+    """Why a description pattern cannot be used, or None. It must capture the reference in one group."""
+    if not isinstance(argument, str) or not argument:
+        return f"must be a regular expression, not {argument!r}"
+    try:
+        compiled = re.compile(argument)
+    except re.error as exc:
+        return f"is not a valid regular expression ({exc})"
+    if compiled.groups != 1:
+        return f"must have exactly one capture group (the reference), it has {compiled.groups}: {argument!r}"
+    if "'" in argument:
+        return "must not contain a single quote"
+    return None
+
+
+# ------------------------------------------------------------------------------------ recording
+
+
+def describe(config: Config) -> list[str]:
+    """What a configuration sets, a line each (check-config prints it)."""
+    lines = [f"dbt var {name}: {json.dumps(value)}" for name, value in sorted(config.dbt.items())]
+    events = config.usage
+    for meter in config.meters:
+        types = ", ".join(meter.event_types) or "every event"
+        value = "1 per event" if meter.aggregation == "count" else f"{meter.aggregation} of {meter.value}"
+        lines.append(f"meter {meter.code}: events of type {types} ({events.type}); {value}")
+    if config.meters:
+        lines.append(
+            f"usage events: id {' | '.join(events.event_id)}, time {events.time},"
+            f" customer {events.customer} ({events.customer_key})"
+        )
+    if config.billing_customer_account_key:
+        lines.append(f"billing customer -> CRM account: metadata.{config.billing_customer_account_key}")
+    if config.billable_field:
+        lines.append(
+            f"customer-pay deliveries: {config.billable_field} in {', '.join(config.billable_values)}"
+            + (f"; covered: {', '.join(config.covered_values)}" if config.covered_values else "")
+        )
+    for kind, argument in config.evidence:
+        lines.append(f"invoice line reference: {kind} {argument}")
+    lines.append(
+        f"renewal link: {config.renewal_link_field}; contract line price: {config.contract_line_price}"
+    )
+    return lines
+
+
+# ------------------------------------------------------------------------------------ recording
+
+CONFIG_TABLE = "audit.configuration"
+
+
+def record_config(con: Any, config: Config) -> None:
+    """Keep the configuration an ingest used in the warehouse, when it differs from the last one;
+    the last one recorded is the one every later dbt command applies (recorded_dbt_vars)."""
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {CONFIG_TABLE}"
+        " (recorded_at TIMESTAMP, source_file VARCHAR, fingerprint VARCHAR, settings JSON)"
+    )
+    last = con.execute(f"SELECT fingerprint FROM {CONFIG_TABLE} ORDER BY recorded_at DESC LIMIT 1").fetchall()
+    if last and last[0][0] == config.fingerprint():
+        return
+    con.execute(
+        f"INSERT INTO {CONFIG_TABLE} VALUES (now()::TIMESTAMP, ?, ?, ?)",
+        [str(config.path) if config.path else None, config.fingerprint(), json.dumps(config.as_dict())],
+    )
+
+
+def recorded_dbt_vars(warehouse: Path) -> dict[str, Any]:
+    """The dbt vars of the configuration last recorded in the warehouse ({} when none is)."""
+    import duckdb
+
+    if not Path(warehouse).exists():
+        return {}
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        exists = con.execute(
+            "SELECT count(*) FROM duckdb_tables()"
+            " WHERE schema_name = 'audit' AND table_name = 'configuration'"
+        ).fetchall()[0][0]
+        if not exists:
+            return {}
+        rows = con.execute(
+            f"SELECT settings FROM {CONFIG_TABLE} ORDER BY recorded_at DESC LIMIT 1"
+        ).fetchall()
+    return json.loads(rows[0][0])["dbt"] if rows else {}
