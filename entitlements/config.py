@@ -14,6 +14,7 @@ commands on that warehouse (build, docs, migrate) use the same rules without bei
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ import yaml
 
 CONFIG_FILE = "entitlements.yml"
 
-AGGREGATIONS = ("sum", "count", "max")
+AGGREGATIONS = ("sum", "count")  # a peak reading (seats): a meter whose catalog unit is in peak_units
 CUSTOMER_KEYS = ("crm_account", "billing_customer", "mapping")
 PRECEDENCE_RULES = ("most_generous", "most_specific", "latest_start")
 ENTITLEMENT_TYPES = ("product", "service", "feature", "time_based")
@@ -152,6 +153,7 @@ class _Reader:
         self.path = path
         self.problems: list[str] = []
         self.lines: dict[tuple[str, ...], int] = {}
+        self.unreadable: set[tuple[str, ...]] = set()  # keys whose value could not be read (said once)
 
     # -- the node tree, with each key's line
     def value(self, node: yaml.Node, at: tuple[str, ...]) -> Any:
@@ -167,11 +169,19 @@ class _Reader:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.value(item, (*at, str(i))) for i, item in enumerate(node.value)]
-        return (
-            yaml.SafeLoader("").construct_object(node) if node.tag != "tag:yaml.org,2002:str" else node.value
-        )
+        if node.tag == "tag:yaml.org,2002:str":
+            return node.value
+        try:
+            return yaml.SafeLoader("").construct_object(node)
+        except (yaml.YAMLError, ValueError) as exc:  # an unknown tag (!custom), or !!int three
+            problem = getattr(exc, "problem", None) or exc
+            self.problem(at, f"is not a valid value ({problem})", line=node.start_mark.line + 1)
+            self.unreadable.add(at)
+            return None
 
     def problem(self, at: tuple[str, ...], message: str, line: int | None = None) -> None:
+        if at in self.unreadable:
+            return
         line = line or self.lines.get(at) or self._nearest_line(at)
         key = ".".join(at) or "(top level)"
         self.problems.append(f"line {line}, key {key}: {message}")
@@ -202,7 +212,12 @@ class _Reader:
             return None
         value = data[key]
         kind = int if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kind) or value < minimum:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, kind)
+            or not math.isfinite(value)
+            or value < minimum
+        ):
             what = "a whole number" if integer else "a number"
             self.problem((*at, key), f"must be {what} of at least {minimum}, not {value!r}")
             return None
@@ -361,10 +376,10 @@ class _Reader:
             section = self.section(spec, at, ("event_type", "value", "aggregation"))
             aggregation = self.choice(section, at, "aggregation", AGGREGATIONS, "sum")
             value = self.text(section, at, "value", _PATH, "a field path (data.calls)")
-            if value is None and aggregation != "count" and "value" not in section:
+            if value is None and aggregation != "count" and section.get("value") is None:
                 self.problem(at, "needs value (the path of the quantity), or aggregation: count")
             types = self.texts(section, at, "event_type", what="an event type")
-            for event_type in types or ("*",):
+            for event_type in types:
                 if event_type in taken:
                     self.problem(
                         (*at, "event_type"),
@@ -372,7 +387,7 @@ class _Reader:
                     )
                 taken[event_type] = code
             meters.append(Meter(code, types, value, aggregation))
-        if "*" in taken and len(meters) > 1:
+        if len(meters) > 1 and any(not m.event_types for m in meters):
             self.problem(
                 ("meters",),
                 "a meter without event_type takes every event: with several meters, give each its event_type",
@@ -389,7 +404,7 @@ class _Reader:
         name = self.text(billable, sub, "field", _FIELD, "a field's API name (Type)")
         pay = self.texts(billable, sub, "customer_pay", what="a picklist value")
         covered = self.texts(billable, sub, "covered", what="a picklist value")
-        if billable and name is None and "field" not in billable:
+        if billable and billable.get("field") is None:
             self.problem(sub, "needs field: the field whose value tells a customer-pay delivery")
         if name and not pay:
             self.problem(sub, "needs customer_pay: the values of the field that mean the customer pays")
@@ -449,6 +464,12 @@ def _pattern_problem(argument: Any) -> str | None:
         return f"must have exactly one capture group (the reference), it has {compiled.groups}: {argument!r}"
     if "'" in argument:
         return "must not contain a single quote"
+    import duckdb  # the pattern runs in DuckDB (RE2): lookarounds and backreferences are not RE2
+
+    try:
+        duckdb.connect().execute("SELECT regexp_extract('', ?, 1)", [argument]).fetchall()
+    except duckdb.Error as exc:
+        return f"is not a regular expression DuckDB (RE2) reads ({str(exc).splitlines()[0]})"
     return None
 
 

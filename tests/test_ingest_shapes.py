@@ -26,6 +26,9 @@ MARTS = (
 LINEAGE = ("load_id", "loaded_at", "built_at", "_load_id", "_loaded_at")
 
 
+ACME_API = "001000000000001AAA:API_CALLS"  # usage periods: <customer>:<meter>:<month>:<line>/v<version>
+
+
 def built(folder: str, root: Path) -> Path:
     warehouse = root / folder / "warehouse.duckdb"
     ingest = entitlements("ingest", FIXTURES / folder, "--warehouse", warehouse)
@@ -50,8 +53,8 @@ def test_canonical_fixture_gives_the_hand_computed_leaks(canonical: Path) -> Non
         canonical, "SELECT category, evidence_id, amount, currency FROM marts.fct_revenue_leakage ORDER BY 2"
     )
     assert [tuple(r.values()) for r in leaks] == [
-        ("unbilled_overage", "001000000000001AAA:API_CALLS:2026-06:811000000000002AAA/v1", Decimal("6.00"), "USD"),
-        ("unbilled_overage", "001000000000001AAA:API_CALLS:2026-08:811000000000002AAA/v2", Decimal("80.00"), "USD"),
+        ("unbilled_overage", f"{ACME_API}:2026-06:811000000000002AAA/v1", Decimal("6.00"), "USD"),
+        ("unbilled_overage", f"{ACME_API}:2026-08:811000000000002AAA/v2", Decimal("80.00"), "USD"),
         ("uncovered_service", "500000000000005AAA", Decimal("315.00"), "EUR"),
         ("unbilled_service", "500000000000006AAA", Decimal("64.00"), "GBP"),
     ]

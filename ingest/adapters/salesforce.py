@@ -330,6 +330,7 @@ CASE = Shape(
     signature=("Id", "AccountId", "Type", "CreatedDate", "Status"),
     fields=_fields(
         "Id",
+        "CaseNumber",
         "AccountId",
         "AssetId",
         "Location__c",
@@ -347,6 +348,7 @@ CASE = Shape(
     ),
     columns={
         "case_id": _id("Id"),
+        "case_number": 'trim("CaseNumber")',
         "customer_id": _id("AccountId"),
         "asset_id": _id("AssetId"),
         "location_id": _id("Location__c"),

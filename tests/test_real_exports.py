@@ -1,0 +1,134 @@
+"""End to end on exports nobody here wrote: Salesforce Data Loader CSVs, Stripe API lists, CloudEvents
+(tests/fixtures/real_exports/export/, its README one folder up has the story and the leaks computed by hand), configured
+only by the entitlements.yml written from docs/configuration.md."""
+
+from __future__ import annotations
+
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import entitlements
+
+FIXTURE = Path(__file__).parent / "fixtures" / "real_exports" / "export"
+NORTHWIND, KESTREL = "001Dn00000NwTrdAAA", "001Dn00000KstrlAAA"
+
+# The README's table, computed by hand from the files.
+EXPECTED_LEAKS = [
+    ("post_expiry_usage", f"{KESTREL}:API_CALLS:2026-08:unentitled", Decimal("10.00"), "EUR"),
+    ("unbilled_overage", f"{NORTHWIND}:API_CALLS:2026-08:811Dn00000NwLi3AAA/v1", Decimal("24.00"), "USD"),
+    ("unbilled_service", "500Dn00000Cs002AAA", Decimal("400.00"), "USD"),
+    ("uncovered_service", "500Dn00000Cs004AAA", Decimal("350.00"), "EUR"),
+    ("under_billed", "il_1PBf0926a", Decimal("100.00"), "GBP"),
+]
+
+
+def _rows(warehouse: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def _leaks(warehouse: Path) -> list[tuple]:
+    return _rows(
+        warehouse,
+        "select category, evidence_id, amount, currency from marts.fct_revenue_leakage order by 1, 2",
+    )
+
+
+@pytest.fixture(scope="module")
+def real(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("real")
+    exports = root / "exports"
+    shutil.copytree(FIXTURE, exports)
+    warehouse = root / "warehouse.duckdb"
+    run = entitlements("run", exports, "--warehouse", warehouse, "--reports", root / "reports")
+    assert run.returncode == 0, run.stdout + run.stderr
+    return exports, warehouse
+
+
+def test_every_hand_computed_leak_is_found_to_the_cent_and_nothing_else(real):
+    _, warehouse = real
+    assert _leaks(warehouse) == EXPECTED_LEAKS
+
+
+def test_billing_and_metering_ids_resolve_through_stripe_metadata_and_the_rest_are_listed(real):
+    _, warehouse = real
+    assert _rows(warehouse, "select source_id, customer_id from intermediate.int_customer_identities"
+                 " where source_system = 'billing' order by 1") == [
+        ("cus_Blfin003Zr7t", "001Dn00000BlfinAAA"),
+        ("cus_Kstrl002Lm3p", KESTREL),
+        ("cus_NwTrd001Q9xk", NORTHWIND),
+        ("cus_Solo999Hh2w", None),
+    ]  # fmt: skip
+    assert _rows(
+        warehouse, "select used_in, source_id, record_count from marts.fct_unresolved_customer_ids order by 1"
+    ) == [("billing_customers", "cus_Solo999Hh2w", 1), ("usage_events", "cus_Solo999Hh2w", 2)]
+
+
+def test_invoice_lines_record_how_their_reference_was_found(real):
+    _, warehouse = real
+    assert _rows(
+        warehouse,
+        "select invoice_line_id, reference_id, reference_matched_by from raw.billing_invoice_lines"
+        " where reference_id is not null order by 1",
+    ) == [
+        ("il_1PKs0926a", "500Dn00000Cs005AAA", "metadata_key:sf_case_id"),
+        ("il_1PNw0926c", "00001001", "description_pattern"),
+    ]
+
+
+def test_crm_semantics_renewal_link_and_prices_per_term(real):
+    _, warehouse = real
+    pipeline = dict(
+        _rows(warehouse, "select contract_id, coalesce(renewed_by_contract_id, renewal_window)"
+              " from marts.fct_renewal_pipeline")
+    )  # fmt: skip
+    assert pipeline["810Dn00000NwSc1AAA"] == "810Dn00000NwSc2AAA"
+    assert pipeline["810Dn00000KsSc1AAA"] == "expired_not_renewed"
+    prices = dict(_rows(warehouse, "select contract_line_id, annual_price from raw.crm_contract_lines"))
+    assert prices["811Dn00000NwLi3AAA"] == Decimal("24000.00")  # 48,000 for 24 months
+    assert prices["811Dn00000BfLi1AAA"] == Decimal("12000.00")  # 12 months
+    assert prices["811Dn00000KsLi2AAA"] == Decimal("14600.00")  # 9,040 for 226 days
+
+
+def test_without_the_configuration_the_export_is_refused_naming_the_first_file_it_cannot_read(tmp_path):
+    exports = tmp_path / "exports"
+    shutil.copytree(FIXTURE, exports)
+    (exports / "entitlements.yml").unlink()
+    run = entitlements("run", exports, "--warehouse", tmp_path / "w.duckdb", "--reports", tmp_path / "r")
+    assert run.returncode == 1
+    # Stripe customers name their account only in metadata: without identity they are unmapped.
+    assert "billing/customers.json: 4 row(s) carry ids the mapping file" in run.stderr
+    assert "Nothing of this export was kept" in run.stderr
+
+
+def test_a_changed_configuration_applies_on_the_next_run_relanding_what_it_reads_differently(real, tmp_path):
+    exports, warehouse = real
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(warehouse, copy)
+    text = (exports / "entitlements.yml").read_text()
+    changed = text.replace("under_billed_percent: 1", "under_billed_percent: 0.5").replace(
+        "    - description_pattern: 'Case (\\d{8})'\n", ""
+    )
+    assert changed.count("description_pattern") == 0 and "under_billed_percent: 0.5" in changed
+    config = tmp_path / "changed.yml"
+    config.write_text(changed)
+    run = entitlements("run", exports, "--config", config, "--warehouse", copy, "--reports", tmp_path / "r")
+    assert run.returncode == 0, run.stdout + run.stderr
+    # Only the invoices are read differently: they land again, replacing their earlier load.
+    assert "1 files landed" in run.stdout or "2 files landed" in run.stdout, run.stdout
+    relanded = _rows(
+        copy,
+        "select distinct source_file from audit.ingest_manifest where superseded_by is not null",
+    )
+    assert relanded == [("billing/invoices.json",)]
+    assert _leaks(copy) == sorted(
+        [
+            *EXPECTED_LEAKS,
+            ("unbilled_service", "500Dn00000Cs001AAA", Decimal("400.00"), "USD"),  # no pattern: unbilled
+            ("under_billed", "il_1PBf0826a", Decimal("7.00"), "GBP"),  # 0.7 % is over 0.5 %
+        ]
+    )
