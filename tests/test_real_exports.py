@@ -1,6 +1,6 @@
 """End to end on exports nobody here wrote: Salesforce Data Loader CSVs, Stripe API lists, CloudEvents
-(tests/fixtures/real_exports/export/, its README one folder up has the story and the leaks computed by hand), configured
-only by the entitlements.yml written from docs/configuration.md."""
+(tests/fixtures/real_exports/export/; the README beside it has the story and the leaks computed by
+hand), configured only by the entitlements.yml written from docs/configuration.md."""
 
 from __future__ import annotations
 
