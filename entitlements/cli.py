@@ -172,8 +172,16 @@ def cli() -> None:
     is_flag=True,
     help="Plant no leakage and no migration faults (the pipeline must then find none).",
 )
+@click.option(
+    "--shape",
+    type=click.Choice(["canonical", "vendor"]),
+    default="canonical",
+    show_default=True,
+    help="canonical: this project's layouts; vendor: Salesforce CSVs, Stripe JSON and CloudEvents, with the"
+    " mapping.csv and entitlements.yml that read them.",
+)
 def demo(
-    out: Path, seed: int, customers: int, usage_events: int, as_of: datetime | None, clean: bool
+    out: Path, seed: int, customers: int, usage_events: int, as_of: datetime | None, clean: bool, shape: str
 ) -> None:
     """Generate demo CRM, billing and usage exports with planted leakage and its ground truth."""
     from entitlements.demo import generate_demo
@@ -187,6 +195,7 @@ def demo(
             usage_events=usage_events,
             as_of=_to_date(as_of) or DEFAULT_AS_OF,
             plant_leaks=not clean,
+            shape=shape,
         )
     except (ValueError, FileExistsError) as exc:
         raise click.UsageError(str(exc)) from exc

@@ -68,9 +68,10 @@ class UsageEvents:
     time: str = "time"
     type: str = "type"
     customer: str = "subject"
-    customer_key: str = (
-        "crm_account"  # what the customer path holds: crm_account | billing_customer | mapping
-    )
+    # What the customer path holds: crm_account | billing_customer | mapping.
+    customer_key: str = "crm_account"
+    # When the producer recorded the event: of several deliveries, the earliest recorded is kept.
+    recorded_time: str | None = None
 
 
 @dataclass(frozen=True)
@@ -348,10 +349,11 @@ class _Reader:
 
     def _usage_events(self, data: Any) -> UsageEvents:
         at = ("usage_events",)
-        section = self.section(data, at, ("event_id", "time", "type", "customer", "customer_key"))
+        keys = ("event_id", "time", "type", "customer", "recorded_time")
+        section = self.section(data, at, (*keys, "customer_key"))
         default = UsageEvents()
-        paths = {k: self.path_list(section, at, k) for k in ("event_id", "time", "type", "customer")}
-        for key in ("time", "type", "customer"):
+        paths = {k: self.path_list(section, at, k) for k in keys}
+        for key in keys[1:]:
             if len(paths[key]) > 1:
                 self.problem((*at, key), "must be one field path, not a list")
         return UsageEvents(
@@ -360,6 +362,7 @@ class _Reader:
             type=paths["type"][0] if paths["type"] else default.type,
             customer=paths["customer"][0] if paths["customer"] else default.customer,
             customer_key=self.choice(section, at, "customer_key", CUSTOMER_KEYS, default.customer_key),
+            recorded_time=paths["recorded_time"][0] if paths["recorded_time"] else None,
         )
 
     def _meters(self, data: Any) -> tuple[Meter, ...]:

@@ -88,8 +88,9 @@ def meter_events_shape(config: Config) -> Shape:
                 "meter_code": meter_code,
                 "quantity": f"CASE {' '.join(quantity_cases)} END",
                 "occurred_at": time,
+                **({"sent_at": _path(events.recorded_time, fields)} if events.recorded_time else {}),
             },
-            parse={"occurred_at": usage.EPOCH_OR_RFC3339_UTC},
+            parse={"occurred_at": usage.EPOCH_OR_RFC3339_UTC, "sent_at": usage.EPOCH_OR_RFC3339_UTC},
             description=f"usage events read by the meters of {config.path or 'the configuration'}",
         )
     )

@@ -131,6 +131,7 @@ def test_amounts_in_minor_units_are_scaled_by_the_currency_exponent(tmp_path: Pa
         "contract_line_id": None,
         "item_code": "INCIDENT",
         "reference_id": "CS-0000045",
+        "reference_matched_by": "metadata_key:reference_id",
         "period_start": date(2024, 6, 1),
         "period_end": date(2024, 7, 1),
         "quantity": Decimal("1.0000"),

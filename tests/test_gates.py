@@ -359,16 +359,16 @@ def test_warnings_alone_do_not_stop_the_gate(warehouse):
         "billing_invoice_lines",
         "L-neg",
         """('IL1', 'I1', 'service', 'K1', null, 'SVC-ONSITE', 'CS-1', date '2024-06-01', date '2024-05-01',
-            -1, -150.00, 'USD')""",
+            -1, -150.00, 'USD', null)""",
     )
     land(
         warehouse,
         "crm_cases",
         "L-cases",
         """('CS1', 'C1', null, null, 'SVC-ONSITE', timestamp '2024-06-02 09:00', timestamp '2024-06-01 17:30',
-            'high', 'closed', 4.5, false, 'covered'),
+            'high', 'closed', 4.5, false, 'covered', null),
            ('CS2', 'C1', null, null, 'SVC-ONSITE', timestamp '2024-06-03 09:00', null,
-            null, 'working', null, null, 'covered')""",
+            null, 'working', null, null, 'covered', null)""",
     )
     report = validate_landing(warehouse, run_id="run-warn")
 

@@ -105,6 +105,22 @@ def test_ground_truth_holds_across_seeds_and_scales(
     assert_matches_ground_truth(exports, warehouse)
 
 
+@pytest.mark.parametrize("seed", [42, 7])
+def test_ground_truth_holds_on_the_demo_written_as_vendors_export_it(tmp_path: Path, seed: int) -> None:
+    """The same business as Salesforce CSVs, Stripe JSON and CloudEvents, read by the entitlements.yml
+    and mapping.csv the generator writes beside them (entitlements/demo/vendor.py)."""
+    exports, warehouse = tmp_path / "exports", tmp_path / "warehouse.duckdb"
+    summary = generate_demo(exports, seed=seed, customers=30, usage_events=20_000, shape="vendor")
+    assert not list(exports.glob("crm/cases*")) and (exports / "crm" / "Case.csv").is_file()
+    for step in (("ingest", exports), ("build", "--as-of", summary.as_of.isoformat())):
+        done = entitlements(*step, "--warehouse", warehouse)
+        assert done.returncode == 0, done.stdout + done.stderr
+    families = "select distinct split_part(shape, '.', 1) from audit.ingest_manifest order by 1"
+    shapes = query(warehouse, families)
+    assert shapes == [("canonical",), ("meters",), ("salesforce",), ("stripe",)]
+    assert_matches_ground_truth(exports, warehouse)
+
+
 def test_clean_exports_yield_no_leakage(tmp_path: Path) -> None:
     built = build(tmp_path, seed=11, customers=40, usage_events=20_000, plant_leaks=False)
     assert built.run.returncode == 0, built.run.stdout + built.run.stderr

@@ -33,12 +33,16 @@ from entitlements.demo import catalog
 from entitlements.demo.catalog import Terms, price, resolved_terms
 from entitlements.demo.legacy import LEGACY_DIR, write_fault_truth, write_legacy
 from entitlements.demo.usage import UsagePeriod, write_usage
+from entitlements.demo.vendor import write_vendor_shapes
 
 HISTORY_START = date(2024, 1, 1)
 DEFAULT_AS_OF = date(2026, 10, 31)
 PLANTED_PER_CATEGORY = 6
 CENT = Decimal("0.01")
 COUNTRIES = {"USD": ("US", "CA"), "EUR": ("DE", "FR", "NL"), "GBP": ("GB",)}
+
+
+SHAPES = ("canonical", "vendor")  # how the exports are written: our layouts, or as the vendors export
 
 
 def add_months(day: date, months: int) -> date:
@@ -960,11 +964,16 @@ def generate_demo(
     usage_events: int = 100_000,
     as_of: date = DEFAULT_AS_OF,
     plant_leaks: bool = True,
+    shape: str = "canonical",
 ) -> DemoSummary:
     """Write a demo export directory: crm/, billing/, usage/, legacy/, ground_truth/ and export.json.
 
-    plant_leaks=False is the clean mode: no leaks and no migration faults.
+    plant_leaks=False is the clean mode: no leaks and no migration faults. shape "vendor" writes the
+    CRM, billing and usage files as Salesforce, Stripe and CloudEvents exports, with the mapping.csv
+    and entitlements.yml that read them (entitlements/demo/vendor.py); the ground truth is the same.
     """
+    if shape not in SHAPES:
+        raise ValueError(f"unknown demo shape {shape!r} (known: {', '.join(SHAPES)})")
     out_dir = Path(out_dir)
     _prepare_out_dir(out_dir)
     if as_of < add_months(HISTORY_START, 18):
@@ -1227,6 +1236,8 @@ def generate_demo(
     # The same contracts as the legacy system they are migrated from exports them (issue: migration).
     faults = write_legacy(out_dir / LEGACY_DIR, biz, as_of, seed, plant_faults=plant_leaks)
     write_fault_truth(out_dir / "ground_truth" / "migration_faults.csv", faults)
+    if shape == "vendor":
+        write_vendor_shapes(out_dir)
     (out_dir / "export.json").write_text(
         json.dumps(
             {
@@ -1236,6 +1247,7 @@ def generate_demo(
                 "customers": customers,
                 "usage_events": events,
                 "leaks_planted": plant_leaks,
+                "shape": shape,
             },
             indent=2,
         )
