@@ -622,7 +622,8 @@ def test_missing_optional_columns_land_null(tmp_path: Path) -> None:
 
     assert (result.rows_in, result.rows, result.rows_rejected) == (2, 2, 0)
     assert result.message == (
-        "optional columns not in the file, landed as NULL: contract_id, contract_line_id, reference_id"
+        "optional columns not in the file, landed as NULL: contract_id, contract_line_id, reference_id,"
+        " reference_matched_by"
     )
     assert query(
         warehouse,
