@@ -291,7 +291,11 @@ LAYOUTS: tuple[Layout, ...] = (
         columns=_cols(
             "subscription_item_id VARCHAR, subscription_id VARCHAR, customer_id VARCHAR, price_id VARCHAR,"
             " item_code VARCHAR, quantity DECIMAL(18,4)?, status VARCHAR, current_period_start TIMESTAMP,"
-            " current_period_end TIMESTAMP, cancel_at_period_end BOOLEAN?, created_at TIMESTAMP?"
+            " current_period_end TIMESTAMP, cancel_at_period_end BOOLEAN?, created_at TIMESTAMP?,"
+            # What the item grants, and when (int_entitlement_grants): a subscription naming a CRM
+            # contract line (metadata contract_line_id) is that agreement, granted by the CRM line.
+            " contract_line_id VARCHAR?, currency VARCHAR?, started_at TIMESTAMP?, ended_at TIMESTAMP?,"
+            " cancel_at TIMESTAMP?"
         ),
         primary_key=("subscription_item_id",),
         enums={

@@ -247,7 +247,7 @@ def test_planted_overage_months_and_their_decoys(demo_build: Built) -> None:
         "duplicate_events_at_limit",
     }
     for evidence_id, scenario, leaked in cases:
-        customer_id, meter_code, month = evidence_id.split(":")
+        customer_id, meter_code, month, _line_version = evidence_id.split(":")
         [(threshold, used, limit, overage, value)] = rows(
             demo_build.warehouse,
             """select threshold_crossed, used_quantity, limit_quantity, overage_quantity, overage_value

@@ -5,6 +5,7 @@ hand), configured only by the entitlements.yml written from docs/configuration.m
 from __future__ import annotations
 
 import shutil
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -18,6 +19,7 @@ NORTHWIND, KESTREL = "001Dn00000NwTrdAAA", "001Dn00000KstrlAAA"
 
 # The README's table, computed by hand from the files.
 EXPECTED_LEAKS = [
+    ("post_expiry_usage", "001Dn00000BlfinAAA:API_CALLS:2026-09:unentitled", Decimal("15.00"), "GBP"),
     ("post_expiry_usage", f"{KESTREL}:API_CALLS:2026-08:unentitled", Decimal("10.00"), "EUR"),
     ("unbilled_overage", f"{NORTHWIND}:API_CALLS:2026-08:811Dn00000NwLi3AAA/v1", Decimal("24.00"), "USD"),
     ("unbilled_service", "500Dn00000Cs002AAA", Decimal("400.00"), "USD"),
@@ -132,3 +134,16 @@ def test_a_changed_configuration_applies_on_the_next_run_relanding_what_it_reads
             ("under_billed", "il_1PBf0826a", Decimal("7.00"), "GBP"),  # 0.7 % is over 0.5 %
         ]
     )
+
+
+def test_a_stripe_only_subscription_grants_to_the_second_and_one_agreement_grants_once(real):
+    _, warehouse = real
+    assert _rows(
+        warehouse,
+        "select entitlement_id, contract_type, valid_from_at, valid_to_at"
+        " from intermediate.int_entitlement_grants where entitlement_code = 'API_CALLS' order by 1",
+    ) == [
+        ("811Dn00000KsLi2AAA/v1/API_CALLS", "service_contract", datetime(2026, 1, 1), datetime(2026, 8, 15)),
+        ("811Dn00000NwLi3AAA/v1/API_CALLS", "service_contract", datetime(2025, 9, 15), datetime(2027, 9, 15)),
+        ("si_BfApi0003/v1/API_CALLS", "subscription", datetime(2026, 6, 1), datetime(2026, 9, 10, 12)),
+    ]

@@ -28,3 +28,12 @@
 {% macro month_start(day) -%}
     cast({{ dbt.date_trunc('month', day) }} as date)
 {%- endmacro %}
+
+{#- The first day on or after a timestamp: the exclusive end date of validity ending at it (an end
+    at 10:00 covers that day; one at midnight does not). -#}
+{% macro date_ceil(ts) -%}
+    case
+        when cast({{ ts }} as date) = {{ ts }} then cast({{ ts }} as date)
+        else cast({{ dbt.dateadd('day', 1, 'cast(' ~ ts ~ ' as date)') }} as date)
+    end
+{%- endmacro %}

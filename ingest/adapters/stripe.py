@@ -192,6 +192,10 @@ def _item_or_subscription(field: str) -> str:
 
 ITEM_PRICE = f"coalesce({_get('si.item', '$.price.id')}, {_get('si.item', '$.plan.id')})"
 
+_START = "TRY_CAST(src.start_date AS BIGINT)"
+_CREATED = f"TRY_CAST({_get('si.item', '$.created')} AS BIGINT)"
+_STARTED = f"CAST(greatest(coalesce({_START}, {_CREATED}), coalesce({_CREATED}, {_START})) AS VARCHAR)"
+
 # One row per subscription item. A subscription with no items gives one row that is rejected
 # (no subscription_item_id) rather than vanishing; so does an unreadable record.
 API_SUBSCRIPTIONS = Shape(
@@ -210,6 +214,11 @@ API_SUBSCRIPTIONS = Shape(
         "current_period_end": "VARCHAR",
         "cancel_at_period_end": "VARCHAR",
         "created": "VARCHAR",
+        "currency": "VARCHAR",
+        "start_date": "VARCHAR",
+        "ended_at": "VARCHAR",
+        "cancel_at": "VARCHAR",
+        "metadata": "JSON",
     },
     columns={
         "subscription_item_id": _get("si.item", "$.id"),
@@ -224,8 +233,25 @@ API_SUBSCRIPTIONS = Shape(
         "current_period_end": _item_or_subscription("current_period_end"),
         "cancel_at_period_end": "src.cancel_at_period_end",
         "created_at": f"coalesce({_get('si.item', '$.created')}, src.created)",
+        "contract_line_id": (
+            f"coalesce({_get('si.item', '$.metadata.contract_line_id')},"
+            f" {_get('src.metadata', '$.contract_line_id')})"
+        ),
+        "currency": f"upper(trim(coalesce(src.currency, {_get('si.item', '$.price.currency')})))",
+        # The item grants from the later of the subscription's start and the item's creation (an
+        # item added mid-term) until the subscription ended, or is set to end.
+        "started_at": _STARTED,
+        "ended_at": "src.ended_at",
+        "cancel_at": "src.cancel_at",
     },
-    parse={"current_period_start": TIMESTAMP, "current_period_end": TIMESTAMP, "created_at": TIMESTAMP},
+    parse={
+        "current_period_start": TIMESTAMP,
+        "current_period_end": TIMESTAMP,
+        "created_at": TIMESTAMP,
+        "started_at": TIMESTAMP,
+        "ended_at": TIMESTAMP,
+        "cancel_at": TIMESTAMP,
+    },
     records_key=LIST,
     explode=(
         ", unnest(CASE WHEN src._problem IS NULL"

@@ -1,5 +1,12 @@
--- One row per entitlement granted by a contract line version: the line's package
--- expanded into its entitlements, valid over [valid_from, valid_to).
+-- One row per entitlement granted by a contract line version, or by a billing subscription
+-- item: the package expanded into its entitlements, valid over [valid_from, valid_to) (dates)
+-- and [valid_from_at, valid_to_at) (timestamps, UTC: attribution of usage and deliveries).
+-- Subscription items (docs/configuration.md, "Subscriptions as grants") grant the package their
+-- price maps to, x quantity, from the later of the subscription's start and the item's creation
+-- until it ended (ended_at), is set to end (cancel_at), else the current period's end. A
+-- subscription and a CRM contract line describing one agreement grant once: an item naming a
+-- contract line (metadata contract_line_id), or overlapping a CRM line of the same customer and
+-- package, grants nothing of its own (the CRM line is the agreement).
 -- precedence_rank orders all grants of a customer and entitlement code by the rule
 -- configured for the entitlement type (var precedence_rules): wherever several cover
 -- the same request, the lowest rank wins. Rules:
@@ -21,16 +28,106 @@ catalog as (
     select * from {{ ref('int_catalog_entitlements') }}
 ),
 
-grants as (
+identities as (
+    select * from {{ ref('int_customer_identities') }}
+),
+
+accounts as (
+    select * from {{ ref('stg_crm__accounts') }}
+),
+
+crm_lines as (
     select
-        contract_lines.contract_line_id
-        || '/v' || cast(contract_lines.version_no as {{ dbt.type_string() }})
-        || '/' || catalog.entitlement_code as entitlement_id,
-        contracts.customer_id,
-        contracts.contract_id,
         contract_lines.contract_line_id,
         contract_lines.version_no,
+        contract_lines.contract_id,
         contract_lines.package_code,
+        contract_lines.asset_id,
+        contract_lines.location_id,
+        contract_lines.change_reason,
+        contract_lines.quantity,
+        contracts.customer_id,
+        contracts.contract_type,
+        contracts.currency,
+        contracts.start_date as contract_start_date,
+        contracts.end_date as contract_end_date,
+        contract_lines.valid_from,
+        contract_lines.valid_to,
+        cast(contract_lines.valid_from as {{ dbt.type_timestamp() }}) as valid_from_at,
+        cast(contract_lines.valid_to as {{ dbt.type_timestamp() }}) as valid_to_at
+    from contract_lines
+    inner join contracts
+        on contract_lines.contract_id = contracts.contract_id
+    where contracts.contract_status not in ('draft', 'cancelled')
+),
+
+subscription_items as (
+    select
+        subscriptions.*,
+        coalesce(identities.customer_id, subscriptions.customer_id) as account_id,
+        coalesce(subscriptions.started_at, subscriptions.created_at) as granted_from,
+        coalesce(
+            subscriptions.ended_at, subscriptions.cancel_at, subscriptions.current_period_end
+        ) as granted_to
+    from {{ ref('stg_billing__subscriptions') }} as subscriptions
+    left join identities
+        on subscriptions.customer_id = identities.source_id
+    where
+        subscriptions.subscription_status not in ('incomplete', 'incomplete_expired')
+        and subscriptions.contract_line_id is null
+),
+
+subscription_lines as (
+    select
+        items.subscription_item_id as contract_line_id,
+        1 as version_no,
+        items.subscription_id as contract_id,
+        items.item_code as package_code,
+        cast(null as {{ dbt.type_string() }}) as asset_id,
+        cast(null as {{ dbt.type_string() }}) as location_id,
+        'granted' as change_reason,
+        coalesce(items.quantity, 1) as quantity,
+        items.account_id as customer_id,
+        'subscription' as contract_type,
+        coalesce(items.currency, accounts.currency) as currency,
+        cast(items.granted_from as date) as contract_start_date,
+        {{ date_ceil('items.granted_to') }} as contract_end_date,
+        cast(items.granted_from as date) as valid_from,
+        {{ date_ceil('items.granted_to') }} as valid_to,
+        items.granted_from as valid_from_at,
+        items.granted_to as valid_to_at
+    from subscription_items as items
+    left join accounts
+        on items.account_id = accounts.customer_id
+    where
+        items.granted_to > items.granted_from
+        and not exists (
+            select 1
+            from crm_lines
+            where
+                crm_lines.customer_id = items.account_id
+                and crm_lines.package_code = items.item_code
+                and crm_lines.valid_from_at < items.granted_to
+                and crm_lines.valid_to_at > items.granted_from
+        )
+),
+
+lines as (
+    select * from crm_lines
+    union all
+    select * from subscription_lines
+),
+
+grants as (
+    select
+        lines.contract_line_id
+        || '/v' || cast(lines.version_no as {{ dbt.type_string() }})
+        || '/' || catalog.entitlement_code as entitlement_id,
+        lines.customer_id,
+        lines.contract_id,
+        lines.contract_line_id,
+        lines.version_no,
+        lines.package_code,
         catalog.entitlement_code,
         catalog.entitlement_type,
         catalog.unit,
@@ -38,22 +135,21 @@ grants as (
         catalog.consumed_by,
         catalog.coverage_hours,
         catalog.sla_response_hours,
-        contract_lines.asset_id,
-        contract_lines.location_id,
-        contract_lines.change_reason,
-        contracts.contract_type,
-        contracts.currency,
-        catalog.limit_quantity * contract_lines.quantity as limit_quantity,
-        contracts.start_date as contract_start_date,
-        contracts.end_date as contract_end_date,
-        contract_lines.valid_from,
-        contract_lines.valid_to
-    from contract_lines
-    inner join contracts
-        on contract_lines.contract_id = contracts.contract_id
+        lines.asset_id,
+        lines.location_id,
+        lines.change_reason,
+        lines.contract_type,
+        lines.currency,
+        catalog.limit_quantity * lines.quantity as limit_quantity,
+        lines.contract_start_date,
+        lines.contract_end_date,
+        lines.valid_from,
+        lines.valid_to,
+        lines.valid_from_at,
+        lines.valid_to_at
+    from lines
     inner join catalog
-        on contract_lines.package_code = catalog.package_code
-    where contracts.contract_status not in ('draft', 'cancelled')
+        on lines.package_code = catalog.package_code
 ),
 
 ruled as (

@@ -41,8 +41,8 @@ candidates as (
         on
             deliveries.customer_id = grants.customer_id
             and deliveries.service_code = grants.entitlement_code
-            and deliveries.delivered_on >= grants.valid_from
-            and deliveries.delivered_on < grants.valid_to
+            and deliveries.created_at >= grants.valid_from_at
+            and deliveries.created_at < grants.valid_to_at
             and (grants.asset_id is null or deliveries.asset_id = grants.asset_id)
             and (grants.location_id is null or deliveries.location_id = grants.location_id)
     where deliveries.billing_type = 'covered'

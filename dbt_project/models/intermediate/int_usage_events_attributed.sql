@@ -1,5 +1,6 @@
 -- Each de-duplicated usage event attributed to the entitlement active when it
--- occurred (late events count in their true period), with its allowance period.
+-- occurred, to the second (late events count in their true period; a subscription ending at
+-- 10:00 does not cover 10:05), with its allowance period.
 -- Usage with no active entitlement keeps entitlement_id null.
 with
 
@@ -42,8 +43,8 @@ attributed as (
         on
             events.customer_id = grants.customer_id
             and events.meter_code = grants.entitlement_code
-            and events.occurred_on >= grants.valid_from
-            and events.occurred_on < grants.valid_to
+            and events.occurred_at >= grants.valid_from_at
+            and events.occurred_at < grants.valid_to_at
 )
 
 select
