@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,9 +31,11 @@ CUSTOMER_KEYS = ("crm_account", "billing_customer", "mapping")
 PRECEDENCE_RULES = ("most_generous", "most_specific", "latest_start")
 ENTITLEMENT_TYPES = ("product", "service", "feature", "time_based")
 LINE_PRICES = ("per_term", "annual")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # A path into an event or a record: dot-separated keys (data.usage.calls).
 _PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*")
 _CODE = re.compile(r"[A-Z][A-Z0-9_]*")
+_TIME = re.compile(r"([01]\d|2[0-3]):([0-5]\d)|24:00")
 _FIELD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
@@ -153,6 +156,7 @@ class _Reader:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.problems: list[str] = []
+        self.dbt_extra: dict[str, Any] = {}  # dbt vars read inside a section
         self.lines: dict[tuple[str, ...], int] = {}
         self.unreadable: set[tuple[str, ...]] = set()  # keys whose value could not be read (said once)
 
@@ -305,6 +309,7 @@ class _Reader:
         meters = self._meters(top.get("meters"))
         identity = self.section(top.get("identity"), ("identity",), ("billing_customer_metadata_key",))
         deliveries = self._deliveries(top.get("service_deliveries"))
+        dbt |= {k: v for k, v in self.dbt_extra.items() if v is not None}
         evidence = self._evidence(top.get("evidence"))
         crm = self.section(top.get("crm"), ("crm",), ("renewal_link_field", "contract_line_price"))
         return Config(
@@ -399,7 +404,9 @@ class _Reader:
 
     def _deliveries(self, data: Any) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
         at = ("service_deliveries",)
-        section = self.section(data, at, ("billable",))
+        section = self.section(data, at, ("billable", "business_hours"))
+        if section.get("business_hours") is not None:
+            self.dbt_extra["business_hours"] = self._business_hours(section["business_hours"])
         billable = self.section(
             section.get("billable"), (*at, "billable"), ("field", "customer_pay", "covered")
         )
@@ -417,6 +424,43 @@ class _Reader:
                 (*sub, "covered"), f"{', '.join(sorted(both))} cannot be both customer_pay and covered"
             )
         return name, pay, covered
+
+    def _business_hours(self, data: Any) -> dict[str, Any] | None:
+        """{days: [mon, ...], from: "08:00", to: "18:00", time_zone: Europe/Berlin} -> the dbt var."""
+        at = ("service_deliveries", "business_hours")
+        section = self.section(data, at, ("days", "from", "to", "time_zone"))
+        days = self.texts(section, at, "days", lambda d: d.lower()[:3] in WEEKDAYS, "a weekday (mon .. sun)")
+        minutes = {}
+        for key in ("from", "to"):
+            value = section.get(key)
+            match = (
+                re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)|24:00", str(value)) if value is not None else None
+            )
+            if not match:
+                self.problem((*at, key), f'must be a time of day as "HH:MM" (quoted), not {value!r}')
+            else:
+                minutes[key] = 1440 if value == "24:00" else int(match[1]) * 60 + int(match[2])
+        if len(minutes) == 2 and minutes["from"] >= minutes["to"]:
+            self.problem((*at, "to"), "must be later than from (hours that span midnight are not supported)")
+        zone = self.text(section, at, "time_zone", what="an IANA time zone name (Europe/Berlin)")
+        if zone is not None:
+            try:
+                zoneinfo.ZoneInfo(zone)
+            except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+                self.problem(
+                    (*at, "time_zone"), f"is not a known IANA time zone ({zone!r}; e.g. Europe/Berlin)"
+                )
+                zone = None
+        if not days or len(minutes) < 2 or zone is None:
+            if not days and "days" not in section:
+                self.problem(at, "needs days, from, to and time_zone")
+            return None
+        return {
+            "days": sorted({WEEKDAYS.index(d.lower()[:3]) + 1 for d in days}),
+            "start_minute": minutes["from"],
+            "end_minute": minutes["to"],
+            "time_zone": zone,
+        }
 
     def _evidence(self, data: Any) -> tuple[tuple[str, str], ...]:
         at = ("evidence",)

@@ -180,6 +180,70 @@ def test_every_dbt_var_the_file_sets_is_a_var_of_the_dbt_project(tmp_path: Path)
 
 INVALID = [
     pytest.param(
+        yml(
+            """
+            service_deliveries:
+              business_hours:
+                days: [mon, tue]
+                from: "08:00"
+                to: "18:00"
+                time_zone: Mars/Olympus
+            """
+        ),
+        6,
+        "service_deliveries.business_hours.time_zone",
+        "is not a known IANA time zone",
+        id="business-hours-unknown-time-zone",
+    ),
+    pytest.param(
+        yml(
+            """
+            service_deliveries:
+              business_hours:
+                days: [mon]
+                from: "18:00"
+                to: "08:00"
+                time_zone: UTC
+            """
+        ),
+        5,
+        "service_deliveries.business_hours.to",
+        "must be later than from",
+        id="business-hours-backwards",
+    ),
+    pytest.param(
+        yml(
+            """
+            service_deliveries:
+              business_hours:
+                days: [mon, funday]
+                from: "08:00"
+                to: "18:00"
+                time_zone: UTC
+            """
+        ),
+        3,
+        "service_deliveries.business_hours.days.1",
+        "must be a weekday (mon .. sun)",
+        id="business-hours-unknown-day",
+    ),
+    pytest.param(
+        yml(
+            """
+            service_deliveries:
+              business_hours:
+                days: [mon]
+                from: 8
+                to: "18:00"
+                time_zone: UTC
+            """
+        ),
+        4,
+        "service_deliveries.business_hours.from",
+        'must be a time of day as "HH:MM"',
+        id="business-hours-time-not-text",
+    ),
+    pytest.param(
         "Reporting_Currency: USD\n",
         1,
         "Reporting_Currency",
@@ -931,3 +995,27 @@ def test_an_empty_file_is_valid_and_gives_the_defaults(tmp_path: Path, text: str
     assert result.stdout == (
         f"{path}: valid\n  renewal link: ParentServiceContractId; contract line price: per_term\n"
     )
+
+
+def test_business_hours_become_iso_days_and_minutes_for_dbt(tmp_path: Path) -> None:
+    path = tmp_path / CONFIG_FILE
+    path.write_text(
+        yml(
+            """
+            service_deliveries:
+              business_hours:
+                days: [Mon, tue, wed, thu, fri, sat]
+                from: "07:30"
+                to: "24:00"
+                time_zone: America/New_York
+            """
+        )
+    )
+    assert load_config(path).dbt_vars() == {
+        "business_hours": {
+            "days": [1, 2, 3, 4, 5, 6],
+            "start_minute": 450,
+            "end_minute": 1440,
+            "time_zone": "America/New_York",
+        }
+    }

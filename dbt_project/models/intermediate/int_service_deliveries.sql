@@ -45,7 +45,21 @@ unioned as (
 )
 
 select
-    unioned.*,
+    unioned.delivery_id,
+    unioned.delivery_number,
+    unioned.delivery_type,
+    unioned.customer_id,
+    unioned.asset_id,
+    unioned.location_id,
+    unioned.service_code,
+    unioned.billing_type,
+    -- The export's after-hours flag where it has one; else from the delivery's time and the
+    -- business hours entitlements.yml declares (never after hours without them).
+    coalesce(
+        unioned.is_after_hours, {{ is_outside_business_hours('unioned.created_at') }}
+    ) as is_after_hours,
+    unioned.response_hours,
+    unioned.created_at,
     cast(unioned.created_at as date) as delivered_on,
     accounts.currency
 from unioned

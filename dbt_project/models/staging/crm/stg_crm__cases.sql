@@ -18,7 +18,7 @@ renamed as (
         priority,
         status as case_status,
         billing_type,
-        coalesce(after_hours, false) as is_after_hours,
+        after_hours as is_after_hours,  -- null: not exported (int_service_deliveries computes it)
         -- numerics
         response_hours,
         -- timestamps

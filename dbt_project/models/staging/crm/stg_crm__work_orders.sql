@@ -16,7 +16,7 @@ renamed as (
         -- attributes
         status as work_order_status,
         billing_type,
-        coalesce(after_hours, false) as is_after_hours,
+        after_hours as is_after_hours,  -- null: not exported (int_service_deliveries computes it)
         -- numerics
         response_hours,
         -- timestamps
