@@ -82,6 +82,9 @@ MARTS_DDL = {
         start_date DATE, end_date DATE, days_before_expiry INTEGER, alert_date DATE, is_due BOOLEAN,
         alert_status VARCHAR, renewal_window VARCHAR, annual_value DECIMAL(18,2),
         value_at_risk DECIMAL(18,2), currency VARCHAR, auto_renew BOOLEAN, as_of_date DATE""",
+    "dim_customer_identities": """
+        used_in VARCHAR, source_id VARCHAR, customer_id VARCHAR, resolved_by VARCHAR, record_count BIGINT,
+        first_seen_on DATE, last_seen_on DATE""",
     "fct_unresolved_customer_ids": """
         used_in VARCHAR, source_id VARCHAR, record_count BIGINT, first_seen_on DATE, last_seen_on DATE""",
 }
@@ -127,6 +130,9 @@ CLEAN_MARTS = {
          date '2024-10-03', false, 'upcoming', 'later', 12000.00, 0.00, 'USD', true, date '2024-06-15'),
         ('K2:30d', 'K2', 'C2', 'subscription', date '2023-07-01', date '2024-07-01', 30,
          date '2024-06-01', true, 'due', '0-30', 0.00, 0.00, 'EUR', false, date '2024-06-15')""",
+    "dim_customer_identities": """
+        ('usage_events', 'cus_1', 'C1', 'billing_customer', 12, date '2024-06-01', date '2024-06-30'),
+        ('usage_events', 'cus_Unknown', null, 'unresolved', 3, date '2024-06-01', date '2024-06-30')""",
     "fct_unresolved_customer_ids": """
         ('usage_events', 'cus_Unknown', 12, date '2024-06-01', date '2024-06-30')""",
 }

@@ -68,6 +68,20 @@ def test_billing_and_metering_ids_resolve_through_stripe_metadata_and_the_rest_a
     assert _rows(
         warehouse, "select used_in, source_id, record_count from marts.fct_unresolved_customer_ids order by 1"
     ) == [("billing_customers", "cus_Solo999Hh2w", 1), ("usage_events", "cus_Solo999Hh2w", 2)]
+    # Usage: 6 Northwind events (one delivered twice), 5 Kestrel, 4 Bluefin; invoices 2, 1, 2.
+    assert _rows(
+        warehouse,
+        "select used_in, source_id, customer_id, resolved_by, record_count from marts.dim_customer_identities"
+        " where used_in in ('usage_events', 'invoices') order by 1, 2",
+    ) == [
+        ("invoices", "cus_Blfin003Zr7t", "001Dn00000BlfinAAA", "billing_customer", 2),
+        ("invoices", "cus_Kstrl002Lm3p", KESTREL, "billing_customer", 1),
+        ("invoices", "cus_NwTrd001Q9xk", NORTHWIND, "billing_customer", 2),
+        ("usage_events", "cus_Blfin003Zr7t", "001Dn00000BlfinAAA", "billing_customer", 4),
+        ("usage_events", "cus_Kstrl002Lm3p", KESTREL, "billing_customer", 5),
+        ("usage_events", "cus_NwTrd001Q9xk", NORTHWIND, "billing_customer", 6),
+        ("usage_events", "cus_Solo999Hh2w", None, "unresolved", 2),
+    ]
 
 
 def test_invoice_lines_record_how_their_reference_was_found(real):
