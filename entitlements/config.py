@@ -404,9 +404,18 @@ class _Reader:
 
     def _deliveries(self, data: Any) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:
         at = ("service_deliveries",)
-        section = self.section(data, at, ("billable", "business_hours"))
+        section = self.section(data, at, ("billable", "business_hours", "exclude_when"))
         if section.get("business_hours") is not None:
             self.dbt_extra["business_hours"] = self._business_hours(section["business_hours"])
+        if "exclude_when" in section:
+            listed = isinstance(section["exclude_when"], list)
+            kept = []
+            for i, condition in enumerate(self.texts(section, at, "exclude_when", what="a condition (SQL)")):
+                if problem := _condition_problem(condition):
+                    self.problem((*at, "exclude_when", str(i)) if listed else (*at, "exclude_when"), problem)
+                else:
+                    kept.append(condition)
+            self.dbt_extra["delivery_exclusions"] = kept
         billable = self.section(
             section.get("billable"), (*at, "billable"), ("field", "customer_pay", "covered")
         )
@@ -497,6 +506,47 @@ class _Reader:
                 continue
             out.append((kind, argument))
         return tuple(out)
+
+
+# The columns an exclusion condition may use: a delivery's row in int_service_deliveries.
+DELIVERY_COLUMNS = {
+    "delivery_id": "VARCHAR",
+    "delivery_number": "VARCHAR",
+    "delivery_type": "VARCHAR",
+    "customer_id": "VARCHAR",
+    "asset_id": "VARCHAR",
+    "location_id": "VARCHAR",
+    "service_code": "VARCHAR",
+    "billing_type": "VARCHAR",
+    "priority": "VARCHAR",
+    "delivery_status": "VARCHAR",
+    "is_after_hours": "BOOLEAN",
+    "response_hours": "DECIMAL(9, 2)",
+    "created_at": "TIMESTAMP",
+}
+
+
+def _condition_problem(condition: str) -> str | None:
+    """Why an exclusion condition cannot be used, or None: one boolean expression over a delivery's
+    columns (no statements, comments or subqueries), checked by DuckDB on an empty row."""
+    import duckdb
+
+    if re.search(r";|--|/\*|\bselect\b|\{|\}", condition, re.IGNORECASE):
+        return "must be one expression: no ';', comments, braces or subqueries"
+    row = ", ".join(f"NULL::{t} AS {c}" for c, t in DELIVERY_COLUMNS.items())
+    try:
+        with duckdb.connect() as con:
+            kind = con.execute(f"SELECT typeof(({condition})) FROM (SELECT {row}) AS delivery").fetchall()[0][
+                0
+            ]
+    except duckdb.Error as exc:
+        detail = str(exc).splitlines()[0]
+        return (
+            f"is not a condition on a delivery's columns ({detail}; columns: {', '.join(DELIVERY_COLUMNS)})"
+        )
+    if kind != "BOOLEAN":
+        return f"must be true or false for a delivery, not a {kind} (compare it: priority = 'Internal')"
+    return None
 
 
 def _pattern_problem(argument: Any) -> str | None:

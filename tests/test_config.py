@@ -183,6 +183,45 @@ INVALID = [
         yml(
             """
             service_deliveries:
+              exclude_when:
+                - "priority = 'Internal'"
+                - "prio = 'Internal'"
+            """
+        ),
+        4,
+        "service_deliveries.exclude_when.1",
+        'Referenced column "prio" not found',
+        id="exclusion-unknown-column",
+    ),
+    pytest.param(
+        yml(
+            """
+            service_deliveries:
+              exclude_when: customer_id
+            """
+        ),
+        2,
+        "service_deliveries.exclude_when",
+        "must be true or false for a delivery, not a VARCHAR",
+        id="exclusion-not-boolean",
+    ),
+    pytest.param(
+        yml(
+            """
+            service_deliveries:
+              exclude_when:
+                - "customer_id in (select customer_id from raw.crm_accounts)"
+            """
+        ),
+        3,
+        "service_deliveries.exclude_when.0",
+        "must be one expression: no ';', comments, braces or subqueries",
+        id="exclusion-subquery",
+    ),
+    pytest.param(
+        yml(
+            """
+            service_deliveries:
               business_hours:
                 days: [mon, tue]
                 from: "08:00"

@@ -39,3 +39,20 @@
 {% macro spark__iso_day_of_week(ts) -%}
     (dayofweek({{ ts }}) + 5) % 7 + 1
 {%- endmacro %}
+
+{#- The exclusion conditions on a delivery (var delivery_exclusions, entitlements.yml
+    service_deliveries.exclude_when, validated there): the text of the first that holds, or
+    null. Each condition is SQL over the delivery's columns, e.g. priority = 'Internal'. -#}
+{% macro delivery_exclusion() -%}
+    {%- set conditions = var('delivery_exclusions', []) -%}
+    {%- if conditions -%}
+        case
+            {%- for condition in conditions %}
+                when coalesce(({{ condition }}), false)
+                    then '{{ condition | replace("'", "''") }}'
+            {%- endfor %}
+        end
+    {%- else -%}
+        cast(null as {{ dbt.type_string() }})
+    {%- endif -%}
+{%- endmacro %}

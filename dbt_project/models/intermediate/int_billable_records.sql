@@ -12,6 +12,7 @@ deliveries as (
     select * from {{ ref('int_service_deliveries') }}
     where
         billing_type = 'customer_pay'
+        and excluded_by is null
         and delivered_on < {{ month_start(as_of_date()) }}
 ),
 

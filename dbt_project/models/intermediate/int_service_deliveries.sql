@@ -1,4 +1,5 @@
--- Cases and work orders as one stream of service deliveries.
+-- Cases and work orders as one stream of service deliveries. Cancelled work orders delivered
+-- nothing and are left out; deliveries an exclusion condition takes are kept, marked excluded_by.
 with
 
 cases as (
@@ -23,6 +24,8 @@ unioned as (
         location_id,
         service_code,
         billing_type,
+        priority,
+        case_status as delivery_status,
         is_after_hours,
         response_hours,
         created_at
@@ -37,31 +40,45 @@ unioned as (
         location_id,
         service_code,
         billing_type,
+        cast(null as {{ dbt.type_string() }}) as priority,
+        work_order_status as delivery_status,
         is_after_hours,
         response_hours,
         created_at
     from work_orders
     where work_order_status <> 'cancelled'
+),
+
+judged as (
+    select
+        *,
+        -- The first of the exclusions entitlements.yml declares that holds (null: none): the
+        -- delivery is kept here, for the record, and judged by no rule.
+        {{ delivery_exclusion() }} as excluded_by
+    from unioned
 )
 
 select
-    unioned.delivery_id,
-    unioned.delivery_number,
-    unioned.delivery_type,
-    unioned.customer_id,
-    unioned.asset_id,
-    unioned.location_id,
-    unioned.service_code,
-    unioned.billing_type,
+    judged.delivery_id,
+    judged.delivery_number,
+    judged.delivery_type,
+    judged.customer_id,
+    judged.asset_id,
+    judged.location_id,
+    judged.service_code,
+    judged.billing_type,
     -- The export's after-hours flag where it has one; else from the delivery's time and the
     -- business hours entitlements.yml declares (never after hours without them).
     coalesce(
-        unioned.is_after_hours, {{ is_outside_business_hours('unioned.created_at') }}
+        judged.is_after_hours, {{ is_outside_business_hours('judged.created_at') }}
     ) as is_after_hours,
-    unioned.response_hours,
-    unioned.created_at,
-    cast(unioned.created_at as date) as delivered_on,
+    judged.priority,
+    judged.delivery_status,
+    judged.response_hours,
+    judged.created_at,
+    judged.excluded_by,
+    cast(judged.created_at as date) as delivered_on,
     accounts.currency
-from unioned
+from judged
 left join accounts
-    on unioned.customer_id = accounts.customer_id
+    on judged.customer_id = accounts.customer_id

@@ -6,6 +6,7 @@ with
 
 deliveries as (
     select * from {{ ref('int_service_deliveries') }}
+    where excluded_by is null  -- excluded by a condition of entitlements.yml: judged by no rule
 ),
 
 grants as (
