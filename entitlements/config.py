@@ -26,7 +26,9 @@ import yaml
 
 CONFIG_FILE = "entitlements.yml"
 
-AGGREGATIONS = ("sum", "count")  # a peak reading (seats): a meter whose catalog unit is in peak_units
+# How a meter's events make a period's use (int_usage_events_attributed): the values add up; each
+# event counts 1; the highest reading; the last reading; how many different values.
+AGGREGATIONS = ("sum", "count", "max", "latest", "unique_count")
 CUSTOMER_KEYS = ("crm_account", "billing_customer", "mapping")
 PRECEDENCE_RULES = ("most_generous", "most_specific", "latest_start")
 ENTITLEMENT_TYPES = ("product", "service", "feature", "time_based")
@@ -59,8 +61,8 @@ class Meter:
 
     code: str  # the catalog entitlement code its usage consumes (API_CALLS)
     event_types: tuple[str, ...]  # the events' type values it takes; empty: every event
-    value: str | None  # path of the quantity in the event; None with aggregation count
-    aggregation: str  # sum | count | max
+    value: str | None  # path of the quantity (unique_count: of what is counted); None with count
+    aggregation: str  # sum | count | max | latest | unique_count (AGGREGATIONS)
 
 
 @dataclass(frozen=True)
@@ -400,6 +402,11 @@ class _Reader:
                 ("meters",),
                 "a meter without event_type takes every event: with several meters, give each its event_type",
             )
+        aggregated = {
+            m.code: m.aggregation for m in meters if m.aggregation in ("max", "latest", "unique_count")
+        }
+        if aggregated:
+            self.dbt_extra["meter_aggregations"] = aggregated
         return tuple(meters)
 
     def _deliveries(self, data: Any) -> tuple[str | None, tuple[str, ...], tuple[str, ...]]:

@@ -62,13 +62,17 @@ def meter_events_shape(config: Config) -> Shape:
     typed = [m for m in config.meters if m.event_types]
     type_expr = _path(events.type, fields) if typed else None
     quantity_cases = []
+    distinct_cases = []
     for meter in config.meters:
-        value = "'1'" if meter.aggregation == "count" else _path(meter.value or "", fields)
+        # count and unique_count: each event is 1; unique_count keeps the value it counts once.
+        counted = meter.aggregation in ("count", "unique_count")
+        value = "'1'" if counted else _path(meter.value or "", fields)
+        when = "ELSE"
         if meter.event_types:
-            types = ", ".join(quote_literal(t) for t in meter.event_types)
-            quantity_cases.append(f"WHEN {type_expr} IN ({types}) THEN {value}")
-        else:
-            quantity_cases.append(f"ELSE {value}")
+            when = f"WHEN {type_expr} IN ({', '.join(quote_literal(t) for t in meter.event_types)}) THEN"
+        quantity_cases.append(f"{when} {value}")
+        if meter.aggregation == "unique_count":
+            distinct_cases.append(f"{when} {_path(meter.value or '', fields)}")
     meter_code: str | Lookup = (
         Lookup(METER_EVENT_KIND, type_expr) if type_expr else quote_literal(config.meters[0].code)
     )
@@ -89,6 +93,7 @@ def meter_events_shape(config: Config) -> Shape:
                 "quantity": f"CASE {' '.join(quantity_cases)} END",
                 "occurred_at": time,
                 **({"sent_at": _path(events.recorded_time, fields)} if events.recorded_time else {}),
+                **({"distinct_value": f"CASE {' '.join(distinct_cases)} END"} if distinct_cases else {}),
             },
             parse={"occurred_at": usage.EPOCH_OR_RFC3339_UTC, "sent_at": usage.EPOCH_OR_RFC3339_UTC},
             description=f"usage events read by the meters of {config.path or 'the configuration'}",

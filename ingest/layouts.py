@@ -320,7 +320,9 @@ LAYOUTS: tuple[Layout, ...] = (
         file_format="jsonl",
         columns=_cols(
             "event_id VARCHAR, customer_id VARCHAR, meter_code VARCHAR, quantity DECIMAL(18,4),"
-            " occurred_at TIMESTAMP, sent_at TIMESTAMP?"
+            " occurred_at TIMESTAMP, sent_at TIMESTAMP?,"
+            # What a unique_count meter counts once per period (a user id): entitlements.yml meters.
+            " distinct_value VARCHAR?"
         ),
         primary_key=("event_id",),
         non_negative=("quantity",),

@@ -340,7 +340,7 @@ INVALID = [
         ),
         5,
         "meters.API_CALLS.aggregation",
-        "must be one of sum, count, not 'avg'",
+        "must be one of sum, count, max, latest, unique_count, not 'avg'",
         id="aggregation-avg",
     ),
     pytest.param(
@@ -919,7 +919,11 @@ def test_several_problems_are_all_listed(tmp_path: Path) -> None:
         (2, "reporting_currency", "must be an ISO 4217 code (USD), not 'usd'"),
         (4, "tolerances.under_billed_percent", "must be a number of at least 0, not -1"),
         (6, "windows.underuse_periods", "must be a whole number of at least 1, not 2.5"),
-        (10, "meters.API_CALLS.aggregation", "must be one of sum, count, not 'avg'"),
+        (
+            10,
+            "meters.API_CALLS.aggregation",
+            "must be one of sum, count, max, latest, unique_count, not 'avg'",
+        ),
         (8, "meters.API_CALLS", "needs value (the path of the quantity), or aggregation: count"),
         (12, "crm.contract_line_price", "must be one of per_term, annual, not 'monthly'"),
     ]
@@ -1057,4 +1061,23 @@ def test_business_hours_become_iso_days_and_minutes_for_dbt(tmp_path: Path) -> N
             "end_minute": 1440,
             "time_zone": "America/New_York",
         }
+    }
+
+
+def test_meters_not_summed_are_passed_to_dbt_by_code(tmp_path: Path) -> None:
+    path = tmp_path / CONFIG_FILE
+    path.write_text(
+        yml(
+            """
+            meters:
+              API_CALLS: {event_type: api, value: data.n}
+              REQUESTS: {event_type: req, aggregation: count}
+              SEATS: {event_type: seats, value: data.in_use, aggregation: max}
+              STORAGE_GB: {event_type: storage, value: data.gb, aggregation: latest}
+              ACTIVE_USERS: {event_type: seen, value: data.user, aggregation: unique_count}
+            """
+        )
+    )
+    assert load_config(path).dbt_vars() == {
+        "meter_aggregations": {"SEATS": "max", "STORAGE_GB": "latest", "ACTIVE_USERS": "unique_count"}
     }

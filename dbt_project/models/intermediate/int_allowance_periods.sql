@@ -114,7 +114,7 @@ daily_use as (
         period_start,
         occurred_on as change_day,
         sum(quantity) as day_total,
-        max(quantity) as day_peak
+        max(reading) as day_peak  -- the reading itself (quantity is what it adds, by aggregation)
     from usage_events
     group by contract_line_id, meter_code, period_start, occurred_on
 ),

@@ -20,6 +20,8 @@ attributed as (
         events.customer_id,
         events.meter_code,
         events.quantity,
+        events.distinct_value,
+        events.occurred_at,
         grants.entitlement_id,
         grants.contract_id,
         grants.contract_line_id,
@@ -47,12 +49,63 @@ attributed as (
             and events.occurred_at < grants.valid_to_at
 )
 
+
+{%- set aggregations = var('meter_aggregations', {}) %},
+
+-- Meters not summed (entitlements.yml meters.*.aggregation) turn each event into what it adds
+-- to its period's use, so every later sum is that use: max, what a reading adds to the highest
+-- before it (use = the peak); latest, the change from the reading before (use = the last
+-- reading, which may go down); unique_count, 1 for a value's first event (use = how many).
+contributed as (
+    select
+        *,
+        {% if aggregations -%}
+            case
+                {%- for code, aggregation in aggregations.items() %}
+                    {%- if aggregation == 'max' %}
+                        when meter_code = '{{ code }}'
+                            then greatest(
+                                quantity - coalesce(max(quantity) over (
+                                    partition by customer_id, meter_code, entitlement_id, period_start
+                                    order by occurred_at, event_id
+                                    rows between unbounded preceding and 1 preceding
+                                ), 0),
+                                0
+                            )
+                    {%- elif aggregation == 'latest' %}
+                        when meter_code = '{{ code }}'
+                            then quantity - coalesce(lag(quantity) over (
+                                partition by customer_id, meter_code, entitlement_id, period_start
+                                order by occurred_at, event_id
+                            ), 0)
+                    {%- else %}
+                        when meter_code = '{{ code }}'
+                            then case
+                                when row_number() over (
+                                    partition by
+                                        customer_id, meter_code, entitlement_id, period_start, distinct_value
+                                    order by occurred_at, event_id
+                                ) = 1 then 1
+                                else 0
+                            end
+                    {%- endif %}
+                {%- endfor %}
+                else quantity
+            end
+        {%- else -%}
+            quantity
+        {%- endif %} as contribution
+    from attributed
+    where preference = 1
+)
+
 select
     event_id,
     occurred_on,
     customer_id,
     meter_code,
-    quantity,
+    contribution as quantity,
+    quantity as reading,
     entitlement_id,
     contract_id,
     contract_line_id,
@@ -60,7 +113,6 @@ select
     limit_quantity,
     period_start,
     {{ period_end('limit_period', 'period_start', 'contract_end_date') }} as period_end
-from attributed
-where preference = 1
+from contributed
 -- Stored in customer order so a one-customer lookup (entitlements check) reads few row groups.
 order by customer_id, occurred_on

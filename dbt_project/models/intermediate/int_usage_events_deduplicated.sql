@@ -27,6 +27,7 @@ select
     coalesce(identities.customer_id, ranked.customer_id) as customer_id,
     ranked.meter_code,
     ranked.quantity,
+    ranked.distinct_value,
     ranked.occurred_at,
     cast(ranked.occurred_at as date) as occurred_on,
     ranked.sent_at

@@ -15,6 +15,7 @@ renamed as (
         meter_code,
         -- numerics
         quantity,
+        distinct_value,
         -- timestamps
         occurred_at,
         sent_at,
