@@ -33,6 +33,7 @@ CUSTOMER_KEYS = ("crm_account", "billing_customer", "mapping")
 PRECEDENCE_RULES = ("most_generous", "most_specific", "latest_start")
 ENTITLEMENT_TYPES = ("product", "service", "feature", "time_based")
 LINE_PRICES = ("per_term", "annual")
+USAGE_MATCHES = ("subscription_item", "customer_meter_month")  # int_invoice_line_matches
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # A path into an event or a record: dot-separated keys (data.usage.calls).
 _PATH = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*(\.[A-Za-z0-9_\-]+)*")
@@ -480,7 +481,14 @@ class _Reader:
 
     def _evidence(self, data: Any) -> tuple[tuple[str, str], ...]:
         at = ("evidence",)
-        section = self.section(data, at, ("invoice_line_reference",))
+        section = self.section(data, at, ("invoice_line_reference", "usage_line_match"))
+        if "usage_line_match" in section:
+            strategies = self.texts(
+                section, at, "usage_line_match", lambda v: v in USAGE_MATCHES, " or ".join(USAGE_MATCHES)
+            )
+            if not strategies or len(set(strategies)) < len(strategies):
+                self.problem((*at, "usage_line_match"), "must list each strategy once, at least one")
+            self.dbt_extra["usage_line_match"] = list(strategies)
         items = section.get("invoice_line_reference")
         if items is None:
             return ()

@@ -255,7 +255,10 @@ LAYOUTS: tuple[Layout, ...] = (
             " period_end DATE, quantity DECIMAL(18,4), amount DECIMAL(18,2), currency VARCHAR,"
             # How reference_id was found (entitlements.yml evidence): metadata_key:<key> or
             # description_pattern; empty for a canonical file, whose reference_id is a column.
-            " reference_matched_by VARCHAR?"
+            " reference_matched_by VARCHAR?,"
+            # The billing subscription item the line bills (Stripe parent.subscription_item_details):
+            # matches an overage line to the usage of the allowance that item grants.
+            " subscription_item_id VARCHAR?"
         ),
         primary_key=("invoice_line_id",),
         enums={

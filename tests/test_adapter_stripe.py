@@ -132,6 +132,7 @@ def test_amounts_in_minor_units_are_scaled_by_the_currency_exponent(tmp_path: Pa
         "item_code": "INCIDENT",
         "reference_id": "CS-0000045",
         "reference_matched_by": "metadata_key:reference_id",
+        "subscription_item_id": None,
         "period_start": date(2024, 6, 1),
         "period_end": date(2024, 7, 1),
         "quantity": Decimal("1.0000"),
@@ -251,6 +252,11 @@ def test_subscription_periods_on_the_subscription_or_on_its_items(tmp_path: Path
             "current_period_end": datetime(2024, 8, 1),
             "cancel_at_period_end": True,
             "created_at": datetime(2024, 2, 1),
+            "contract_line_id": None,
+            "currency": None,
+            "started_at": datetime(2024, 2, 1),  # no start_date: the item's creation
+            "ended_at": None,
+            "cancel_at": None,
         },
         {
             "subscription_item_id": "si_old",
@@ -264,6 +270,11 @@ def test_subscription_periods_on_the_subscription_or_on_its_items(tmp_path: Path
             "current_period_end": datetime(2024, 7, 1),
             "cancel_at_period_end": False,
             "created_at": datetime(2023, 12, 2),
+            "contract_line_id": None,
+            "currency": "USD",
+            "started_at": datetime(2023, 12, 2),  # no start_date: the item's creation
+            "ended_at": None,
+            "cancel_at": None,
         },
         {
             "subscription_item_id": "si_seats",
@@ -277,6 +288,11 @@ def test_subscription_periods_on_the_subscription_or_on_its_items(tmp_path: Path
             "current_period_end": datetime(2024, 7, 1),
             "cancel_at_period_end": True,
             "created_at": datetime(2024, 1, 1),
+            "contract_line_id": None,
+            "currency": None,
+            "started_at": datetime(2024, 1, 1),  # no start_date: the item's creation
+            "ended_at": None,
+            "cancel_at": None,
         },
     ]
 

@@ -365,7 +365,7 @@ def test_warnings_alone_do_not_stop_the_gate(warehouse):
         "billing_invoice_lines",
         "L-neg",
         """('IL1', 'I1', 'service', 'K1', null, 'SVC-ONSITE', 'CS-1', date '2024-06-01', date '2024-05-01',
-            -1, -150.00, 'USD', null)""",
+            -1, -150.00, 'USD', null, null)""",
     )
     land(
         warehouse,
@@ -405,8 +405,8 @@ def test_usage_events_may_repeat_an_event_id(warehouse):
         warehouse,
         "usage_events",
         "L-usage",
-        """('EV1', 'C1', 'API_CALLS', 10, timestamp '2024-06-01 10:00', null),
-           ('EV1', 'C1', 'API_CALLS', 10, timestamp '2024-06-01 10:00', timestamp '2024-06-01 10:05')""",
+        """('EV1', 'C1', 'API_CALLS', 10, timestamp '2024-06-01 10:00', null, null),
+           ('EV1', 'C1', 'API_CALLS', 10, timestamp '2024-06-01 10:00', timestamp '2024-06-01 10:05', null)""",
     )
     report = validate_landing(warehouse, ["L-usage"], run_id="run-usage")
     assert report.failures == []

@@ -119,6 +119,11 @@ def _line_columns(line: str, invoice_id: str, fallback_currency: str = "") -> di
         "reference_id": _get(line, "$.metadata.reference_id"),
         "reference_matched_by": f"CASE WHEN {_get(line, '$.metadata.reference_id')} IS NOT NULL"
         " THEN 'metadata_key:reference_id' END",
+        # parent.subscription_item_details from API 2025-03-31.basil on, subscription_item before.
+        "subscription_item_id": (
+            f"coalesce({_get(line, '$.parent.subscription_item_details.subscription_item')},"
+            f" {_get(line, '$.subscription_item')})"
+        ),
         "period_start": _get(line, "$.period.start"),
         "period_end": _get(line, "$.period.end"),
         "quantity": _get(line, "$.quantity"),
@@ -316,7 +321,7 @@ API_INVOICE_LINES_NESTED = Shape(
 
 _LINE_ITEM_FIELDS = (
     "id", "unique_id", "invoice", "amount", "currency", "period", "quantity",
-    "price", "plan", "pricing", "metadata", "description",
+    "price", "plan", "pricing", "metadata", "description", "parent", "subscription_item",
 )  # fmt: skip
 LINE_ITEM_JSON = "json_object(" + ", ".join(f"'{name}', src.\"{name}\"" for name in _LINE_ITEM_FIELDS) + ")"
 
@@ -330,7 +335,7 @@ API_INVOICE_LINE_ITEMS = Shape(
     formats=API_FORMATS,
     signature=("id", "invoice", "amount", "currency", "period"),
     fields={
-        name: "JSON" if name in ("period", "price", "plan", "pricing", "metadata") else "VARCHAR"
+        name: "JSON" if name in ("period", "price", "plan", "pricing", "metadata", "parent") else "VARCHAR"
         for name in _LINE_ITEM_FIELDS
     },
     columns=_line_columns(LINE_ITEM_JSON, 'stripe_ref(src."invoice")'),

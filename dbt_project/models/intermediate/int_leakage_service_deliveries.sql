@@ -6,9 +6,7 @@
 --   4. premium_service_on_standard  premium response or after-hours dispatch above the
 --                              entitled level with no premium invoice line
 -- Billing is monthly in arrears, so rules 1 and 4 only judge months before the as-of month.
--- An invoice line bills a delivery when its reference (found as entitlements.yml evidence says:
--- a metadata key, a pattern in the line's description) is the delivery's id or its number
--- (Salesforce CaseNumber), so invoices may name cases either way.
+-- Which invoice lines bill which delivery: int_invoice_line_matches.
 with
 
 deliveries as (
@@ -16,8 +14,9 @@ deliveries as (
     where delivered_on <= {{ as_of_date() }}
 ),
 
-invoice_lines as (
-    select * from {{ ref('int_invoice_lines') }}
+matches as (
+    select * from {{ ref('int_invoice_line_matches') }}
+    where evidence_type = 'delivery'
 ),
 
 prices as (
@@ -25,12 +24,12 @@ prices as (
 ),
 
 billed_services as (
-    select distinct reference_id from invoice_lines
+    select distinct evidence_id from matches
     where line_type = 'service'
 ),
 
 billed_premiums as (
-    select distinct reference_id from invoice_lines
+    select distinct evidence_id from matches
     where line_type = 'premium'
 ),
 
@@ -45,17 +44,13 @@ classified as (
                 and deliveries.sla_response_hours > {{ var('premium_response_hours') }}
             )
         ) as is_premium_delivery,
-        coalesce(service_by_id.reference_id, service_by_number.reference_id) is not null as is_service_billed,
-        coalesce(premium_by_id.reference_id, premium_by_number.reference_id) is not null as is_premium_billed
+        billed_services.evidence_id is not null as is_service_billed,
+        billed_premiums.evidence_id is not null as is_premium_billed
     from deliveries
-    left join billed_services as service_by_id
-        on deliveries.delivery_id = service_by_id.reference_id
-    left join billed_services as service_by_number
-        on deliveries.delivery_number = service_by_number.reference_id
-    left join billed_premiums as premium_by_id
-        on deliveries.delivery_id = premium_by_id.reference_id
-    left join billed_premiums as premium_by_number
-        on deliveries.delivery_number = premium_by_number.reference_id
+    left join billed_services
+        on deliveries.delivery_id = billed_services.evidence_id
+    left join billed_premiums
+        on deliveries.delivery_id = billed_premiums.evidence_id
 ),
 
 categorised as (

@@ -9,8 +9,9 @@ periods as (
     where period_start < {{ month_start(as_of_date()) }}
 ),
 
-invoice_lines as (
-    select * from {{ ref('int_invoice_lines') }}
+matches as (
+    select * from {{ ref('int_invoice_line_matches') }}
+    where evidence_type = 'usage_period'
 ),
 
 usage_grants as (
@@ -23,15 +24,14 @@ usage_grants as (
     group by customer_id, entitlement_code
 ),
 
+-- The overage invoiced for each period (int_invoice_line_matches: by subscription item, or by
+-- customer, meter and month).
 billed_overage as (
     select
-        customer_id,
-        item_code,
-        period_start,
+        evidence_id as usage_period_id,
         sum(quantity) as billed_quantity
-    from invoice_lines
-    where line_type = 'overage'
-    group by customer_id, item_code, period_start
+    from matches
+    group by evidence_id
 ),
 
 classified as (
@@ -50,10 +50,7 @@ classified as (
         end as billable_quantity
     from periods
     left join billed_overage
-        on
-            periods.customer_id = billed_overage.customer_id
-            and periods.meter_code = billed_overage.item_code
-            and periods.period_start = billed_overage.period_start
+        on periods.usage_period_id = billed_overage.usage_period_id
     left join usage_grants
         on
             periods.customer_id = usage_grants.customer_id

@@ -14,6 +14,7 @@ renamed as (
         contract_line_id,
         item_code,
         reference_id,
+        subscription_item_id,
         -- attributes
         reference_matched_by,
         line_type,
