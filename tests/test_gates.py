@@ -406,7 +406,8 @@ def test_usage_events_may_repeat_an_event_id(warehouse):
         "usage_events",
         "L-usage",
         """('EV1', 'C1', 'API_CALLS', 10, timestamp '2024-06-01 10:00', null, null),
-           ('EV1', 'C1', 'API_CALLS', 10, timestamp '2024-06-01 10:00', timestamp '2024-06-01 10:05', null)""",
+           ('EV1', 'C1', 'API_CALLS', 10, timestamp '2024-06-01 10:00', timestamp '2024-06-01 10:05',
+            null)""",
     )
     report = validate_landing(warehouse, ["L-usage"], run_id="run-usage")
     assert report.failures == []
