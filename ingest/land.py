@@ -37,8 +37,7 @@ import duckdb
 import xxhash
 from tqdm import tqdm
 
-from entitlements.config import DEFAULT as DEFAULT_CONFIG
-from entitlements.config import Config
+from entitlements.config import Config, find_config, load_config
 from entitlements.warehouse import connect
 from ingest._sql import quote_ident
 from ingest.checks import CURRENT_LOAD as CURRENT
@@ -176,7 +175,7 @@ def ingest_exports(
     max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE,
     quarantine_unmapped: bool = False,
     encoding: str | None = None,
-    config: Config = DEFAULT_CONFIG,
+    config: Config | None = None,
     progress: bool | None = None,
     on_file: Callable[[str], None] | None = None,
 ) -> list[FileResult]:
@@ -189,8 +188,9 @@ def ingest_exports(
     mapping: the mapping file; default mapping.csv at the export's top level, if there is one.
     encoding: the CSV files' encoding, declared; default UTF-8, or latin-1 for a file no line of
     which is valid UTF-8 (readers.file_encoding).
-    config: the user's configuration (entitlements.yml): how vendor fields are read
-    (ingest/configured.py). A file landed under other reading rules is landed again, as a correction.
+    config: the user's configuration: how vendor fields are read (ingest/configured.py); default
+    the export's entitlements.yml, if any. A file landed under other reading rules lands again, as
+    a correction. Raises ConfigError (entitlements/config.py) for an invalid file.
     progress: a tqdm bar on stderr; None shows it only when stderr is a terminal.
     on_file: called with each file's relative path as its landing starts.
 
@@ -199,6 +199,8 @@ def ingest_exports(
     """
     export_dir = Path(export_dir).resolve()
     files = discover_exports(export_dir)
+    if config is None:
+        config = load_config(find_config(export_dir, None))
     default_mapping = export_dir / MAPPING_FILE
     mapping_path = mapping or (default_mapping if default_mapping.is_file() else None)
     mapping_rows = load_mapping(mapping_path, lookup_kinds())

@@ -206,10 +206,12 @@ Id,IsDeleted,LineItemNumber,ServiceContractId,Product2Id,AssetId,LocationId,Quan
 def test_contract_line_item(tmp_path):
     warehouse = land(tmp_path, {"crm/ContractLineItem.csv": CONTRACT_LINE_ITEM_CSV})
     contract, asset = "810Hs0000004RsTIAU", "02iHs00000Ast01IAB"
+    # UnitPrice is the price of the line's term (crm.contract_line_price per_term, the default):
+    # 1,200 for six months is 2,400 a year.
     assert rows(warehouse, "crm_contract_lines", "contract_line_id, version_no") == [
-        ("811Hs000000AbCdIAK", 1, contract, "GOLD_SUPPORT", asset, None, Decimal(2), Decimal("1200.00"), date(2025, 1, 1), date(2025, 7, 1), "granted"),
+        ("811Hs000000AbCdIAK", 1, contract, "GOLD_SUPPORT", asset, None, Decimal(2), Decimal("2400.00"), date(2025, 1, 1), date(2025, 7, 1), "granted"),
         # The second version of the same line: its own record, pointing at the first; 10 % off.
-        ("811Hs000000AbCdIAK", 2, contract, "SILVER_SUPPORT", asset, None, Decimal(3), Decimal("900.00"), date(2025, 7, 1), date(2026, 1, 1), "amended"),
+        ("811Hs000000AbCdIAK", 2, contract, "SILVER_SUPPORT", asset, None, Decimal(3), Decimal("1800.00"), date(2025, 7, 1), date(2026, 1, 1), "amended"),
         # No UnitPrice: TotalPrice / Quantity; no version: 1; no reason: NULL.
         ("811Hs000000AbCfIAK", 1, contract, "GOLD_SUPPORT", None, "131Hs000000LoCaIAK", Decimal(4), Decimal("250.00"), date(2025, 1, 1), date(2026, 1, 1), None),
     ]  # fmt: skip
@@ -278,15 +280,15 @@ def test_case(tmp_path):
     assert rows(warehouse, "crm_cases", "case_id") == [
         # Linked to an entitlement, no Billing_Type__c: covered.
         ("500Hs00000CsAaaIAF", acme, "02iHs00000Ast01IAB", "131Hs000000LoCaIAK", "PHONE_SUPPORT",
-         datetime(2025, 3, 3, 11, 6, 44), datetime(2025, 3, 5, 9, 36, 44), "Medium", "closed", Decimal("44.50"), False, "covered"),
+         datetime(2025, 3, 3, 11, 6, 44), datetime(2025, 3, 5, 9, 36, 44), "Medium", "closed", Decimal("44.50"), False, "covered", "00001001"),
         # A custom open status is being worked on; +02:00 lands two hours earlier in UTC.
         ("500Hs00000CsAabIAF", bravo, None, None, "INCIDENT",
-         datetime(2025, 4, 1, 8, 0), None, "High", "working", None, None, "customer_pay"),
+         datetime(2025, 4, 1, 8, 0), None, "High", "working", None, None, "customer_pay", "00001002"),
         # Linked to nothing, no Billing_Type__c: customer-pay.
         ("500Hs00000CsAacIAF", bravo, None, None, "INCIDENT",
-         datetime(2025, 4, 2, 10, 0), None, "Low", "new", None, None, "customer_pay"),
+         datetime(2025, 4, 2, 10, 0), None, "Low", "new", None, None, "customer_pay", "00001003"),
         ("500Hs00000CsAadIAF", acme, None, None, "PHONE_SUPPORT",
-         datetime(2025, 4, 3, 10, 0), datetime(2025, 4, 3, 11, 30), "Low", "closed", Decimal("1.50"), True, "covered"),
+         datetime(2025, 4, 3, 10, 0), datetime(2025, 4, 3, 11, 30), "Low", "closed", Decimal("1.50"), True, "covered", "00001004"),
     ]  # fmt: skip
 
 

@@ -568,7 +568,10 @@ def test_extra_keys_in_json_lines_are_kept_in_extra(tmp_path: Path) -> None:
     (result,), warehouse = ingest(tmp_path, {"usage/events.jsonl": jsonl_text(lines)})
 
     assert (result.rows_in, result.rows, result.rows_rejected) == (3, 3, 0)
-    assert result.message == "columns kept in _extra: region, labels"
+    assert result.message == (
+        "columns kept in _extra: region, labels; optional columns not in the file, landed as NULL:"
+        " distinct_value"
+    )
     assert query(warehouse, "SELECT event_id, _extra FROM raw.usage_events ORDER BY 1") == [
         ("evt-0001", '{"region":null,"labels":null}'),
         ("evt-0002", '{"region":"eu-west-1","labels":{"tier":"gold","beta":true}}'),
@@ -623,7 +626,7 @@ def test_missing_optional_columns_land_null(tmp_path: Path) -> None:
     assert (result.rows_in, result.rows, result.rows_rejected) == (2, 2, 0)
     assert result.message == (
         "optional columns not in the file, landed as NULL: contract_id, contract_line_id, reference_id,"
-        " reference_matched_by"
+        " reference_matched_by, subscription_item_id"
     )
     assert query(
         warehouse,
