@@ -14,7 +14,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from entitlements.config import ConfigError, find_config, load_config, record_config
+from entitlements.config import ConfigError, find_config, load_config
 from entitlements.dbt_runner import run_dbt, target_dir
 from entitlements.queries import store_compiled_queries
 from entitlements.run_lock import run_lock
@@ -149,8 +149,8 @@ def ingest_step(
 
     ingest_options: keyword arguments of ingest_exports (file_format, mapping, max_rejected_share,
     quarantine_unmapped, encoding), and config: the configuration file (default entitlements.yml in
-    the export, if any), checked before anything lands and recorded in the warehouse, so every dbt
-    command on it applies the same rules. echo: told each file's name as its landing starts.
+    the export, if any), checked before anything lands (the ingest records it in the warehouse, so
+    every dbt command on it applies the same rules). echo: told each file's name as its landing starts.
     """
     options = dict(ingest_options or {})
     config_path = find_config(export_dir, options.pop("config", None))
@@ -169,11 +169,6 @@ def ingest_step(
             if partial:
                 revert_load(warehouse, partial, f"run {run_id}: {exc.source_file} was refused")
             raise PipelineError("ingest", f"{exc}\nNothing of this export was kept.") from exc
-        con = connect(warehouse)
-        try:
-            record_config(con, config)
-        finally:
-            con.close()
         _record_step(
             warehouse,
             run_id,

@@ -47,6 +47,11 @@ SECTIONS = {
         from marts.fct_underused_entitlements group by entitlement_code
         order by finding, entitlement_code, currency
     """,
+    # Records whose customer id reaches no CRM account: kept, but matched to nothing until it does.
+    "Customer ids resolving to no CRM account (marts.fct_unresolved_customer_ids)": """
+        select used_in, count(*) as ids, sum(record_count) as records
+        from marts.fct_unresolved_customer_ids group by used_in order by used_in
+    """,
 }
 
 

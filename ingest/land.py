@@ -37,7 +37,7 @@ import duckdb
 import xxhash
 from tqdm import tqdm
 
-from entitlements.config import Config, find_config, load_config
+from entitlements.config import Config, find_config, load_config, record_config
 from entitlements.warehouse import connect
 from ingest._sql import quote_ident
 from ingest.checks import CURRENT_LOAD as CURRENT
@@ -216,6 +216,7 @@ def ingest_exports(
     show = sys.stderr.isatty() if progress is None else progress
     with _open(warehouse) as con:
         ensure_warehouse(con)
+        record_config(con, config)  # every later dbt command on this warehouse applies it
         options.mapping.install(con)
         for statement in dict.fromkeys(s for plan in plans for s in plan.shape.setup):
             con.execute(statement)

@@ -48,6 +48,13 @@ def real(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     warehouse = root / "warehouse.duckdb"
     run = entitlements("run", exports, "--warehouse", warehouse, "--reports", root / "reports")
     assert run.returncode == 0, run.stdout + run.stderr
+    # The summary says what did not resolve: one billing customer, two usage events.
+    unresolved = run.stdout.split("Customer ids resolving to no CRM account")[1].splitlines()
+    assert [line.split() for line in unresolved[1:4]] == [
+        ["used_in", "ids", "records"],
+        ["billing_customers", "1", "1"],
+        ["usage_events", "1", "2"],
+    ]
     return exports, warehouse
 
 
