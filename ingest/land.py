@@ -190,7 +190,8 @@ def ingest_exports(
     which is valid UTF-8 (readers.file_encoding).
     config: the user's configuration: how vendor fields are read (ingest/configured.py); default
     the export's entitlements.yml, if any. A file landed under other reading rules lands again, as
-    a correction. Raises ConfigError (entitlements/config.py) for an invalid file.
+    a correction. Recorded in the warehouse for dbt (not by a legacy export's ingest, which the
+    configuration does not describe). Raises ConfigError (entitlements/config.py) for an invalid file.
     progress: a tqdm bar on stderr; None shows it only when stderr is a terminal.
     on_file: called with each file's relative path as its landing starts.
 
@@ -216,7 +217,8 @@ def ingest_exports(
     show = sys.stderr.isatty() if progress is None else progress
     with _open(warehouse) as con:
         ensure_warehouse(con)
-        record_config(con, config)  # every later dbt command on this warehouse applies it
+        if file_format != "legacy":  # a legacy export (migration) is not what the configuration describes
+            record_config(con, config)  # every later dbt command on this warehouse applies it
         options.mapping.install(con)
         for statement in dict.fromkeys(s for plan in plans for s in plan.shape.setup):
             con.execute(statement)

@@ -207,3 +207,22 @@ def test_salesforce_picklist_renewal_link_and_line_prices_as_configured(
         warehouse, "SELECT annual_price FROM raw.crm_contract_lines ORDER BY contract_line_id"
     )
     assert tuple(str(r["annual_price"]) for r in prices) == annual  # 24 months at 48,000; 6 at 20,000
+
+
+def test_the_configuration_an_export_was_ingested_with_is_what_dbt_applies(tmp_path: Path) -> None:
+    """The ingest records its configuration; dbt reads the last one recorded. A legacy export's
+    ingest (migration) is not described by it and keeps it; another export's ingest replaces it."""
+    from entitlements.config import recorded_dbt_vars
+    from entitlements.demo import generate_demo
+
+    demo = tmp_path / "demo"
+    generate_demo(demo, seed=3, customers=10, usage_events=1000)
+    (demo / "entitlements.yml").write_text("tolerances:\n  under_billed_percent: 2\n")
+    warehouse = tmp_path / "warehouse.duckdb"
+    ingest_exports(warehouse, demo, progress=False)
+    assert recorded_dbt_vars(warehouse) == {"under_billed_tolerance_pct": 2}
+    ingest_exports(warehouse, demo / "legacy", progress=False, file_format="legacy")
+    assert recorded_dbt_vars(warehouse) == {"under_billed_tolerance_pct": 2}
+    (demo / "entitlements.yml").unlink()
+    ingest_exports(warehouse, demo, progress=False)
+    assert recorded_dbt_vars(warehouse) == {}
