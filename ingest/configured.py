@@ -153,7 +153,7 @@ def _stripe(shape: Shape, config: Config) -> Shape:
                 columns["customer_id"] = f'json_extract_string("metadata", {quote_literal("$." + key)})'
             else:
                 fields["account_key"] = "VARCHAR"
-                aliases["account_key"] = (f"{key} (metadata)", f"Metadata {key}")
+                aliases["account_key"] = stripe.metadata_field(key)[1]
                 columns["customer_id"] = '"account_key"'
         else:  # invoices, subscriptions: the billing id stays; dbt resolves it (int_customer_identities)
             columns = {
@@ -165,9 +165,9 @@ def _stripe(shape: Shape, config: Config) -> Shape:
         if shape.family == "stripe_csv":
             for kind, argument in config.evidence:
                 if kind == "metadata_key":
-                    name = f"meta_{argument}"
+                    name, headers = stripe.metadata_field(argument)
                     fields[name] = "VARCHAR"
-                    aliases[name] = (f"{argument} (metadata)", f"Metadata {argument}")
+                    aliases[name] = headers
             fields["description"] = "VARCHAR"
             aliases["description"] = ("Description", "Line Item Description")
         reference, matched_by = stripe.line_reference(line, config.evidence, csv=shape.family == "stripe_csv")

@@ -116,9 +116,9 @@ def _line_columns(line: str, invoice_id: str, fallback_currency: str = "") -> di
         "contract_id": _get(line, "$.metadata.contract_id"),
         "contract_line_id": _get(line, "$.metadata.contract_line_id"),
         "item_code": Lookup("price", price),
-        "reference_id": _get(line, "$.metadata.reference_id"),
-        "reference_matched_by": f"CASE WHEN {_get(line, '$.metadata.reference_id')} IS NOT NULL"
-        " THEN 'metadata_key:reference_id' END",
+        **dict(
+            zip(("reference_id", "reference_matched_by"), line_reference(line, DEFAULT_EVIDENCE), strict=True)
+        ),
         # parent.subscription_item_details from API 2025-03-31.basil on, subscription_item before.
         "subscription_item_id": (
             f"coalesce({_get(line, '$.parent.subscription_item_details.subscription_item')},"
@@ -132,6 +132,16 @@ def _line_columns(line: str, invoice_id: str, fallback_currency: str = "") -> di
     }
 
 
+# Where a line names what it bills when entitlements.yml says nothing (evidence.invoice_line_reference).
+DEFAULT_EVIDENCE: tuple[tuple[str, str], ...] = (("metadata_key", "reference_id"),)
+
+
+def metadata_field(key: str) -> tuple[str, tuple[str, ...]]:
+    """A Dashboard CSV's column for a metadata key: the field name line_reference reads, and the
+    header names the Dashboard writes it under."""
+    return f"meta_{key}", (f"{key} (metadata)", f"Metadata {key}")
+
+
 def line_reference(line: str, strategies: tuple[tuple[str, str], ...], csv: bool = False) -> tuple[str, str]:
     """SQL of (reference_id, reference_matched_by) of an invoice line: the first strategy that finds
     a reference (entitlements.yml evidence.invoice_line_reference). `line` is the line's JSON; a
@@ -139,7 +149,8 @@ def line_reference(line: str, strategies: tuple[tuple[str, str], ...], csv: bool
     found = []
     for kind, argument in strategies:
         if kind == "metadata_key":
-            expr = f"nullif(trim(\"meta_{argument}\"), '')" if csv else _get(line, f"$.metadata.{argument}")
+            column = metadata_field(argument)[0]
+            expr = f"nullif(trim(\"{column}\"), '')" if csv else _get(line, f"$.metadata.{argument}")
             label = f"metadata_key:{argument}"
         else:
             description = '"description"' if csv else _get(line, "$.description")
@@ -369,7 +380,6 @@ CSV_ALIASES: dict[str, tuple[str, ...]] = {
     "price": ("Price ID", "Price", "Plan ID", "Plan", "price_id", "plan_id"),
     "contract_id": ("contract_id (metadata)", "Metadata contract_id"),
     "contract_line_id": ("contract_line_id (metadata)", "Metadata contract_line_id"),
-    "reference_id": ("reference_id (metadata)", "Metadata reference_id"),
 }
 
 
@@ -431,8 +441,9 @@ CSV_INVOICES = Shape(
 
 _fields, _aliases = _csv_fields(
     "id", "invoice", "amount", "currency", "quantity", "period_start", "period_end", "price",
-    "contract_id", "contract_line_id", "reference_id",
+    "contract_id", "contract_line_id",
 )  # fmt: skip
+_REFERENCE, _REFERENCE_HEADERS = metadata_field("reference_id")
 CSV_INVOICE_LINE_ITEMS = Shape(
     name="stripe_csv.invoice_line_items",
     family="stripe_csv",
@@ -440,8 +451,12 @@ CSV_INVOICE_LINE_ITEMS = Shape(
     names=("invoice_line_items*", "invoice_lines*", "line_items*"),
     formats=("csv",),
     signature=("id", "invoice", "amount", "currency", "price"),
-    fields=_fields,
-    aliases={**_aliases, "id": ("Line Item ID", "Invoice Line Item ID", "ID", "line_item_id")},
+    fields={**_fields, _REFERENCE: "VARCHAR"},
+    aliases={
+        **_aliases,
+        "id": ("Line Item ID", "Invoice Line Item ID", "ID", "line_item_id"),
+        _REFERENCE: (*_REFERENCE_HEADERS, "reference_id"),
+    },
     columns={
         "invoice_line_id": '"id"',
         "invoice_id": '"invoice"',
@@ -449,9 +464,13 @@ CSV_INVOICE_LINE_ITEMS = Shape(
         "contract_id": '"contract_id"',
         "contract_line_id": '"contract_line_id"',
         "item_code": Lookup("price", '"price"'),
-        "reference_id": '"reference_id"',
-        "reference_matched_by": "CASE WHEN nullif(trim(\"reference_id\"), '') IS NOT NULL"
-        " THEN 'metadata_key:reference_id' END",
+        **dict(
+            zip(
+                ("reference_id", "reference_matched_by"),
+                line_reference("", DEFAULT_EVIDENCE, csv=True),
+                strict=True,
+            )
+        ),
         "period_start": '"period_start"',
         "period_end": '"period_end"',
         "quantity": '"quantity"',
