@@ -626,5 +626,19 @@ def check_catalog(catalog_file: Path) -> None:
     click.echo(f"{catalog_file}: valid")
 
 
+@cli.command("check-price-book")
+@click.argument("price_book_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def check_price_book(price_book_file: Path) -> None:
+    """Validate a price book file (see docs/pricing.md): exit 0 when valid, 1 with every problem listed."""
+    from ingest.price_book import validate_price_book
+
+    problems = validate_price_book(price_book_file)
+    for problem in problems:
+        click.secho(str(problem), fg="red", err=True)
+    if problems:
+        sys.exit(1)
+    click.echo(f"{price_book_file}: valid")
+
+
 def main() -> None:
     cli()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 
 from entitlements.warehouse import connect_marts
@@ -55,6 +56,50 @@ SECTIONS = {
 }
 
 
+# Currency-months of the leakage KPIs whose *_reporting amounts are null for want of a rate.
+MISSING_FX_RATES = """
+    select currency, any_value(reporting_currency) as reporting_currency,
+           list(period_month order by period_month) as months
+    from marts.fct_leakage_kpis where is_fx_rate_missing group by currency order by currency
+"""
+
+
+def missing_fx_rates(warehouse: Path) -> list[tuple[str, str, list[date]]]:
+    """(currency, reporting currency, months) of every currency the leakage KPIs hold without a rate."""
+    con = connect_marts(warehouse)
+    try:
+        return [(c, r, list(m)) for c, r, m in con.execute(MISSING_FX_RATES).fetchall()]
+    finally:
+        con.close()
+
+
+def _month_ranges(months: list[date]) -> str:
+    """Sorted months as '2026-01..2026-03, 2026-05': consecutive months collapse to a range."""
+    runs: list[list[date]] = []
+    for month in months:
+        previous = runs[-1][-1] if runs else None
+        if previous and (month.year * 12 + month.month) - (previous.year * 12 + previous.month) == 1:
+            runs[-1].append(month)
+        else:
+            runs.append([month])
+    return ", ".join(
+        f"{run[0]:%Y-%m}" if len(run) == 1 else f"{run[0]:%Y-%m}..{run[-1]:%Y-%m}" for run in runs
+    )
+
+
+def missing_fx_rates_line(warehouse: Path) -> str | None:
+    """One line naming the currencies (and months) with no rate to the reporting currency, if any."""
+    missing = missing_fx_rates(warehouse)
+    if not missing:
+        return None
+    reporting = missing[0][1]
+    named = "; ".join(f"{currency} ({_month_ranges(months)})" for currency, _, months in missing)
+    return (
+        f"WARNING: no exchange rate to {reporting} for {named}, so their *_reporting amounts are null;"
+        " add rows to billing/fx_rates.csv (docs/currencies.md)"
+    )
+
+
 def summary_tables(warehouse: Path) -> dict[str, list[tuple]]:
     """Each section as rows, the first row holding the column names."""
     con = connect_marts(warehouse)
@@ -75,3 +120,6 @@ def print_summary(warehouse: Path, echo: Callable[[str], None] = print) -> None:
         widths = [max(len(str(v)) for v in col) for col in zip(header, *body, strict=True)]
         for row in (header, *body):
             echo("  " + "  ".join(str(v).rjust(w) for v, w in zip(row, widths, strict=True)))
+    warning = missing_fx_rates_line(warehouse)
+    if warning:
+        echo(f"\n{warning}")

@@ -7,21 +7,17 @@ node outside a clean three-level tree would silently drop out of the resolved ca
 here catch that, and the other mistakes a hand-made catalog tends to have, before anything lands.
 
 Every problem is reported, not only the first, each with the physical CSV line (header = line 1)
-so that the file can be fixed in one pass. Values are judged as the ingest reads them: empty
-fields (quoted or not) are NULL, text is compared exactly, numbers are cast by DuckDB to the
-layout's type.
+so that the file can be fixed in one pass. Values are judged as the ingest reads them
+(ingest/whole_file.py): empty fields (quoted or not) are NULL, codes are read without surrounding
+spaces, other text is compared exactly, numbers are parsed as the landing parses the layout's type.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import duckdb
-
 from ingest.layouts import LAYOUTS_BY_TABLE
+from ingest.whole_file import FileProblem, Problems, Row, WholeFile, check_values, read_rows
 
 __all__ = ["CATALOG_LAYOUT", "CatalogProblem", "validate_catalog"]
 
@@ -32,34 +28,25 @@ THREE_LEVELS = (
     "the catalog has exactly three levels, package -> group -> entitlement;"
     " int_catalog_entitlements resolves no others and leaves such a node out"
 )
-_COLUMN_ORDER = {name: i for i, name in enumerate(CATALOG_LAYOUT.column_names)}
+_CATALOG = WholeFile(
+    CATALOG_LAYOUT,
+    subject="node_code",
+    row_noun="node",
+    empty_means={"limit_quantity": "unlimited", "sla_response_hours": "no response-time promise"},
+)
 
 
-@dataclass(frozen=True)
-class CatalogProblem:
+class CatalogProblem(FileProblem):
     """One problem in a catalog file; str() names file, line, node and column, then the problem."""
 
-    file: str
-    line: int  # physical line in the CSV, header = line 1
-    node_code: str | None
-    column: str | None
-    message: str
+    SUBJECT = "node"
 
-    def __str__(self) -> str:
-        where = [self.file, f"line {self.line}"]
-        if self.node_code is not None:
-            where.append(f"node {self.node_code}")
-        if self.column is not None:
-            where.append(f"column {self.column}")
-        return f"{', '.join(where)}: {self.message}"
+    @property
+    def node_code(self) -> str | None:
+        return self.subject
 
 
-@dataclass(frozen=True)
-class _Node:
-    line: int
-    values: dict[str, str | None]  # every layout column as text; None for empty or absent
-    typed: dict[str, object] = field(default_factory=dict)  # non-text columns as DuckDB casts them
-
+class _Node(Row):
     @property
     def code(self) -> str | None:
         return self.values["node_code"]
@@ -73,13 +60,7 @@ class _Node:
         return self.values["node_level"]
 
 
-class _Problems(list[CatalogProblem]):
-    def __init__(self, file: str) -> None:
-        super().__init__()
-        self.file = file
-
-    def add(self, line: int, node: str | None, column: str | None, message: str) -> None:
-        self.append(CatalogProblem(self.file, line, node, column, message))
+_Problems = Problems[CatalogProblem]
 
 
 def validate_catalog(path: Path, *, name: str | None = None) -> list[CatalogProblem]:
@@ -89,135 +70,19 @@ def validate_catalog(path: Path, *, name: str | None = None) -> list[CatalogProb
     relative to the export directory.
     """
     path = Path(path)
-    problems = _Problems(str(path) if name is None else name)
-    nodes = _read(path, problems)
+    problems = _Problems(str(path) if name is None else name, CatalogProblem)
+    nodes = read_rows(path, _CATALOG, problems, _Node)
     if nodes is None:  # unreadable, or a header the rules can't be applied to
         return list(problems)
-    _check_values(nodes, problems)
+    check_values(nodes, _CATALOG, problems)
     first = _check_duplicates(nodes, problems)
     _check_structure(nodes, first, problems)
     _check_cycles(nodes, first, problems)
     _check_entitlements(nodes, first, problems)
-    return sorted(problems, key=lambda p: (p.line, _COLUMN_ORDER.get(p.column or "", -1)))
-
-
-# ------------------------------------------------------------------------------------------- reading
-
-
-def _read(path: Path, problems: _Problems) -> list[_Node] | None:
-    data = path.read_bytes()
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        problems.add(
-            line, None, None, f"not UTF-8 text (byte {data[exc.start]:#04x}): save the file as UTF-8"
-        )
-        return None
-    if not text.strip():
-        problems.add(1, None, None, "the file is empty (expected a header line, then one node per line)")
-        return None
-    reader = csv.reader(io.StringIO(text, newline=""))
-    nodes: list[_Node] = []
-    header: list[str] | None = None
-    end_of_previous = 0
-    try:
-        for fields in reader:
-            start, end_of_previous = end_of_previous + 1, reader.line_num
-            if not fields:  # a blank line: DuckDB's reader skips it too
-                continue
-            if header is None:
-                header = fields
-                if not _check_header(header, start, problems):
-                    return None
-                continue
-            nodes.append(_node(header, fields, start, problems))
-    except csv.Error as exc:
-        problems.add(reader.line_num, None, None, f"unreadable CSV: {exc}")
-        return None
-    return nodes
-
-
-def _check_header(header: list[str], line: int, problems: _Problems) -> bool:
-    missing = [c for c in CATALOG_LAYOUT.required_columns if c not in header]
-    for column in missing:
-        problems.add(
-            line,
-            None,
-            column,
-            f"missing required column '{column}' (required: {', '.join(CATALOG_LAYOUT.required_columns)})",
-        )
-    return not missing
-
-
-def _node(header: list[str], fields: list[str], line: int, problems: _Problems) -> _Node:
-    by_name = dict(zip(header, fields, strict=False))
-    values = {c: (by_name.get(c) or None) for c in CATALOG_LAYOUT.column_names}
-    if len(fields) != len(header):
-        problems.add(
-            line,
-            values["node_code"],
-            None,
-            f"{len(fields)} fields where the header has {len(header)}"
-            " (a missing or extra comma, or an unquoted comma in a value)",
-        )
-    return _Node(line, values)
+    return problems.in_line_order(CATALOG_LAYOUT)
 
 
 # --------------------------------------------------------------------------------------- row rules
-
-
-def _check_values(nodes: list[_Node], problems: _Problems) -> None:
-    """Required values present, enumerations known, typed values readable, numbers not negative."""
-    for column in CATALOG_LAYOUT.required_columns:
-        for node in nodes:
-            if node.values[column] is None:
-                problems.add(node.line, node.code, column, f"{column} is empty: every node needs one")
-    for column, allowed in CATALOG_LAYOUT.enums.items():
-        for node in nodes:
-            value = node.values[column]
-            if value is not None and value not in allowed:
-                problems.add(node.line, node.code, column, _unknown_value(column, value, allowed))
-    typed = [c for c in CATALOG_LAYOUT.columns if c.type.upper() != "VARCHAR"]
-    with duckdb.connect() as con:
-        for column in typed:
-            texts = [node.values[column.name] for node in nodes]
-            (cast,) = con.execute(
-                f"SELECT [TRY_CAST(x AS {column.type}) FOR x IN $texts::VARCHAR[]]", {"texts": texts}
-            ).fetchone()
-            for node, text, value in zip(nodes, texts, cast, strict=True):
-                node.typed[column.name] = value
-                if text is None:
-                    continue
-                if value is None:
-                    problems.add(node.line, node.code, column.name, _not_a(column.type, text))
-                elif column.name in CATALOG_LAYOUT.non_negative and value < 0:
-                    problems.add(node.line, node.code, column.name, _negative(column.name, text))
-
-
-def _not_a(type_: str, text: str) -> str:
-    if type_.upper().startswith("DECIMAL"):
-        return f"{text!r} is not a number ({type_})"
-    if type_.upper() == "BOOLEAN":
-        return f"{text!r} is not a BOOLEAN (use true or false)"
-    return f"{text!r} is not a valid {type_}"
-
-
-def _unknown_value(column: str, value: str, allowed: tuple[str, ...]) -> str:
-    message = f"unknown {column} {value!r} (allowed: {', '.join(allowed)})"
-    if value.strip() in allowed:
-        message += ": remove the spaces around it"
-    elif value.strip().lower() in allowed:
-        message += ": values are lower case"
-    return message
-
-
-def _negative(column: str, text: str) -> str:
-    empty_means = {"limit_quantity": "unlimited", "sla_response_hours": "no response-time promise"}
-    meaning = empty_means.get(column)
-    return f"negative {column} {text.strip()}: it must be 0 or more" + (
-        f" (leave it empty for {meaning})" if meaning else ""
-    )
 
 
 def _check_duplicates(nodes: list[_Node], problems: _Problems) -> dict[str, _Node]:

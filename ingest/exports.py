@@ -13,23 +13,27 @@ sorted by relative path, except
 Every other file must be recognised as one shape (ingest/shapes.py): its name and format match
 the shape's and its header (CSV, Parquet) or keys (JSON) hold the shape's signature. A file no
 shape or more than one shape takes refuses the whole ingest before anything lands, so a renamed
-or new export file is noticed instead of silently ignored. A canonical catalog file is also read
-whole and checked by ingest/catalog.py (docs/catalog.md).
+or new export file is noticed instead of silently ignored. A canonical catalog or price book file
+is also read whole and checked (ingest/catalog.py, docs/catalog.md; ingest/price_book.py,
+docs/pricing.md): any problem in it refuses the export.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 
 from ingest._sql import quote_literal
-from ingest.catalog import CATALOG_LAYOUT, CatalogProblem, validate_catalog
+from ingest.catalog import CATALOG_LAYOUT, validate_catalog
 from ingest.errors import IngestError
+from ingest.price_book import PRICE_BOOK_LAYOUT, validate_price_book
 from ingest.readers import READ_ERRORS, CsvDialect, csv_dialect, header_names, json_keys
 from ingest.shapes import Shape, all_shapes, split_name
+from ingest.whole_file import FileProblem
 
 IGNORED_DIRS = frozenset({"ground_truth", "legacy"})
 EXPORT_METADATA = "export.json"
@@ -37,6 +41,25 @@ MAPPING_FILE = "mapping.csv"
 MIGRATION_PLAN = "phases.yml"
 CONFIG_FILE = "entitlements.yml"
 TOP_LEVEL_IGNORED = frozenset({EXPORT_METADATA, MAPPING_FILE, MIGRATION_PLAN, CONFIG_FILE})
+
+
+@dataclass(frozen=True)
+class WholeFileCheck:
+    """A raw table whose CSV files are checked whole in the pre-flight: its rows only mean something
+    together, so a file with any problem refuses the export rather than landing in part."""
+
+    validate: Callable[..., Sequence[FileProblem]]  # (path, *, name) -> every problem, in line order
+    what: str  # the file, as the refusal names it
+    docs: str
+    command: str  # the CLI command that lists the problems without ingesting
+
+
+WHOLE_FILE_CHECKS: dict[str, WholeFileCheck] = {
+    CATALOG_LAYOUT.table: WholeFileCheck(validate_catalog, "catalog", "docs/catalog.md", "check-catalog"),
+    PRICE_BOOK_LAYOUT.table: WholeFileCheck(
+        validate_price_book, "price book", "docs/pricing.md", "check-price-book"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -147,7 +170,8 @@ def preflight(
     encoding: str | None = None,
     shapes: tuple[Shape, ...] | None = None,
 ) -> list[FilePlan]:
-    """Recognise the file's shapes from its name and header (or keys); check a catalog whole.
+    """Recognise the file's shapes from its name and header (or keys); check a catalog or price book
+    whole.
 
     Usually one shape reads a file; a document holding two kinds of record (a Stripe invoice and
     its lines) is read by one shape per raw table, of one family.
@@ -177,11 +201,14 @@ def preflight(
         )
     if not fits:
         raise _missing_columns(file, header, by_name)
-    if any(s.layout.table == CATALOG_LAYOUT.table for s in fits) and file.file_format == "csv":
-        # A malformed row can throw the header read off; the catalog check names that row.
-        problems = validate_catalog(file.path, name=file.relative)
-        if problems:
-            raise _invalid_catalog(file, problems)
+    if file.file_format == "csv":
+        # The checks read the layout's own columns: canonical files only.
+        canonical = [s.layout.table for s in fits if s.family == "canonical"]
+        for check in (WHOLE_FILE_CHECKS[t] for t in canonical if t in WHOLE_FILE_CHECKS):
+            # A malformed row can throw the header read off; the whole-file check names that row.
+            problems = check.validate(file.path, name=file.relative)
+            if problems:
+                raise _invalid_whole_file(file, check, problems)
     return [_plan(file, shape, header, dialect) for shape in fits]
 
 
@@ -271,14 +298,16 @@ def _unreadable(file: ExportFile, exc: BaseException) -> IngestError:
     )
 
 
-def _invalid_catalog(file: ExportFile, problems: list[CatalogProblem]) -> IngestError:
+def _invalid_whole_file(
+    file: ExportFile, check: WholeFileCheck, problems: Sequence[FileProblem]
+) -> IngestError:
     first = problems[0]
     count = f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
     message = (
-        f"{file.relative}, line {first.line}: the catalog has {count}, so the export was refused and"
+        f"{file.relative}, line {first.line}: the {check.what} has {count}, so the export was refused and"
         " nothing was landed:\n"
         + "".join(f"  - {problem}\n" for problem in problems)
-        + "Fix the catalog (docs/catalog.md describes the format; `entitlements check-catalog FILE`"
+        + f"Fix the {check.what} ({check.docs} describes the format; `entitlements {check.command} FILE`"
         " lists the problems without ingesting) and run the ingest again."
     )
     return IngestError(message, source_file=file.relative, column=first.column, line=first.line)

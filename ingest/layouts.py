@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from fnmatch import fnmatch
 from pathlib import PurePosixPath
 
+from ingest.currencies import CURRENCIES  # ISO 4217: docs/currencies.md
+
 
 @dataclass(frozen=True)
 class Column:
@@ -65,7 +67,8 @@ def _text(names: str) -> tuple[Column, ...]:
     return tuple(Column(name, "VARCHAR", required=False) for name in names.split())
 
 
-CURRENCIES = ("USD", "EUR", "GBP", "JPY")
+# How a price turns a quantity into an amount (docs/pricing.md).
+CHARGE_MODELS = ("per_unit", "package", "graduated", "volume", "flat")
 
 LAYOUTS: tuple[Layout, ...] = (
     Layout(
@@ -228,10 +231,23 @@ LAYOUTS: tuple[Layout, ...] = (
         system="billing",
         pattern="billing/price_book*.csv",
         file_format="csv",
-        columns=_cols("item_code VARCHAR, currency VARCHAR, price_type VARCHAR, unit_amount DECIMAL(18,4)"),
-        primary_key=("item_code", "currency", "price_type"),
-        enums={"currency": CURRENCIES, "price_type": ("annual_fee", "unit", "premium_surcharge")},
-        non_negative=("unit_amount",),
+        # One row per price, or per tier of a tiered price (docs/pricing.md; ingest/price_book.py
+        # checks the file whole). Only the first four columns are required: a price with nothing
+        # else is a per-unit price for every package, in force since always.
+        columns=_cols(
+            "item_code VARCHAR, currency VARCHAR, price_type VARCHAR, unit_amount DECIMAL(18,6),"
+            " package_code VARCHAR?, charge_model VARCHAR?, valid_from DATE?, tier_up_to DECIMAL(18,4)?,"
+            " flat_amount DECIMAL(18,6)?, package_size DECIMAL(18,4)?, rounding VARCHAR?,"
+            " free_units DECIMAL(18,4)?"
+        ),
+        primary_key=("item_code", "currency", "price_type", "package_code", "valid_from", "tier_up_to"),
+        enums={
+            "currency": CURRENCIES,
+            "price_type": ("annual_fee", "unit", "premium_surcharge"),
+            "charge_model": CHARGE_MODELS,
+            "rounding": ("up", "down"),
+        },
+        non_negative=("unit_amount", "tier_up_to", "flat_amount", "package_size", "free_units"),
     ),
     Layout(
         table="billing_invoices",
@@ -258,7 +274,11 @@ LAYOUTS: tuple[Layout, ...] = (
             " reference_matched_by VARCHAR?,"
             # The billing subscription item the line bills (Stripe parent.subscription_item_details):
             # matches an overage line to the usage of the allowance that item grants.
-            " subscription_item_id VARCHAR?"
+            " subscription_item_id VARCHAR?,"
+            # What the line's discounts took off its amount (Stripe discount_amounts), >= 0; and
+            # whether it is a proration (a credit for unused time, or a charge for the rest of a
+            # period after a change). A negative amount is a credit.
+            " discount_amount DECIMAL(18,2)?, is_proration BOOLEAN?"
         ),
         primary_key=("invoice_line_id",),
         enums={
@@ -266,7 +286,24 @@ LAYOUTS: tuple[Layout, ...] = (
             "currency": CURRENCIES,
         },
         date_ranges=(("period_start", "period_end"),),
-        non_negative=("quantity", "amount"),
+        non_negative=("quantity", "discount_amount"),
+    ),
+    # Credit notes, one row per credit note line: what was credited back on an invoice after it
+    # was finalised (Stripe credit notes). amount is the credit net of the line's discounts.
+    # invoice_line_id names the invoice line it credits; empty for a custom line (credited on the
+    # invoice as a whole, not on any one line).
+    Layout(
+        table="billing_credit_note_lines",
+        system="billing",
+        pattern="billing/credit_note_lines*.csv",
+        file_format="csv",
+        columns=_cols(
+            "credit_note_line_id VARCHAR, credit_note_id VARCHAR, invoice_id VARCHAR,"
+            " invoice_line_id VARCHAR?, credited_on DATE, status VARCHAR, reason VARCHAR?, amount DECIMAL(18,2), currency VARCHAR"
+        ),
+        primary_key=("credit_note_line_id",),
+        enums={"status": ("issued", "void"), "currency": CURRENCIES},
+        non_negative=("amount",),
     ),
     # The billing system's own customer records (Stripe customers): customer_ref is the billing
     # system's id, customer_id the CRM account it maps to (mapping kind "customer", or the metadata
@@ -330,6 +367,18 @@ LAYOUTS: tuple[Layout, ...] = (
         primary_key=("event_id",),
         non_negative=("quantity",),
         unique_key=False,
+    ),
+    # The user's monthly exchange rates (docs/currencies.md): any landed rate replaces the shipped
+    # illustrative seed fx_rates as a whole. A rate of 0 is a warning in dbt (stg_billing__fx_rates).
+    Layout(
+        table="billing_fx_rates",
+        system="billing",
+        pattern="billing/fx_rates*.csv",
+        file_format="csv",
+        columns=_cols("rate_month DATE, from_currency VARCHAR, to_currency VARCHAR, rate DECIMAL(18,8)"),
+        primary_key=("rate_month", "from_currency", "to_currency"),
+        enums={"from_currency": CURRENCIES, "to_currency": CURRENCIES},
+        non_negative=("rate",),
     ),
 )
 

@@ -5,6 +5,8 @@ headers as its exports name them), lands it with the real ingest and checks the 
 the values written here: minor units per currency (JPY has none), subscription periods on the
 subscription (older API versions) or on its items (2025-03-31.basil on), a list response and
 JSON lines giving the same rows, Dashboard header aliases, and an unmapped price id named.
+Credits land as they are: negative proration lines, discount amounts and credit notes, with no
+row rejected for being negative.
 """
 
 from __future__ import annotations
@@ -138,6 +140,8 @@ def test_amounts_in_minor_units_are_scaled_by_the_currency_exponent(tmp_path: Pa
         "quantity": Decimal("1.0000"),
         "amount": None,
         "currency": "JPY",
+        "discount_amount": None,  # no discount_amounts key: nothing says
+        "is_proration": False,  # parent.invoice_item_details.proration
     }
     assert (lines["il_gold"]["contract_id"], lines["il_gold"]["contract_line_id"]) == (
         "SC-000001",
@@ -519,3 +523,358 @@ def test_an_unmapped_price_id_is_named_and_nothing_lands(tmp_path: Path) -> None
     assert '"line_type,price_1PlatinumNew,<line_type>"' in message
     warehouse = exported.parent / "x.duckdb"
     assert query_rows(warehouse, "SELECT count(*) AS n FROM raw.billing_invoice_lines") == [{"n": 0}]
+
+
+# Invoices with credits and discounts, as GET /v1/invoices lists them: a proration credit in each
+# API generation, a line with two discounts, and a yen line (no minor unit) with a discount.
+CREDITED_LINES: list[dict[str, Any]] = [
+    {  # before 2025-03-31.basil: proration and subscription_item at the top; no discount_amounts
+        "id": "il_credit_old",
+        "object": "line_item",
+        "invoice": "in_10",
+        "amount": -66667,  # unused time on the old quantity: a credit
+        "currency": "usd",
+        "quantity": 1,
+        "period": {"start": JUNE_1 + 864000, "end": JULY_1},
+        "price": {"id": "price_gold_usd", "object": "price"},
+        "proration": True,
+        "subscription_item": "si_old",
+    },
+    {  # 2025-03-31.basil on: proration under parent.subscription_item_details
+        "id": "il_credit_new",
+        "object": "line_item",
+        "invoice": "in_10",
+        "amount": -1234,
+        "currency": "usd",
+        "quantity": 1,
+        "period": {"start": JUNE_1 + 864000, "end": JULY_1},
+        "pricing": {"type": "price_details", "price_details": {"price": "price_calls_usd"}},
+        "parent": {
+            "type": "subscription_item_details",
+            "subscription_item_details": {
+                "subscription": "sub_new",
+                "subscription_item": "si_calls",
+                "proration": True,
+                "proration_details": {"credited_items": {"invoice": "in_9", "invoice_line_items": ["il_9"]}},
+            },
+        },
+        "discount_amounts": [],
+    },
+    {  # two discounts; amount is before them
+        "id": "il_discounted",
+        "object": "line_item",
+        "invoice": "in_10",
+        "amount": 200000,
+        "currency": "usd",
+        "quantity": 1,
+        "period": {"start": JUNE_1, "end": JULY_1},
+        "pricing": {"type": "price_details", "price_details": {"price": "price_gold_usd"}},
+        "parent": {
+            "type": "subscription_item_details",
+            "subscription_item_details": {"subscription_item": "si_seats", "proration": False},
+        },
+        "discount_amounts": [
+            {"amount": 20000, "discount": "di_partner"},
+            {"amount": 5050, "discount": "di_loyal"},
+        ],
+        "metadata": {"contract_id": "SC-000001", "contract_line_id": "SCL-000001"},
+    },
+    {  # yen: 3,500 yen off 35,000 yen
+        "id": "il_yen",
+        "object": "line_item",
+        "invoice": "in_11",
+        "amount": 35000,
+        "currency": "jpy",
+        "quantity": 1,
+        "period": {"start": JUNE_1, "end": JULY_1},
+        "pricing": {"type": "price_details", "price_details": {"price": "price_incident_jpy"}},
+        "parent": {"type": "invoice_item_details", "invoice_item_details": {"proration": False}},
+        "discount_amounts": [{"amount": 3500, "discount": "di_yen"}],
+        "metadata": {"reference_id": "CS-0000046"},
+    },
+]
+
+CREDITED_INVOICES: list[dict[str, Any]] = [
+    {
+        "id": "in_10",
+        "object": "invoice",
+        "customer": "cus_A",
+        "currency": "usd",
+        "status": "paid",
+        "created": JULY_1,
+        "effective_at": JULY_1,
+        "lines": {"object": "list", "data": CREDITED_LINES[:3], "has_more": False},
+    },
+    {
+        "id": "in_11",
+        "object": "invoice",
+        "customer": "cus_B",
+        "currency": "jpy",
+        "status": "open",
+        "created": JULY_1,
+        "effective_at": JULY_1,
+        "lines": {"object": "list", "data": CREDITED_LINES[3:], "has_more": False},
+    },
+]
+
+# (invoice_line_id, invoice_id, item_code, amount, discount_amount, is_proration, currency,
+#  subscription_item_id)
+EXPECTED_CREDITED_LINES = [
+    ("il_credit_new", "in_10", "API_CALLS", Decimal("-12.34"), Decimal("0.00"), True, "USD", "si_calls"),
+    ("il_credit_old", "in_10", "GOLD_SUPPORT", Decimal("-666.67"), None, True, "USD", "si_old"),
+    (
+        "il_discounted",
+        "in_10",
+        "GOLD_SUPPORT",
+        Decimal("2000.00"),
+        Decimal("250.50"),
+        False,
+        "USD",
+        "si_seats",
+    ),
+    ("il_yen", "in_11", "INCIDENT", Decimal("35000.00"), Decimal("3500.00"), False, "JPY", None),
+]
+
+
+def credited_lines(warehouse: Path) -> list[tuple[Any, ...]]:
+    return [
+        (
+            r["invoice_line_id"],
+            r["invoice_id"],
+            r["item_code"],
+            r["amount"],
+            r["discount_amount"],
+            r["is_proration"],
+            r["currency"],
+            r["subscription_item_id"],
+        )
+        for r in raw(warehouse, "billing_invoice_lines", "invoice_line_id")
+    ]
+
+
+def test_proration_credits_and_discounts_land_from_an_invoice_list(tmp_path: Path) -> None:
+    exported = export(
+        tmp_path / "x", {"billing/invoices.json": list_response(CREDITED_INVOICES, "/v1/invoices")}
+    )
+    warehouse, results = ingest(exported)
+
+    assert sorted((r.shape, r.rows, r.rows_rejected) for r in results) == [
+        ("stripe.invoices", 2, 0),
+        ("stripe.invoices.lines", 4, 0),
+    ]
+    # Negative amounts land as credits; discount_amount: 0 for an empty list, NULL without one.
+    assert credited_lines(warehouse) == EXPECTED_CREDITED_LINES
+    assert query_rows(warehouse, "SELECT count(*) AS n FROM audit.rejected_rows") == [{"n": 0}]
+
+
+def test_a_line_items_file_gives_the_same_credits_and_discounts(tmp_path: Path) -> None:
+    exported = export(tmp_path / "x", {"billing/invoice_line_items.jsonl": json_lines(CREDITED_LINES)})
+    warehouse, (result,) = ingest(exported)
+
+    assert (result.shape, result.rows, result.rows_rejected) == ("stripe.invoice_line_items", 4, 0)
+    assert credited_lines(warehouse) == EXPECTED_CREDITED_LINES
+
+
+DASHBOARD_CREDITED_LINE_ITEMS = """\
+Line Item ID,Invoice ID,Description,Amount,Currency,Quantity,Period Start (UTC),Period End (UTC),\
+Proration,Discount Amount,Price ID,Subscription Item
+il_credit,in_10,Unused time on Gold Support,-666.67,usd,1,2024-06-11 00:00,2024-07-01 00:00,true,,\
+price_gold_usd,si_old
+il_discounted,in_10,Gold Support,2000.00,usd,1,2024-06-01 00:00,2024-07-01 00:00,false,250.50,\
+price_gold_usd,si_seats
+il_yen,in_11,Incident,35000,jpy,1,2024-06-01 00:00,2024-07-01 00:00,false,3500,price_incident_jpy,
+"""
+
+
+def test_dashboard_line_items_carry_proration_and_discount_columns(tmp_path: Path) -> None:
+    exported = export(tmp_path / "x", {"billing/invoice_line_items.csv": DASHBOARD_CREDITED_LINE_ITEMS})
+    warehouse, (result,) = ingest(exported, file_format="stripe_csv")
+
+    assert (result.shape, result.rows, result.rows_rejected) == ("stripe_csv.invoice_line_items", 3, 0)
+    lines = raw(warehouse, "billing_invoice_lines", "invoice_line_id")
+    assert [(r["invoice_line_id"], r["amount"], r["discount_amount"], r["is_proration"]) for r in lines] == [
+        ("il_credit", Decimal("-666.67"), None, True),  # a blank cell: nothing said
+        ("il_discounted", Decimal("2000.00"), Decimal("250.50"), False),
+        ("il_yen", Decimal("35000.00"), Decimal("3500.00"), False),
+    ]
+
+
+# Credit notes as GET /v1/credit_notes lists them: one crediting an invoice line (with a
+# discount) and adding a custom line, and a voided one in yen on an expanded invoice.
+CREDIT_NOTES: list[dict[str, Any]] = [
+    {
+        "id": "cn_1",
+        "object": "credit_note",
+        "invoice": "in_10",
+        "customer": "cus_A",
+        "currency": "usd",
+        "status": "issued",
+        "reason": "order_change",
+        "type": "post_payment",
+        "created": AUG_1,
+        "effective_at": JULY_1 + 86400 * 14,  # backdated to 2024-07-15
+        "amount": 47500,
+        "lines": {
+            "object": "list",
+            "data": [
+                {
+                    "id": "cnli_line",
+                    "object": "credit_note_line_item",
+                    "type": "invoice_line_item",
+                    "invoice_line_item": "il_discounted",
+                    "amount": 50000,  # gross: before the line's discounts
+                    "discount_amount": 5000,
+                    "discount_amounts": [{"amount": 5000, "discount": "di_partner"}],
+                    "quantity": 1,
+                },
+                {
+                    "id": "cnli_custom",
+                    "object": "credit_note_line_item",
+                    "type": "custom_line_item",
+                    "description": "Service credit",
+                    "amount": 2500,
+                    "discount_amount": 0,
+                    "discount_amounts": [],
+                    "quantity": 1,
+                    "unit_amount": 2500,
+                },
+            ],
+            "has_more": False,
+        },
+    },
+    {
+        "id": "cn_2",
+        "object": "credit_note",
+        "invoice": {"id": "in_11", "object": "invoice"},
+        "customer": "cus_B",
+        "currency": "jpy",
+        "status": "void",
+        "reason": None,
+        "type": "pre_payment",
+        "created": AUG_1,  # no effective_at (records before 2023): the creation date
+        "voided_at": AUG_1 + 3600,
+        "amount": 3500,
+        "lines": {
+            "object": "list",
+            "data": [
+                {
+                    "id": "cnli_yen",
+                    "object": "credit_note_line_item",
+                    "type": "invoice_line_item",
+                    "invoice_line_item": "il_yen",
+                    "amount": 3500,
+                    "discount_amount": 0,
+                    "discount_amounts": [],
+                    "quantity": 1,
+                }
+            ],
+            "has_more": False,
+        },
+    },
+]
+
+
+def test_credit_notes_land_one_row_per_line_net_of_discounts(tmp_path: Path) -> None:
+    exported = export(tmp_path / "x", {"billing/credit_notes.json": list_response(CREDIT_NOTES, "/v1/cn")})
+    warehouse, (result,) = ingest(exported)
+
+    assert (result.shape, result.table, result.rows, result.rows_rejected) == (
+        "stripe.credit_notes",
+        "billing_credit_note_lines",
+        3,
+        0,
+    )
+    assert raw(warehouse, "billing_credit_note_lines", "credit_note_line_id") == [
+        {
+            "credit_note_line_id": "cnli_custom",
+            "credit_note_id": "cn_1",
+            "invoice_id": "in_10",
+            "invoice_line_id": None,  # a custom line credits no invoice line
+            "credited_on": date(2024, 7, 15),
+            "status": "issued",
+            "reason": "order_change",
+            "amount": Decimal("25.00"),
+            "currency": "USD",
+        },
+        {
+            "credit_note_line_id": "cnli_line",
+            "credit_note_id": "cn_1",
+            "invoice_id": "in_10",
+            "invoice_line_id": "il_discounted",
+            "credited_on": date(2024, 7, 15),
+            "status": "issued",
+            "reason": "order_change",
+            "amount": Decimal("450.00"),  # 500.00 less its 50.00 discount
+            "currency": "USD",
+        },
+        {
+            "credit_note_line_id": "cnli_yen",
+            "credit_note_id": "cn_2",
+            "invoice_id": "in_11",  # the expanded invoice's id
+            "invoice_line_id": "il_yen",
+            "credited_on": date(2024, 8, 1),
+            "status": "void",
+            "reason": None,
+            "amount": Decimal("3500.00"),
+            "currency": "JPY",
+        },
+    ]
+    assert query_rows(warehouse, "SELECT count(*) AS n FROM audit.rejected_rows") == [{"n": 0}]
+
+
+def test_a_credit_note_with_an_unreadable_amount_is_named(tmp_path: Path) -> None:
+    bad_line = {**CREDIT_NOTES[0]["lines"]["data"][1], "id": "cnli_bad", "amount": 12.5}
+    bad = {**CREDIT_NOTES[0], "id": "cn_bad", "lines": {"object": "list", "data": [bad_line]}}
+    exported = export(
+        tmp_path / "x", {"billing/credit_notes.json": list_response([*CREDIT_NOTES, bad], "/v1/cn")}
+    )
+    with pytest.raises(IngestError) as raised:
+        ingest(exported)
+
+    assert raised.value.source_file == "billing/credit_notes.json"
+    assert (
+        "billing/credit_notes.json, record 3, column 'amount': cannot read 'not an integer amount in minor"
+        " units: 12.5' as DECIMAL(18,2)" in str(raised.value)
+    )
+    warehouse = exported.parent / "x.duckdb"
+    assert query_rows(warehouse, "SELECT count(*) AS n FROM raw.billing_credit_note_lines") == [{"n": 0}]
+
+
+def test_a_credit_note_without_lines_is_rejected_not_lost(tmp_path: Path) -> None:
+    empty = {**CREDIT_NOTES[1], "id": "cn_empty", "lines": {"object": "list", "data": [], "has_more": False}}
+    exported = export(
+        tmp_path / "x", {"billing/credit_notes.json": list_response([*CREDIT_NOTES, empty], "/v1/cn")}
+    )
+    warehouse, (result,) = ingest(exported, max_rejected_share=1.0)
+
+    assert (result.rows, result.rows_rejected) == (3, 1)
+    rejected = query_rows(warehouse, "SELECT source_file, line, column_name FROM audit.rejected_rows")
+    assert rejected == [
+        {"source_file": "billing/credit_notes.json", "line": 3, "column_name": "credit_note_line_id"}
+    ]
+
+
+CANONICAL_CREDIT_NOTE_LINES = """\
+credit_note_line_id,credit_note_id,invoice_id,invoice_line_id,credited_on,status,reason,amount,currency
+CNL-1,CN-1,INV-10,IL-10,2024-07-15,issued,order_change,450.00,USD
+CNL-2,CN-1,INV-10,,2024-07-15,issued,,25.00,USD
+CNL-3,CN-2,INV-11,IL-11,2024-08-01,void,,3500,JPY
+"""
+
+
+def test_a_canonical_credit_note_lines_file_lands(tmp_path: Path) -> None:
+    exported = export(tmp_path / "x", {"billing/credit_note_lines.csv": CANONICAL_CREDIT_NOTE_LINES})
+    warehouse, (result,) = ingest(exported)
+
+    assert (result.shape, result.rows, result.rows_rejected) == ("canonical.billing_credit_note_lines", 3, 0)
+    rows = raw(warehouse, "billing_credit_note_lines", "credit_note_line_id")
+    assert [(r["credit_note_line_id"], r["invoice_line_id"], r["reason"], r["amount"]) for r in rows] == [
+        ("CNL-1", "IL-10", "order_change", Decimal("450.00")),
+        ("CNL-2", None, None, Decimal("25.00")),
+        ("CNL-3", "IL-11", None, Decimal("3500.00")),
+    ]
+    assert (rows[2]["credited_on"], rows[2]["status"], rows[2]["currency"]) == (
+        date(2024, 8, 1),
+        "void",
+        "JPY",
+    )

@@ -365,7 +365,7 @@ def test_warnings_alone_do_not_stop_the_gate(warehouse):
         "billing_invoice_lines",
         "L-neg",
         """('IL1', 'I1', 'service', 'K1', null, 'SVC-ONSITE', 'CS-1', date '2024-06-01', date '2024-05-01',
-            -1, -150.00, 'USD', null, null)""",
+            -1, -150.00, 'USD', null, null, -5.00, true)""",
     )
     land(
         warehouse,
@@ -382,11 +382,12 @@ def test_warnings_alone_do_not_stop_the_gate(warehouse):
     assert sorted((r.batch, r.expectation, r.column) for r in report.failures) == [
         ("L-cases", "expect_column_pair_values_a_to_be_greater_than_b", "closed_at,created_at"),
         ("L-neg", "expect_column_pair_values_a_to_be_greater_than_b", "period_end,period_start"),
-        ("L-neg", "expect_column_values_to_be_between", "amount"),
+        ("L-neg", "expect_column_values_to_be_between", "discount_amount"),
         ("L-neg", "expect_column_values_to_be_between", "quantity"),
     ]
-    amount = only(report.failures, "expect_column_values_to_be_between", "amount")
-    assert json.loads(amount.unexpected_sample)[0]["amount"] == -150.0
+    # A negative amount is a credit (a proration), not a failure; a negative discount is one.
+    discount = only(report.failures, "expect_column_values_to_be_between", "discount_amount")
+    assert json.loads(discount.unexpected_sample)[0]["discount_amount"] == -5.0
     closed = next(r for r in report.failures if r.batch == "L-cases")
     assert closed.observed_value == "1 of 2 row(s) unexpected, 1 null row(s) ignored"  # CS2 is still open
     assert json.loads(closed.unexpected_sample) == [

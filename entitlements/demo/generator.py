@@ -30,7 +30,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 from entitlements.demo import catalog
-from entitlements.demo.catalog import Terms, price, resolved_terms
+from entitlements.demo.catalog import Terms, charge, price, resolved_terms
 from entitlements.demo.legacy import LEGACY_DIR, write_fault_truth, write_legacy
 from entitlements.demo.usage import UsagePeriod, write_usage
 from entitlements.demo.vendor import write_vendor_shapes
@@ -183,6 +183,8 @@ class _Business:
         self.deliveries: list[Delivery] = []
         self.leaks: list[Leak] = []
         self.decoys: list[Decoy] = []
+        self.adjusted_lines: set[str] = set()  # invoice lines a plant changed: one plant per line
+        self.credit_notes: list[dict] = []  # billing/credit_note_lines.csv
         self.consumed: dict[tuple[str, str, date], int] = defaultdict(int)
         self.reserved: set[tuple[str, str, date]] = set()
         self._ids: dict[str, int] = defaultdict(int)
@@ -330,7 +332,8 @@ class _Business:
             )
             self.overrides.append(override)
             if not approved:
-                amount = money(price("unit", code, lv.contract.currency) * override.extra_quantity)
+                currency = lv.contract.currency
+                amount = charge("unit", code, currency, override.extra_quantity, override.valid_from)
                 self.leaks.append(
                     Leak(
                         "unapproved_override",
@@ -557,7 +560,7 @@ class _Business:
                             "over_allowance_service",
                             delivery.delivery_id,
                             customer.customer_id,
-                            money(price("unit", "INCIDENT", lv.contract.currency)),
+                            charge("unit", "INCIDENT", lv.contract.currency, 1, when.date()),
                             lv.contract.currency,
                             when.date(),
                             f"incident {self.consumed[key]} on a {terms.limit}-per-year plan",
@@ -589,7 +592,7 @@ class _Business:
                     "uncovered_service",
                     delivery.delivery_id,
                     customer.customer_id,
-                    money(price("unit", code, customer.currency)),
+                    charge("unit", code, customer.currency, 1, when.date()),
                     customer.currency,
                     when.date(),
                     note,
@@ -701,7 +704,7 @@ class _Business:
                     "unbilled_service",
                     delivery.delivery_id,
                     delivery.customer_id,
-                    money(price("unit", delivery.service_code, customer.currency)),
+                    charge("unit", delivery.service_code, customer.currency, 1, delivery.created_at.date()),
                     customer.currency,
                     delivery.created_at.date(),
                     "customer-pay service never invoiced",
@@ -735,11 +738,13 @@ class _Business:
                             total,
                             lv.contract.currency,
                             line_version=f"{lv.contract_line_id}/v{lv.version_no}",
+                            package_code=lv.package_code,
                         )
                     )
                 month = add_months(month, 1)
         assessable = [p for p in periods if p.month < self.as_of_month]
         picks = rng.sample(assessable, min(len(assessable), 2 * PLANTED_PER_CATEGORY + 9))
+        _cover_every_package_and_meter(picks, assessable, first=9)
         for i, period in enumerate(picks):
             over = max(1, int(period.limit * rng.uniform(0.05, 0.3)))
             if i < 6:  # billed correctly: not a leak
@@ -760,8 +765,12 @@ class _Business:
                 period.total = period.limit + over
                 period.billed = over // 2 if i % 3 == 0 else 0
                 period.late_quantity = over + 1 if i % 3 == 1 else 0
-                unbilled = Decimal(over - period.billed)
-                amount = money(unbilled * price("unit", period.meter_code, period.currency))
+                # The overage is priced as billed (its package's charge model on the period's whole
+                # overage) less what was invoiced; half the overage invoiced can cost as much as all
+                # of it (a flat fee, a started package): then nothing is invoiced instead.
+                if self.overage_charge(period, over) <= self.overage_charge(period, period.billed):
+                    period.billed = 0
+                amount = self.overage_charge(period, over) - self.overage_charge(period, period.billed)
                 self.leaks.append(
                     Leak(
                         "unbilled_overage",
@@ -777,6 +786,11 @@ class _Business:
         if self.plant:
             periods += self._post_expiry_periods()
         return periods
+
+    @staticmethod
+    def overage_charge(period: UsagePeriod, quantity: int) -> Decimal:
+        """What `quantity` over the allowance costs in the period's package (docs/pricing.md)."""
+        return charge("unit", period.meter_code, period.currency, quantity, period.month, period.package_code)
 
     def _post_expiry_periods(self) -> list[UsagePeriod]:
         ended = [
@@ -806,7 +820,7 @@ class _Business:
                     "post_expiry_usage",
                     period.evidence_id,
                     contract.customer_id,
-                    money(Decimal(total) * price("unit", "API_CALLS", contract.currency)),
+                    charge("unit", "API_CALLS", contract.currency, total, month),
                     contract.currency,
                     month,
                     f"{total} API calls after subscription {contract.contract_id} ended",
@@ -857,7 +871,7 @@ class _Business:
                     item_code=d.service_code,
                     reference_id=d.delivery_id,
                     quantity=1,
-                    amount=money(price("unit", d.service_code, currency)),
+                    amount=charge("unit", d.service_code, currency, 1, d.created_at.date()),
                     currency=currency,
                 )
             if d.premium_charged:
@@ -884,7 +898,7 @@ class _Business:
                     item_code=p.meter_code,
                     reference_id=p.evidence_id,
                     quantity=p.billed,
-                    amount=money(p.billed * price("unit", p.meter_code, p.currency)),
+                    amount=self.overage_charge(p, p.billed),
                     currency=p.currency,
                 )
 
@@ -904,11 +918,13 @@ class _Business:
             for item in items:
                 lines.append({"invoice_line_id": self.next_id("IL", 8), "invoice_id": invoice_id} | item)
         self._plant_under_billing(lines)
+        self._plant_credits_and_discounts(invoices, lines)
         return invoices, lines
 
     def _plant_under_billing(self, lines: list[dict]) -> None:
         subscription = [line for line in lines if line["line_type"] == "subscription"]
         picks = self.rng.sample(subscription, min(len(subscription), PLANTED_PER_CATEGORY + 3))
+        self.adjusted_lines.update(line["invoice_line_id"] for line in picks)
         for i, line in enumerate(picks):
             if i < 3:  # a rounding difference within tolerance: not a leak
                 line["amount"] = line["amount"] - Decimal("0.50")
@@ -927,10 +943,99 @@ class _Business:
                     )
                 )
 
+    def _plant_credits_and_discounts(self, invoices: list[dict], lines: list[dict]) -> None:
+        """Net billing (docs/pricing.md): one invoice carries a discount and a proration credit with
+        its matching charge (net: the contract price, not a leak); a credit note takes 20 % of one
+        month back (under-billed by that much); a void credit note takes nothing."""
+        subscription = [
+            line
+            for line in lines
+            if line["line_type"] == "subscription" and line["invoice_line_id"] not in self.adjusted_lines
+        ]
+        if len(subscription) < 3:
+            return
+        discounted, credited, voided = self.rng.sample(subscription, 3)
+        self.adjusted_lines.update(line["invoice_line_id"] for line in (discounted, credited, voided))
+        discount = money(discounted["amount"] * Decimal("0.1"))
+        discounted["amount"] += discount
+        discounted["discount_amount"] = discount
+        self.decoys.append(
+            Decoy("discount_nets_to_contract_price", discounted["invoice_line_id"], f"{discount} discount")
+        )
+        # A mid-month change: unused time credited, the rest of the month charged again.
+        change_day = discounted["period_start"] + timedelta(days=14)
+        half = money(discounted["amount"] / 2)
+        position = lines.index(discounted) + 1
+        for sign in (-1, 1):
+            line_id = self.next_id("IL", 8)
+            lines.insert(
+                position,
+                discounted
+                | {
+                    "invoice_line_id": line_id,
+                    "period_start": change_day,
+                    "amount": sign * half,
+                    "discount_amount": None,
+                    "is_proration": True,
+                },
+            )
+            position += 1
+            if sign < 0:
+                self.decoys.append(Decoy("proration_credit_and_charge", line_id, f"{-half} unused time"))
+        for line, status in ((credited, "issued"), (voided, "void")):
+            amount = money(line["amount"] * Decimal("0.2"))
+            invoice = next(i for i in invoices if i["invoice_id"] == line["invoice_id"])
+            self.credit_notes.append(
+                {
+                    "credit_note_line_id": self.next_id("CNL", 6),
+                    "credit_note_id": self.next_id("CN", 6),
+                    "invoice_id": line["invoice_id"],
+                    "invoice_line_id": line["invoice_line_id"],
+                    "credited_on": min(invoice["invoice_date"] + timedelta(days=10), self.as_of),
+                    "status": status,
+                    "reason": "order_change",
+                    "amount": amount,
+                    "currency": line["currency"],
+                }
+            )
+            if status == "void":
+                self.decoys.append(Decoy("void_credit_note", line["invoice_line_id"], f"{amount} voided"))
+            elif self.plant:
+                self.leaks.append(
+                    Leak(
+                        "under_billed",
+                        line["invoice_line_id"],
+                        self._customer_of_invoice_line(line),
+                        amount,
+                        line["currency"],
+                        line["period_start"],
+                        f"credit note took {amount} back",
+                        "credit_note_reduces_billing",
+                    )
+                )
+
     def _customer_of_invoice_line(self, line: dict) -> str:
         return next(
             lv.contract.customer_id for lv in self.lines if lv.contract_line_id == line["contract_line_id"]
         )
+
+
+def _cover_every_package_and_meter(picks: list[UsagePeriod], periods: list[UsagePeriod], first: int) -> None:
+    """Make picks[first:] (the planted overage leaks) hold a period of every package and meter there
+    is, so a leak is priced by each package's charge model: a missing one replaces a pick whose
+    package and meter another pick also has."""
+
+    def kind(p: UsagePeriod) -> tuple[str, str]:
+        return (p.package_code or "", p.meter_code)
+
+    for wanted in sorted({kind(p) for p in periods} - {kind(p) for p in picks[first:]}):
+        spare = next((p for p in periods if kind(p) == wanted and p not in picks), None)
+        counts = defaultdict(int)
+        for p in picks[first:]:
+            counts[kind(p)] += 1
+        slot = next((i for i in range(first, len(picks)) if counts[kind(picks[i])] > 1), None)
+        if spare is not None and slot is not None:
+            picks[slot] = spare
 
 
 def _write_csv(path: Path, columns: Iterable[str], rows: Iterable[dict]) -> None:
@@ -1186,11 +1291,7 @@ def generate_demo(
             for o in biz.overrides
         ),
     )
-    _write_csv(
-        billing / "price_book.csv",
-        ("item_code", "currency", "price_type", "unit_amount"),
-        catalog.price_book_rows(),
-    )
+    _write_csv(billing / "price_book.csv", catalog.PRICE_BOOK_COLUMNS, catalog.price_book_rows())
     _write_csv(
         billing / "invoices.csv",
         ("invoice_id", "customer_id", "invoice_date", "currency", "status"),
@@ -1211,8 +1312,25 @@ def generate_demo(
             "quantity",
             "amount",
             "currency",
+            "discount_amount",
+            "is_proration",
         ),
         invoice_lines,
+    )
+    _write_csv(
+        billing / "credit_note_lines.csv",
+        (
+            "credit_note_line_id",
+            "credit_note_id",
+            "invoice_id",
+            "invoice_line_id",
+            "credited_on",
+            "status",
+            "reason",
+            "amount",
+            "currency",
+        ),
+        biz.credit_notes,
     )
     events = write_usage(out_dir / "usage", periods, usage_events, as_of, seed)
 

@@ -32,6 +32,7 @@ class UsagePeriod:
     duplicates: int = 0  # events of this period delivered twice
     late_quantity: int = 0  # part of the total sent in one late event, after the month ended
     line_version: str | None = None  # "<contract_line_id>/v<version_no>" granting it; None: no grant
+    package_code: str | None = None  # the package of that grant: how its overage is priced
 
     @property
     def evidence_id(self) -> str:

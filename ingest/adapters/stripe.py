@@ -18,6 +18,17 @@ Decisions the SQL below encodes (the docs give the reasons):
 - Invoice status ``uncollectible`` lands as ``open``: it was billed and is still owed on paper.
 - Subscription periods: the item's current_period_start/end (API 2025-03-31.basil and later),
   else the subscription's (older versions).
+- Credits land as they are: a negative line amount is a credit (a proration for unused time, a
+  negative invoice item). is_proration = ``parent.subscription_item_details.proration`` or
+  ``parent.invoice_item_details.proration`` (2025-03-31.basil on), else the line's ``proration``.
+- discount_amount = the sum of the line's ``discount_amounts[].amount``, scaled like ``amount``:
+  0 when the list is present but empty, NULL when the line has no ``discount_amounts`` (or it is
+  null), since then nothing says whether it was discounted. Dashboard CSV: the column's value, NULL
+  for a blank cell or no such column (a blank cannot be told from an absent one there).
+- Credit notes (GET /v1/credit_notes), one row per line of ``lines.data``: amount = the line's
+  ``amount`` (gross, before discounts) minus its ``discount_amounts``, in the credit note's
+  currency; credited_on = effective_at, else created; invoice_line_id = ``invoice_line_item``
+  (NULL for a ``custom_line_item``). A credit note with no lines gives one rejected row.
 """
 
 from __future__ import annotations
@@ -76,6 +87,28 @@ MACROS: tuple[str, ...] = (
             THEN json_extract_string(CAST(x AS VARCHAR), '$')
         ELSE CAST(x AS VARCHAR)
         END""",
+    # The sum of a list of Stripe amount objects ([{"amount": 150, ...}], e.g. discount_amounts) in
+    # minor units, as text: '0' for an empty list, NULL for none (SQL or JSON null). Anything else is
+    # returned as its JSON, which stripe_major then rejects quoting it.
+    """CREATE OR REPLACE TEMP MACRO stripe_total(amounts) AS CASE
+        WHEN amounts IS NULL OR json_type(amounts) = 'NULL' THEN NULL
+        WHEN json_type(amounts) <> 'ARRAY' THEN 'not a list: ' || CAST(amounts AS VARCHAR)
+        WHEN coalesce(list_bool_and(list_transform(TRY_CAST(amounts AS JSON[]), lambda a:
+            coalesce(regexp_full_match(json_extract_string(a, '$.amount'), '-?[0-9]{1,18}'), false))), true)
+            THEN CAST(coalesce(list_sum(list_transform(TRY_CAST(amounts AS JSON[]), lambda a:
+                CAST(json_extract_string(a, '$.amount') AS HUGEINT))), 0) AS VARCHAR)
+        ELSE CAST(amounts AS VARCHAR)
+        END""",
+    # An amount in minor units less a list of amounts (a credit note line net of its discounts), as
+    # text; whichever part is unreadable is returned as it is, for stripe_major to reject.
+    """CREATE OR REPLACE TEMP MACRO stripe_net(amount, amounts) AS CASE
+        WHEN NOT regexp_full_match(trim(CAST(amount AS VARCHAR)), '-?[0-9]{1,18}')
+            THEN CAST(amount AS VARCHAR)
+        WHEN NOT regexp_full_match(coalesce(stripe_total(amounts), '0'), '-?[0-9]{1,38}')
+            THEN stripe_total(amounts)
+        ELSE CAST(CAST(trim(CAST(amount AS VARCHAR)) AS HUGEINT)
+            - CAST(coalesce(stripe_total(amounts), '0') AS HUGEINT) AS VARCHAR)
+        END""",
 )
 
 TIMESTAMP = "stripe_ts({})"
@@ -129,7 +162,20 @@ def _line_columns(line: str, invoice_id: str, fallback_currency: str = "") -> di
         "quantity": _get(line, "$.quantity"),
         "amount": f"stripe_major({_get(line, '$.amount')}, {currency})",
         "currency": f"upper(trim({currency}))",
+        "discount_amount": (
+            f"stripe_major(stripe_total(json_extract({line}, '$.discount_amounts')), {currency})"
+        ),
+        "is_proration": _line_proration(line),
     }
+
+
+def _line_proration(line: str) -> str:
+    """Whether an invoice line item is a proration: under `parent` from API 2025-03-31.basil on (a
+    subscription item's or an invoice item's line), the line's own `proration` before."""
+    return (
+        f"coalesce({_get(line, '$.parent.subscription_item_details.proration')},"
+        f" {_get(line, '$.parent.invoice_item_details.proration')}, {_get(line, '$.proration')})"
+    )
 
 
 # Where a line names what it bills when entitlements.yml says nothing (evidence.invoice_line_reference).
@@ -176,6 +222,7 @@ CUSTOMERS = LAYOUTS_BY_TABLE["billing_customers"]
 SUBSCRIPTIONS = LAYOUTS_BY_TABLE["billing_subscriptions"]
 INVOICES = LAYOUTS_BY_TABLE["billing_invoices"]
 INVOICE_LINES = LAYOUTS_BY_TABLE["billing_invoice_lines"]
+CREDIT_NOTE_LINES = LAYOUTS_BY_TABLE["billing_credit_note_lines"]
 
 # ------------------------------------------------------------------------------------------ API
 
@@ -333,7 +380,9 @@ API_INVOICE_LINES_NESTED = Shape(
 _LINE_ITEM_FIELDS = (
     "id", "unique_id", "invoice", "amount", "currency", "period", "quantity",
     "price", "plan", "pricing", "metadata", "description", "parent", "subscription_item",
+    "discount_amounts", "proration",
 )  # fmt: skip
+_LINE_ITEM_JSON_FIELDS = ("period", "price", "plan", "pricing", "metadata", "parent", "discount_amounts")
 LINE_ITEM_JSON = "json_object(" + ", ".join(f"'{name}', src.\"{name}\"" for name in _LINE_ITEM_FIELDS) + ")"
 
 # Line items as their own file (GET /v1/invoices/:id/lines). Each record is packed back into one
@@ -345,15 +394,62 @@ API_INVOICE_LINE_ITEMS = Shape(
     names=("invoice_line_items*", "invoice_lines*", "line_items*"),
     formats=API_FORMATS,
     signature=("id", "invoice", "amount", "currency", "period"),
-    fields={
-        name: "JSON" if name in ("period", "price", "plan", "pricing", "metadata", "parent") else "VARCHAR"
-        for name in _LINE_ITEM_FIELDS
-    },
+    fields={name: "JSON" if name in _LINE_ITEM_JSON_FIELDS else "VARCHAR" for name in _LINE_ITEM_FIELDS},
     columns=_line_columns(LINE_ITEM_JSON, 'stripe_ref(src."invoice")'),
     parse=LINE_PARSE,
     records_key=LIST,
     setup=MACROS,
     description="Stripe invoice line item objects (GET /v1/invoices/:id/lines)",
+)
+
+_CREDIT_NOTE_LINES = "CAST(json_extract(src.\"lines\", '$.data') AS JSON[])"
+
+# Credit notes (GET /v1/credit_notes), one row per line of lines.data. A line carries no currency:
+# the credit note's applies. A credit note with no lines gives one row that is rejected (no
+# credit_note_line_id) rather than vanishing; so does an unreadable record.
+API_CREDIT_NOTES = Shape(
+    name="stripe.credit_notes",
+    family="stripe",
+    layout=CREDIT_NOTE_LINES,
+    names=("credit_notes*",),
+    formats=API_FORMATS,
+    signature=("id", "invoice", "currency", "status", "lines"),
+    fields={
+        "id": "VARCHAR",
+        "invoice": "VARCHAR",
+        "currency": "VARCHAR",
+        "status": "VARCHAR",
+        "reason": "VARCHAR",
+        "created": "VARCHAR",
+        "effective_at": "VARCHAR",
+        "lines": "JSON",
+    },
+    columns={
+        "credit_note_line_id": _get("cn.line", "$.id"),
+        "credit_note_id": 'src."id"',
+        "invoice_id": 'stripe_ref(src."invoice")',
+        # Set for type invoice_line_item; a custom_line_item credits no line of the invoice.
+        "invoice_line_id": _get("cn.line", "$.invoice_line_item"),
+        # effective_at (added to the object in 2023; absent from older records) is the date the credit
+        # takes effect, the one printed on it; created otherwise.
+        "credited_on": "coalesce(src.effective_at, src.created)",
+        "status": 'lower(trim(src."status"))',
+        "reason": "src.reason",
+        # The line's amount is gross of its discounts (Stripe: "excluding tax and discounts").
+        "amount": (
+            f"stripe_major(stripe_net({_get('cn.line', '$.amount')},"
+            " json_extract(cn.line, '$.discount_amounts')), src.currency)"
+        ),
+        "currency": "upper(trim(src.currency))",
+    },
+    parse={"credited_on": DATE},
+    records_key=LIST,
+    explode=(
+        f", unnest(CASE WHEN src._problem IS NULL AND len({_CREDIT_NOTE_LINES}) > 0"
+        f" THEN {_CREDIT_NOTE_LINES} ELSE [NULL::JSON] END) AS cn(line)"
+    ),
+    setup=MACROS,
+    description="Stripe Credit Note objects (GET /v1/credit_notes), one row per line",
 )
 
 # ------------------------------------------------------------------------------- Dashboard CSV
@@ -380,6 +476,10 @@ CSV_ALIASES: dict[str, tuple[str, ...]] = {
     "price": ("Price ID", "Price", "Plan ID", "Plan", "price_id", "plan_id"),
     "contract_id": ("contract_id (metadata)", "Metadata contract_id"),
     "contract_line_id": ("contract_line_id (metadata)", "Metadata contract_line_id"),
+    # Unconfirmed: no Stripe page found lists the line items export's headers. These are the
+    # Dashboard's Title Case of the API field names, and this project's column names.
+    "proration": ("Proration", "is_proration"),
+    "discount_amount": ("Discount Amount", "Discount Amounts"),
 }
 
 
@@ -441,7 +541,7 @@ CSV_INVOICES = Shape(
 
 _fields, _aliases = _csv_fields(
     "id", "invoice", "amount", "currency", "quantity", "period_start", "period_end", "price",
-    "contract_id", "contract_line_id",
+    "contract_id", "contract_line_id", "proration", "discount_amount",
 )  # fmt: skip
 _REFERENCE, _REFERENCE_HEADERS = metadata_field("reference_id")
 CSV_INVOICE_LINE_ITEMS = Shape(
@@ -476,6 +576,8 @@ CSV_INVOICE_LINE_ITEMS = Shape(
         "quantity": '"quantity"',
         "amount": _major('"amount"'),
         "currency": 'upper(trim("currency"))',
+        "discount_amount": _major('"discount_amount"'),
+        "is_proration": '"proration"',
     },
     parse=LINE_PARSE,
     setup=MACROS,
@@ -488,6 +590,7 @@ SHAPES: tuple[Shape, ...] = (
     API_INVOICES,
     API_INVOICE_LINES_NESTED,
     API_INVOICE_LINE_ITEMS,
+    API_CREDIT_NOTES,
     CSV_CUSTOMERS,
     CSV_INVOICES,
     CSV_INVOICE_LINE_ITEMS,

@@ -1,6 +1,6 @@
 -- Which invoice line bills which delivery or usage period, and how the match was found. A
 -- delivery no service (premium) line matches is unbilled (its premium unbilled); a usage period
--- is billed the overage quantity of the lines that match it.
+-- is billed the overage quantity and net amount (int_invoice_lines) of the lines that match it.
 --   service and premium lines: the reference the ingest found (entitlements.yml evidence:
 --     metadata key, description pattern; reference_matched_by) is the delivery's id or its
 --     number (CaseNumber).
@@ -35,7 +35,8 @@ delivery_matches as (
         'delivery' as evidence_type,
         deliveries.delivery_id as evidence_id,
         coalesce(reference_lines.reference_matched_by, 'reference_id') || ' = delivery id' as matched_by,
-        reference_lines.quantity
+        reference_lines.quantity,
+        reference_lines.net_amount
     from reference_lines
     inner join deliveries
         on reference_lines.reference_id = deliveries.delivery_id
@@ -46,7 +47,8 @@ delivery_matches as (
         'delivery' as evidence_type,
         deliveries.delivery_id as evidence_id,
         coalesce(reference_lines.reference_matched_by, 'reference_id') || ' = delivery number' as matched_by,
-        reference_lines.quantity
+        reference_lines.quantity,
+        reference_lines.net_amount
     from reference_lines
     inner join deliveries
         on
@@ -69,6 +71,7 @@ usage_candidates as (
             usage_periods.usage_period_id,
             '{{ strategy }}' as matched_by,
             overage_lines.quantity,
+            overage_lines.net_amount,
             {{ loop.index }} as strategy_rank,
             row_number() over (
                 partition by overage_lines.invoice_line_id
@@ -104,7 +107,8 @@ usage_matches as (
         'usage_period' as evidence_type,
         usage_period_id as evidence_id,
         matched_by,
-        quantity
+        quantity,
+        net_amount
     from (
         select
             *,

@@ -1,5 +1,10 @@
--- under_billed: a subscription invoice line billed below the contract line's price
--- for its period by more than both tolerances (vars under_billed_tolerance_*).
+-- under_billed: a contract line billed net below its contract price for a billing period by
+-- more than both tolerances (vars under_billed_tolerance_*).
+-- A billing period is a subscription line that charges (amount > 0, not a proration): its
+-- period, its contract line. Credits and prorations of the same contract line whose period
+-- starts inside it (an "unused time" credit, a "remaining time" charge after a mid-period
+-- change) belong to it; net billed is the sum of their net amounts (int_invoice_lines: less
+-- discounts and credit notes). A credit or proration inside no billing period is not judged.
 with
 
 invoice_lines as (
@@ -11,30 +16,74 @@ contract_lines as (
     select * from {{ ref('stg_crm__contract_lines') }}
 ),
 
+billing_periods as (
+    select * from invoice_lines
+    where amount > 0 and not is_proration
+),
+
+adjustments as (
+    select * from invoice_lines
+    where amount <= 0 or is_proration
+),
+
+-- each adjustment belongs to the billing period of its contract line containing its start
+-- (the earliest such period if several do)
+adjustments_placed as (
+    select
+        adjustments.invoice_line_id,
+        adjustments.net_amount,
+        billing_periods.invoice_line_id as billing_line_id,
+        row_number() over (
+            partition by adjustments.invoice_line_id
+            order by billing_periods.period_start, billing_periods.invoice_line_id
+        ) as placement
+    from adjustments
+    inner join billing_periods
+        on
+            adjustments.contract_line_id = billing_periods.contract_line_id
+            and adjustments.period_start >= billing_periods.period_start
+            and adjustments.period_start < billing_periods.period_end
+),
+
+adjusted as (
+    select
+        billing_line_id,
+        sum(net_amount) as adjustment_amount,
+        count(*) as adjustment_count
+    from adjustments_placed
+    where placement = 1
+    group by billing_line_id
+),
+
 expected as (
     select
-        invoice_lines.*,
+        billing_periods.*,
+        coalesce(adjusted.adjustment_amount, 0) as adjustment_amount,
+        coalesce(adjusted.adjustment_count, 0) as adjustment_count,
+        billing_periods.net_amount + coalesce(adjusted.adjustment_amount, 0) as net_billed,
         round(
             contract_lines.annual_price * contract_lines.quantity
-            * {{ dbt.datediff('invoice_lines.period_start', 'invoice_lines.period_end', 'month') }} / 12,  -- noqa: LT05
+            * {{ dbt.datediff('billing_periods.period_start', 'billing_periods.period_end', 'month') }} / 12,  -- noqa: LT05
             2
         ) as expected_amount
-    from invoice_lines
+    from billing_periods
     inner join contract_lines
         on
-            invoice_lines.contract_line_id = contract_lines.contract_line_id
-            and invoice_lines.period_start >= contract_lines.valid_from
-            and invoice_lines.period_start < contract_lines.valid_to
+            billing_periods.contract_line_id = contract_lines.contract_line_id
+            and billing_periods.period_start >= contract_lines.valid_from
+            and billing_periods.period_start < contract_lines.valid_to
+    left join adjusted
+        on billing_periods.invoice_line_id = adjusted.billing_line_id
 ),
 
 leaks as (
     select
         *,
-        expected_amount - amount as shortfall
+        expected_amount - net_billed as shortfall
     from expected
     where
-        expected_amount - amount > {{ var('under_billed_tolerance_amount') }}
-        and expected_amount - amount > expected_amount * {{ var('under_billed_tolerance_pct') }} / 100
+        expected_amount - net_billed > {{ var('under_billed_tolerance_amount') }}
+        and expected_amount - net_billed > expected_amount * {{ var('under_billed_tolerance_pct') }} / 100
 )
 
 select
@@ -47,7 +96,16 @@ select
     currency,
     item_code as entitlement_code,
     contract_id,
-    'Invoice line ' || invoice_line_id || ' billed ' || cast(amount as {{ dbt.type_string() }})
-    || ' for ' || substr(cast(period_start as {{ dbt.type_string() }}), 1, 7) || ' against a contract price of '
-    || cast(expected_amount as {{ dbt.type_string() }}) as explanation
+    'Invoice line ' || invoice_line_id || ' billed ' || cast(net_billed as {{ dbt.type_string() }})
+    || ' net for ' || substr(cast(period_start as {{ dbt.type_string() }}), 1, 7)
+    || ' (' || cast(amount as {{ dbt.type_string() }})
+    || case when discount_amount <> 0 then ', discounts -' || cast(discount_amount as {{ dbt.type_string() }}) else '' end
+    || case when credited_amount <> 0 then ', credit notes -' || cast(credited_amount as {{ dbt.type_string() }}) else '' end
+    || case
+        when adjustment_count > 0
+            then ', ' || cast(adjustment_count as {{ dbt.type_string() }}) || ' credit or proration line(s) '
+            || cast(adjustment_amount as {{ dbt.type_string() }})
+        else ''
+    end
+    || ') against a contract price of ' || cast(expected_amount as {{ dbt.type_string() }}) as explanation
 from leaks

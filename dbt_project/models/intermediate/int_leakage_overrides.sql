@@ -1,5 +1,6 @@
 -- unapproved_override: an override granted without an approver; the amount is the
--- list value given away (extra quantity at the unit price).
+-- list value given away: the extra quantity priced by the price book (the fallback price: an
+-- override names no package) in force on the day it starts.
 with
 
 overrides as (
@@ -9,6 +10,24 @@ overrides as (
 
 accounts as (
     select * from {{ ref('stg_crm__accounts') }}
+),
+
+to_price as (
+    select
+        overrides.override_id as pricing_key,
+        overrides.entitlement_code as item_code,
+        cast(null as {{ dbt.type_string() }}) as package_code,
+        accounts.currency,
+        'unit' as price_type,
+        overrides.valid_from as priced_on,
+        overrides.extra_quantity as quantity
+    from overrides
+    inner join accounts
+        on overrides.customer_id = accounts.customer_id
+),
+
+prices as (
+    {{ priced_quantities('to_price') }}
 )
 
 select
@@ -17,16 +36,18 @@ select
     overrides.override_id as evidence_id,
     overrides.customer_id,
     overrides.valid_from as occurred_on,
-    {{ price_amount('overrides.extra_quantity', 'prices.unit_amount') }} as amount,
+    prices.amount,
     accounts.currency,
     overrides.entitlement_code,
     overrides.contract_id,
     'Override ' || overrides.override_id || ' granted '
     || cast(cast(overrides.extra_quantity as {{ dbt.type_int() }}) as {{ dbt.type_string() }})
     || ' extra ' || overrides.entitlement_code || ' without approval ('
-    || coalesce(overrides.reason, 'no reason given') || ')' as explanation
+    || coalesce(overrides.reason, 'no reason given') || '): '
+    || coalesce(prices.price_explanation, 'no price') as explanation
 from overrides
 inner join accounts
     on overrides.customer_id = accounts.customer_id
 -- an override with no price stays, with a null amount that fct_revenue_leakage's tests fail on
-{{ join_price_book('prices', 'unit', 'overrides.entitlement_code', 'accounts.currency') }}
+left join prices
+    on overrides.override_id = prices.pricing_key

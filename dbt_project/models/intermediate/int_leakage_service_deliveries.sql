@@ -19,18 +19,20 @@ matches as (
     where evidence_type = 'delivery'
 ),
 
-prices as (
-    select * from {{ ref('stg_billing__price_book') }}
-),
-
+-- A delivery is billed when the lines matching it billed something net: a line credited back
+-- in full (credit note) or cancelled by a discount bills nothing.
 billed_services as (
-    select distinct evidence_id from matches
+    select evidence_id from matches
     where line_type = 'service'
+    group by evidence_id
+    having sum(net_amount) > 0
 ),
 
 billed_premiums as (
-    select distinct evidence_id from matches
+    select evidence_id from matches
     where line_type = 'premium'
+    group by evidence_id
+    having sum(net_amount) > 0
 ),
 
 classified as (
@@ -67,20 +69,34 @@ categorised as (
     from classified
 ),
 
+-- One delivery priced: the service's unit price (or premium surcharge) in its package, else the
+-- fallback, in force on the day it was delivered.
+to_price as (
+    select
+        delivery_id as pricing_key,
+        service_code as item_code,
+        package_code,
+        currency,
+        case when category = 'premium_service_on_standard' then 'premium_surcharge' else 'unit' end as price_type,
+        delivered_on as priced_on,
+        1 as quantity
+    from categorised
+    where category is not null
+),
+
+prices as (
+    {{ priced_quantities('to_price') }}
+),
+
 leaks as (
     select
         categorised.*,
-        prices.unit_amount
+        prices.amount,
+        prices.price_explanation
     from categorised
     -- left: a leak with no price stays, with a null amount that fct_revenue_leakage's tests fail on
     left join prices
-        on
-            categorised.service_code = prices.item_code
-            and categorised.currency = prices.currency
-            and prices.price_type = case
-                when categorised.category = 'premium_service_on_standard' then 'premium_surcharge'
-                else 'unit'
-            end
+        on categorised.delivery_id = prices.pricing_key
     where categorised.category is not null
 )
 
@@ -90,7 +106,7 @@ select
     delivery_id as evidence_id,
     customer_id,
     delivered_on as occurred_on,
-    round(unit_amount, 2) as amount,
+    amount,
     currency,
     service_code as entitlement_code,
     contract_id,
@@ -119,5 +135,6 @@ select
             end
             || ' on a ' || cast(cast(sla_response_hours as {{ dbt.type_int() }}) as {{ dbt.type_string() }})
             || '-hour ' || coverage_hours || ' ' || package_code || ' entitlement; no premium invoiced'
-    end as explanation
+    end
+    || ': ' || coalesce(price_explanation, 'no price') as explanation
 from leaks

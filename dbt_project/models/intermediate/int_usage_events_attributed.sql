@@ -26,6 +26,7 @@ attributed as (
         grants.contract_id,
         grants.contract_line_id,
         grants.version_no,
+        grants.package_code,
         grants.limit_quantity,
         case
             when grants.entitlement_id is null then {{ month_start('events.occurred_on') }}
@@ -110,6 +111,7 @@ select
     contract_id,
     contract_line_id,
     version_no,
+    package_code,
     limit_quantity,
     period_start,
     {{ period_end('limit_period', 'period_start', 'contract_end_date') }} as period_end

@@ -24,6 +24,7 @@ periods as (
         events.contract_id,
         events.contract_line_id,
         events.version_no,
+        events.package_code,
         events.limit_quantity,
         accounts.currency,
         sum(events.quantity) as used_quantity,
@@ -31,7 +32,7 @@ periods as (
     from events
     left join accounts
         on events.customer_id = accounts.customer_id
-    group by 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+    group by 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
 )
 
 select

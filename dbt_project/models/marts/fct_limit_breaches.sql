@@ -1,7 +1,7 @@
 -- Allowance periods whose use crossed 80 % of the limit (int_allowance_periods: resets,
 -- units, the limit in force on each day), with the day each of the 80, 90 and 100 %
 -- thresholds was first crossed, the highest one crossed, and the overage: its quantity
--- and its value at the price-book unit price in the contract's currency. The value is the
+-- and its value priced by the price book (docs/pricing.md) in the contract's currency. The value is the
 -- commercial size of the breach whether or not it was invoiced - not leakage.
 with
 
@@ -10,12 +10,30 @@ periods as (
     where crossed_80_on is not null
 ),
 
+to_price as (
+    select
+        entitlement_id || '@' || cast(period_start as {{ dbt.type_string() }}) as pricing_key,
+        entitlement_code as item_code,
+        package_code,
+        currency,
+        'unit' as price_type,
+        period_start as priced_on,
+        overage_quantity as quantity
+    from periods
+    where overage_quantity > 0
+),
+
+prices as (
+    {{ priced_quantities('to_price') }}
+),
+
 priced as (
     select
         periods.*,
-        unit_prices.unit_amount
+        prices.amount as overage_amount
     from periods
-    {{ join_price_book('unit_prices', 'unit', 'periods.entitlement_code', 'periods.currency') }}
+    left join prices
+        on periods.entitlement_id || '@' || cast(periods.period_start as {{ dbt.type_string() }}) = prices.pricing_key
 )
 
 select
@@ -41,9 +59,6 @@ select
     crossed_100_on,
     cast(overage_quantity as decimal(38, 4)) as overage_quantity,
     -- no overage is worth 0 even unpriced; an overage with no price stays null (tests fail on it)
-    cast(
-        case when overage_quantity = 0 then 0 else {{ price_amount('overage_quantity', 'unit_amount') }} end
-        as decimal(18, 2)
-    ) as overage_value,
+    cast(case when overage_quantity = 0 then 0 else overage_amount end as decimal(18, 2)) as overage_value,
     currency
 from priced

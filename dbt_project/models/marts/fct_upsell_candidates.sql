@@ -7,7 +7,8 @@
 -- higher) and an annual fee in the contract's currency, the cheapest one whose limit covers
 -- the peak period use of those last 3 periods; if none covers it, the largest. No such
 -- package: recommended columns are null (the customer still needs a conversation).
--- Limits and fees scale with the contract line's quantity; fees are price-book list prices.
+-- Limits and fees scale with the contract line's quantity; fees are the price book's annual fees
+-- (the package's own code as the item) in force on the as-of date, for the line's quantity.
 with
 
 periods as (
@@ -73,13 +74,34 @@ candidates as (
     where recent.recency = 1 and repeated.periods_over_90 >= 2
 ),
 
+-- The annual fee of every package that could be offered (and the current one) per candidate.
+fees_to_price as (
+    select distinct
+        candidates.customer_id || ':' || candidates.entitlement_code || ':' || catalog.package_code as pricing_key,
+        catalog.package_code as item_code,
+        catalog.package_code,
+        candidates.currency,
+        'annual_fee' as price_type,
+        {{ as_of_date() }} as priced_on,
+        candidates.line_quantity as quantity
+    from candidates
+    inner join catalog
+        on
+            candidates.entitlement_code = catalog.entitlement_code
+            and candidates.entitlement_type = catalog.entitlement_type
+),
+
+fees as (
+    {{ priced_quantities('fees_to_price') }}
+),
+
 offers as (
     select
         candidates.customer_id,
         candidates.entitlement_code,
         catalog.package_code,
         catalog.limit_quantity * candidates.line_quantity as limit_quantity,
-        {{ price_amount('offered_fees.unit_amount', 'candidates.line_quantity') }} as annual_fee,
+        offered_fees.amount as annual_fee,
         (
             catalog.limit_quantity is null
             or catalog.limit_quantity * candidates.line_quantity >= candidates.peak_period_use
@@ -90,7 +112,10 @@ offers as (
             candidates.entitlement_code = catalog.entitlement_code
             and candidates.entitlement_type = catalog.entitlement_type
             and candidates.package_code <> catalog.package_code
-    {{ join_price_book('offered_fees', 'annual_fee', 'catalog.package_code', 'candidates.currency', 'inner') }}
+    inner join fees as offered_fees
+        on
+            candidates.customer_id || ':' || candidates.entitlement_code || ':' || catalog.package_code
+            = offered_fees.pricing_key
     where
         candidates.package_limit_quantity is not null
         and (
@@ -122,14 +147,17 @@ priced as (
         recommended.limit_quantity as recommended_limit_quantity,
         recommended.covers_peak_use,
         recommended.annual_fee as recommended_annual_fee,
-        {{ price_amount('current_fees.unit_amount', 'candidates.line_quantity') }} as current_annual_fee
+        current_fees.amount as current_annual_fee
     from candidates
     left join recommended
         on
             candidates.customer_id = recommended.customer_id
             and candidates.entitlement_code = recommended.entitlement_code
             and recommended.preference = 1
-    {{ join_price_book('current_fees', 'annual_fee', 'candidates.package_code', 'candidates.currency') }}
+    left join fees as current_fees
+        on
+            candidates.customer_id || ':' || candidates.entitlement_code || ':' || candidates.package_code
+            = current_fees.pricing_key
 )
 
 select

@@ -19,9 +19,12 @@ renamed as (
         reference_matched_by,
         line_type,
         upper(currency) as currency,
-        -- numerics
+        -- flags: a proration is a credit for unused time or a charge for the rest of a period
+        coalesce(is_proration, false) as is_proration,
+        -- numerics: amount is before discounts (negative for a credit); discount_amount >= 0
         quantity,
         amount,
+        coalesce(discount_amount, 0) as discount_amount,
         -- dates: [period_start, period_end)
         period_start,
         period_end
