@@ -233,7 +233,7 @@ def landing_suite(layout: Layout) -> dict[str, Any]:
     """The landing suite of one raw table, derived from its layout.
 
     Critical (structural): required columns exist and are not null, primary key
-    not null (unless declared optional) and unique (unless ``unique_key`` is False), enum columns in their
+    not null (unless declared nullable_key) and unique (unless ``unique_key`` is False), enum columns in their
     set (nulls pass: a required column's nulls are caught by not-null).
     Warnings: date ranges end >= start (rows where either is null ignored),
     non-negative columns >= 0.
@@ -242,8 +242,8 @@ def landing_suite(layout: Layout) -> dict[str, Any]:
     required = layout.required_columns
     for column in required:
         exps.append(_expectation("ExpectColumnToExist", critical=True, column=column))
-    # A key column declared optional may be empty (a price for every package: no package_code).
-    for column in required:
+    key = (k for k in layout.primary_key if k not in layout.nullable_key)
+    for column in dict.fromkeys((*required, *key)):
         exps.append(_expectation("ExpectColumnValuesToNotBeNull", critical=True, column=column))
     if layout.unique_key:
         if len(layout.primary_key) == 1:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ingest._sql import quote_ident, quote_literal
+from ingest.currencies import CURRENCIES
 from ingest.layouts import Layout
 from ingest.shapes import Lookup, Shape
 
@@ -223,14 +224,14 @@ def _checks(shape: Shape, mapping_name: str) -> list[Check]:
             checks.append(Check(f"{quote_ident(c.name)} IS NULL", c.name, "'required value is missing'"))
     for name, allowed in layout.enums.items():
         values = ", ".join(quote_literal(v) for v in allowed)
-        what = "unknown currency " if name == "currency" else ""
-        checks.append(
-            Check(
-                f"{quote_ident(name)} NOT IN ({values})",
-                name,
-                f"'{what}' || {_quote_value(quote_ident(name))} || ' is not one of: {', '.join(allowed)}'",
+        if allowed == CURRENCIES:  # ~160 codes: name the standard, not the list
+            reason = (
+                f"'unknown currency ' || {_quote_value(quote_ident(name))}"
+                " || ': not an ISO 4217 currency code (docs/currencies.md)'"
             )
-        )
+        else:
+            reason = f"{_quote_value(quote_ident(name))} || ' is not one of: {', '.join(allowed)}'"
+        checks.append(Check(f"{quote_ident(name)} NOT IN ({values})", name, reason))
     for name in layout.non_negative:
         checks.append(
             Check(

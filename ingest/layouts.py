@@ -42,6 +42,8 @@ class Layout:
     # Whether the primary key must be unique within a file. Usage events are
     # delivered at least once, so duplicates are expected and removed in staging.
     unique_key: bool = True
+    # Key columns that may be empty (a price for every package has no package_code).
+    nullable_key: tuple[str, ...] = ()
 
     @property
     def column_names(self) -> tuple[str, ...]:
@@ -241,6 +243,7 @@ LAYOUTS: tuple[Layout, ...] = (
             " free_units DECIMAL(18,4)?"
         ),
         primary_key=("item_code", "currency", "price_type", "package_code", "valid_from", "tier_up_to"),
+        nullable_key=("package_code", "valid_from", "tier_up_to"),
         enums={
             "currency": CURRENCIES,
             "price_type": ("annual_fee", "unit", "premium_surcharge"),
@@ -299,7 +302,8 @@ LAYOUTS: tuple[Layout, ...] = (
         file_format="csv",
         columns=_cols(
             "credit_note_line_id VARCHAR, credit_note_id VARCHAR, invoice_id VARCHAR,"
-            " invoice_line_id VARCHAR?, credited_on DATE, status VARCHAR, reason VARCHAR?, amount DECIMAL(18,2), currency VARCHAR"
+            " invoice_line_id VARCHAR?, credited_on DATE, status VARCHAR, reason VARCHAR?,"
+            " amount DECIMAL(18,2), currency VARCHAR"
         ),
         primary_key=("credit_note_line_id",),
         enums={"status": ("issued", "void"), "currency": CURRENCIES},

@@ -12,6 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from ingest.currencies import CURRENCIES
 from ingest.land import IngestError, ensure_warehouse, ingest_exports, revert_load
 from ingest.layouts import EXPORT_LAYOUTS, LAYOUTS_BY_TABLE, LEGACY_LAYOUTS, Column, Layout, layout_for
 
@@ -51,6 +52,10 @@ def records(layout: Layout, n: int, tag: str = "") -> list[dict[str, object]]:
     if layout.table == "crm_catalog":  # a valid tree (docs/catalog.md): package -> group -> entitlement
         for previous, row in zip([None, *rows], rows, strict=False):
             row["parent_code"] = None if row["node_level"] == "package" else previous["node_code"]
+    if layout.table == "billing_price_book":  # valid prices (docs/pricing.md): one per-unit row each
+        for row in rows:
+            row |= dict.fromkeys(("tier_up_to", "flat_amount", "package_size", "rounding", "free_units"))
+            row["charge_model"] = "per_unit"
     return rows
 
 
@@ -324,7 +329,7 @@ def test_unparseable_date_in_a_small_file_refuses_it_naming_line_and_column(
             5,
             "created_date",
             "cannot read '2024-02-30' as DATE (expected YYYY-MM-DD)",
-            "customer_id-3-new,customer_name-3,country-3,JPY,segment-3,2024-02-30",
+            f"customer_id-3-new,customer_name-3,country-3,{CURRENCIES[3]},segment-3,2024-02-30",
             "refused",
         )
     ]

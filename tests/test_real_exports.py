@@ -75,7 +75,8 @@ def test_billing_and_metering_ids_resolve_through_stripe_metadata_and_the_rest_a
     assert _rows(
         warehouse, "select used_in, source_id, record_count from marts.fct_unresolved_customer_ids order by 1"
     ) == [("billing_customers", "cus_Solo999Hh2w", 1), ("usage_events", "cus_Solo999Hh2w", 2)]
-    # Usage: 6 Northwind events (one delivered twice), 5 Kestrel, 4 Bluefin; invoices 2, 1, 2.
+    # Usage: 6 Northwind events (one delivered twice), 5 Kestrel, 4 Bluefin; invoices 2, 1, 3 (one of
+    # them holds only prorations).
     assert _rows(
         warehouse,
         "select used_in, source_id, customer_id, resolved_by, record_count from marts.dim_customer_identities"
@@ -83,12 +84,56 @@ def test_billing_and_metering_ids_resolve_through_stripe_metadata_and_the_rest_a
     ) == [
         ("invoices", "cus_Blfin003Zr7t", "001Dn00000BlfinAAA", "billing_customer", 2),
         ("invoices", "cus_Kstrl002Lm3p", KESTREL, "billing_customer", 1),
-        ("invoices", "cus_NwTrd001Q9xk", NORTHWIND, "billing_customer", 2),
+        ("invoices", "cus_NwTrd001Q9xk", NORTHWIND, "billing_customer", 3),
         ("usage_events", "cus_Blfin003Zr7t", "001Dn00000BlfinAAA", "billing_customer", 4),
         ("usage_events", "cus_Kstrl002Lm3p", KESTREL, "billing_customer", 5),
         ("usage_events", "cus_NwTrd001Q9xk", NORTHWIND, "billing_customer", 6),
         ("usage_events", "cus_Solo999Hh2w", None, "unresolved", 2),
     ]
+
+
+def test_credits_prorations_discounts_and_credit_notes_land_whole_and_bill_net(real):
+    """Stripe's after-the-fact billing lands with nothing rejected (a negative proration line is a
+    credit, not a bad row) and each line bills net of its coupon and issued credit notes."""
+    _, warehouse = real
+    assert _rows(warehouse, "select count(*) from audit.rejected_rows") == [(0,)]
+    assert _rows(
+        warehouse,
+        "select credit_note_line_id, invoice_line_id, status, amount, currency"
+        " from raw.billing_credit_note_lines order by 1",
+    ) == [
+        ("cnli_1PKs0926a", None, "issued", Decimal("15.00"), "EUR"),
+        ("cnli_1PNw0826a", "il_1PNw0826a", "issued", Decimal("500.00"), "USD"),
+        ("cnli_1PNw0926a", "il_1PNw0926a", "void", Decimal("2000.00"), "USD"),
+    ]
+    assert _rows(
+        warehouse,
+        "select invoice_line_id, amount, discount_amount, is_proration, credited_amount, net_amount"
+        " from intermediate.int_invoice_lines where line_type = 'subscription' order by 1",
+    ) == [
+        ("il_1PBf0826a", Decimal("993.00"), Decimal("0.00"), False, Decimal("0.00"), Decimal("993.00")),
+        ("il_1PBf0926a", Decimal("1000.00"), Decimal("100.00"), False, Decimal("0.00"), Decimal("900.00")),
+        ("il_1PNw0826a", Decimal("2500.00"), Decimal("0.00"), False, Decimal("500.00"), Decimal("2000.00")),
+        ("il_1PNw0926a", Decimal("2000.00"), Decimal("0.00"), False, Decimal("0.00"), Decimal("2000.00")),
+        ("il_1PNw1026a", Decimal("-1000.00"), Decimal("0.00"), True, Decimal("0.00"), Decimal("-1000.00")),
+        ("il_1PNw1026b", Decimal("1000.00"), Decimal("0.00"), True, Decimal("0.00"), Decimal("1000.00")),
+    ]
+
+
+def test_explanations_state_the_price_and_the_net_billing(real):
+    _, warehouse = real
+    explanations = dict(
+        _rows(warehouse, "select evidence_id, explanation from marts.fct_revenue_leakage order by 1")
+    )
+    assert explanations[f"{NORTHWIND}:API_CALLS:2026-08:811Dn00000NwLi3AAA/v1"] == (
+        "12000 API_CALLS above the limit of 50000 in 2026-08: 12000 = 12 packages of 1000 (rounded up)"
+        " x 2.00 USD = 24.00 USD, invoiced 0.00"
+    )
+    assert explanations["il_1PBf0926a"] == (
+        "Invoice line il_1PBf0926a billed 900.00 net for 2026-09 (1000.00, discounts -100.00)"
+        " against a contract price of 1000.00"
+    )
+    assert explanations["500Dn00000Cs002AAA"].endswith(": 1 x 400.00 USD = 400.00 USD")
 
 
 def test_invoice_lines_record_how_their_reference_was_found(real):

@@ -498,9 +498,12 @@ def test_values_are_exact_or_rejected(tmp_path: Path) -> None:
         "customer_id,customer_name,country,currency,created_date\n"
         + "".join(f"{cid},{name},DE,EUR,{created}\n" for cid, (name, created) in rows.items())
     )
-    (export / "billing" / "price_book.csv").write_text(
-        "item_code,currency,price_type,unit_amount\n"
-        "INCIDENT,EUR,unit,12.34567\nVISIT,EUR,unit,1_000\nPHONE,EUR,unit,1000.50\n"
+    (export / "billing" / "invoice_lines.csv").write_text(
+        "invoice_line_id,invoice_id,line_type,item_code,period_start,period_end,quantity,amount,currency\n"
+        + "".join(
+            f"{line},INV1,service,INCIDENT,2024-01-01,2024-01-02,1,{amount},EUR\n"
+            for line, amount in (("IL1", "12.345"), ("IL2", "1_000"), ("IL3", "1000.50"))
+        )
     )
     warehouse = tmp_path / "w.duckdb"
 
@@ -521,12 +524,10 @@ def test_values_are_exact_or_rejected(tmp_path: Path) -> None:
     assert reasons[("crm/", 5, "created_date")] == "cannot read '2024-1-5' as DATE (expected YYYY-MM-DD)"
     assert reasons[("crm/", 6, "created_date")].startswith("cannot read '0044-03-15 (BC)' as DATE")
     assert reasons[("crm/", 7, "created_date")].startswith("date '0024-03-15' is outside 1900-01-01")
-    assert reasons[("bill", 2, "unit_amount")].startswith(
-        "'12.34567' has more decimals than unit_amount holds (4)"
-    )
-    assert reasons[("bill", 3, "unit_amount")].startswith("cannot read '1_000' as DECIMAL")
-    assert query_rows(warehouse, "select item_code, unit_amount from raw.billing_price_book") == [
-        {"item_code": "PHONE", "unit_amount": Decimal("1000.5000")}
+    assert reasons[("bill", 2, "amount")].startswith("'12.345' has more decimals than amount holds (2)")
+    assert reasons[("bill", 3, "amount")].startswith("cannot read '1_000' as DECIMAL")
+    assert query_rows(warehouse, "select invoice_line_id, amount from raw.billing_invoice_lines") == [
+        {"invoice_line_id": "IL3", "amount": Decimal("1000.50")}
     ]
     assert_rows_accounted(warehouse)
 

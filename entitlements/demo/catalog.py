@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
 
 # fmt: off
 # node_code, parent_code, level, name, entitlement_code, type, unit, limit, period, consumed_by, sla, hours, resets
@@ -173,7 +173,9 @@ def resolved_terms() -> dict[str, dict[str, Terms]]:
 
 def _in(currency: str, usd: str) -> Decimal:
     # normalised without an exponent: 24000, not 2.4E+4, in the price book file
-    return Decimal(format((Decimal(usd) * CURRENCY_FACTORS[currency]).quantize(Decimal("0.000001")).normalize(), "f"))
+    return Decimal(
+        format((Decimal(usd) * CURRENCY_FACTORS[currency]).quantize(Decimal("0.000001")).normalize(), "f")
+    )
 
 
 def price_in_force(kind: str, code: str, on: date | None = None, package: str | None = None) -> Price:
@@ -211,7 +213,8 @@ def charge(
     elif p.charge_model == "per_unit":
         amount = billable * unit
     elif p.charge_model == "package":
-        packages = -(-billable // p.package_size) if p.rounding != "down" else billable // p.package_size
+        rounding = ROUND_FLOOR if p.rounding == "down" else ROUND_CEILING
+        packages = (billable / p.package_size).to_integral_value(rounding=rounding)
         amount = packages * unit
     elif p.charge_model == "flat":
         amount = unit

@@ -75,14 +75,16 @@ def write_vendor_shapes(out_dir: Path) -> None:
             read(crm / "assets.csv"),
         )
         invoices, invoice_lines = read(billing / "invoices.csv"), read(billing / "invoice_lines.csv")
+        credit_notes = read(billing / "credit_note_lines.csv")
         mapping: list[tuple[str, str, str]] = []
         case_numbers = _case_numbers(cases)
         _salesforce(crm, accounts, contracts, lines, cases, work_orders, assets, case_numbers, mapping)
         _stripe(billing, accounts, invoices, invoice_lines, case_numbers, mapping)
+        _stripe_credit_notes(billing, credit_notes)
         _cloudevents(con, out_dir / "usage")
     for name in ("accounts", "service_contracts", "contract_lines", "cases", "work_orders", "assets"):
         (crm / f"{name}.csv").unlink()
-    for name in ("invoices", "invoice_lines"):
+    for name in ("invoices", "invoice_lines", "credit_note_lines"):
         (billing / f"{name}.csv").unlink()
     _write(out_dir / "mapping.csv", ("kind", "source_id", "target_id"), sorted(set(mapping)))
     services = sorted({c["service_code"] for c in cases})
@@ -274,14 +276,26 @@ def _stripe(billing, accounts, invoices, invoice_lines, case_numbers, mapping) -
             description += f" - Case {case_numbers[reference]}"
         elif reference:
             metadata["reference_id"] = reference
-        by_invoice.setdefault(line["invoice_id"], []).append(
-            {"id": line["invoice_line_id"], "object": "line_item", "amount": _minor(line["amount"], currency),
-             "currency": currency.lower(), "description": description,
-             "quantity": json.loads(str(Decimal(line["quantity"]).normalize())),
-             "period": {"start": _epoch(line["period_start"]), "end": _epoch(line["period_end"])},
-             "pricing": {"type": "price_details", "price_details": {"price": price}},
-             "metadata": metadata}
-        )  # fmt: skip
+        item = {
+            "id": line["invoice_line_id"], "object": "line_item", "amount": _minor(line["amount"], currency),
+            "currency": currency.lower(), "description": description,
+            "quantity": json.loads(str(Decimal(line["quantity"]).normalize())),
+            "period": {"start": _epoch(line["period_start"]), "end": _epoch(line["period_end"])},
+            "pricing": {"type": "price_details", "price_details": {"price": price}},
+            "metadata": metadata,
+        }  # fmt: skip
+        if line.get("discount_amount"):  # a coupon on the line (docs/ingest.md: Stripe, discounts)
+            discount = {
+                "amount": _minor(line["discount_amount"], currency),
+                "discount": f"di_{line['invoice_line_id']}",
+            }
+            item |= {"discount_amounts": [discount], "discounts": [discount["discount"]]}
+        if line.get("is_proration") in ("true", "True"):  # API 2025-03-31.basil and later
+            item["parent"] = {
+                "type": "subscription_item_details",
+                "subscription_item_details": {"proration": True, "subscription_item": None},
+            }
+        by_invoice.setdefault(line["invoice_id"], []).append(item)
     documents = [
         {"id": i["invoice_id"], "object": "invoice", "customer": f"cus_{i['customer_id']}",
          "currency": i["currency"].lower(), "status": i["status"], "created": _epoch(i["invoice_date"]),
@@ -291,6 +305,23 @@ def _stripe(billing, accounts, invoices, invoice_lines, case_numbers, mapping) -
     ]  # fmt: skip
     (billing / "invoices.json").write_text(
         json.dumps({"object": "list", "url": "/v1/invoices", "has_more": False, "data": documents}) + "\n"
+    )
+
+
+def _stripe_credit_notes(billing: Path, lines: list[dict[str, str]]) -> None:
+    """Credit notes as GET /v1/credit_notes lists them: each crediting one invoice line."""
+    notes = [
+        {"id": f"cn_{n['credit_note_id']}", "object": "credit_note", "invoice": n["invoice_id"],
+         "currency": n["currency"].lower(), "status": n["status"], "reason": n["reason"],
+         "created": _epoch(n["credited_on"]), "effective_at": _epoch(n["credited_on"]), "livemode": False,
+         "lines": {"object": "list", "has_more": False, "data": [
+             {"id": f"cnli_{n['credit_note_line_id']}", "object": "credit_note_line_item",
+              "type": "invoice_line_item", "invoice_line_item": n["invoice_line_id"],
+              "amount": _minor(n["amount"], n["currency"]), "discount_amounts": []}]}}
+        for n in lines
+    ]  # fmt: skip
+    (billing / "credit_notes.json").write_text(
+        json.dumps({"object": "list", "url": "/v1/credit_notes", "has_more": False, "data": notes}) + "\n"
     )
 
 

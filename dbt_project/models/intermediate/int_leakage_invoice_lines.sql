@@ -61,11 +61,11 @@ expected as (
         coalesce(adjusted.adjustment_amount, 0) as adjustment_amount,
         coalesce(adjusted.adjustment_count, 0) as adjustment_count,
         billing_periods.net_amount + coalesce(adjusted.adjustment_amount, 0) as net_billed,
-        round(
+        cast(round(
             contract_lines.annual_price * contract_lines.quantity
             * {{ dbt.datediff('billing_periods.period_start', 'billing_periods.period_end', 'month') }} / 12,  -- noqa: LT05
             2
-        ) as expected_amount
+        ) as decimal(18, 2)) as expected_amount
     from billing_periods
     inner join contract_lines
         on
@@ -99,12 +99,19 @@ select
     'Invoice line ' || invoice_line_id || ' billed ' || cast(net_billed as {{ dbt.type_string() }})
     || ' net for ' || substr(cast(period_start as {{ dbt.type_string() }}), 1, 7)
     || ' (' || cast(amount as {{ dbt.type_string() }})
-    || case when discount_amount <> 0 then ', discounts -' || cast(discount_amount as {{ dbt.type_string() }}) else '' end
-    || case when credited_amount <> 0 then ', credit notes -' || cast(credited_amount as {{ dbt.type_string() }}) else '' end
+    || case
+        when discount_amount <> 0 then ', discounts -' || cast(discount_amount as {{ dbt.type_string() }})
+        else ''
+    end
+    || case
+        when credited_amount <> 0 then ', credit notes -' || cast(credited_amount as {{ dbt.type_string() }})
+        else ''
+    end
     || case
         when adjustment_count > 0
-            then ', ' || cast(adjustment_count as {{ dbt.type_string() }}) || ' credit or proration line(s) '
-            || cast(adjustment_amount as {{ dbt.type_string() }})
+            then
+                ', ' || cast(adjustment_count as {{ dbt.type_string() }}) || ' credit or proration line(s) '
+                || cast(adjustment_amount as {{ dbt.type_string() }})
         else ''
     end
     || ') against a contract price of ' || cast(expected_amount as {{ dbt.type_string() }}) as explanation

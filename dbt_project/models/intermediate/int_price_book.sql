@@ -47,8 +47,8 @@ select
     in_force.valid_to,
     coalesce(
         lag(prices.tier_up_to) over (
-            partition by prices.item_code, prices.currency, prices.price_type, prices.package_code,
-            prices.valid_from
+            partition by
+                prices.item_code, prices.currency, prices.price_type, prices.package_code, prices.valid_from
             order by case when prices.tier_up_to is null then 1 else 0 end, prices.tier_up_to
         ),
         0
