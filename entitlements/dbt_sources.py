@@ -15,7 +15,10 @@ from ingest.layouts import LAYOUTS
 MODELS = DBT_PROJECT_DIR / "models" / "staging"
 DESCRIPTIONS = {
     "crm": "CRM exports: accounts, sites, assets, the service catalog, contracts, cases, work orders.",
-    "billing": "Billing exports: price book, invoices, invoice lines, customers and subscriptions.",
+    "billing": (
+        "Billing exports: price book, invoices, invoice lines, credit notes, customers, subscriptions"
+        " and exchange rates."
+    ),
     "usage": "Metered usage events, JSON lines, delivered at least once.",
     "legacy": "The legacy contract system's extract, landed as text by `entitlements migrate validate`.",
 }

@@ -70,3 +70,40 @@ def test_refuses_to_write_into_a_directory_that_is_not_a_demo_export(tmp_path: P
     with pytest.raises(FileExistsError, match="not empty"):
         generate_demo(tmp_path, seed=1, customers=20, usage_events=5000)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("seed", [42, 7])
+def test_a_leak_is_priced_by_every_charge_model_and_billing_is_net(tmp_path: Path, seed: int) -> None:
+    """Read from the files the generator wrote (not from its model): an unbilled overage in every
+    package whose price has its own charge model, a per-unit leak, a price that changes on a date;
+    one invoice with a discount and a proration credit; an issued and a void credit note."""
+    out = generate_demo(tmp_path, seed=seed, customers=60, usage_events=5000).out_dir
+
+    def read(name: str) -> list[dict[str, str]]:
+        with (out / name).open() as handle:
+            return list(csv.DictReader(handle))
+
+    prices = read("billing/price_book.csv")
+    models = {(p["package_code"], p["item_code"]): p["charge_model"] for p in prices if p["package_code"]}
+    assert set(models.values()) == {"package", "volume", "graduated", "flat"}
+    assert any(p["valid_from"] for p in prices)  # a price change
+    packages = {line["contract_line_id"]: line["package_code"] for line in read("crm/contract_lines.csv")}
+    leaks = read("ground_truth/leakage.csv")
+    overage_models = set()
+    for leak in (r for r in leaks if r["category"] == "unbilled_overage"):
+        _, meter, _, line_version = leak["evidence_id"].split(":")
+        overage_models.add(models[(packages[line_version.split("/")[0]], meter)])
+    assert overage_models == {"package", "volume", "graduated", "flat"}
+    assert {"unbilled_service", "post_expiry_usage"} <= {r["category"] for r in leaks}  # per unit
+
+    lines = read("billing/invoice_lines.csv")
+    discounted = [r for r in lines if r["discount_amount"]]
+    credits = [r for r in lines if r["is_proration"] == "True" and r["amount"].startswith("-")]
+    assert len(discounted) == 1 and len(credits) == 1
+    assert discounted[0]["invoice_id"] == credits[0]["invoice_id"]
+    notes = read("billing/credit_note_lines.csv")
+    assert sorted(n["status"] for n in notes) == ["issued", "void"]
+    issued = next(n for n in notes if n["status"] == "issued")
+    assert (issued["invoice_line_id"], issued["amount"]) in {
+        (r["evidence_id"], r["amount"]) for r in leaks if r["scenario"] == "credit_note_reduces_billing"
+    }
