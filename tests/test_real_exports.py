@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import shutil
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
 import duckdb
@@ -15,13 +15,14 @@ import pytest
 from tests.conftest import entitlements
 
 FIXTURE = Path(__file__).parent / "fixtures" / "real_exports" / "export"
-NORTHWIND, KESTREL = "001Dn00000NwTrdAAA", "001Dn00000KstrlAAA"
+NORTHWIND, KESTREL, SAKURA = "001Dn00000NwTrdAAA", "001Dn00000KstrlAAA", "001Dn00000SakurAAA"
 
 # The README's table, computed by hand from the files.
 EXPECTED_LEAKS = [
     ("post_expiry_usage", "001Dn00000BlfinAAA:API_CALLS:2026-09:unentitled", Decimal("15.00"), "GBP"),
     ("post_expiry_usage", f"{KESTREL}:API_CALLS:2026-08:unentitled", Decimal("10.00"), "EUR"),
     ("unbilled_overage", f"{NORTHWIND}:API_CALLS:2026-08:811Dn00000NwLi3AAA/v1", Decimal("24.00"), "USD"),
+    ("unbilled_overage", f"{SAKURA}:API_CALLS:2026-08:811Dn00000SkLi1AAA/v1", Decimal("1058.00"), "JPY"),
     ("unbilled_service", "500Dn00000Cs002AAA", Decimal("400.00"), "USD"),
     ("uncovered_service", "500Dn00000Cs004AAA", Decimal("350.00"), "EUR"),
     ("under_billed", "il_1PBf0926a", Decimal("100.00"), "GBP"),
@@ -70,6 +71,7 @@ def test_billing_and_metering_ids_resolve_through_stripe_metadata_and_the_rest_a
         ("cus_Blfin003Zr7t", "001Dn00000BlfinAAA"),
         ("cus_Kstrl002Lm3p", KESTREL),
         ("cus_NwTrd001Q9xk", NORTHWIND),
+        ("cus_Skura004Jp9q", SAKURA),
         ("cus_Solo999Hh2w", None),
     ]  # fmt: skip
     assert _rows(
@@ -85,9 +87,11 @@ def test_billing_and_metering_ids_resolve_through_stripe_metadata_and_the_rest_a
         ("invoices", "cus_Blfin003Zr7t", "001Dn00000BlfinAAA", "billing_customer", 2),
         ("invoices", "cus_Kstrl002Lm3p", KESTREL, "billing_customer", 1),
         ("invoices", "cus_NwTrd001Q9xk", NORTHWIND, "billing_customer", 3),
+        ("invoices", "cus_Skura004Jp9q", SAKURA, "billing_customer", 1),
         ("usage_events", "cus_Blfin003Zr7t", "001Dn00000BlfinAAA", "billing_customer", 4),
         ("usage_events", "cus_Kstrl002Lm3p", KESTREL, "billing_customer", 5),
         ("usage_events", "cus_NwTrd001Q9xk", NORTHWIND, "billing_customer", 6),
+        ("usage_events", "cus_Skura004Jp9q", SAKURA, "billing_customer", 2),
         ("usage_events", "cus_Solo999Hh2w", None, "unresolved", 2),
     ]
 
@@ -117,6 +121,7 @@ def test_credits_prorations_discounts_and_credit_notes_land_whole_and_bill_net(r
         ("il_1PNw0926a", Decimal("2000.00"), Decimal("0.00"), False, Decimal("0.00"), Decimal("2000.00")),
         ("il_1PNw1026a", Decimal("-1000.00"), Decimal("0.00"), True, Decimal("0.00"), Decimal("-1000.00")),
         ("il_1PNw1026b", Decimal("1000.00"), Decimal("0.00"), True, Decimal("0.00"), Decimal("1000.00")),
+        ("il_1PSk0826a", Decimal("300000.00"), Decimal("0.00"), False, Decimal("0.00"), Decimal("300000.00")),
     ]
 
 
@@ -134,6 +139,28 @@ def test_explanations_state_the_price_and_the_net_billing(real):
         " against a contract price of 1000.00"
     )
     assert explanations["500Dn00000Cs002AAA"].endswith(": 1 x 400.00 USD = 400.00 USD")
+    # Graduated tiers in a zero-decimal currency: 1000 x 0.35 + 2500 x 0.283 = 1057.5, 1058 yen.
+    assert explanations[f"{SAKURA}:API_CALLS:2026-08:811Dn00000SkLi1AAA/v1"] == (
+        "3500 API_CALLS above the limit of 50000 in 2026-08: 1000 at 0.35 + 2500 at 0.283 JPY = 1058 JPY,"
+        " invoiced 0.00"
+    )
+
+
+def test_a_yen_leak_is_converted_at_the_month_rate_of_the_seed(real):
+    """JPY has rates (the seed ships them): the KPI's reporting amount is the leak at the August
+    JPY to USD rate written in the seed, not null."""
+    _, warehouse = real
+    seed = Path(__file__).parents[1] / "dbt_project" / "seeds" / "fx_rates.csv"
+    rate = next(
+        Decimal(line.split(",")[3])
+        for line in seed.read_text().splitlines()
+        if line.startswith("2026-08-01,JPY,USD,")
+    )
+    assert _rows(
+        warehouse,
+        "select leaked_total, leaked_total_reporting, is_fx_rate_missing from marts.fct_leakage_kpis"
+        " where currency = 'JPY'",
+    ) == [(Decimal("1058.00"), (Decimal("1058") * rate).quantize(Decimal("0.01"), ROUND_HALF_UP), False)]
 
 
 def test_invoice_lines_record_how_their_reference_was_found(real):
@@ -169,7 +196,7 @@ def test_without_the_configuration_the_export_is_refused_naming_the_first_file_i
     run = entitlements("run", exports, "--warehouse", tmp_path / "w.duckdb", "--reports", tmp_path / "r")
     assert run.returncode == 1
     # Stripe customers name their account only in metadata: without identity they are unmapped.
-    assert "billing/customers.json: 4 row(s) carry ids the mapping file" in run.stderr
+    assert "billing/customers.json: 5 row(s) carry ids the mapping file" in run.stderr
     assert "Nothing of this export was kept" in run.stderr
 
 
@@ -211,5 +238,6 @@ def test_a_stripe_only_subscription_grants_to_the_second_and_one_agreement_grant
     ) == [
         ("811Dn00000KsLi2AAA/v1/API_CALLS", "service_contract", datetime(2026, 1, 1), datetime(2026, 8, 15)),
         ("811Dn00000NwLi3AAA/v1/API_CALLS", "service_contract", datetime(2025, 9, 15), datetime(2027, 9, 15)),
+        ("811Dn00000SkLi1AAA/v1/API_CALLS", "service_contract", datetime(2026, 7, 1), datetime(2027, 7, 1)),
         ("si_BfApi0003/v1/API_CALLS", "subscription", datetime(2026, 6, 1), datetime(2026, 9, 10, 12)),
     ]

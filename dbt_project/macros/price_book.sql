@@ -18,11 +18,11 @@
         max(case when charge_model <> 'graduated' and is_reached then unit_amount end) as unit_amount,
         {{ round_to_minor_unit('sum(tier_amount)', 'max(minor_unit_exponent)') }} as amount,
         case max(charge_model)
-            when 'graduated' then {{ dbt.listagg('tier_text', "' + '", 'order by tier_from') }}
+            when 'graduated' then {{ ordered_listagg('tier_text', "' + '", 'tier_from') }}
             else max(tier_text)
         end
         || ' ' || max(currency) || ' = '
-        || cast({{ round_to_minor_unit('sum(tier_amount)', 'max(minor_unit_exponent)') }} as {{ dbt.type_string() }})
+        || {{ money_text(round_to_minor_unit('sum(tier_amount)', 'max(minor_unit_exponent)'), 'max(minor_unit_exponent)') }}
         || ' ' || max(currency) as price_explanation
     from (
         select
@@ -147,6 +147,31 @@
             then {{ number_text('quantity') }} || ' - ' || {{ number_text('free_units') }} || ' free = '
         else ''
     end
+{%- endmacro %}
+
+{#- An amount as text with its currency's decimals: "24.00", "1058" for JPY (`exponent` 0). -#}
+{% macro money_text(amount, exponent) -%}
+    case
+        when {{ exponent }} = 0 then cast(cast({{ amount }} as decimal(18, 0)) as {{ dbt.type_string() }})
+        else cast({{ amount }} as {{ dbt.type_string() }})
+    end
+{%- endmacro %}
+
+{#- `measure` texts joined by `delimiter` in the order of `order_by`, on every engine. -#}
+{% macro ordered_listagg(measure, delimiter, order_by) -%}
+    {{ return(adapter.dispatch('ordered_listagg', 'entitlements')(measure, delimiter, order_by)) }}
+{%- endmacro %}
+
+{% macro default__ordered_listagg(measure, delimiter, order_by) -%}
+    {{ dbt.listagg(measure, delimiter, 'order by ' ~ order_by) }}
+{%- endmacro %}
+
+{#- Spark's listagg ignores the order: sort (key, text) pairs, then keep the texts. -#}
+{% macro spark__ordered_listagg(measure, delimiter, order_by) -%}
+    array_join(
+        transform(array_sort(collect_list(struct({{ order_by }} as k, {{ measure }} as v))), x -> x.v),
+        {{ delimiter }}
+    )
 {%- endmacro %}
 
 {#- The larger of two numbers, on every engine. -#}
