@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -618,12 +618,7 @@ def check_catalog(catalog_file: Path) -> None:
     """Validate a catalog file (see docs/catalog.md): exit 0 when valid, 1 with every problem listed."""
     from ingest.catalog import validate_catalog
 
-    problems = validate_catalog(catalog_file)
-    for problem in problems:
-        click.secho(str(problem), fg="red", err=True)
-    if problems:
-        sys.exit(1)
-    click.echo(f"{catalog_file}: valid")
+    _report_file_problems(catalog_file, validate_catalog(catalog_file))
 
 
 @cli.command("check-price-book")
@@ -632,12 +627,16 @@ def check_price_book(price_book_file: Path) -> None:
     """Validate a price book file (see docs/pricing.md): exit 0 when valid, 1 with every problem listed."""
     from ingest.price_book import validate_price_book
 
-    problems = validate_price_book(price_book_file)
+    _report_file_problems(price_book_file, validate_price_book(price_book_file))
+
+
+def _report_file_problems(path: Path, problems: Sequence[object]) -> None:
+    """A checked file's problems, one a line on stderr, and exit 1; or say it is valid."""
     for problem in problems:
         click.secho(str(problem), fg="red", err=True)
     if problems:
         sys.exit(1)
-    click.echo(f"{price_book_file}: valid")
+    click.echo(f"{path}: valid")
 
 
 def main() -> None:

@@ -60,14 +60,22 @@ def test_leak_amounts_reconcile_with_fct_revenue_leakage(demo_warehouse: Path, k
 
 
 def test_billed_revenue_equals_the_raw_invoice_lines(demo_warehouse: Path, kpis: dict, as_of: date) -> None:
-    """Billed revenue: lines of non-void invoices dated by the as-of date, by period month and currency."""
+    """Billed revenue: lines of non-void invoices dated by the as-of date, by period month and currency,
+    net of their discounts and of the credit notes issued by then."""
     billed = query_rows(
         demo_warehouse,
         f"""
+        with credited as (
+            select invoice_line_id, sum(amount) as amount
+            from raw.billing_credit_note_lines
+            where status = 'issued' and credited_on <= date '{as_of.isoformat()}'
+            group by all
+        )
         select date_trunc('month', l.period_start)::date as month, upper(l.currency) as currency,
-               sum(l.amount) as amount
+               sum(l.amount - coalesce(l.discount_amount, 0) - coalesce(c.amount, 0)) as amount
         from raw.billing_invoice_lines as l
         join raw.billing_invoices as i on i.invoice_id = l.invoice_id
+        left join credited as c on c.invoice_line_id = l.invoice_line_id
         where lower(i.status) <> 'void' and i.invoice_date <= date '{as_of.isoformat()}'
         group by all
         """,

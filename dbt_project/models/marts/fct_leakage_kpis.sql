@@ -37,7 +37,7 @@ billed as (
     select
         period_month,
         currency,
-        sum(amount) as billed_revenue
+        sum(net_amount) as billed_revenue  -- net of discounts and credit notes (docs/pricing.md)
     from invoice_lines
     group by period_month, currency
 ),
