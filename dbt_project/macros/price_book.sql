@@ -5,17 +5,16 @@
         item_code    the entitlement code (unit, premium_surcharge) or package code (annual_fee)
         package_code the package it was sold in; null when none (only the fallback applies)
         currency, price_type, priced_on (the date whose price is in force), quantity
-    and the result one row per key with a price: pricing_key, charge_model, unit_amount (the
-    price; per tier reached for tiers), amount (rounded to the currency's minor unit) and
-    price_explanation ("3000 = 3 packages of 1000 x 2.00 USD = 6.00 USD"). A key with no price in
-    force has no row: callers left-join, so its amount is null for a test to catch, never 0.
+    and the result one row per key with a price: pricing_key, charge_model, amount (rounded to
+    the currency's minor unit) and price_explanation ("3000 = 3 packages of 1000 (rounded up)
+    x 2.00 USD = 6.00 USD"). A key with no price in force has no row: callers left-join, so its
+    amount is null for a test to catch, never 0.
     A package's own price wins over the fallback (package_code null) in force on the same date.
 -#}
 {% macro priced_quantities(quantities) -%}
     select
         pricing_key,
         max(charge_model) as charge_model,
-        max(case when charge_model <> 'graduated' and is_reached then unit_amount end) as unit_amount,
         {{ round_to_minor_unit('sum(tier_amount)', 'max(minor_unit_exponent)') }} as amount,
         case max(charge_model)
             when 'graduated' then {{ ordered_listagg('tier_text', "' + '", 'tier_from') }}
