@@ -72,7 +72,7 @@ def generate(out: Path, events: int) -> int:
 
 
 def ingest(warehouse: Path, exports: Path) -> int:
-    from ingest.land import ingest_exports
+    from entitlements.ingest.land import ingest_exports
 
     return sum(f.rows for f in ingest_exports(warehouse, exports, progress=False))
 
@@ -81,7 +81,7 @@ def bare_read(exports: Path) -> int:
     """DuckDB reading the same files into memory with the same types, nothing else."""
     import duckdb
 
-    from ingest.layouts import EXPORT_LAYOUTS
+    from entitlements.ingest.layouts import EXPORT_LAYOUTS
 
     con = duckdb.connect()
     rows = 0
@@ -105,7 +105,7 @@ def write_usage_file(path: Path, events: int) -> int:
     """A canonical usage file of `events` events, the same every time (no randomness)."""
     import duckdb
 
-    from ingest._sql import quote_literal
+    from entitlements.ingest._sql import quote_literal
 
     path.parent.mkdir(parents=True, exist_ok=True)
     iso = "'%Y-%m-%dT%H:%M:%SZ'"
@@ -128,7 +128,7 @@ def bare_read_file(path: Path, database: Path) -> int:
     """DuckDB alone: the file into a table of a fresh database file, types as DuckDB detects them."""
     import duckdb
 
-    from ingest._sql import quote_literal
+    from entitlements.ingest._sql import quote_literal
 
     with duckdb.connect(str(database)) as con:
         con.execute("SET enable_progress_bar = false")
@@ -138,13 +138,13 @@ def bare_read_file(path: Path, database: Path) -> int:
 
 
 def landing_checks(warehouse: Path) -> int:
-    from expectations.gates import validate_landing
+    from entitlements.quality.gates import validate_landing
 
     return len(validate_landing(warehouse, None, run_id=uuid.uuid4().hex[:12]).results)
 
 
 def dbt_build(warehouse: Path, as_of: date) -> bool:
-    from entitlements.dbt_runner import run_dbt
+    from entitlements.transform.dbt_runner import run_dbt
 
     return run_dbt("build", warehouse, as_of).ok
 
@@ -179,9 +179,9 @@ def check_latency(warehouse: Path, as_of: date, checks: int = CHECKS) -> tuple[f
 
     import duckdb
 
-    from entitlements.check import EntitlementChecker
-    from entitlements.dbt_runner import run_dbt, target_dir
-    from entitlements.queries import store_compiled_queries
+    from entitlements.serve.check import EntitlementChecker
+    from entitlements.serve.queries import store_compiled_queries
+    from entitlements.transform.dbt_runner import run_dbt, target_dir
 
     compiled = run_dbt("compile", warehouse, as_of, "--select", "path:analyses")
     if not compiled.ok:

@@ -47,7 +47,7 @@ def _as_of_option(help_text: str):
 
 def _ingest_options(func):
     """The options of `ingest` and `run` that say how to read an export (docs/ingest.md)."""
-    from ingest.land import DEFAULT_MAX_REJECTED_SHARE
+    from entitlements.ingest.land import DEFAULT_MAX_REJECTED_SHARE
 
     options = [
         click.option(
@@ -112,9 +112,9 @@ def _check_encoding(_ctx: click.Context, _param: click.Parameter, value: str | N
 
 @contextlib.contextmanager
 def _writing(warehouse: Path, command: str) -> Iterator[None]:
-    """Hold the warehouse's run lock for the whole command (entitlements.run_lock); say so when a
+    """Hold the warehouse's run lock for the whole command (entitlements.runs.lock); say so when a
     lock left by a process that died was cleared."""
-    from entitlements.run_lock import run_lock
+    from entitlements.runs.lock import run_lock
 
     notes: list[str] = []
     with run_lock(warehouse, command, notes):
@@ -209,7 +209,7 @@ def demo(
 
 
 def _resolve_as_of(as_of: datetime | None, export_dir: Path | None, warehouse: Path) -> date:
-    from entitlements.pipeline import export_as_of, recorded_as_of
+    from entitlements.runs.pipeline import export_as_of, recorded_as_of
 
     resolved = (
         _to_date(as_of) or (export_as_of(export_dir) if export_dir else None) or recorded_as_of(warehouse)
@@ -231,8 +231,8 @@ def run(
     export_dir: Path, warehouse: Path, reports_dir: Path, as_of: datetime | None, **ingest_options: Any
 ) -> None:
     """Ingest EXPORT_DIR, check it, build the marts, check them, write the reports."""
-    from entitlements.pipeline import PipelineError, run_pipeline
-    from entitlements.summary import print_summary
+    from entitlements.runs.pipeline import PipelineError, run_pipeline
+    from entitlements.runs.summary import print_summary
 
     as_of_date = _resolve_as_of(as_of, export_dir, warehouse)
     try:
@@ -253,7 +253,7 @@ def run(
 @_ingest_options
 def ingest(export_dir: Path, warehouse: Path, **ingest_options: Any) -> None:
     """Land EXPORT_DIR's files in schema raw (no checks; `validate` runs them)."""
-    from entitlements.pipeline import PipelineError, ingest_step
+    from entitlements.runs.pipeline import PipelineError, ingest_step
 
     try:
         with _writing(warehouse, "ingest"):
@@ -272,8 +272,8 @@ def ingest(export_dir: Path, warehouse: Path, **ingest_options: Any) -> None:
 @reports_option
 def validate(warehouse: Path, step: str, reports_dir: Path) -> None:
     """Run the Great Expectations gates: landed files not yet validated, and/or the marts."""
-    from entitlements.pipeline import PipelineError, landing_step, marts_step
-    from expectations.gates import build_data_docs
+    from entitlements.quality.gates import build_data_docs
+    from entitlements.runs.pipeline import PipelineError, landing_step, marts_step
 
     run_id = uuid.uuid4().hex[:12]
     with _writing(warehouse, "validate"):
@@ -293,7 +293,7 @@ def validate(warehouse: Path, step: str, reports_dir: Path) -> None:
 @_as_of_option("Date the marts answer for (default: the warehouse's last build).")
 def build(warehouse: Path, as_of: datetime | None) -> None:
     """Build and test the dbt models (staging, intermediate, marts)."""
-    from entitlements.pipeline import PipelineError, build_step
+    from entitlements.runs.pipeline import PipelineError, build_step
 
     as_of_date = _resolve_as_of(as_of, None, warehouse)
     try:
@@ -323,7 +323,7 @@ def report(name: str, warehouse: Path, out: Path, as_of: datetime | None, phase:
     """
     from papermill.exceptions import PapermillExecutionError
 
-    from entitlements.report import REPORTS, render_report
+    from entitlements.reports.render import REPORTS, render_report
 
     names = [n for n in REPORTS if name in (n, "all")]
     for report_name in names:
@@ -348,7 +348,7 @@ def report(name: str, warehouse: Path, out: Path, as_of: datetime | None, phase:
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_REPORTS, show_default=True)
 def docs(warehouse: Path, out: Path) -> None:
     """Write the dbt docs site (models, lineage, the notebooks and reports reading them) as one page."""
-    from entitlements.report import write_dbt_docs
+    from entitlements.reports.render import write_dbt_docs
 
     try:
         with _writing(warehouse, "docs"):
@@ -421,7 +421,7 @@ def migrate_validate(
     Exit 0 when every step passed (warnings are listed in the report), 1 when a step stopped the
     migration, 2 on bad usage (no such phase, an unusable plan, no new model in the warehouse).
     """
-    from entitlements.migration import (
+    from entitlements.runs.migration import (
         MigrationError,
         MigrationOptions,
         MigrationPlanError,
@@ -450,8 +450,8 @@ def migrate_validate(
 def _write_migration_reports(warehouse: Path, reports_dir: Path, phase: str | None) -> None:
     """Data Docs and the migration report, after a validation that passed or stopped; a report that
     cannot be written is said, never raised over the validation's own outcome."""
-    from entitlements.report import render_report
-    from expectations.gates import build_data_docs
+    from entitlements.quality.gates import build_data_docs
+    from entitlements.reports.render import render_report
 
     try:
         click.echo(f"data docs: {build_data_docs(reports_dir, warehouse)}")
@@ -466,7 +466,7 @@ def _write_migration_reports(warehouse: Path, reports_dir: Path, phase: str | No
 @warehouse_option
 def summary(warehouse: Path) -> None:
     """Print leakage by category, renewals by window and limit breaches."""
-    from entitlements.summary import print_summary
+    from entitlements.runs.summary import print_summary
 
     print_summary(warehouse, echo=click.echo)
 
@@ -498,7 +498,7 @@ def check(
 
     Exit 0 when entitled, 1 when not, 2 on bad input. Reads the warehouse read-only.
     """
-    from entitlements.check import CheckInputError, check_entitlement
+    from entitlements.serve.check import CheckInputError, check_entitlement
 
     try:
         answer = check_entitlement(
@@ -527,7 +527,7 @@ def check_batch_command(requests: Path, out: Path | None, warehouse: Path) -> No
     `error` naming its line. Exit 0 when every row was answered, 1 when any row has an error,
     2 when the file itself is unusable (a required column missing) or the warehouse unreadable.
     """
-    from entitlements.check import CheckInputError, check_batch
+    from entitlements.serve.check import CheckInputError, check_batch
 
     out = out or requests.with_suffix(".answers.csv")
     try:
@@ -553,13 +553,13 @@ def check_batch_command(requests: Path, out: Path | None, warehouse: Path) -> No
 @warehouse_option
 def as_of_command(on: datetime, customer_id: str | None, csv_path: Path | None, warehouse: Path) -> None:
     """Active entitlements on any date: the same rows a rebuild with --as-of that date gives."""
-    from entitlements.asof import active_entitlements
+    from entitlements.serve.asof import active_entitlements
 
     frame = active_entitlements(warehouse, on.date())
     if customer_id:
         frame = frame[frame["customer_id"] == customer_id]
     if csv_path:
-        from entitlements.spreadsheet import safe_frame
+        from entitlements.serve.spreadsheet import safe_frame
 
         safe_frame(frame).to_csv(csv_path, index=False)
         click.echo(f"{len(frame)} active entitlements on {on.date()} written to {csv_path}")
@@ -585,8 +585,8 @@ def as_of_command(on: datetime, customer_id: str | None, csv_path: Path | None, 
 @warehouse_option
 def statement(customer_id: str, out: Path | None, on: datetime | None, warehouse: Path) -> None:
     """Write a customer's entitlement statement: entitlements, usage, remaining allowance, renewals."""
-    from entitlements.check import CheckInputError
-    from entitlements.statement import write_statement
+    from entitlements.serve.check import CheckInputError
+    from entitlements.serve.statement import write_statement
 
     target = out or DEFAULT_REPORTS / f"statement_{customer_id}.html"
     try:
@@ -616,7 +616,7 @@ def check_config(config_file: Path) -> None:
 @click.argument("catalog_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def check_catalog(catalog_file: Path) -> None:
     """Validate a catalog file (see docs/catalog.md): exit 0 when valid, 1 with every problem listed."""
-    from ingest.catalog import validate_catalog
+    from entitlements.ingest.catalog import validate_catalog
 
     _report_file_problems(catalog_file, validate_catalog(catalog_file))
 
@@ -625,7 +625,7 @@ def check_catalog(catalog_file: Path) -> None:
 @click.argument("price_book_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def check_price_book(price_book_file: Path) -> None:
     """Validate a price book file (see docs/pricing.md): exit 0 when valid, 1 with every problem listed."""
-    from ingest.price_book import validate_price_book
+    from entitlements.ingest.price_book import validate_price_book
 
     _report_file_problems(price_book_file, validate_price_book(price_book_file))
 

@@ -20,7 +20,7 @@
 # narrows to that selection, down to the evidence rows.
 
 # %%
-from entitlements.analysis import common, leakage
+from entitlements.reports import common, leakage
 
 # %% tags=["parameters"]
 # as_of: ISO date, only leaks that occurred on or before it (None = all).

@@ -23,7 +23,7 @@
 # %%
 from IPython.display import Markdown, display
 
-from entitlements.analysis import common, migration
+from entitlements.reports import common, migration
 
 # %% tags=["parameters"]
 # phase: the phase of the migration plan to show ("all": the whole migration).

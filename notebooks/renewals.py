@@ -22,7 +22,7 @@
 # per currency.
 
 # %%
-from entitlements.analysis import common, renewals
+from entitlements.reports import common, renewals
 
 # %% tags=["parameters"]
 # as_of: None, or the marts' as-of date (a report for another date needs `entitlements build --as-of`).

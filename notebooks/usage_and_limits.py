@@ -20,7 +20,7 @@
 # currency: every total is per currency.
 
 # %%
-from entitlements.analysis import common, usage
+from entitlements.reports import common, usage
 
 # %% tags=["parameters"]
 # as_of: ISO date, only periods that started on or before it (None = all the build measured).

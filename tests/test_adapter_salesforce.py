@@ -14,8 +14,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest.adapters.salesforce import END_DATE, MACROS
-from ingest.land import IngestError, ingest_exports
+from entitlements.ingest.adapters.salesforce import END_DATE, MACROS
+from entitlements.ingest.land import IngestError, ingest_exports
 
 # 15-character ids and their 18-character forms as published with the algorithm's descriptions.
 PUBLISHED_IDS = [

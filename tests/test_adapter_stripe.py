@@ -20,9 +20,9 @@ from typing import Any
 import duckdb
 import pytest
 
-from ingest.adapters.stripe import MACROS
-from ingest.errors import IngestError
-from ingest.land import FileResult, ingest_exports
+from entitlements.ingest.adapters.stripe import MACROS
+from entitlements.ingest.errors import IngestError
+from entitlements.ingest.land import FileResult, ingest_exports
 from tests.conftest import query_rows
 
 MAPPING = """kind,source_id,target_id

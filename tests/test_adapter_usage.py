@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from entitlements.dbt_runner import run_dbt
-from ingest.errors import IngestError
-from ingest.land import ingest_exports
+from entitlements.ingest.errors import IngestError
+from entitlements.ingest.land import ingest_exports
+from entitlements.transform.dbt_runner import run_dbt
 from tests.conftest import query_rows
 
 MAPPING = """kind,source_id,target_id

@@ -19,11 +19,11 @@ import pandas as pd
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from entitlements.asof import active_entitlements
-from entitlements.dbt_runner import run_dbt, target_dir
 from entitlements.demo import catalog
-from entitlements.queries import store_compiled_queries
-from ingest.land import ingest_exports
+from entitlements.ingest.land import ingest_exports
+from entitlements.serve.asof import active_entitlements
+from entitlements.serve.queries import store_compiled_queries
+from entitlements.transform.dbt_runner import run_dbt, target_dir
 
 PACKAGES = {
     "support": catalog.SUPPORT_PACKAGES,

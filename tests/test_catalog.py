@@ -17,9 +17,9 @@ import pytest
 
 from entitlements.demo import catalog, generate_demo
 from entitlements.demo.generator import _write_csv
-from ingest.catalog import CATALOG_LAYOUT, CatalogProblem, validate_catalog
-from ingest.land import IngestError, ensure_warehouse, ingest_exports
-from ingest.layouts import LAYOUTS
+from entitlements.ingest.catalog import CATALOG_LAYOUT, CatalogProblem, validate_catalog
+from entitlements.ingest.land import IngestError, ensure_warehouse, ingest_exports
+from entitlements.ingest.layouts import LAYOUTS
 from tests.conftest import entitlements
 
 NAME = "crm/catalog.csv"

@@ -19,8 +19,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from entitlements.asof import active_entitlements
-from entitlements.check import CheckInputError, EntitlementChecker, WarehouseBusyError
+from entitlements.serve.asof import active_entitlements
+from entitlements.serve.check import CheckInputError, EntitlementChecker, WarehouseBusyError
 from tests.conftest import entitlements
 
 

@@ -1,4 +1,4 @@
-"""The shapes as entitlements.yml adjusts them (ingest/configured.py), landed by the real ingest.
+"""The shapes as entitlements.yml adjusts them (entitlements/ingest/configured.py), landed by the real ingest.
 
 Each test writes a small export in a vendor's documented format plus a configuration, lands it and
 checks the raw rows against values written here: meters reading any path and filtering by event
@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from entitlements.config import load_config
-from ingest.errors import IngestError
-from ingest.land import ingest_exports
+from entitlements.ingest.errors import IngestError
+from entitlements.ingest.land import ingest_exports
 from tests.conftest import query_rows
 
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from entitlements.dbt_runner import target_dir
-from entitlements.summary import _month_ranges, missing_fx_rates_line
+from entitlements.ingest import layouts
+from entitlements.ingest.currencies import CURRENCIES, MINOR_UNITS, minor_units_csv, seed_path
+from entitlements.ingest.layouts import LAYOUTS, LAYOUTS_BY_TABLE
+from entitlements.runs.summary import _month_ranges, missing_fx_rates_line
+from entitlements.transform.dbt_runner import target_dir
 from entitlements.warehouse import DBT_PROJECT_DIR
-from ingest import layouts
-from ingest.currencies import CURRENCIES, MINOR_UNITS, minor_units_csv, seed_path
-from ingest.layouts import LAYOUTS, LAYOUTS_BY_TABLE
 from tests.conftest import entitlements, query_rows
 
 FX_SEED = DBT_PROJECT_DIR / "seeds" / "fx_rates.csv"
@@ -41,7 +41,9 @@ def seed_rates() -> dict[tuple[str, str, str], Decimal]:
 
 
 def test_minor_units_seed_equals_the_module() -> None:
-    assert seed_path().read_text(encoding="utf-8") == minor_units_csv(), "run python -m ingest.currencies"
+    assert seed_path().read_text(encoding="utf-8") == minor_units_csv(), (
+        "run python -m entitlements.ingest.currencies"
+    )
 
 
 def test_every_currency_column_accepts_the_iso_codes() -> None:

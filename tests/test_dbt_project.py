@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import yaml
 
-from entitlements.dbt_sources import MODELS, sources_yaml
+from entitlements.transform.dbt_sources import MODELS, sources_yaml
 from entitlements.warehouse import DBT_PROJECT_DIR
 
 
 def test_source_declarations_match_the_export_layouts() -> None:
     for system in ("crm", "billing", "usage", "legacy"):
         committed = (MODELS / system / f"_{system}__sources.yml").read_text()
-        assert committed == sources_yaml(system), f"run python -m entitlements.dbt_sources ({system} drifted)"
+        assert committed == sources_yaml(system), (
+            f"run python -m entitlements.transform.dbt_sources ({system} drifted)"
+        )
 
 
 def test_no_hub_packages_and_no_telemetry() -> None:

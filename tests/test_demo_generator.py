@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from entitlements.analysis.leakage import LEAKAGE_CATEGORIES as CATEGORIES
 from entitlements.demo import generate_demo
+from entitlements.reports.leakage import LEAKAGE_CATEGORIES as CATEGORIES
 
 
 def digest(root: Path) -> dict[str, str]:

@@ -1,4 +1,4 @@
-"""The data-quality gates (expectations/gates.py) on real DuckDB files built with SQL."""
+"""The data-quality gates (entitlements/quality/gates.py) on real DuckDB files built with SQL."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from entitlements.warehouse import GX_DIR, connect
-from expectations import gates
-from expectations.gates import (
+from entitlements.ingest.land import ensure_warehouse
+from entitlements.ingest.layouts import LAYOUTS, LAYOUTS_BY_TABLE
+from entitlements.quality import gates
+from entitlements.quality.gates import (
     LANDING,
     MARTS,
     CheckResult,
@@ -23,8 +24,7 @@ from expectations.gates import (
     validate_landing,
     validate_marts,
 )
-from ingest.land import ensure_warehouse
-from ingest.layouts import LAYOUTS, LAYOUTS_BY_TABLE
+from entitlements.warehouse import GX_DIR, connect
 
 MANIFEST_FIELDS = (
     "load_id, source_file, export_dir, table_name, checksum, row_count, status, message, loaded_at"

@@ -12,9 +12,16 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest.currencies import CURRENCIES
-from ingest.land import IngestError, ensure_warehouse, ingest_exports, revert_load
-from ingest.layouts import EXPORT_LAYOUTS, LAYOUTS_BY_TABLE, LEGACY_LAYOUTS, Column, Layout, layout_for
+from entitlements.ingest.currencies import CURRENCIES
+from entitlements.ingest.land import IngestError, ensure_warehouse, ingest_exports, revert_load
+from entitlements.ingest.layouts import (
+    EXPORT_LAYOUTS,
+    LAYOUTS_BY_TABLE,
+    LEGACY_LAYOUTS,
+    Column,
+    Layout,
+    layout_for,
+)
 
 # ---------------------------------------------------------------- fixtures written from the layouts
 

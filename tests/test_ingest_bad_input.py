@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ingest.land import FileResult, IngestError, ingest_exports
+from entitlements.ingest.land import FileResult, IngestError, ingest_exports
 
 ACCOUNTS_HEADER = "customer_id,customer_name,country,currency,segment,created_date"
 LINES_HEADER = (

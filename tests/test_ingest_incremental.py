@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.land import FileResult, IngestError, ingest_exports
+from entitlements.ingest.land import FileResult, IngestError, ingest_exports
 from tests.test_ingest_bad_input import (
     ACCOUNTS_HEADER,
     LINES_HEADER,

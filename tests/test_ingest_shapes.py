@@ -85,7 +85,7 @@ def test_vendor_shapes_give_the_same_marts_as_the_canonical_export(
 
 
 def test_json_keys_a_shape_does_not_read_are_kept_as_json(tmp_path: Path) -> None:
-    from ingest.land import ingest_exports
+    from entitlements.ingest.land import ingest_exports
 
     warehouse = tmp_path / "warehouse.duckdb"
     ingest_exports(warehouse, FIXTURES / "stripe", progress=False)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from entitlements.analysis.leakage import LEAKAGE_CATEGORIES as CATEGORIES
+from entitlements.reports.leakage import LEAKAGE_CATEGORIES as CATEGORIES
 from entitlements.warehouse import DBT_PROJECT_DIR
 from tests.conftest import Built, query_rows
 

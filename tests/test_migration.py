@@ -23,7 +23,7 @@ import yaml
 
 from entitlements.demo import generate_demo
 from entitlements.demo.catalog import resolved_terms
-from entitlements.migration import MigrationPlanError, Phase, load_plan, resolve_plan
+from entitlements.runs.migration import MigrationPlanError, Phase, load_plan, resolve_plan
 from entitlements.warehouse import DEFAULT_REPORTS, PROJECT_ROOT
 from tests.browser import open_report
 from tests.conftest import Built, build, entitlements, query_rows, read_csv
@@ -630,7 +630,7 @@ def test_a_stopped_validation_still_writes_its_report(demo_build, tmp_path):
 def test_every_migration_suite_guards_a_model_of_its_step(migrated):
     from great_expectations.core import ExpectationSuite
 
-    from expectations.gates import MIGRATION_STEPS, committed_suites
+    from entitlements.quality.gates import MIGRATION_STEPS, committed_suites
 
     models = {
         path.stem: path.read_text()

@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from entitlements.analysis.leakage import LEAKAGE_CATEGORIES as CATEGORIES
 from entitlements.demo import generate_demo
+from entitlements.reports.leakage import LEAKAGE_CATEGORIES as CATEGORIES
 from tests.conftest import Built, build, entitlements
 
 MARTS = ("fct_active_entitlements", "fct_limit_breaches", "fct_revenue_leakage", "fct_renewal_pipeline")

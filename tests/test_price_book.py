@@ -17,9 +17,9 @@ import pytest
 
 from entitlements.demo import catalog, generate_demo
 from entitlements.demo.generator import _write_csv
-from ingest.land import IngestError, ensure_warehouse, ingest_exports
-from ingest.layouts import LAYOUTS
-from ingest.price_book import PRICE_BOOK_LAYOUT, PriceBookProblem, validate_price_book
+from entitlements.ingest.land import IngestError, ensure_warehouse, ingest_exports
+from entitlements.ingest.layouts import LAYOUTS
+from entitlements.ingest.price_book import PRICE_BOOK_LAYOUT, PriceBookProblem, validate_price_book
 from tests.conftest import entitlements
 
 NAME = "billing/price_book.csv"

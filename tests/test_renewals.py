@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from entitlements.summary import summary_tables
+from entitlements.runs.summary import summary_tables
 from tests.conftest import Built, query_rows
 
 RENEWABLE = {"service_contract", "subscription"}

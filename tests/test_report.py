@@ -21,7 +21,7 @@ import yaml
 from papermill.exceptions import PapermillExecutionError
 from plotly.offline import get_plotlyjs
 
-from entitlements.report import PIPELINE_REPORTS, REPORTS, render_report
+from entitlements.reports.render import PIPELINE_REPORTS, REPORTS, render_report
 from entitlements.warehouse import DBT_PROJECT_DIR, DEFAULT_REPORTS, NOTEBOOKS_DIR, PROJECT_ROOT
 from tests.browser import open_report
 from tests.conftest import entitlements, read_csv
@@ -294,10 +294,10 @@ def test_notebooks_are_thin_text_with_parameters_and_no_outputs():
         assert source.startswith("# ---\n# jupyter:"), f"{file}: jupytext py:percent header"
         assert '# %% tags=["parameters"]' in source, f"{file}: a parameters cell for papermill"
         code = "\n".join(line for line in source.splitlines() if not line.lstrip().startswith("#"))
-        # No SQL, no functions or classes: the logic lives in entitlements.analysis, once.
+        # No SQL, no functions or classes: the logic lives in entitlements.reports, once.
         assert not re.search(r"\b(select|from marts)\b", code, flags=re.I), f"{file} holds SQL"
         assert not re.search(r"^\s*(def|class) ", code, flags=re.M), f"{file} defines code"
-        assert f"from entitlements.analysis import common, {name}" in source, f"{file}: its helpers"
+        assert f"from entitlements.reports import common, {name}" in source, f"{file}: its helpers"
     tracked = subprocess.run(
         ["git", "ls-files", "notebooks"], cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
     ).stdout.split()

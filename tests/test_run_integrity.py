@@ -24,7 +24,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from entitlements.analysis.common import ReportTables
+from entitlements.reports.common import ReportTables
 from tests.conftest import BIN, entitlements, query_rows, read_csv
 
 FIXTURES = Path(__file__).parent / "fixtures" / "exports"
@@ -86,7 +86,7 @@ QUOTERS = {"quote_literal", "quote_ident", "struct_literal"}
 
 def sql_fstrings_with_file_values() -> list[str]:
     """f-strings that look like SQL and interpolate a value derived from a file or folder name,
-    unquoted: the code must bind such values as parameters or quote them with ingest._sql."""
+    unquoted: the code must bind such values as parameters or quote them with entitlements.ingest._sql."""
     found = []
     for package in ("entitlements", "ingest", "expectations"):
         for source in sorted((REPO / package).rglob("*.py")):

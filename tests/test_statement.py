@@ -17,7 +17,7 @@ from typing import ClassVar
 
 import pytest
 
-from entitlements.statement import format_date, load_statement, render_statement, write_statement
+from entitlements.serve.statement import format_date, load_statement, render_statement, write_statement
 from entitlements.warehouse import connect
 from tests.conftest import entitlements
 
@@ -91,7 +91,7 @@ def shown_quantity(text: str) -> Decimal | None:
 
 def input_error_type() -> type[Exception]:
     try:
-        from entitlements.check import CheckInputError
+        from entitlements.serve.check import CheckInputError
     except ModuleNotFoundError:
         return ValueError
     return CheckInputError
@@ -188,7 +188,7 @@ def test_default_statement_date_is_the_warehouse_as_of(demo_warehouse: Path) -> 
 def test_another_date_lists_the_entitlements_active_then(
     demo_warehouse: Path, customers_with_entitlements: list[str]
 ) -> None:
-    from entitlements.asof import active_entitlements
+    from entitlements.serve.asof import active_entitlements
 
     (as_of,) = mart_rows(demo_warehouse, "select max(as_of_date) from marts.fct_active_entitlements")[0]
     on = as_of - timedelta(days=140)
@@ -254,7 +254,7 @@ def test_values_are_escaped(warehouse_copy: Path, tmp_path: Path) -> None:
 
 
 def test_statement_command_writes_the_page(demo_warehouse: Path, tmp_path: Path) -> None:
-    pytest.importorskip("entitlements.check", reason="the statement command imports entitlements.check")
+    pytest.importorskip("entitlements.serve.check", reason="the statement command imports the check")
     out = tmp_path / "out" / "statement_C00001.html"
     result = entitlements("statement", "--customer", "C00001", "--warehouse", demo_warehouse, "--out", out)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -263,7 +263,7 @@ def test_statement_command_writes_the_page(demo_warehouse: Path, tmp_path: Path)
 
 
 def test_statement_command_unknown_customer_exits_2(demo_warehouse: Path, tmp_path: Path) -> None:
-    pytest.importorskip("entitlements.check", reason="the statement command imports entitlements.check")
+    pytest.importorskip("entitlements.serve.check", reason="the statement command imports the check")
     out = tmp_path / "s.html"
     result = entitlements("statement", "--customer", "C99999", "--warehouse", demo_warehouse, "--out", out)
     assert result.returncode == 2

@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 
 from entitlements.demo import catalog
-from ingest._sql import quote_literal
+from entitlements.ingest._sql import quote_literal
 
 ZERO_DECIMAL = {"JPY"}
 EVENT_SOURCE = "/demo/metering"

@@ -1,0 +1,636 @@
+"""Land an export directory's files in the warehouse's raw schema, one transaction per file.
+
+The steps, and why in this order:
+
+1. Discover every file under the export directory and recognise each one's shape (name, format,
+   header or keys; entitlements/ingest/exports.py), and read the mapping file
+   (entitlements/ingest/mapping.py). Any problem refuses the whole ingest before the warehouse is even opened.
+2. For each file, hash it (streaming). A file whose content is already in the warehouse (a load
+   'landed' or 'validated' into the same table) is skipped. A file with the same name as a landed
+   one but new content is a correction: it replaces that file's rows, in the same transaction.
+3. Fast read: DuckDB's own reader feeds the checking query (entitlements/ingest/checks.py) straight into the
+   raw table; the first row with a problem aborts it.
+4. Exact read, for a file the fast read refused (or a JSON document, or Parquet): records are read
+   with their line numbers and raw text, every row is checked, rows with a problem go to
+   audit.rejected_rows with file, line, column, reason and raw content, the others land. If the
+   rejected share exceeds the threshold (default 1 %), or an id is missing from the mapping file,
+   the file is refused whole: nothing of it lands, its rejected rows are kept for the record, and
+   IngestError says why. Per file, rows in = rows landed + rows rejected.
+
+Files landed before a failing file stay landed (each is its own transaction); the next run skips
+them by hash. Timestamps (_loaded_at, loaded_at, rejected_at) are UTC.
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import xxhash
+from tqdm import tqdm
+
+from entitlements.config import Config, find_config, load_config, record_config
+from entitlements.ingest._sql import quote_ident
+from entitlements.ingest.checks import CURRENT_LOAD as CURRENT
+from entitlements.ingest.checks import UNMAPPED, checked_sql
+from entitlements.ingest.configured import METER_EVENT_KIND, configured_shapes, meter_rows
+from entitlements.ingest.errors import IngestError
+from entitlements.ingest.exports import MAPPING_FILE, FilePlan, discover_exports, preflight
+from entitlements.ingest.layouts import LAYOUTS
+from entitlements.ingest.mapping import Mapping, load_mapping
+from entitlements.ingest.readers import READ_ERRORS, fast_source_sql, load_exact_source
+from entitlements.ingest.shapes import Lookup, all_shapes
+from entitlements.warehouse import connect
+
+__all__ = [
+    "DEFAULT_MAX_REJECTED_SHARE",
+    "FileResult",
+    "IngestError",
+    "ensure_warehouse",
+    "ingest_exports",
+    "revert_load",
+]
+
+DEFAULT_MAX_REJECTED_SHARE = 0.01
+LINEAGE_COLUMNS = (
+    ("_load_id", "VARCHAR"),
+    ("_source_file", "VARCHAR"),
+    ("_loaded_at", "TIMESTAMP"),
+    ("_extra", "JSON"),  # source fields the shape does not read: kept, so nothing is lost
+)
+MANIFEST = "audit.ingest_manifest"
+MANIFEST_COLUMNS = (
+    ("load_id", "VARCHAR"),
+    ("source_file", "VARCHAR"),  # relative to export_dir, posix
+    ("export_dir", "VARCHAR"),  # absolute
+    ("table_name", "VARCHAR"),
+    ("checksum", "VARCHAR"),
+    ("row_count", "BIGINT"),  # rows landed
+    ("status", "VARCHAR"),  # landed | validated | refused | skipped | reverted
+    ("message", "VARCHAR"),
+    ("loaded_at", "TIMESTAMP"),
+    ("shape", "VARCHAR"),
+    ("rows_in", "BIGINT"),  # rows read from the file (records; an invoice's lines count one each)
+    ("rows_rejected", "BIGINT"),
+    ("size_bytes", "BIGINT"),
+    # The load of a corrected file (same name, new content) that replaced this one. Its rows stay in
+    # raw, out of the marts (dbt macro current_load), so reverting the correction brings them back.
+    ("superseded_by", "VARCHAR"),
+    # Rows a revert took back out of raw (row_count is then 0): rows_in = row_count + rows_rejected
+    # + rows_reverted holds for every load, whatever happened to it.
+    ("rows_reverted", "BIGINT"),
+)
+RECORDED = tuple(name for name, _ in MANIFEST_COLUMNS if name != "superseded_by")  # set by a correction
+REJECTED = "audit.rejected_rows"
+REJECTED_COLUMNS = (
+    ("load_id", "VARCHAR"),
+    ("source_file", "VARCHAR"),
+    ("table_name", "VARCHAR"),
+    ("line", "BIGINT"),  # physical line (CSV: where the record starts); JSON document: record number
+    ("column_name", "VARCHAR"),
+    ("reason", "VARCHAR"),
+    ("reason_kind", "VARCHAR"),  # invalid | unmapped
+    ("raw_content", "VARCHAR"),
+    ("disposition", "VARCHAR"),  # rejected (the rest landed) | quarantined | refused (nothing landed)
+    ("rejected_at", "TIMESTAMP"),
+)
+# Loads whose content counts as in the warehouse: the same file again is skipped.
+CURRENT_STATUSES = ("landed", "validated")
+_SHOWN_PROBLEMS = 5
+_BAR = "{desc} {percentage:3.0f}%|{bar}| {elapsed}"
+
+
+@dataclass(frozen=True)
+class FileResult:
+    source_file: str  # path relative to the export dir, posix, e.g. "crm/accounts.csv"
+    table: str  # raw table name, e.g. "crm_accounts"
+    checksum: str
+    rows: int  # rows landed (0 when skipped)
+    status: str  # "landed" | "skipped"
+    load_id: str | None  # None when skipped
+    message: str = ""
+    shape: str = ""
+    rows_in: int = 0
+    rows_rejected: int = 0
+
+
+@dataclass(frozen=True)
+class IngestOptions:
+    export_dir: Path
+    mapping: Mapping
+    max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE
+    quarantine_unmapped: bool = False
+
+
+def ensure_warehouse(con: duckdb.DuckDBPyConnection) -> None:
+    """Create schemas raw and audit, every raw table (empty), the manifest and rejected rows; safe to repeat.
+
+    Raw tables exist even before their first file lands, so dbt sources and checks always resolve.
+    A column added to a layout (or the audit tables) since the table was created is added to it.
+    """
+    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+    con.execute("CREATE SCHEMA IF NOT EXISTS audit")
+    tables = [
+        (
+            f"raw.{quote_ident(layout.table)}",
+            [(c.name, c.type) for c in layout.columns] + list(LINEAGE_COLUMNS),
+        )
+        for layout in LAYOUTS
+    ]
+    tables += [(MANIFEST, list(MANIFEST_COLUMNS)), (REJECTED, list(REJECTED_COLUMNS))]
+    for table, columns in tables:
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({_column_defs(columns)})")
+        info = f"SELECT name FROM pragma_table_info('{table}')"
+        existing = {name for (name,) in con.execute(info).fetchall()}
+        for name, type_ in columns:
+            if name not in existing:
+                con.execute(f"ALTER TABLE {table} ADD COLUMN {quote_ident(name)} {type_}")
+
+
+def _column_defs(columns: Iterable[tuple[str, str]]) -> str:
+    return ", ".join(f"{quote_ident(name)} {type_}" for name, type_ in columns)
+
+
+def lookup_kinds() -> frozenset[str]:
+    """The kinds a mapping file may hold (the meters' event types come from the configuration)."""
+    return frozenset(
+        expr.kind for shape in all_shapes() for expr in shape.columns.values() if isinstance(expr, Lookup)
+    ) - {METER_EVENT_KIND}
+
+
+def ingest_exports(
+    warehouse: Path,
+    export_dir: Path,
+    *,
+    file_format: str | None = None,
+    mapping: Path | None = None,
+    max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE,
+    quarantine_unmapped: bool = False,
+    encoding: str | None = None,
+    config: Config | None = None,
+    progress: bool | None = None,
+    on_file: Callable[[str], None] | None = None,
+) -> list[FileResult]:
+    """Land every file of an export directory; returns one result per file, in path order.
+
+    Raises IngestError, naming the file (and line and column where there is one): before anything
+    lands for an unrecognised file, a missing required column or a bad mapping file; for a file
+    refused whole (too many rejected rows, or unmapped ids), after the files before it landed.
+    file_format: restrict recognition to one family of shapes (canonical, salesforce, stripe, ...).
+    mapping: the mapping file; default mapping.csv at the export's top level, if there is one.
+    encoding: the CSV files' encoding, declared; default UTF-8, or latin-1 for a file no line of
+    which is valid UTF-8 (readers.file_encoding).
+    config: the user's configuration: how vendor fields are read (entitlements/ingest/configured.py); default
+    the export's entitlements.yml, if any. A file landed under other reading rules lands again, as
+    a correction. Recorded in the warehouse for dbt (not by a legacy export's ingest, which the
+    configuration does not describe). Raises ConfigError (entitlements/config.py) for an invalid file.
+    progress: a tqdm bar on stderr; None shows it only when stderr is a terminal.
+    on_file: called with each file's relative path as its landing starts.
+
+    Any other error while reading or landing a file (a bug, an exhausted resource) is an
+    IngestError naming the file too: a user never gets a traceback for what a file holds.
+    """
+    export_dir = Path(export_dir).resolve()
+    files = discover_exports(export_dir)
+    if config is None:
+        config = load_config(find_config(export_dir, None))
+    default_mapping = export_dir / MAPPING_FILE
+    mapping_path = mapping or (default_mapping if default_mapping.is_file() else None)
+    mapping_rows = load_mapping(mapping_path, lookup_kinds())
+    mapping_rows = Mapping(mapping_rows.path, mapping_rows.rows + meter_rows(config))
+    options = IngestOptions(export_dir, mapping_rows, max_rejected_share, quarantine_unmapped)
+    shapes = configured_shapes(config)
+    with duckdb.connect() as scratch:  # pre-flight never opens, let alone creates, the warehouse
+        plans = []
+        for file in files:
+            with _refusing_unexpected(file.relative, "read"):
+                plans += preflight(scratch, file, file_format, encoding, shapes)
+    results = []
+    show = sys.stderr.isatty() if progress is None else progress
+    with _open(warehouse) as con:
+        ensure_warehouse(con)
+        if file_format != "legacy":  # a legacy export (migration) is not what the configuration describes
+            record_config(con, config)  # every later dbt command on this warehouse applies it
+        options.mapping.install(con)
+        for statement in dict.fromkeys(s for plan in plans for s in plan.shape.setup):
+            con.execute(statement)
+        for number, plan in enumerate(plans, 1):
+            if on_file:
+                on_file(plan.file.relative)
+            with (
+                _refusing_unexpected(plan.file.relative, "landed"),
+                _file_progress(con, f"{number}/{len(plans)} {plan.file.relative}", show),
+            ):
+                results.append(_ingest_file(con, plan, options))
+    return results
+
+
+@contextmanager
+def _refusing_unexpected(relative: str, doing: str) -> Iterator[None]:
+    """An error no check foresaw becomes a refusal of the file, named, instead of a traceback."""
+    try:
+        yield
+    except IngestError:
+        raise
+    except Exception as exc:
+        detail = (str(exc).strip().splitlines() or [""])[0][:300]
+        raise IngestError(
+            f"{relative}: the file could not be {doing} ({type(exc).__name__}: {detail})."
+            " Nothing from this file was landed. Check that it is a complete export in a format"
+            " docs/ingest.md lists; if it is, report this message with the file's shape.",
+            source_file=relative,
+        ) from exc
+
+
+@contextmanager
+def _file_progress(con: duckdb.DuckDBPyConnection, label: str, show: bool) -> Iterator[None]:
+    """A bar per file on stderr, moved by DuckDB's progress of the running statement; nothing when hidden."""
+    if not show:
+        yield
+        return
+    con.execute("SET enable_progress_bar = true")
+    con.execute("SET enable_progress_bar_print = false")  # DuckDB's own bar would print to stdout
+    done = threading.Event()
+    with tqdm(total=100, desc=label, unit="%", file=sys.stderr, leave=True, bar_format=_BAR) as bar:
+
+        def poll() -> None:
+            while not done.wait(0.25):
+                percent = con.query_progress()
+                if percent > bar.n:
+                    bar.update(percent - bar.n)
+
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        try:
+            yield
+        finally:
+            done.set()
+            poller.join()
+        bar.update(100 - bar.n)
+
+
+def _ingest_file(con: duckdb.DuckDBPyConnection, plan: FilePlan, options: IngestOptions) -> FileResult:
+    # The hash runs beside the load: it only decides anything when the content is already landed,
+    # which a file can't be when no current load of its table has its size.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        load = _Load(con, plan, options, pool.submit(_checksum, plan.file.path))
+        if load.same_size_landed() and (previous := load.already_landed()):
+            return load.skip(previous)
+        fast = fast_source_sql(plan)
+        try:
+            if fast is not None:
+                try:
+                    return load.fast(fast)
+                except (
+                    duckdb.InvalidInputException,
+                    duckdb.ConversionException,
+                    duckdb.IOException,
+                    duckdb.BinderException,
+                ):
+                    pass  # a row the checks refuse (error()), or a file DuckDB can't parse: read it exactly
+            return load.exact()
+        except _AlreadyLanded as landed:
+            return load.skip(landed.previous)
+
+
+class _AlreadyLanded(Exception):
+    def __init__(self, previous: tuple[str, str, str]) -> None:
+        self.previous = previous
+
+
+class _Load:
+    """One file's landing: the fast attempt, the exact one, and their manifest rows."""
+
+    def __init__(
+        self, con: duckdb.DuckDBPyConnection, plan: FilePlan, options: IngestOptions, hashing: Future[str]
+    ) -> None:
+        self.con, self.plan, self.options, self.hashing = con, plan, options, hashing
+        self.layout = plan.layout
+        self.load_id = str(uuid.uuid4())
+        self.loaded_at = _utc_now()
+
+    @property
+    def checksum(self) -> str:
+        return self.hashing.result()
+
+    def same_size_landed(self) -> bool:
+        (count,) = self.con.execute(
+            f"SELECT count(*) FROM {MANIFEST} WHERE table_name = $table AND size_bytes = $size AND {CURRENT}",
+            {"table": self.layout.table, "size": self.plan.file.size},
+        ).fetchone()
+        return count > 0
+
+    def already_landed(self) -> tuple[str, str, str] | None:
+        """The current load of the same content into the same table, if any: a re-sent file."""
+        return self.con.execute(
+            f"SELECT load_id, source_file, status FROM {MANIFEST}"
+            f" WHERE checksum = $checksum AND table_name = $table AND shape = $shape AND {CURRENT}"
+            " ORDER BY loaded_at LIMIT 1",
+            {"checksum": self.checksum, "table": self.layout.table, "shape": self.plan.shape.name},
+        ).fetchone()
+
+    def skip(self, previous: tuple[str, str, str]) -> FileResult:
+        load_id, source_file, status = previous
+        message = f"same content as load {load_id} of {source_file} ({status})"
+        self.record(load_id=None, rows=0, status="skipped", message=message)
+        return self.result(None, "skipped", 0, 0, 0, message)
+
+    def checked(self, source_sql: str) -> str:
+        return checked_sql(self.plan.shape, source_sql, self.plan.file.relative, self.options.mapping.name)
+
+    def _insert(self, select: str) -> int:
+        target = ", ".join(
+            quote_ident(n) for n in (*self.layout.column_names, *(n for n, _ in LINEAGE_COLUMNS))
+        )
+        columns = ", ".join(quote_ident(n) for n in self.layout.column_names)
+        (rows,) = self.con.execute(
+            f"INSERT INTO raw.{quote_ident(self.layout.table)} ({target})"
+            f" SELECT {columns}, $load_id, $source_file, $loaded_at, _extra FROM ({select})",
+            {"load_id": self.load_id, "source_file": self.plan.file.relative, "loaded_at": self.loaded_at},
+        ).fetchone()
+        return rows
+
+    def fast(self, source_sql: str) -> FileResult:
+        with _transaction(self.con):
+            replaced = self._replace_previous()
+            checked = (
+                f"SELECT * FROM ({self.checked(source_sql)})"
+                " WHERE CASE WHEN _reason IS NULL THEN true ELSE error(_reason) END"
+            )
+            rows = self._insert(checked)
+            if previous := self.already_landed():
+                raise _AlreadyLanded(previous)  # rolls the insert back
+            message = self._message(rows, 0, replaced)
+            self.record(load_id=self.load_id, rows=rows, status="landed", message=message, rows_in=rows)
+        return self.result(self.load_id, "landed", rows, rows, 0, message)
+
+    def exact(self) -> FileResult:
+        if previous := self.already_landed():
+            raise _AlreadyLanded(previous)
+        try:
+            source_sql = load_exact_source(self.con, self.plan)
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS {self.checked(source_sql)}")
+        except (duckdb.Error, *READ_ERRORS) as exc:
+            raise IngestError(
+                f"{self.plan.file.relative}: the file could not be read ({str(exc).splitlines()[0]})."
+                " Nothing from this file was landed: fix or re-export it and run the ingest again.",
+                source_file=self.plan.file.relative,
+            ) from exc
+        rows_in, invalid, unmapped = self.con.execute(
+            "SELECT count(*), count(*) FILTER (_reason_kind = 'invalid'),"
+            " count(*) FILTER (_reason_kind = $unmapped)"
+            " FROM _checked",
+            {"unmapped": UNMAPPED},
+        ).fetchone()
+        refusal = self._refusal(rows_in, invalid, unmapped)
+        if refusal:
+            with _transaction(self.con):
+                self._reject("refused", kinds=None)
+                self.record(
+                    load_id=self.load_id,
+                    rows=0,
+                    status="refused",
+                    message=refusal,
+                    rows_in=rows_in,
+                    rows_rejected=invalid + unmapped,
+                )
+            first = self._problems(1)
+            raise IngestError(
+                refusal,
+                source_file=self.plan.file.relative,
+                line=first[0][0] if first else None,
+                column=first[0][1] if first else None,
+            )
+        with _transaction(self.con):
+            replaced = self._replace_previous()
+            rows = self._insert("SELECT * FROM _checked WHERE _reason IS NULL")
+            self._reject("rejected", kinds=("invalid",))
+            self._reject("quarantined", kinds=(UNMAPPED,))
+            message = self._message(rows, invalid + unmapped, replaced)
+            self.record(
+                load_id=self.load_id,
+                rows=rows,
+                status="landed",
+                message=message,
+                rows_in=rows_in,
+                rows_rejected=invalid + unmapped,
+            )
+        self.con.execute("DROP TABLE IF EXISTS _checked")
+        self.con.execute("DROP TABLE IF EXISTS _src")
+        return self.result(self.load_id, "landed", rows, rows_in, invalid + unmapped, message)
+
+    def _refusal(self, rows_in: int, invalid: int, unmapped: int) -> str | None:
+        name = self.plan.file.relative
+        if unmapped and not self.options.quarantine_unmapped:
+            ids = self.con.execute(
+                "SELECT DISTINCT _reason FROM _checked WHERE _reason_kind = $k ORDER BY 1 LIMIT 10",
+                {"k": UNMAPPED},
+            ).fetchall()
+            return (
+                f"{name}: {unmapped} row(s) carry ids the mapping file ({self.options.mapping.name}) lacks,"
+                " so the file was refused and nothing of it landed:\n"
+                + "".join(f"  - {reason}\n" for (reason,) in ids)
+                + self._problem_lines(kinds=(UNMAPPED,))
+                + "Add the ids to the mapping file (docs/ingest.md), or pass --quarantine-unmapped to land"
+                " the"
+                " rest and keep those rows in audit.rejected_rows."
+            )
+        share = invalid / rows_in if rows_in else 0.0
+        if invalid and share > self.options.max_rejected_share:
+            return (
+                f"{name}: {invalid} of {rows_in} rows ({share:.1%}) have problems, more than the"
+                f" {self.options.max_rejected_share:.1%} allowed, so the file was refused whole and"
+                " nothing of"
+                f" it landed. First problems:\n{self._problem_lines(kinds=('invalid',))}"
+                f"Every rejected row is in {REJECTED} (load_id {self.load_id})."
+                " Fix the file and run the ingest"
+                " again (or raise --max-rejected-share)."
+            )
+        return None
+
+    def _problems(
+        self, limit: int, kinds: tuple[str, ...] | None = None
+    ) -> list[tuple[int, str | None, str]]:
+        return self.con.execute(
+            "SELECT _line, _reason_column, _reason FROM _checked WHERE _reason IS NOT NULL"
+            " AND ($kinds IS NULL OR list_contains($kinds, _reason_kind)) ORDER BY _line LIMIT $limit",
+            {"kinds": list(kinds) if kinds else None, "limit": limit},
+        ).fetchall()
+
+    def _problem_lines(self, kinds: tuple[str, ...]) -> str:
+        return "".join(
+            f"  - {self._where(line, column)}: {reason}\n"
+            for line, column, reason in self._problems(_SHOWN_PROBLEMS, kinds)
+        )
+
+    def _where(self, line: int | None, column: str | None) -> str:
+        unit = "record" if self.plan.file.file_format in ("json", "parquet") else "line"
+        where = f"{self.plan.file.relative}, {unit} {line}"
+        return where + (f", column '{column}'" if column else "")
+
+    def _reject(self, disposition: str, kinds: tuple[str, ...] | None) -> None:
+        self.con.execute(
+            f"INSERT INTO {REJECTED} SELECT $load_id, $source_file, $table, _line, _reason_column, _reason,"
+            " _reason_kind, _raw, $disposition, $at FROM _checked WHERE _reason IS NOT NULL"
+            " AND ($kinds IS NULL OR list_contains($kinds, _reason_kind)) ORDER BY _line",
+            {
+                "load_id": self.load_id,
+                "source_file": self.plan.file.relative,
+                "table": self.layout.table,
+                "disposition": disposition,
+                "at": self.loaded_at,
+                "kinds": list(kinds) if kinds else None,
+            },
+        )
+
+    def _replace_previous(self) -> list[tuple[str, int]]:
+        """A correction: earlier current loads of the same file name are superseded by this one."""
+        previous = self.con.execute(
+            f"SELECT load_id, row_count FROM {MANIFEST} WHERE source_file = $file AND table_name = $table"
+            f" AND {CURRENT} ORDER BY loaded_at",
+            {"file": self.plan.file.relative, "table": self.layout.table},
+        ).fetchall()
+        if previous:
+            self.con.execute(
+                f"UPDATE {MANIFEST} SET superseded_by = $load_id WHERE list_contains($ids, load_id)",
+                {"ids": [load_id for load_id, _ in previous], "load_id": self.load_id},
+            )
+        return previous
+
+    def _message(self, rows: int, rejected: int, replaced: list[tuple[str, int]]) -> str:
+        notes = list(self.plan.notes)
+        if self.plan.shape.family != "canonical":
+            notes.insert(0, f"read as {self.plan.shape.name}")
+        if rejected:
+            notes.append(f"{rejected} row(s) rejected, see {REJECTED} (load_id {self.load_id})")
+        if replaced:
+            notes.append(
+                "corrected file: replaces "
+                + ", ".join(f"load {load_id} ({count} rows)" for load_id, count in replaced)
+            )
+        if rows == 0 and not rejected:
+            notes.append("no data rows")
+        return "; ".join(notes)
+
+    def record(
+        self,
+        *,
+        load_id: str | None,
+        rows: int,
+        status: str,
+        message: str,
+        rows_in: int = 0,
+        rows_rejected: int = 0,
+    ) -> None:
+        file = self.plan.file
+        self.con.execute(
+            f"INSERT INTO {MANIFEST} ({', '.join(RECORDED)}) VALUES ($load_id, $source_file, $export_dir,"
+            " $table, $checksum, $rows, $status, $message, $loaded_at, $shape, $rows_in,"
+            " $rows_rejected, $size, 0)",
+            {
+                "load_id": load_id,
+                "source_file": file.relative,
+                "export_dir": str(self.options.export_dir),
+                "table": self.layout.table,
+                "checksum": self.checksum,
+                "rows": rows,
+                "status": status,
+                "message": message,
+                "loaded_at": self.loaded_at if load_id else _utc_now(),
+                "shape": self.plan.shape.name,
+                "rows_in": rows_in,
+                "rows_rejected": rows_rejected,
+                "size": file.size,
+            },
+        )
+
+    def result(
+        self, load_id: str | None, status: str, rows: int, rows_in: int, rejected: int, message: str
+    ) -> FileResult:
+        return FileResult(
+            self.plan.file.relative,
+            self.layout.table,
+            self.checksum,
+            rows,
+            status,
+            load_id,
+            message,
+            self.plan.shape.name,
+            rows_in,
+            rejected,
+        )
+
+
+def revert_load(warehouse: Path, load_ids: list[str], reason: str) -> None:
+    """Take loads back out of raw and mark them 'reverted' with the reason, in one transaction: their
+    landed rows move to rows_reverted, so each load's counts still add up.
+
+    For loads the landing checks reject: either the raw tables and the manifest both show the
+    revert, or neither does. Raises ValueError, changing nothing, for an id the manifest lacks.
+    """
+    if not load_ids:
+        return
+    if not Path(warehouse).exists():
+        raise FileNotFoundError(f"warehouse {warehouse} does not exist")
+    with _open(warehouse) as con, _transaction(con):
+        ids = {"ids": list(load_ids)}
+        loads = con.execute(
+            f"SELECT DISTINCT load_id, table_name FROM {MANIFEST} WHERE list_contains($ids, load_id)", ids
+        ).fetchall()
+        unknown = sorted(set(load_ids) - {load_id for load_id, _ in loads})
+        if unknown:
+            raise ValueError(f"no such load in {MANIFEST}: {', '.join(unknown)}")
+        for table in sorted({table for _, table in loads}):
+            con.execute(f"DELETE FROM raw.{quote_ident(table)} WHERE list_contains($ids, _load_id)", ids)
+        con.execute(
+            f"UPDATE {MANIFEST} SET status = 'reverted', message = $reason,"
+            " rows_reverted = coalesce(rows_reverted, 0) + row_count, row_count = 0"
+            " WHERE list_contains($ids, load_id)",
+            {**ids, "reason": reason},
+        )
+        # The loads a reverted correction had replaced count again.
+        con.execute(
+            f"UPDATE {MANIFEST} SET superseded_by = NULL WHERE list_contains($ids, superseded_by)", ids
+        )
+
+
+def _open(warehouse: Path) -> duckdb.DuckDBPyConnection:
+    """The warehouse, without DuckDB's own progress bar: it prints to stdout even when not a terminal."""
+    con = connect(warehouse)
+    con.execute("SET enable_progress_bar = false")
+    con.execute("SET TimeZone = 'UTC'")  # timestamps with an offset land as UTC
+    return con
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.begin()
+    try:
+        yield
+    except BaseException:
+        con.rollback()
+        raise
+    con.commit()
+
+
+def _checksum(path: Path) -> str:
+    """xxh3-128 of the file, streamed: usage exports are gigabytes, and SHA-256 (1.4 s for 10M events
+    on two cores, beside the load) would cost a fifth of the ingest. It finds re-sent files; it is
+    not a defence against forged ones."""
+    digest = xxhash.xxh3_128()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 22):
+            digest.update(chunk)
+    return f"xxh3_128:{digest.hexdigest()}"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)

@@ -1,0 +1,172 @@
+"""Source shapes: how one kind of export file maps onto a raw table.
+
+A shape names the files it reads (path patterns and physical formats), the source fields it needs
+to recognise one (its signature), and for each column of its raw table a SQL expression over
+those fields giving the value as text, plus, where plain ``TRY_CAST`` is not the way to read that
+text, a parse expression. The canonical layouts (entitlements/ingest/layouts.py) are shapes whose fields are
+the columns themselves; vendor adapters (entitlements/ingest/adapters/) declare theirs the same way, so every
+file, whatever its shape, is typed, checked and landed by the same SQL (entitlements/ingest/land.py).
+
+Expressions are DuckDB SQL over a relation whose columns are the shape's fields (VARCHAR, or JSON
+for nested values). Parse templates take the column's text as ``{}`` and may name other columns
+of the relation (e.g. the currency of a minor-unit amount); they return NULL for text they cannot
+read, which the landing turns into a rejected row naming the column and the text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import PurePosixPath
+
+from entitlements.ingest.layouts import EXPORT_LAYOUTS, Layout
+
+# Physical formats, by file name ending (".gz" is read through gzip by DuckDB and Python alike).
+FORMAT_SUFFIXES: dict[str, str] = {
+    ".csv": "csv",
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".json": "json",  # a JSON document: a list, or an object holding the list (Stripe's `data`)
+    ".parquet": "parquet",
+}
+COMPRESSION_SUFFIX = ".gz"
+
+
+def split_name(relative: str) -> tuple[str, str, bool] | None:
+    """(stem, format, gzipped) of an export path, e.g. ('usage/events', 'jsonl', True); None if unknown."""
+    path = relative
+    gzipped = path.endswith(COMPRESSION_SUFFIX)
+    if gzipped:
+        path = path.removesuffix(COMPRESSION_SUFFIX)
+    suffix = PurePosixPath(path).suffix.lower()
+    if suffix not in FORMAT_SUFFIXES or (gzipped and FORMAT_SUFFIXES[suffix] == "parquet"):
+        return None
+    return path[: -len(suffix)], FORMAT_SUFFIXES[suffix], gzipped
+
+
+# An ISO 8601 timestamp as UTC: an offset is honoured (the ingest session's zone is UTC). Plain and
+# Z-suffixed text skips the TIMESTAMPTZ parse, which costs a third more on large usage files.
+ISO_TIMESTAMP = (
+    "CASE WHEN length({}) > 19 AND NOT ends_with({}, 'Z') THEN CAST(TRY_CAST({} AS TIMESTAMPTZ) AS TIMESTAMP)"
+    " ELSE TRY_CAST({} AS TIMESTAMP) END"
+)
+
+
+# The only forms the default parse accepts (docs/ingest.md, "Values are exact or rejected"); anything
+# else (1_000, 1,000, 2024-1-5, a BC date) is rejected naming the column, never read loosely. DuckDB's
+# casts already refuse most other text; these conditions add what they would read loosely, as cheap
+# tests where one does (usage files have millions of rows).
+_FORMS = {
+    # DuckDB reads 1_000 as 1000; other text a decimal cast reads is a plain number.
+    "DECIMAL": "NOT contains({t}, '_')",
+    "INTEGER": r"regexp_full_match({t}, '[+-]?[0-9]+')",  # a cast reads 0x10, 0b101 and .5 (as 1)
+    # A cast reads 2024-1-5, 2024/01/05, 2024-01-05T10:00 (as the date), 12024-01-05 and BC dates
+    # (LIKE patterns: cheaper than a regular expression on millions of rows).
+    "DATE": "{t} LIKE '____-__-__'",
+    # A cast reads those too, and a time zone name (2024-01-05 10:00 America/New_York) as UTC.
+    "TIMESTAMP": (
+        "({t} LIKE '____-__-__' OR {t} LIKE '____-__-__T%' OR {t} LIKE '____-__-__ %')"
+        " AND {t} NOT LIKE '___________% %' AND {t} NOT LIKE '%/%'"
+    ),
+}
+
+
+def default_parse(type_: str) -> str:
+    """TRY_CAST of the text (trimmed by ingest/checks.py), for text in the type's documented form only."""
+    upper = type_.upper()
+    kind = "DECIMAL" if upper.startswith(("DECIMAL", "DOUBLE", "FLOAT")) else upper
+    kind = "INTEGER" if kind in ("BIGINT", "SMALLINT") else kind
+    if kind not in _FORMS:  # text, JSON, BOOLEAN (true/false, t/f, yes/no, y/n, 1/0)
+        return f"TRY_CAST({{}} AS {type_})"
+    cast = ISO_TIMESTAMP if kind == "TIMESTAMP" else f"TRY_CAST({{}} AS {type_})"
+    return f"CASE WHEN {_FORMS[kind].replace('{t}', '{}')} THEN {cast} END"
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A column whose value is the mapping file's target for a source id (entitlements/ingest/mapping.py).
+
+    kind: the mapping kind, e.g. "price" or "customer"; source: SQL text expression of the id.
+    An id the mapping lacks is an error naming it (or, with quarantine, a rejected row).
+    """
+
+    kind: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Shape:
+    name: str  # e.g. "canonical.crm_accounts", "salesforce.Account", "stripe.invoices"
+    family: str  # the --format value that selects it: canonical, salesforce, stripe, ...
+    layout: Layout  # the raw table it lands in
+    names: tuple[str, ...]  # fnmatch patterns on the path stem; without "/" they match the file's own stem
+    formats: tuple[str, ...]  # physical formats accepted: csv, jsonl, json, parquet
+    signature: tuple[str, ...]  # fields a file must have to be read as this shape
+    fields: dict[str, str]  # source field -> read type, "VARCHAR" or "JSON" (nested values)
+    # Raw column -> SQL giving its text (or a Lookup). A column not listed lands as NULL.
+    columns: dict[str, str | Lookup] = field(default_factory=dict)
+    # Raw column -> parse template over its text "{}"; default TRY_CAST({} AS <column type>).
+    parse: dict[str, str] = field(default_factory=dict)
+    # Dashboard CSVs: field -> header names it may appear under (first found wins).
+    aliases: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # JSON documents: the key holding the list of records in an object (Stripe list: "data").
+    records_key: str | None = None
+    # One source record giving several rows (an invoice's lines): a FROM-clause addition, e.g.
+    # ", unnest(CAST(json_extract(src.lines, '$.data') AS JSON[])) AS x(line)".
+    explode: str | None = None
+    # SQL run once per connection before this shape is read (macros it uses).
+    setup: tuple[str, ...] = ()
+    description: str = ""
+
+    def matches_name(self, stem: str, file_format: str) -> bool:
+        if file_format not in self.formats:
+            return False
+        base = PurePosixPath(stem).name
+        return any(fnmatchcase(stem if "/" in p else base, p) for p in self.names)
+
+    def header_fields(self, header: tuple[str, ...]) -> dict[str, str]:
+        """Field -> the header name it is read from, for the fields the header has."""
+        found = {}
+        for name in self.fields:
+            for candidate in (name, *self.aliases.get(name, ())):
+                if candidate in header:
+                    found[name] = candidate
+                    break
+        return found
+
+    def text_expr(self, column: str) -> str | Lookup | None:
+        if column in self.columns:
+            return self.columns[column]
+        return f'"{column}"' if column in self.fields and self.family == "canonical" else None
+
+    def parse_template(self, column: str, type_: str) -> str:
+        return self.parse.get(column) or default_parse(type_)
+
+
+def canonical_shape(layout: Layout) -> Shape:
+    stem = layout.pattern.rsplit(".", 1)[0]  # "crm/accounts*.csv" -> "crm/accounts*"
+    return Shape(
+        name=f"canonical.{layout.table}",
+        family="canonical",
+        layout=layout,
+        names=(stem,),
+        formats=(layout.file_format, "parquet") + (("csv",) if layout.file_format == "jsonl" else ("jsonl",)),
+        signature=layout.required_columns,
+        fields={c.name: "VARCHAR" for c in layout.columns},
+        description=f"this project's own {layout.table} layout (entitlements/ingest/layouts.py)",
+    )
+
+
+# Legacy tables have no canonical shape: only the legacy system's own files land in them.
+CANONICAL_SHAPES: tuple[Shape, ...] = tuple(canonical_shape(layout) for layout in EXPORT_LAYOUTS)
+
+
+def all_shapes() -> tuple[Shape, ...]:
+    """Every shape: the canonical ones first, then each adapter's (entitlements/ingest/adapters/)."""
+    from entitlements.ingest.adapters import ADAPTER_SHAPES
+
+    return CANONICAL_SHAPES + ADAPTER_SHAPES
+
+
+def families() -> tuple[str, ...]:
+    return tuple(dict.fromkeys(s.family for s in all_shapes()))

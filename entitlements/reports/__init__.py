@@ -1,0 +1,1 @@
+"""Reports: the notebooks' helpers and their rendering to self-contained HTML."""

@@ -1,0 +1,216 @@
+"""The pieces every notebook and report shares: the read-only open, queries, parameters, tables, figures.
+
+Tables are shown styled and, when the report runner passes out_dir, written as CSV (money with exactly
+two decimals); figures render offline (plotly.js embedded once per page, no CDN).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.io.base_renderers import MimetypeRenderer
+from plotly.offline import get_plotlyjs
+
+from entitlements.serve.spreadsheet import safe_frame
+from entitlements.warehouse import PROJECT_ROOT, connect_marts
+
+# Columns holding an amount of money (DECIMAL(18,2) in the marts).
+MONEY_COLUMNS: tuple[str, ...] = ("amount", "total_amount", "annual_value")
+
+# Long free text: wrapped in a wide column; everything else stays on one line.
+WRAP_COLUMNS: tuple[str, ...] = ("explanation", "categories")
+
+RENDERER_NAME = "entitlements_offline"
+_TABLE_NAME = re.compile(r"^[a-z0-9_]+$")
+
+
+# --------------------------------------------------------------------------- warehouse
+
+
+def resolve_warehouse(path: Path | str) -> Path:
+    """A relative path that is not found from the working directory is taken from the repository root
+    (JupyterLab starts kernels in notebooks/, so the default `data/warehouse.duckdb` still works)."""
+    path = Path(path).expanduser()
+    if not path.is_absolute() and not path.exists() and (PROJECT_ROOT / path).exists():
+        return PROJECT_ROOT / path
+    return path
+
+
+def open_warehouse(path: Path | str) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse read-only (never blocks or alters a build); refused while the last build is
+    unfinished (warehouse.connect_marts)."""
+    return connect_marts(resolve_warehouse(path))
+
+
+def query(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None) -> pd.DataFrame:
+    """Run a query and return a DataFrame (DECIMAL comes back as float64, exact to the cent)."""
+    return con.execute(sql, list(params or [])).df()
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+def parse_as_of(value: date | datetime | str | None) -> date | None:
+    """`as_of` parameter -> date (ISO string, date or None for 'everything')."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(str(value))
+
+
+# --------------------------------------------------------------------------- figures
+
+
+class OfflineHtmlRenderer(MimetypeRenderer):
+    """Plotly renderer for self-contained reports.
+
+    On first use it emits plotly.js inline (once per kernel); each figure is then a small
+    text/html snippet with no CDN script (no require.js, no MathJax). Combined with the
+    `plotly_mimetype` renderer, JupyterLab still shows its native interactive widget.
+    """
+
+    def activate(self) -> None:
+        from IPython.display import display_html
+
+        display_html(
+            "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>"
+            f"<script>{get_plotlyjs()}</script>",
+            raw=True,
+        )
+
+    def to_mimebundle(self, fig_dict: dict) -> dict:
+        html = pio.to_html(
+            fig_dict,
+            include_plotlyjs=False,
+            include_mathjax=False,
+            full_html=False,
+            default_width="100%",
+            default_height=520,
+            config={"displaylogo": False, "responsive": True},
+            validate=False,
+        )
+        return {"text/html": html}
+
+
+def setup_plotly() -> None:
+    """Make figures render offline: call once at the top of a notebook."""
+    if RENDERER_NAME not in pio.renderers:
+        pio.renderers[RENDERER_NAME] = OfflineHtmlRenderer()
+    pio.renderers.default = f"plotly_mimetype+{RENDERER_NAME}"
+    pio.templates.default = "plotly_white"
+
+
+def figure_or_note(df: pd.DataFrame, build, note: str = "Nothing matches the filters."):
+    """`build(df)` when there is data, else a short Markdown note instead of an empty chart."""
+    if df.empty:
+        from IPython.display import Markdown
+
+        return Markdown(f"_{note}_")
+    return build(df)
+
+
+def strip_facet_labels(fig: go.Figure) -> go.Figure:
+    # "currency=USD" -> "USD"
+    fig.for_each_annotation(lambda a: a.update(text=a.text.split("=", 1)[-1]))
+    return fig
+
+
+# --------------------------------------------------------------------------- tables
+
+
+_TABLE_STYLES = [
+    {"selector": "", "props": "border-collapse: collapse; font-size: 13px"},
+    {"selector": "th", "props": "text-align: left; padding: 4px 10px; border-bottom: 1px solid #999"},
+    {"selector": "td", "props": "padding: 3px 10px; border-bottom: 1px solid #eee"},
+]
+
+
+def _quantity(value: float) -> str:
+    """A quantity as read: thousands separated, no trailing zeros (DECIMAL(18,4) arrives as float)."""
+    if pd.isna(value):
+        return ""
+    return f"{value:,.4f}".rstrip("0").rstrip(".")
+
+
+class ReportTables:
+    """Shows tables in the notebook and, when `out_dir` is set, writes each as `<name>_<table>.csv`."""
+
+    def __init__(self, name: str, out_dir: Path | str | None = None):
+        self.name = name
+        self.out_dir = Path(out_dir) if out_dir else None
+        self.written: dict[str, Path] = {}
+        if self.out_dir is not None:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+
+    def save(self, df: pd.DataFrame, table: str, *, money: Sequence[str] = MONEY_COLUMNS) -> Path | None:
+        """Write the CSV only (e.g. a figure's data). Money columns are written with exactly two decimals."""
+        if not _TABLE_NAME.match(table):
+            raise ValueError(f"table name {table!r} must be lower_snake_case")
+        if self.out_dir is None:
+            return None
+        path = self.out_dir / f"{self.name}_{table}.csv"
+        out = df.copy()
+        for c in money:
+            if c in out.columns:
+                out[c] = out[c].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
+        safe_frame(out).to_csv(path, index=False, date_format="%Y-%m-%d")
+        self.written[table] = path
+        return path
+
+    def show(
+        self,
+        df: pd.DataFrame,
+        table: str,
+        *,
+        money: Sequence[str] = MONEY_COLUMNS,
+        wrap: Sequence[str] = WRAP_COLUMNS,
+        caption: str | None = None,
+        links: Mapping[str, str] | None = None,
+    ):
+        """Save `df` and return a styled table for display (index hidden, money with separators).
+
+        links: column -> link text; the column holds relative URLs, shown as links (kept as URLs in the CSV).
+        """
+        self.save(df, table, money=money)
+        fmt = {c: "{:,.2f}" for c in money if c in df.columns}
+        for column, text in (links or {}).items():
+            fmt[column] = lambda url, text=text: f'<a href="{html.escape(url)}">{text}</a>' if url else ""
+        for c in df.columns:
+            if c in fmt:
+                continue
+            if pd.api.types.is_datetime64_any_dtype(df[c]):
+                fmt[c] = lambda v: "" if pd.isna(v) else v.strftime("%Y-%m-%d")
+            elif c.endswith("_pct"):
+                fmt[c] = "{:.1f}%"
+            elif pd.api.types.is_float_dtype(df[c]):
+                fmt[c] = _quantity
+        # Source text (a customer name, a legacy field) is escaped: it is data, not markup.
+        styler = df.style.format(fmt, na_rep="", escape="html").hide(axis="index")
+        styler = styler.set_table_styles(_TABLE_STYLES)
+        num_cols = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
+        text_cols = [c for c in df.columns if c not in num_cols]
+        wrap_cols = [c for c in text_cols if c in wrap]
+        nowrap_cols = [c for c in df.columns if c not in wrap_cols]
+        if num_cols:
+            styler = styler.set_properties(subset=num_cols, **{"text-align": "right"})
+        if text_cols:
+            styler = styler.set_properties(subset=text_cols, **{"text-align": "left"})
+        if nowrap_cols:
+            styler = styler.set_properties(subset=nowrap_cols, **{"white-space": "nowrap"})
+        if wrap_cols:
+            wrapped = {"min-width": "380px", "white-space": "normal"}
+            styler = styler.set_properties(subset=wrap_cols, **wrapped)
+        if caption:
+            styler = styler.set_caption(caption)
+        return styler

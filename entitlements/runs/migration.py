@@ -1,0 +1,463 @@
+"""Validate a legacy contract migration, step by step, each step guarded (docs/migration.md).
+
+    entitlements migrate validate LEGACY_DIR [--phase NAME] [--as-of DATE]
+
+The new model (the CRM export, built by `entitlements run`) is what the legacy contracts were
+migrated into; the legacy export is what they came from. The steps, in order:
+
+extract    land the legacy export as it is (ingest, family ``legacy``: every field as text) and
+           check it: completeness against the control totals, keys, duplicates, orphans, blank
+           and unreadable values (suites ``migration.extract.*``).
+map        map it to the canonical model (product codes, crosswalk ids, serial numbers, dates,
+           minor units) and check the mapping: no fan-out, every code mapped (``migration.map.*``).
+load       compare the mapped legacy contracts with the new model per account and currency: row
+           counts, contract value sums, date ranges (``migration.load.*``).
+reconcile  reconcile record by record (fct_migration_reconciliation, fct_migration_differences),
+           run both systems' entitlements in parallel on one date (fct_migration_parallel_run),
+           list accounts for manual review (fct_migration_review_list) (``migration.reconcile.*``).
+
+Each step builds its dbt models (tag ``migration_<step>``) and runs its Great Expectations
+suites; results go to audit.dq_results under step ``migration.<step>``. A critical failure
+stops the migration at that step (MigrationError names the step, the check and sample rows);
+when the extract fails, the legacy files this run landed are reverted. Every run is recorded in
+audit.migration_runs.
+
+A phase is a subset of accounts from the migration plan (phases.yml). Validating one touches
+only its accounts: checks, marts and the report take its records only, and its rows in the
+migration marts replace those of its previous validation (so re-running is idempotent). The
+plan's phases partition the accounts, so validated phases add up to the whole (phase ``all``).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from entitlements.ingest.exports import MIGRATION_PLAN
+from entitlements.ingest.land import FileResult, revert_load
+from entitlements.quality.gates import (
+    MIGRATION_STEPS,
+    GateFailure,
+    GateReport,
+    migration_step_name,
+    record_gate_failure,
+    validate_migration_step,
+)
+from entitlements.runs.lock import run_lock
+from entitlements.runs.pipeline import PipelineError, ingest_step
+from entitlements.transform.dbt_runner import failed_nodes, run_dbt
+from entitlements.warehouse import connect, table_exists
+
+ALL = "all"  # the phase of every account: a validation without --phase
+PHASE_ATTRIBUTES = ("segment", "country", "currency")  # what a phase's `where` may select on
+DEFAULT_MAX_FAULT_SHARE = 0.2
+DEFAULT_REVIEW_VALUE = 50000
+DEFAULT_REVIEW_MIN_CONTRACTS = 8
+_PHASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+RUNS_TABLE = "audit.migration_runs"
+PHASES_TABLE = "audit.migration_phases"
+PHASE_ACCOUNTS_TABLE = "audit.migration_phase_accounts"
+_DDL = (
+    f"create table if not exists {RUNS_TABLE} (run_id varchar, phase varchar, as_of_date date,"
+    " legacy_dir varchar, max_fault_share double, started_at timestamp, finished_at timestamp,"
+    " status varchar, stopped_at_step varchar, message varchar)",
+    f"create table if not exists {PHASES_TABLE} (phase varchar, position integer, description varchar,"
+    " rule varchar, is_remainder boolean, accounts integer)",
+    f"create table if not exists {PHASE_ACCOUNTS_TABLE} (phase varchar, customer_id varchar)",
+)
+
+
+class MigrationError(Exception):
+    """The migration stopped: the message names the step, the check and sample rows, and what to do."""
+
+    def __init__(self, step: str, message: str) -> None:
+        super().__init__(f"[migration {step}] {message}")
+        self.step = step
+
+
+class MigrationPlanError(ValueError):
+    """The migration plan (phases.yml) or the --phase asked for is unusable; nothing was run."""
+
+
+# --------------------------------------------------------------------------- the plan
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    description: str = ""
+    accounts: tuple[str, ...] = ()
+    where: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    remainder: bool = False
+
+    @property
+    def rule(self) -> str:
+        if self.remainder:
+            return "every account no other phase takes"
+        if self.where:
+            return " and ".join(f"{key} in ({', '.join(values)})" for key, values in self.where.items())
+        return f"{len(self.accounts)} listed accounts"
+
+
+def load_plan(path: Path) -> list[Phase]:
+    """Read and check a migration plan; MigrationPlanError names the file, the phase and the fix."""
+    if not path.is_file():
+        raise MigrationPlanError(
+            f"{path}: migration plan not found (pass --phases FILE, or put a {MIGRATION_PLAN}"
+            " beside the legacy export; docs/migration.md shows the format)"
+        )
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise MigrationPlanError(f"{path}: not valid YAML ({exc})") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("phases"), list) or not doc["phases"]:
+        raise MigrationPlanError(f"{path}: expected a top-level `phases:` list of phases")
+    phases: list[Phase] = []
+    for position, item in enumerate(doc["phases"], start=1):
+        phases.append(_phase(path, position, item))
+    names = [p.name for p in phases]
+    duplicated = sorted({n for n in names if names.count(n) > 1})
+    if duplicated:
+        raise MigrationPlanError(f"{path}: phase name(s) used twice: {', '.join(duplicated)}")
+    remainders = [p.name for p in phases if p.remainder]
+    if len(remainders) > 1 or (remainders and not phases[-1].remainder):
+        raise MigrationPlanError(
+            f"{path}: only the last phase may be `remainder: true` (found: {', '.join(remainders)})"
+        )
+    return phases
+
+
+def _phase(path: Path, position: int, item: Any) -> Phase:
+    where = f"{path}, phase {position}"
+    if not isinstance(item, dict):
+        raise MigrationPlanError(f"{where}: expected a mapping with name and accounts, where or remainder")
+    unknown = sorted(set(item) - {"name", "description", "accounts", "where", "remainder"})
+    if unknown:
+        raise MigrationPlanError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    name = str(item.get("name") or "")
+    if not _PHASE_NAME.match(name) or name == ALL:
+        raise MigrationPlanError(
+            f"{where}: `name` must be letters, digits, - or _ (and not {ALL!r}: the whole migration);"
+            f" got {name!r}"
+        )
+    where = f"{path}, phase {name}"
+    kinds = [k for k in ("accounts", "where", "remainder") if item.get(k)]
+    if len(kinds) != 1:
+        raise MigrationPlanError(
+            f"{where}: give exactly one of accounts (a list), where (a rule) or remainder: true"
+        )
+    accounts = item.get("accounts") or []
+    if not isinstance(accounts, list) or not all(isinstance(a, str | int) for a in accounts):
+        raise MigrationPlanError(f"{where}: `accounts` must be a list of customer ids")
+    rule = item.get("where") or {}
+    if not isinstance(rule, dict):
+        raise MigrationPlanError(f"{where}: `where` must map an attribute to a list of values")
+    bad = sorted(set(rule) - set(PHASE_ATTRIBUTES))
+    if bad:
+        raise MigrationPlanError(
+            f"{where}: `where` may select on {', '.join(PHASE_ATTRIBUTES)}; not on {', '.join(bad)}"
+        )
+    values = {
+        key: tuple(str(v) for v in (value if isinstance(value, list) else [value]))
+        for key, value in rule.items()
+    }
+    return Phase(
+        name=name,
+        description=str(item.get("description") or ""),
+        accounts=tuple(str(a) for a in accounts),
+        where=values,
+        remainder=bool(item.get("remainder")),
+    )
+
+
+def resolve_plan(warehouse: Path, phases: Sequence[Phase]) -> dict[str, list[str]]:
+    """Each phase's accounts: an account belongs to the first phase that takes it.
+
+    Accounts are the new model's (staging.stg_crm__accounts); a listed account it lacks is an error.
+    """
+    con = connect(warehouse, read_only=True)
+    try:
+        rows = con.execute(
+            "select customer_id, segment, country, currency from staging.stg_crm__accounts"
+            " order by customer_id"
+        ).fetchall()
+    finally:
+        con.close()
+    accounts = {r[0]: dict(zip(("segment", "country", "currency"), r[1:], strict=True)) for r in rows}
+    taken: set[str] = set()
+    members: dict[str, list[str]] = {}
+    for phase in phases:
+        unknown = [a for a in phase.accounts if a not in accounts]
+        if unknown:
+            raise MigrationPlanError(
+                f"phase {phase.name} lists account(s) the new model does not have: {', '.join(unknown[:10])}"
+            )
+        if phase.remainder:
+            chosen = [a for a in accounts if a not in taken]
+        elif phase.where:
+            chosen = [
+                a
+                for a, attrs in accounts.items()
+                if a not in taken and all(str(attrs[k]) in v for k, v in phase.where.items())
+            ]
+        else:
+            chosen = [a for a in dict.fromkeys(phase.accounts) if a not in taken]
+        members[phase.name] = chosen
+        taken.update(chosen)
+    return members
+
+
+def _write_plan(warehouse: Path, phases: Sequence[Phase], members: Mapping[str, list[str]]) -> None:
+    """Replace the recorded plan (every phase and its accounts) in one transaction."""
+    con = connect(warehouse)
+    try:
+        con.execute("begin")
+        for ddl in _DDL:
+            con.execute(ddl)
+        con.execute(f"delete from {PHASES_TABLE}")
+        con.execute(f"delete from {PHASE_ACCOUNTS_TABLE}")
+        for position, phase in enumerate(phases, start=1):
+            con.execute(
+                f"insert into {PHASES_TABLE} values (?, ?, ?, ?, ?, ?)",
+                [
+                    phase.name,
+                    position,
+                    phase.description,
+                    phase.rule,
+                    phase.remainder,
+                    len(members[phase.name]),
+                ],
+            )
+            if members[phase.name]:
+                con.executemany(
+                    f"insert into {PHASE_ACCOUNTS_TABLE} values (?, ?)",
+                    [(phase.name, customer) for customer in members[phase.name]],
+                )
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    finally:
+        con.close()
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass
+class MigrationResult:
+    run_id: str
+    phase: str
+    as_of: date
+    files: list[FileResult] = field(default_factory=list)
+    steps: dict[str, GateReport] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MigrationOptions:
+    phase: str | None = None
+    phases_file: Path | None = None
+    max_fault_share: float = DEFAULT_MAX_FAULT_SHARE
+    review_value: float = DEFAULT_REVIEW_VALUE
+    review_min_contracts: int = DEFAULT_REVIEW_MIN_CONTRACTS
+
+
+def _require_new_model(warehouse: Path) -> None:
+    if not Path(warehouse).exists():
+        raise MigrationPlanError(
+            f"warehouse {warehouse} does not exist: build the new model first (`entitlements run EXPORT_DIR`)"
+        )
+    con = connect(warehouse, read_only=True)
+    try:
+        if not table_exists(con, "intermediate", "int_entitlement_grants"):
+            raise MigrationPlanError(
+                f"warehouse {warehouse} holds no new model to compare with: run `entitlements run EXPORT_DIR`"
+                " on the new system's export first"
+            )
+    finally:
+        con.close()
+
+
+def _record_run(warehouse: Path, values: Sequence[Any]) -> None:
+    con = connect(warehouse)
+    try:
+        for ddl in _DDL:
+            con.execute(ddl)
+        con.execute(f"insert into {RUNS_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", list(values))
+    finally:
+        con.close()
+
+
+def validate_migration(
+    legacy_dir: Path,
+    warehouse: Path,
+    as_of: date,
+    options: MigrationOptions | None = None,
+    *,
+    echo: Callable[[str], None] = print,
+) -> MigrationResult:
+    """Run extract, map, load and reconcile for a phase (None: the whole migration); see the module doc.
+
+    Holds the warehouse's run lock throughout (entitlements.runs.lock)."""
+    with run_lock(warehouse, "migrate validate"):
+        return _validate_migration(legacy_dir, warehouse, as_of, options or MigrationOptions(), echo)
+
+
+def _validate_migration(
+    legacy_dir: Path,
+    warehouse: Path,
+    as_of: date,
+    options: MigrationOptions,
+    echo: Callable[[str], None],
+) -> MigrationResult:
+    legacy_dir, warehouse = Path(legacy_dir), Path(warehouse)
+    _require_new_model(warehouse)
+    plan_file = options.phases_file or legacy_dir / MIGRATION_PLAN
+    phases = load_plan(plan_file) if (options.phases_file or plan_file.is_file()) else []
+    phase = options.phase or ALL
+    if phase != ALL and phase not in {p.name for p in phases}:
+        known = ", ".join(p.name for p in phases) or f"none ({plan_file} not found)"
+        raise MigrationPlanError(f"no phase {phase!r} in the migration plan; phases: {known}")
+    _write_plan(warehouse, phases, resolve_plan(warehouse, phases) if phases else {})
+    run_id = uuid.uuid4().hex[:12]
+    started = datetime.now(UTC).replace(tzinfo=None)
+    result = MigrationResult(run_id, phase, as_of)
+    dbt_vars = {
+        "migration_phase": phase,
+        "migration_phase_is_remainder": any(p.remainder and p.name == phase for p in phases),
+        "migration_as_of": as_of.isoformat(),
+        "migration_run_id": run_id,
+        "migration_max_fault_share": options.max_fault_share,
+        "migration_review_value": options.review_value,
+        "migration_review_min_contracts": options.review_min_contracts,
+    }
+    echo(f"migration run {run_id}: phase {phase}, as of {as_of}, legacy {legacy_dir}, warehouse {warehouse}")
+
+    def finish(status: str, step: str | None = None, message: str = "") -> None:
+        finished = datetime.now(UTC).replace(tzinfo=None)
+        row = [run_id, phase, as_of, str(legacy_dir), options.max_fault_share, started, finished]
+        _record_run(warehouse, [*row, status, step, message[:4000]])
+
+    def stop(step: str, message: str) -> MigrationError:
+        finish("failed", step, message)
+        return MigrationError(step, message)
+
+    try:
+        result.files = ingest_step(warehouse, legacy_dir, run_id, ingest_options={"file_format": "legacy"})
+    except PipelineError as exc:
+        cause = str(exc.__cause__ or exc)
+        record_gate_failure(
+            warehouse,
+            run_id=run_id,
+            step=migration_step_name("extract"),
+            suite="migration.extract.legacy_files",
+            table="raw.legacy_*",
+            expectation="expect_file_to_match_the_legacy_layout",
+            observed=cause[:4000],
+        )
+        raise stop(
+            "extract", f"check legacy file layout failed: {cause}\nNothing of this extract was kept."
+        ) from exc
+    landed = [f.load_id for f in result.files if f.status == "landed" and f.load_id]
+
+    # The extract, map and load models are the run's scratch tables: built together, checked step by
+    # step. The reconciliation's marts keep every phase's results, so they are built only once the
+    # three steps passed.
+    failures = _build(warehouse, ("extract", "map", "load"), dbt_vars)
+    for step in MIGRATION_STEPS:
+        if step == "reconcile":
+            failures = _build(warehouse, ("reconcile",), dbt_vars)
+        try:
+            if failures.get(step):
+                raise stop(step, "dbt build of the step's models failed:\n" + "\n".join(failures[step]))
+            report = validate_migration_step(
+                warehouse,
+                step,
+                phase=phase,
+                run_id=run_id,
+                validated_loads=landed if step == "extract" else (),
+            )
+        except GateFailure as exc:
+            if step == "extract" and landed:
+                revert_load(warehouse, landed, f"migration run {run_id}: extract checks failed")
+            kept = "\nThe legacy files of this run were not kept." if step == "extract" and landed else ""
+            raise stop(
+                step, f"{exc}{kept}\nFix the legacy export (or the mapping) and validate again."
+            ) from exc
+        except MigrationError:
+            if step == "extract" and landed:
+                revert_load(warehouse, landed, f"migration run {run_id}: extract models failed")
+            raise
+        result.steps[step] = report
+        warnings = len(report.failures)
+        echo(
+            f"{step}: {len(report.results)} checks" + (f", {warnings} warning(s)" if warnings else " passed")
+        )
+    finish("ok")
+    return result
+
+
+def _build(warehouse: Path, steps: Sequence[str], dbt_vars: Mapping[str, Any]) -> dict[str, list[str]]:
+    """dbt build of the steps' models (tags migration_<step>); what failed, by step."""
+    selection = [f"tag:migration_{step}" for step in steps]
+    built = run_dbt("build", warehouse, None, "--select", *selection, dbt_vars=dict(dbt_vars))
+    if built.ok:
+        return {}
+    by_step: dict[str, list[str]] = {}
+    for node in failed_nodes(warehouse):
+        step = next((s for s in MIGRATION_STEPS if f"migration_{s}" in node.tags), steps[0])
+        by_step.setdefault(step, []).append(f"{node.name}: {node.status}: {node.message}")
+    if not by_step:  # dbt stopped before running a node (a parsing or compilation error): say what it said
+        lines = built.output.splitlines()
+        start = next((i for i, line in enumerate(lines) if "Encountered an error" in line), len(lines) - 20)
+        by_step[steps[0]] = [line for line in lines[max(start, 0) :][:30] if line.strip()]
+    return by_step
+
+
+# --------------------------------------------------------------------------- what it found
+
+
+def summary_lines(warehouse: Path, phase: str = ALL) -> list[str]:
+    """The phase's reconciliation in a few lines: contracts by status, value reconciled, review list."""
+    con = connect(warehouse, read_only=True)
+    try:
+        statuses = con.execute(
+            "select status, count(*) from marts.fct_migration_reconciliation where phase = ?"
+            " group by status order by count(*) desc",
+            [phase],
+        ).fetchall()
+        values = con.execute(
+            "select currency, sum(legacy_value) filter (where status = 'matched'),"
+            " sum(legacy_value) filter (where legacy_contract_id is not null)"
+            " from marts.fct_migration_reconciliation where phase = ? group by currency order by currency",
+            [phase],
+        ).fetchall()
+        parallel = con.execute(
+            "select count(*), count(*) filter (where status <> 'matched')"
+            " from marts.fct_migration_parallel_run where phase = ?",
+            [phase],
+        ).fetchone()
+        review = con.execute(
+            "select count(*) from marts.fct_migration_review_list where phase = ?", [phase]
+        ).fetchone()
+    finally:
+        con.close()
+    total = sum(n for _, n in statuses)
+    lines = [f"phase {phase}: {total} contracts reconciled: " + ", ".join(f"{n} {s}" for s, n in statuses)]
+    for currency, matched, legacy in values:
+        if legacy:
+            lines.append(
+                f"  {currency or '(no currency)'}: {matched or 0:,.2f} of {legacy:,.2f} legacy contract value"
+                f" matched ({(matched or 0) / legacy:.1%})"
+            )
+    lines.append(f"parallel run: {parallel[1]} of {parallel[0]} entitlements differ")
+    lines.append(f"review list: {review[0]} accounts for manual sign-off")
+    return lines

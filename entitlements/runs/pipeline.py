@@ -1,0 +1,322 @@
+"""The whole run: ingest -> landing gates -> dbt build -> mart gates -> report.
+
+Each stage is a gate: when one fails the run stops, says why, and leaves the
+warehouse as it was before the run (loads landed by this run are reverted).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from entitlements.config import ConfigError, find_config, load_config
+from entitlements.ingest.errors import IngestError
+from entitlements.ingest.land import FileResult, ingest_exports, revert_load
+from entitlements.quality.gates import (
+    GateFailure,
+    GateReport,
+    build_data_docs,
+    validate_landing,
+    validate_marts,
+)
+from entitlements.runs.lock import run_lock
+from entitlements.serve.queries import store_compiled_queries
+from entitlements.transform.dbt_runner import run_dbt, target_dir
+from entitlements.warehouse import connect, table_exists
+
+
+class PipelineError(Exception):
+    """A gate failed; the message says which stage, what, and what to do."""
+
+    def __init__(self, stage: str, message: str) -> None:
+        super().__init__(f"[{stage}] {message}")
+        self.stage = stage
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    as_of: date
+    files: list[FileResult] = field(default_factory=list)
+    landing: GateReport | None = None
+    marts: GateReport | None = None
+    reports: list[Path] = field(default_factory=list)
+
+
+def export_as_of(export_dir: Path) -> date | None:
+    """The as-of date a demo export declares in export.json, if any."""
+    meta = Path(export_dir) / "export.json"
+    if meta.exists():
+        return date.fromisoformat(json.loads(meta.read_text())["as_of"])
+    return None
+
+
+def recorded_as_of(warehouse: Path) -> date | None:
+    """The as-of date of the warehouse's last build, from audit.pipeline_runs."""
+    if not Path(warehouse).exists():
+        return None
+    con = connect(warehouse, read_only=True)
+    try:
+        if not table_exists(con, "audit", "pipeline_runs"):
+            return None
+        row = con.execute(
+            "select as_of_date from audit.pipeline_runs where step = 'build' and status = 'ok'"
+            " order by finished_at desc limit 1"
+        ).fetchone()
+        return row[0] if row else None
+    finally:
+        con.close()
+
+
+def _landed_loads(warehouse: Path) -> list[str]:
+    """Load ids currently landed but not yet validated, in the order they landed."""
+    if not Path(warehouse).exists():
+        return []
+    con = connect(warehouse, read_only=True)
+    try:
+        if not table_exists(con, "audit", "ingest_manifest"):
+            return []
+        rows = con.execute(
+            "select load_id from audit.ingest_manifest where status = 'landed' and superseded_by is null"
+            " order by loaded_at, load_id"
+        ).fetchall()
+        return [load_id for (load_id,) in rows]
+    finally:
+        con.close()
+
+
+def _pipeline_runs(con) -> None:
+    con.execute("create schema if not exists audit")
+    con.execute(
+        "create table if not exists audit.pipeline_runs (run_id varchar, step varchar, as_of_date date,"
+        " status varchar, detail varchar, finished_at timestamp)"
+    )
+    # When a step started: a build's row is written as it starts (status running), so a build that
+    # never finished is seen by every reader (warehouse.require_complete_build).
+    con.execute("alter table audit.pipeline_runs add column if not exists started_at timestamp")
+
+
+def _record_step(
+    warehouse: Path, run_id: str, step: str, as_of: date | None, status: str, detail: str
+) -> None:
+    con = connect(warehouse)
+    try:
+        _pipeline_runs(con)
+        con.execute(
+            "insert into audit.pipeline_runs (run_id, step, as_of_date, status, detail, finished_at)"
+            " values (?, ?, ?, ?, ?, current_timestamp::timestamp)",
+            [run_id, step, as_of, status, detail[:4000]],
+        )
+    finally:
+        con.close()
+
+
+def _start_build(warehouse: Path, run_id: str, as_of: date) -> None:
+    con = connect(warehouse)
+    try:
+        _pipeline_runs(con)
+        con.execute(
+            "insert into audit.pipeline_runs (run_id, step, as_of_date, status, detail, started_at)"
+            " values (?, 'build', ?, 'running', '', current_timestamp::timestamp)",
+            [run_id, as_of],
+        )
+    finally:
+        con.close()
+
+
+def _finish_build(warehouse: Path, run_id: str, status: str, detail: str) -> None:
+    con = connect(warehouse)
+    try:
+        con.execute(
+            "update audit.pipeline_runs set status = ?, detail = ?,"
+            " finished_at = current_timestamp::timestamp"
+            " where run_id = ? and step = 'build' and status = 'running'",
+            [status, detail[:4000], run_id],
+        )
+    finally:
+        con.close()
+
+
+def ingest_step(
+    warehouse: Path,
+    export_dir: Path,
+    run_id: str,
+    *,
+    progress: bool | None = None,
+    ingest_options: dict[str, Any] | None = None,
+    echo: Callable[[str], None] | None = None,
+) -> list[FileResult]:
+    """Land the export; if a file is refused, revert the files this run landed before it.
+
+    ingest_options: keyword arguments of ingest_exports (file_format, mapping, max_rejected_share,
+    quarantine_unmapped, encoding), and config: the configuration file (default entitlements.yml in
+    the export, if any), checked before anything lands (the ingest records it in the warehouse, so
+    every dbt command on it applies the same rules). echo: told each file's name as its landing starts.
+    """
+    options = dict(ingest_options or {})
+    config_path = find_config(export_dir, options.pop("config", None))
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        raise PipelineError("configuration", str(exc)) from exc
+    with run_lock(warehouse, "ingest"):
+        before = set(_landed_loads(warehouse))
+        try:
+            files = ingest_exports(
+                warehouse, export_dir, progress=progress, on_file=echo, config=config, **options
+            )
+        except IngestError as exc:
+            partial = [load_id for load_id in _landed_loads(warehouse) if load_id not in before]
+            if partial:
+                revert_load(warehouse, partial, f"run {run_id}: {exc.source_file} was refused")
+            raise PipelineError("ingest", f"{exc}\nNothing of this export was kept.") from exc
+        _record_step(
+            warehouse,
+            run_id,
+            "ingest",
+            None,
+            "ok",
+            f"{sum(f.status == 'landed' for f in files)} landed, "
+            f"{sum(f.status == 'skipped' for f in files)} skipped",
+        )
+        return files
+
+
+def landing_step(warehouse: Path, run_id: str) -> GateReport:
+    """Validate every current load not yet validated, whoever landed it (this run, a plain `ingest`,
+    a run that crashed); on a critical failure revert all of them, so raw is as it was validated."""
+    with run_lock(warehouse, "validate"):
+        pending = _landed_loads(warehouse)
+        if not pending:
+            return GateReport(run_id=run_id, step="landing", results=[])
+        try:
+            return validate_landing(warehouse, pending, run_id=run_id)
+        except GateFailure as exc:
+            revert_load(warehouse, pending, f"landing checks failed in run {run_id}")
+            _record_step(warehouse, run_id, "landing", None, "failed", str(exc))
+            raise PipelineError(
+                "landing checks",
+                f"{exc}\nThe {len(pending)} file(s) awaiting validation were not kept: fix the export"
+                " and run again.",
+            ) from exc
+
+
+def build_step(warehouse: Path, run_id: str, as_of: date) -> None:
+    """Landing gate for any load not yet validated, dbt build, then compile the analyses and store
+    them in the warehouse (entitlements.serve.queries). No unvalidated row reaches a mart.
+
+    The build's row in audit.pipeline_runs is written as it starts (status running) and closed
+    when it ends, so readers refuse marts a killed or failed build left half-built.
+    The legacy migration's models (tag migration) are built by `entitlements migrate`, step by step.
+    """
+    with run_lock(warehouse, "build"):
+        landing_step(warehouse, run_id)
+        _start_build(warehouse, run_id, as_of)
+        result = run_dbt("build", warehouse, as_of, "--exclude", "tag:migration")
+        if result.ok:
+            compiled = run_dbt("compile", warehouse, as_of, "--select", "path:analyses")
+            if compiled.ok:
+                analyses = target_dir(warehouse) / "compiled" / "entitlements" / "analyses"
+                store_compiled_queries(warehouse, analyses)
+            result = compiled if not compiled.ok else result
+        _finish_build(warehouse, run_id, "ok" if result.ok else "failed", result.output[-4000:])
+        if not result.ok:
+            failing = [line for line in result.output.splitlines() if "ERROR" in line or "FAIL" in line]
+            raise PipelineError(
+                "dbt build",
+                "dbt build failed:\n" + "\n".join(failing[-20:] or result.output.splitlines()[-20:]),
+            )
+
+
+def marts_step(warehouse: Path, run_id: str) -> GateReport:
+    try:
+        return validate_marts(warehouse, run_id=run_id)
+    except GateFailure as exc:
+        raise PipelineError("mart checks", str(exc)) from exc
+
+
+def reports_step(warehouse: Path, reports_dir: Path, names: Sequence[str], parameters: dict) -> list[Path]:
+    """Render reports; a notebook that raises is a PipelineError naming the report and its error."""
+    from papermill.exceptions import PapermillExecutionError
+
+    from entitlements.reports.render import render_report  # late: nbconvert is slow to import
+
+    written = []
+    for name in names:
+        try:
+            written.append(render_report(name, warehouse, reports_dir, parameters))
+        except PapermillExecutionError as exc:
+            failure = f"failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
+        except Exception as exc:  # writing the page: a full disk, a folder where a file goes...
+            failure = f"could not be written: {type(exc).__name__}: {exc}"
+        else:
+            continue
+        raise PipelineError(
+            "reports",
+            f"report {name} {failure} (the executed notebook is {reports_dir / (name + '.ipynb')})."
+            " The marts were built and checked; only the reports from this one on are missing:"
+            f" fix the cause and write them with `entitlements report all --out {reports_dir}`.",
+        )
+    return written
+
+
+def run_pipeline(
+    export_dir: Path,
+    warehouse: Path,
+    reports_dir: Path,
+    as_of: date,
+    *,
+    progress: bool | None = None,
+    echo: Callable[[str], None] = print,
+    ingest_options: dict[str, Any] | None = None,
+) -> RunResult:
+    """The whole run under one lock (entitlements.runs.lock): no other command changes the warehouse
+    between its stages."""
+    with run_lock(warehouse, "run"):
+        run_id = uuid.uuid4().hex[:12]
+        result = RunResult(run_id, as_of)
+        echo(f"run {run_id}: as of {as_of}, exports {export_dir}, warehouse {warehouse}")
+        result.files = ingest_step(
+            warehouse,
+            export_dir,
+            run_id,
+            progress=progress,
+            ingest_options=ingest_options,
+            echo=lambda name: echo(f"ingest: landing {name}"),
+        )
+        landed = [f.load_id for f in result.files if f.status == "landed" and f.load_id]
+        echo(
+            f"ingest: {len(landed)} files landed, {len(result.files) - len(landed)} skipped (already loaded)"
+        )
+        for file in result.files:
+            if file.rows_rejected:
+                echo(
+                    f"  {file.source_file}: {file.rows_rejected} of {file.rows_in} rows rejected"
+                    f" ({file.message})"
+                )
+        echo("landing checks: running")
+        result.landing = landing_step(warehouse, run_id)
+        echo(
+            f"landing checks: {len(result.landing.results)} expectations passed"
+            if not result.landing.failures
+            else f"landing checks: {result.landing.summary()}"
+        )
+        echo("dbt build: running")
+        build_step(warehouse, run_id, as_of)
+        echo("dbt build: ok")
+        result.marts = marts_step(warehouse, run_id)
+        echo(
+            f"mart checks: {len(result.marts.results)} expectations, "
+            f"{len(result.marts.failures)} non-critical failures"
+        )
+        reports_dir.mkdir(parents=True, exist_ok=True)
+        result.reports.append(build_data_docs(reports_dir, warehouse))
+        from entitlements.reports.render import PIPELINE_REPORTS
+
+        result.reports += reports_step(warehouse, reports_dir, PIPELINE_REPORTS, {"as_of": as_of.isoformat()})
+        return result

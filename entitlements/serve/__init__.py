@@ -1,0 +1,1 @@
+"""Serve: answers read from the public marts (check, as-of, statement)."""

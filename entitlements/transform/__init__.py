@@ -1,0 +1,1 @@
+"""Transform: the dbt project run against the warehouse, and its sources generated from the layouts."""

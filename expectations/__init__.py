@@ -1,1 +1,0 @@
-"""Great Expectations gates: landing and mart checks."""
