@@ -24,6 +24,8 @@ from typing import Any
 
 import yaml
 
+from entitlements import audit
+
 CONFIG_FILE = "entitlements.yml"
 
 # How a meter's events make a period's use (int_usage_events_attributed): the values add up; each
@@ -618,16 +620,13 @@ def describe(config: Config) -> list[str]:
 
 # ------------------------------------------------------------------------------------ recording
 
-CONFIG_TABLE = "audit.configuration"
+CONFIG_TABLE = audit.table("configuration")
 
 
 def record_config(con: Any, config: Config) -> None:
     """Keep the configuration an ingest used in the warehouse, when it differs from the last one;
     the last one recorded is the one every later dbt command applies (recorded_dbt_vars)."""
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {CONFIG_TABLE}"
-        " (recorded_at TIMESTAMP, source_file VARCHAR, fingerprint VARCHAR, settings JSON)"
-    )
+    audit.ensure(con, "configuration")
     last = con.execute(f"SELECT fingerprint FROM {CONFIG_TABLE} ORDER BY recorded_at DESC LIMIT 1").fetchall()
     if last and last[0][0] == config.fingerprint():
         return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date
 from pathlib import Path
 
 import duckdb
@@ -77,6 +78,15 @@ def last_build(con: duckdb.DuckDBPyConnection) -> tuple[str, str, object, object
         " where step = 'build' order by coalesce(started_at, finished_at) desc limit 1"
     ).fetchall()
     return rows[0] if rows else None
+
+
+def built_as_of(con: duckdb.DuckDBPyConnection) -> date | None:
+    """The date the marts answer for: the as-of date of the last build, if it finished ok.
+
+    The one definition of a warehouse's as-of date (check, statement, reports and the CLI use it).
+    """
+    build = last_build(con)
+    return build[2] if build is not None and build[1] == "ok" else None
 
 
 def require_complete_build(con: duckdb.DuckDBPyConnection, path: Path | str) -> None:

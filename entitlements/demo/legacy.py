@@ -28,12 +28,9 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from entitlements.demo.catalog import resolved_terms
-
-if TYPE_CHECKING:
-    from entitlements.demo.generator import Contract, LineVersion, _Business
+from entitlements.demo.records import Business, Contract, LineVersion, serial_number
 
 LEGACY_DIR = "legacy"
 DELIMITER = "|"
@@ -99,7 +96,7 @@ def _months(day: date, months: int) -> date:
 
 
 class _LegacyExport:
-    def __init__(self, biz: _Business, as_of: date, seed: int) -> None:
+    def __init__(self, biz: Business, as_of: date, seed: int) -> None:
         # Its own random stream: the legacy export never changes what the CRM export holds.
         self.rng = random.Random(f"legacy-{seed}")
         self.biz = biz
@@ -345,8 +342,6 @@ class _LegacyExport:
 
 
 def _serial(asset_id: str | None) -> str:
-    from entitlements.demo.generator import serial_number
-
     return serial_number(asset_id) if asset_id else ""
 
 
@@ -358,7 +353,7 @@ def _write(path: Path, columns: Iterable[str], rows: Iterable[dict[str, str]]) -
 
 
 def write_legacy(
-    out_dir: Path, biz: _Business, as_of: date, seed: int, *, plant_faults: bool
+    out_dir: Path, biz: Business, as_of: date, seed: int, *, plant_faults: bool
 ) -> list[MigrationFault]:
     """Write the legacy export under out_dir (faults planted unless clean); return the faults planted."""
     export = _LegacyExport(biz, as_of, seed)

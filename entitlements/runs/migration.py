@@ -40,11 +40,11 @@ from typing import Any
 
 import yaml
 
+from entitlements import audit
 from entitlements.ingest.exports import MIGRATION_PLAN
 from entitlements.ingest.land import FileResult, revert_load
 from entitlements.quality.gates import (
     MIGRATION_STEPS,
-    GateFailure,
     GateReport,
     migration_step_name,
     record_gate_failure,
@@ -52,35 +52,29 @@ from entitlements.quality.gates import (
 )
 from entitlements.runs.lock import run_lock
 from entitlements.runs.pipeline import PipelineError, ingest_step
-from entitlements.transform.dbt_runner import failed_nodes, run_dbt
-from entitlements.warehouse import connect, table_exists
+from entitlements.runs.steps import DbtFailure, StepError, Steps
+from entitlements.transform.dbt_runner import DbtResult, run_dbt
+from entitlements.warehouse import DBT_PROJECT_DIR, connect, table_exists
 
 ALL = "all"  # the phase of every account: a validation without --phase
 PHASE_ATTRIBUTES = ("segment", "country", "currency")  # what a phase's `where` may select on
-DEFAULT_MAX_FAULT_SHARE = 0.2
-DEFAULT_REVIEW_VALUE = 50000
-DEFAULT_REVIEW_MIN_CONTRACTS = 8
+# The options' defaults are the dbt vars' (dbt_project.yml, their one definition).
+_DBT_VARS = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))["vars"]
+DEFAULT_MAX_FAULT_SHARE: float = _DBT_VARS["migration_max_fault_share"]
+DEFAULT_REVIEW_VALUE: float = _DBT_VARS["migration_review_value"]
+DEFAULT_REVIEW_MIN_CONTRACTS: int = _DBT_VARS["migration_review_min_contracts"]
 _PHASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
-RUNS_TABLE = "audit.migration_runs"
-PHASES_TABLE = "audit.migration_phases"
-PHASE_ACCOUNTS_TABLE = "audit.migration_phase_accounts"
-_DDL = (
-    f"create table if not exists {RUNS_TABLE} (run_id varchar, phase varchar, as_of_date date,"
-    " legacy_dir varchar, max_fault_share double, started_at timestamp, finished_at timestamp,"
-    " status varchar, stopped_at_step varchar, message varchar)",
-    f"create table if not exists {PHASES_TABLE} (phase varchar, position integer, description varchar,"
-    " rule varchar, is_remainder boolean, accounts integer)",
-    f"create table if not exists {PHASE_ACCOUNTS_TABLE} (phase varchar, customer_id varchar)",
-)
+RUNS_TABLE = audit.table("migration_runs")
+PHASES_TABLE = audit.table("migration_phases")
+PHASE_ACCOUNTS_TABLE = audit.table("migration_phase_accounts")
+_TABLES = ("migration_runs", "migration_phases", "migration_phase_accounts")
 
 
-class MigrationError(Exception):
+class MigrationError(StepError):
     """The migration stopped: the message names the step, the check and sample rows, and what to do."""
 
-    def __init__(self, step: str, message: str) -> None:
-        super().__init__(f"[migration {step}] {message}")
-        self.step = step
+    kind = "migration "
 
 
 class MigrationPlanError(ValueError):
@@ -220,8 +214,7 @@ def _write_plan(warehouse: Path, phases: Sequence[Phase], members: Mapping[str, 
     con = connect(warehouse)
     try:
         con.execute("begin")
-        for ddl in _DDL:
-            con.execute(ddl)
+        audit.ensure(con, *_TABLES)
         con.execute(f"delete from {PHASES_TABLE}")
         con.execute(f"delete from {PHASE_ACCOUNTS_TABLE}")
         for position, phase in enumerate(phases, start=1):
@@ -289,8 +282,7 @@ def _require_new_model(warehouse: Path) -> None:
 def _record_run(warehouse: Path, values: Sequence[Any]) -> None:
     con = connect(warehouse)
     try:
-        for ddl in _DDL:
-            con.execute(ddl)
+        audit.ensure(con, *_TABLES)
         con.execute(f"insert into {RUNS_TABLE} values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", list(values))
     finally:
         con.close()
@@ -350,6 +342,12 @@ def _validate_migration(
         finish("failed", step, message)
         return MigrationError(step, message)
 
+    def record(step: str, status: str, detail: str) -> None:
+        if status == "failed":
+            finish(status, step, detail)
+
+    steps = Steps(MigrationError, record)
+
     try:
         result.files = ingest_step(warehouse, legacy_dir, run_id, ingest_options={"file_format": "legacy"})
     except PipelineError as exc:
@@ -368,34 +366,37 @@ def _validate_migration(
         ) from exc
     landed = [f.load_id for f in result.files if f.status == "landed" and f.load_id]
 
+    def undo_extract(_: Exception) -> str:
+        if not landed:
+            return ""
+        revert_load(warehouse, landed, f"migration run {run_id}: extract failed")
+        return "The legacy files of this run were not kept."
+
     # The extract, map and load models are the run's scratch tables: built together, checked step by
     # step. The reconciliation's marts keep every phase's results, so they are built only once the
     # three steps passed.
-    failures = _build(warehouse, ("extract", "map", "load"), dbt_vars)
+    built = _build(warehouse, ("extract", "map", "load"), dbt_vars)
     for step in MIGRATION_STEPS:
         if step == "reconcile":
-            failures = _build(warehouse, ("reconcile",), dbt_vars)
-        try:
-            if failures.get(step):
-                raise stop(step, "dbt build of the step's models failed:\n" + "\n".join(failures[step]))
-            report = validate_migration_step(
+            built = _build(warehouse, ("reconcile",), dbt_vars)
+
+        def check(step: str = step, built: _Built = built) -> GateReport:
+            if built.failures.get(step):
+                raise DbtFailure("dbt build of the step's models", built.result, built.failures[step])
+            return validate_migration_step(
                 warehouse,
                 step,
                 phase=phase,
                 run_id=run_id,
                 validated_loads=landed if step == "extract" else (),
             )
-        except GateFailure as exc:
-            if step == "extract" and landed:
-                revert_load(warehouse, landed, f"migration run {run_id}: extract checks failed")
-            kept = "\nThe legacy files of this run were not kept." if step == "extract" and landed else ""
-            raise stop(
-                step, f"{exc}{kept}\nFix the legacy export (or the mapping) and validate again."
-            ) from exc
-        except MigrationError:
-            if step == "extract" and landed:
-                revert_load(warehouse, landed, f"migration run {run_id}: extract models failed")
-            raise
+
+        report = steps.guard(
+            step,
+            check,
+            undo=undo_extract if step == "extract" else None,
+            advice="Fix the legacy export (or the mapping) and validate again.",
+        )
         result.steps[step] = report
         warnings = len(report.failures)
         echo(
@@ -405,21 +406,23 @@ def _validate_migration(
     return result
 
 
-def _build(warehouse: Path, steps: Sequence[str], dbt_vars: Mapping[str, Any]) -> dict[str, list[str]]:
+@dataclass(frozen=True)
+class _Built:
+    result: DbtResult
+    failures: dict[str, list[str]]  # by step: what failed
+
+
+def _build(warehouse: Path, steps: Sequence[str], dbt_vars: Mapping[str, Any]) -> _Built:
     """dbt build of the steps' models (tags migration_<step>); what failed, by step."""
     selection = [f"tag:migration_{step}" for step in steps]
     built = run_dbt("build", warehouse, None, "--select", *selection, dbt_vars=dict(dbt_vars))
     if built.ok:
-        return {}
+        return _Built(built, {})
     by_step: dict[str, list[str]] = {}
-    for node in failed_nodes(warehouse):
+    for node in built.failures:
         step = next((s for s in MIGRATION_STEPS if f"migration_{s}" in node.tags), steps[0])
-        by_step.setdefault(step, []).append(f"{node.name}: {node.status}: {node.message}")
-    if not by_step:  # dbt stopped before running a node (a parsing or compilation error): say what it said
-        lines = built.output.splitlines()
-        start = next((i for i, line in enumerate(lines) if "Encountered an error" in line), len(lines) - 20)
-        by_step[steps[0]] = [line for line in lines[max(start, 0) :][:30] if line.strip()]
-    return by_step
+        by_step.setdefault(step, []).append(node.line())
+    return _Built(built, by_step or {steps[0]: built.error_lines(30)})
 
 
 # --------------------------------------------------------------------------- what it found

@@ -14,28 +14,24 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+from entitlements import audit
 from entitlements.config import ConfigError, find_config, load_config
-from entitlements.ingest.errors import IngestError
 from entitlements.ingest.land import FileResult, ingest_exports, revert_load
 from entitlements.quality.gates import (
-    GateFailure,
     GateReport,
     build_data_docs,
     validate_landing,
     validate_marts,
 )
 from entitlements.runs.lock import run_lock
+from entitlements.runs.steps import DbtFailure, StepError, Steps, require_ok
 from entitlements.serve.queries import store_compiled_queries
-from entitlements.transform.dbt_runner import run_dbt, target_dir
-from entitlements.warehouse import connect, table_exists
+from entitlements.transform.dbt_runner import DbtResult, run_dbt, target_dir
+from entitlements.warehouse import built_as_of, connect, table_exists
 
 
-class PipelineError(Exception):
-    """A gate failed; the message says which stage, what, and what to do."""
-
-    def __init__(self, stage: str, message: str) -> None:
-        super().__init__(f"[{stage}] {message}")
-        self.stage = stage
+class PipelineError(StepError):
+    """A gate of `entitlements run` failed; the message says which stage, what, and what to do."""
 
 
 @dataclass
@@ -57,18 +53,12 @@ def export_as_of(export_dir: Path) -> date | None:
 
 
 def recorded_as_of(warehouse: Path) -> date | None:
-    """The as-of date of the warehouse's last build, from audit.pipeline_runs."""
+    """The as-of date of the warehouse's last build (warehouse.built_as_of), if it has one."""
     if not Path(warehouse).exists():
         return None
     con = connect(warehouse, read_only=True)
     try:
-        if not table_exists(con, "audit", "pipeline_runs"):
-            return None
-        row = con.execute(
-            "select as_of_date from audit.pipeline_runs where step = 'build' and status = 'ok'"
-            " order by finished_at desc limit 1"
-        ).fetchone()
-        return row[0] if row else None
+        return built_as_of(con)
     finally:
         con.close()
 
@@ -90,23 +80,12 @@ def _landed_loads(warehouse: Path) -> list[str]:
         con.close()
 
 
-def _pipeline_runs(con) -> None:
-    con.execute("create schema if not exists audit")
-    con.execute(
-        "create table if not exists audit.pipeline_runs (run_id varchar, step varchar, as_of_date date,"
-        " status varchar, detail varchar, finished_at timestamp)"
-    )
-    # When a step started: a build's row is written as it starts (status running), so a build that
-    # never finished is seen by every reader (warehouse.require_complete_build).
-    con.execute("alter table audit.pipeline_runs add column if not exists started_at timestamp")
-
-
 def _record_step(
     warehouse: Path, run_id: str, step: str, as_of: date | None, status: str, detail: str
 ) -> None:
     con = connect(warehouse)
     try:
-        _pipeline_runs(con)
+        audit.ensure(con, "pipeline_runs")
         con.execute(
             "insert into audit.pipeline_runs (run_id, step, as_of_date, status, detail, finished_at)"
             " values (?, ?, ?, ?, ?, current_timestamp::timestamp)",
@@ -116,10 +95,17 @@ def _record_step(
         con.close()
 
 
+def _steps(warehouse: Path, run_id: str, as_of: date | None = None) -> Steps:
+    return Steps(
+        PipelineError,
+        lambda step, status, detail: _record_step(warehouse, run_id, step, as_of, status, detail),
+    )
+
+
 def _start_build(warehouse: Path, run_id: str, as_of: date) -> None:
     con = connect(warehouse)
     try:
-        _pipeline_runs(con)
+        audit.ensure(con, "pipeline_runs")
         con.execute(
             "insert into audit.pipeline_runs (run_id, step, as_of_date, status, detail, started_at)"
             " values (?, 'build', ?, 'running', '', current_timestamp::timestamp)",
@@ -166,25 +152,25 @@ def ingest_step(
         raise PipelineError("configuration", str(exc)) from exc
     with run_lock(warehouse, "ingest"):
         before = set(_landed_loads(warehouse))
-        try:
-            files = ingest_exports(
-                warehouse, export_dir, progress=progress, on_file=echo, config=config, **options
-            )
-        except IngestError as exc:
+
+        def undo(exc: Exception) -> str:
             partial = [load_id for load_id in _landed_loads(warehouse) if load_id not in before]
             if partial:
-                revert_load(warehouse, partial, f"run {run_id}: {exc.source_file} was refused")
-            raise PipelineError("ingest", f"{exc}\nNothing of this export was kept.") from exc
-        _record_step(
-            warehouse,
-            run_id,
+                refused = getattr(exc, "source_file", None) or "a file"
+                revert_load(warehouse, partial, f"run {run_id}: {refused} was refused")
+            return "Nothing of this export was kept."
+
+        return _steps(warehouse, run_id).guard(
             "ingest",
-            None,
-            "ok",
-            f"{sum(f.status == 'landed' for f in files)} landed, "
-            f"{sum(f.status == 'skipped' for f in files)} skipped",
+            lambda: ingest_exports(
+                warehouse, export_dir, progress=progress, on_file=echo, config=config, **options
+            ),
+            undo=undo,
+            record_ok=lambda files: (
+                f"{sum(f.status == 'landed' for f in files)} landed, "
+                f"{sum(f.status == 'skipped' for f in files)} skipped"
+            ),
         )
-        return files
 
 
 def landing_step(warehouse: Path, run_id: str) -> GateReport:
@@ -194,16 +180,16 @@ def landing_step(warehouse: Path, run_id: str) -> GateReport:
         pending = _landed_loads(warehouse)
         if not pending:
             return GateReport(run_id=run_id, step="landing", results=[])
-        try:
-            return validate_landing(warehouse, pending, run_id=run_id)
-        except GateFailure as exc:
+
+        def undo(_: Exception) -> str:
             revert_load(warehouse, pending, f"landing checks failed in run {run_id}")
-            _record_step(warehouse, run_id, "landing", None, "failed", str(exc))
-            raise PipelineError(
-                "landing checks",
-                f"{exc}\nThe {len(pending)} file(s) awaiting validation were not kept: fix the export"
-                " and run again.",
-            ) from exc
+            return (
+                f"The {len(pending)} file(s) awaiting validation were not kept: fix the export and run again."
+            )
+
+        return _steps(warehouse, run_id).guard(
+            "landing checks", lambda: validate_landing(warehouse, pending, run_id=run_id), undo=undo
+        )
 
 
 def build_step(warehouse: Path, run_id: str, as_of: date) -> None:
@@ -217,27 +203,27 @@ def build_step(warehouse: Path, run_id: str, as_of: date) -> None:
     with run_lock(warehouse, "build"):
         landing_step(warehouse, run_id)
         _start_build(warehouse, run_id, as_of)
-        result = run_dbt("build", warehouse, as_of, "--exclude", "tag:migration")
-        if result.ok:
-            compiled = run_dbt("compile", warehouse, as_of, "--select", "path:analyses")
-            if compiled.ok:
-                analyses = target_dir(warehouse) / "compiled" / "entitlements" / "analyses"
-                store_compiled_queries(warehouse, analyses)
-            result = compiled if not compiled.ok else result
-        _finish_build(warehouse, run_id, "ok" if result.ok else "failed", result.output[-4000:])
-        if not result.ok:
-            failing = [line for line in result.output.splitlines() if "ERROR" in line or "FAIL" in line]
-            raise PipelineError(
-                "dbt build",
-                "dbt build failed:\n" + "\n".join(failing[-20:] or result.output.splitlines()[-20:]),
-            )
+        try:
+            result = require_ok("dbt build", run_dbt("build", warehouse, as_of, "--exclude", "tag:migration"))
+            result = require_ok("dbt compile of the analyses", compile_analyses(warehouse, as_of))
+        except DbtFailure as exc:
+            _finish_build(warehouse, run_id, "failed", exc.result.output[-4000:])
+            raise PipelineError("dbt build", str(exc)) from exc
+        _finish_build(warehouse, run_id, "ok", result.output[-4000:])
+
+
+def compile_analyses(warehouse: Path, as_of: date) -> DbtResult:
+    """Compile the analyses for the warehouse and store them in it (entitlements.serve.queries)."""
+    compiled = run_dbt("compile", warehouse, as_of, "--select", "path:analyses")
+    if compiled.ok:
+        store_compiled_queries(warehouse, target_dir(warehouse) / "compiled" / "entitlements" / "analyses")
+    return compiled
 
 
 def marts_step(warehouse: Path, run_id: str) -> GateReport:
-    try:
-        return validate_marts(warehouse, run_id=run_id)
-    except GateFailure as exc:
-        raise PipelineError("mart checks", str(exc)) from exc
+    return Steps(PipelineError, lambda *_: None).guard(
+        "mart checks", lambda: validate_marts(warehouse, run_id=run_id)
+    )
 
 
 def reports_step(warehouse: Path, reports_dir: Path, names: Sequence[str], parameters: dict) -> list[Path]:

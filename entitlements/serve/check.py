@@ -64,7 +64,7 @@ import duckdb
 
 from entitlements.serve.queries import MissingQueryError, compiled_query
 from entitlements.serve.spreadsheet import safe_row
-from entitlements.warehouse import WarehouseLockedError, connect_marts, table_exists
+from entitlements.warehouse import WarehouseLockedError, built_as_of, connect_marts
 
 QUERY = "entitlement_check"
 
@@ -288,20 +288,13 @@ class EntitlementChecker:
             g["beaten_because"] = reasons.get(g["entitlement_id"])
 
     def _warehouse_as_of(self) -> date:
-        row = None
-        if table_exists(self._con, "marts", "fct_active_entitlements"):
-            row = self._con.execute("select max(as_of_date) from marts.fct_active_entitlements").fetchone()
-        if (row is None or row[0] is None) and table_exists(self._con, "audit", "pipeline_runs"):
-            row = self._con.execute(
-                "select as_of_date from audit.pipeline_runs where step = 'build' and status = 'ok'"
-                " order by finished_at desc limit 1"
-            ).fetchone()
-        if row is None or row[0] is None:
+        as_of = built_as_of(self._con)
+        if as_of is None:
             raise WarehouseBusyError(
                 f"warehouse {self.warehouse} has no as-of date (not built yet): run `entitlements build`"
                 " or pass --on DATE"
             )
-        return row[0]
+        return as_of
 
     def _validate(
         self, customer_id: str, entitlement_code: str, *, known_customer: bool, known_code: bool

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 
+from entitlements import audit
 from entitlements.warehouse import connect, table_exists
 
 
@@ -25,11 +26,7 @@ def store_compiled_queries(warehouse: Path, compiled_dir: Path) -> list[str]:
     queries = {p.stem: p.read_text() for p in sorted(Path(compiled_dir).rglob("*.sql"))}
     con = connect(warehouse)
     try:
-        con.execute("create schema if not exists audit")
-        con.execute(
-            "create table if not exists audit.compiled_queries"
-            " (name varchar primary key, sql varchar, compiled_at timestamp)"
-        )
+        audit.ensure(con, "compiled_queries")
         con.execute("begin transaction")
         for name, sql in queries.items():
             con.execute("delete from audit.compiled_queries where name = ?", [name])

@@ -30,7 +30,7 @@ import duckdb
 import jinja2
 from markupsafe import Markup
 
-from entitlements.warehouse import connect_marts, table_exists
+from entitlements.warehouse import built_as_of, connect_marts, table_exists
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 TEMPLATE_NAME = "statement.html.j2"
@@ -259,13 +259,11 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) 
 
 
 def warehouse_as_of(con: duckdb.DuckDBPyConnection) -> date:
-    """The date the marts answer for: max(as_of_date) of the active-entitlements mart."""
-    for table in ("fct_active_entitlements", "fct_renewal_pipeline"):
-        if table_exists(con, "marts", table):
-            value = con.execute(f"select max(as_of_date) from marts.{table}").fetchone()[0]
-            if value is not None:
-                return _date(value)
-    raise _input_error("the warehouse has no built marts: run `entitlements run` or `build` first")
+    """The date the marts answer for (warehouse.built_as_of)."""
+    as_of = built_as_of(con)
+    if as_of is None:
+        raise _input_error("the warehouse has no built marts: run `entitlements run` or `build` first")
+    return _date(as_of)
 
 
 def _active_rows_on(warehouse: Path, customer_id: str, on: date) -> list[dict[str, Any]]:

@@ -23,14 +23,40 @@ from entitlements.warehouse import DBT_PROJECT_DIR
 
 
 @dataclass(frozen=True)
+class NodeFailure:
+    name: str  # e.g. "int_migration__mapped_segments" or a test's name
+    tags: tuple[str, ...]
+    status: str  # error, fail, skipped
+    message: str
+
+    def line(self) -> str:
+        return f"{self.name}: {self.status}: {self.message}"
+
+
+@dataclass(frozen=True)
 class DbtResult:
+    """What one dbt command did: its nodes' results come from run_results.json, never from its log.
+
+    failures is empty when dbt stopped before running any node (a project that does not parse or
+    compile); then error_lines() quotes what dbt said.
+    """
+
     command: str
     returncode: int
     output: str
+    results: tuple[dict, ...] = ()
+    failures: tuple[NodeFailure, ...] = ()
 
     @property
     def ok(self) -> bool:
         return self.returncode == 0
+
+    def error_lines(self, limit: int = 20) -> list[str]:
+        if self.failures:
+            return [failure.line() for failure in self.failures[:limit]]
+        lines = [line for line in self.output.splitlines() if line.strip()]
+        start = next((i for i, line in enumerate(lines) if "Encountered an error" in line), None)
+        return lines[start : start + limit] if start is not None else lines[-limit:]
 
 
 def dbt_env(warehouse: Path) -> dict[str, str]:
@@ -79,6 +105,8 @@ def run_dbt(
     if all_vars:
         args += ["--vars", json.dumps(all_vars)]
     args += list(extra)
+    # A command that stops before running a node writes no run_results.json: never read a stale one.
+    (work / "target" / "run_results.json").unlink(missing_ok=True)
     proc = subprocess.run(
         args,
         env=dbt_env(warehouse),
@@ -87,7 +115,8 @@ def run_dbt(
         check=False,
         preexec_fn=_die_with_parent(os.getpid()),
     )
-    return DbtResult(command, proc.returncode, proc.stdout + proc.stderr)
+    results, failures = _read_results(target_dir(warehouse))
+    return DbtResult(command, proc.returncode, proc.stdout + proc.stderr, results, failures)
 
 
 def _die_with_parent(parent: int):
@@ -104,22 +133,13 @@ def _die_with_parent(parent: int):
     return arm
 
 
-@dataclass(frozen=True)
-class NodeFailure:
-    name: str  # e.g. "int_migration__mapped_segments" or a test's name
-    tags: tuple[str, ...]
-    status: str  # error, fail, skipped
-    message: str
-
-
-def failed_nodes(warehouse: Path) -> list[NodeFailure]:
-    """The nodes the warehouse's last dbt command did not run cleanly (target/run_results.json)."""
-    target = target_dir(warehouse)
+def _read_results(target: Path) -> tuple[tuple[dict, ...], tuple[NodeFailure, ...]]:
+    """The command's node results (target/run_results.json) and those that did not run cleanly."""
     try:
         results = json.loads((target / "run_results.json").read_text())["results"]
         nodes = json.loads((target / "manifest.json").read_text())["nodes"]
     except (OSError, ValueError, KeyError):
-        return []
+        return (), ()
     failures = []
     for result in results:
         if result.get("status") in ("success", "pass", "warn"):
@@ -138,4 +158,4 @@ def failed_nodes(warehouse: Path) -> list[NodeFailure]:
                 message=str(result.get("message") or ""),
             )
         )
-    return failures
+    return tuple(results), tuple(failures)

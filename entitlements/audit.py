@@ -1,0 +1,94 @@
+"""The audit schema: every table the application writes about what it did, declared once.
+
+dbt reads some of them (models/staging/_audit__sources.yml); the steps write them through
+`ensure`, which creates a missing table and adds columns a warehouse from an older version lacks,
+so no module carries DDL of its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+
+SCHEMA = "audit"
+
+TABLES: dict[str, tuple[tuple[str, str], ...]] = {
+    # One row per step of a run; a build's row is written as it starts (status running), so a build
+    # that never finished is seen by every reader (warehouse.require_complete_build).
+    "pipeline_runs": (
+        ("run_id", "VARCHAR"),
+        ("step", "VARCHAR"),
+        ("as_of_date", "DATE"),
+        ("status", "VARCHAR"),
+        ("detail", "VARCHAR"),
+        ("finished_at", "TIMESTAMP"),
+        ("started_at", "TIMESTAMP"),
+    ),
+    "migration_runs": (
+        ("run_id", "VARCHAR"),
+        ("phase", "VARCHAR"),
+        ("as_of_date", "DATE"),
+        ("legacy_dir", "VARCHAR"),
+        ("max_fault_share", "DOUBLE"),
+        ("started_at", "TIMESTAMP"),
+        ("finished_at", "TIMESTAMP"),
+        ("status", "VARCHAR"),
+        ("stopped_at_step", "VARCHAR"),
+        ("message", "VARCHAR"),
+    ),
+    "migration_phases": (
+        ("phase", "VARCHAR"),
+        ("position", "INTEGER"),
+        ("description", "VARCHAR"),
+        ("rule", "VARCHAR"),
+        ("is_remainder", "BOOLEAN"),
+        ("accounts", "INTEGER"),
+    ),
+    "migration_phase_accounts": (("phase", "VARCHAR"), ("customer_id", "VARCHAR")),
+    # The configuration each ingest used, when it changed; the last one is what dbt applies.
+    "configuration": (
+        ("recorded_at", "TIMESTAMP"),
+        ("source_file", "VARCHAR"),
+        ("fingerprint", "VARCHAR"),
+        ("settings", "JSON"),
+    ),
+    # The analyses, compiled for the warehouse's build (entitlements.serve.queries).
+    "compiled_queries": (("name", "VARCHAR PRIMARY KEY"), ("sql", "VARCHAR"), ("compiled_at", "TIMESTAMP")),
+}
+
+
+def table(name: str) -> str:
+    """The qualified name of an audit table; a name not declared here is a programming error."""
+    if name not in TABLES:
+        raise KeyError(f"audit.{name} is not declared in entitlements/audit.py")
+    return f"{SCHEMA}.{name}"
+
+
+def columns(name: str) -> tuple[str, ...]:
+    return tuple(column for column, _ in TABLES[name])
+
+
+def ensure(con: duckdb.DuckDBPyConnection, *names: str) -> None:
+    """Create the audit tables named (and the schema) if missing; add columns an older one lacks."""
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
+    for name in names:
+        defs = ", ".join(f"{column} {type_}" for column, type_ in TABLES[name])
+        con.execute(f"CREATE TABLE IF NOT EXISTS {table(name)} ({defs})")
+        present = {
+            column
+            for (column,) in con.execute(
+                "SELECT column_name FROM information_schema.columns"
+                " WHERE table_schema = ? AND table_name = ?",
+                [SCHEMA, name],
+            ).fetchall()
+        }
+        for column, type_ in TABLES[name]:
+            if column not in present:
+                con.execute(f"ALTER TABLE {table(name)} ADD COLUMN {column} {type_.split()[0]}")
+
+
+def placeholders(name: str, given: Sequence[str] | None = None) -> str:
+    """`(col, ...) VALUES (?, ...)` for an insert of the columns given (default: all, in order)."""
+    names = list(given or columns(name))
+    return f"({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
