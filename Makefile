@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export GX_ANALYTICS_ENABLED := false
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: venv demo test lint bench lab clean browser
+.PHONY: venv demo test test-fast lint bench lab clean browser
 
 venv: $(STAMP)
 
@@ -27,8 +27,16 @@ demo: venv
 	$(BIN)/entitlements migrate validate data/exports/legacy --warehouse data/warehouse.duckdb
 	$(BIN)/entitlements docs --warehouse data/warehouse.duckdb
 
-test: venv browser lint
-	$(BIN)/python -m pytest
+# Two workers (the machine's two cores). Tests sharing an expensive module fixture carry an
+# xdist_group so one worker builds it; the demo warehouse is built once for both (tests/conftest.py).
+PYTEST := $(BIN)/python -m pytest -n 2 --dist loadgroup
+
+test: venv browser
+	$(PYTEST)
+
+# Unit and integration tiers only: no full runs of their own, no browser.
+test-fast: venv
+	$(PYTEST) -m "not e2e"
 
 # sqlfluff's dbt templater compiles the project, which opens a warehouse: use a scratch one.
 lint: venv

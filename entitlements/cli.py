@@ -15,6 +15,11 @@ from typing import Any
 
 import click
 
+from entitlements.runs.migration import (
+    DEFAULT_MAX_FAULT_SHARE,
+    DEFAULT_REVIEW_MIN_CONTRACTS,
+    DEFAULT_REVIEW_VALUE,
+)
 from entitlements.warehouse import (
     DEFAULT_REPORTS,
     DEFAULT_WAREHOUSE,
@@ -226,9 +231,19 @@ def _resolve_as_of(as_of: datetime | None, export_dir: Path | None, warehouse: P
 @warehouse_option
 @reports_option
 @_as_of_option("Date the marts answer for (default: the export's export.json).")
+@click.option(
+    "--no-reports",
+    is_flag=True,
+    help="Stop after the mart checks: no Data Docs, no reports (later: `entitlements report all`).",
+)
 @_ingest_options
 def run(
-    export_dir: Path, warehouse: Path, reports_dir: Path, as_of: datetime | None, **ingest_options: Any
+    export_dir: Path,
+    warehouse: Path,
+    reports_dir: Path,
+    as_of: datetime | None,
+    no_reports: bool,
+    **ingest_options: Any,
 ) -> None:
     """Ingest EXPORT_DIR, check it, build the marts, check them, write the reports."""
     from entitlements.runs.pipeline import PipelineError, run_pipeline
@@ -238,7 +253,12 @@ def run(
     try:
         with _writing(warehouse, "run"):
             result = run_pipeline(
-                export_dir, warehouse, reports_dir, as_of_date, echo=click.echo, ingest_options=ingest_options
+                export_dir,
+                warehouse,
+                None if no_reports else reports_dir,
+                as_of_date,
+                echo=click.echo,
+                ingest_options=ingest_options,
             )
     except PipelineError as exc:
         _fail(str(exc))
@@ -382,7 +402,7 @@ def migrate() -> None:
 @click.option(
     "--max-fault-share",
     type=click.FloatRange(0, 1),
-    default=0.2,
+    default=DEFAULT_MAX_FAULT_SHARE,
     show_default=True,
     help="A check failing for at least 3 records and more than this share of them stops its step"
     " (a systematic fault).",
@@ -390,14 +410,14 @@ def migrate() -> None:
 @click.option(
     "--review-value",
     type=click.FloatRange(min=0),
-    default=50000,
+    default=DEFAULT_REVIEW_VALUE,
     show_default=True,
     help="Annual value (reporting currency) from which an account goes on the review list.",
 )
 @click.option(
     "--review-contracts",
     type=click.IntRange(min=1),
-    default=8,
+    default=DEFAULT_REVIEW_MIN_CONTRACTS,
     show_default=True,
     help="Contracts from which an account goes on the review list.",
 )

@@ -1,12 +1,19 @@
-"""Shared fixtures: demo exports and a warehouse built by the real pipeline.
+"""Shared fixtures: demo exports and a warehouse built by the real pipeline; the test tiers.
 
-Building is the slow part (about a minute), so it happens once per session and
-tests that change a warehouse work on a copy.
+Building is the slow part (about a minute), so it happens once per session, shared by the
+parallel workers (pytest-xdist) through a lock file; tests that change a warehouse work on a copy.
+
+Every test is in exactly one tier (a marker, usually the module's `pytestmark`):
+  unit         no warehouse: pure Python, files, a parse of the dbt project
+  integration  reads the shared demo warehouse, or lands/builds a small fixture of its own
+  e2e          full runs of the CLI on their own exports, killed runs, reports in a browser
+`make test-fast` runs unit and integration (`-m "not e2e"`); `make test` runs all three.
 """
 
 from __future__ import annotations
 
 import csv
+import fcntl
 import json
 import os
 import shutil
@@ -47,9 +54,38 @@ def build(root: Path, **demo_args: object) -> Built:
     return Built(exports, warehouse, reports, run)
 
 
+TIERS = ("unit", "integration", "e2e")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test outside the tiers would be left out by `make test-fast` without anyone noticing.
+
+    A module's `pytestmark` gives its tier; a test marked e2e in a faster module is e2e (the fast
+    tier is `-m "not e2e"`).
+    """
+    untiered = [item.nodeid for item in items if not any(item.get_closest_marker(tier) for tier in TIERS)]
+    if untiered:
+        raise pytest.UsageError(f"tests need a tier marker of {TIERS}: {untiered[:10]}")
+
+
 @pytest.fixture(scope="session")
-def demo_build(tmp_path_factory: pytest.TempPathFactory) -> Built:
-    built = build(tmp_path_factory.mktemp("demo"), seed=42)
+def demo_build(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Built:
+    """The demo (seed 42) run once for the whole session, whichever worker asks first."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base if worker_id == "master" else base.parent  # xdist: the workers' common folder
+    root = shared / "demo_build"
+    with (shared / "demo_build.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = root / "run.json"
+        if done.exists():
+            run = subprocess.CompletedProcess(**json.loads(done.read_text()))
+            built = Built(root / "exports", root / "warehouse.duckdb", root / "reports", run)
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+            root.mkdir(parents=True)
+            built = build(root, seed=42)
+            record = {"args": [], "returncode": built.run.returncode, "stdout": built.run.stdout}
+            done.write_text(json.dumps(record | {"stderr": built.run.stderr}))
     assert built.run.returncode == 0, built.run.stdout + built.run.stderr
     return built
 

@@ -26,8 +26,14 @@ from entitlements.quality.gates import (
 from entitlements.runs.lock import run_lock
 from entitlements.runs.steps import DbtFailure, StepError, Steps, require_ok
 from entitlements.serve.queries import store_compiled_queries
-from entitlements.transform.dbt_runner import DbtResult, run_dbt, target_dir
+from entitlements.transform.dbt_runner import run_dbt_commands, target_dir
 from entitlements.warehouse import built_as_of, connect, table_exists
+
+# The run's build: everything but the legacy migration (built step by step by `migrate`) and the
+# dbt unit tests, which test the models' logic on fixed rows, not the data: they run once per
+# change of the project (tests/test_dbt_project.py, `make test`), not once per run.
+BUILD_SELECTION = ("--exclude", "tag:migration", "--exclude-resource-type", "unit_test")
+ANALYSES = ("--select", "path:analyses")  # compiled SQL the check and as-of commands execute
 
 
 class PipelineError(StepError):
@@ -203,21 +209,20 @@ def build_step(warehouse: Path, run_id: str, as_of: date) -> None:
     with run_lock(warehouse, "build"):
         landing_step(warehouse, run_id)
         _start_build(warehouse, run_id, as_of)
+        # One dbt process, one parse: the build, then the analyses compiled for this warehouse.
+        commands = [["build", *BUILD_SELECTION], ["compile", *ANALYSES]]
         try:
-            result = require_ok("dbt build", run_dbt("build", warehouse, as_of, "--exclude", "tag:migration"))
-            result = require_ok("dbt compile of the analyses", compile_analyses(warehouse, as_of))
+            result = require_ok("dbt build", run_dbt_commands(commands, warehouse, as_of))
         except DbtFailure as exc:
             _finish_build(warehouse, run_id, "failed", exc.result.output[-4000:])
             raise PipelineError("dbt build", str(exc)) from exc
+        store_analyses(warehouse)
         _finish_build(warehouse, run_id, "ok", result.output[-4000:])
 
 
-def compile_analyses(warehouse: Path, as_of: date) -> DbtResult:
-    """Compile the analyses for the warehouse and store them in it (entitlements.serve.queries)."""
-    compiled = run_dbt("compile", warehouse, as_of, "--select", "path:analyses")
-    if compiled.ok:
-        store_compiled_queries(warehouse, target_dir(warehouse) / "compiled" / "entitlements" / "analyses")
-    return compiled
+def store_analyses(warehouse: Path) -> None:
+    """Keep the analyses dbt compiled for the warehouse in it (entitlements.serve.queries)."""
+    store_compiled_queries(warehouse, target_dir(warehouse) / "compiled" / "entitlements" / "analyses")
 
 
 def marts_step(warehouse: Path, run_id: str) -> GateReport:
@@ -254,7 +259,7 @@ def reports_step(warehouse: Path, reports_dir: Path, names: Sequence[str], param
 def run_pipeline(
     export_dir: Path,
     warehouse: Path,
-    reports_dir: Path,
+    reports_dir: Path | None,
     as_of: date,
     *,
     progress: bool | None = None,
@@ -262,7 +267,7 @@ def run_pipeline(
     ingest_options: dict[str, Any] | None = None,
 ) -> RunResult:
     """The whole run under one lock (entitlements.runs.lock): no other command changes the warehouse
-    between its stages."""
+    between its stages. reports_dir None: no Data Docs and no reports."""
     with run_lock(warehouse, "run"):
         run_id = uuid.uuid4().hex[:12]
         result = RunResult(run_id, as_of)
@@ -300,6 +305,8 @@ def run_pipeline(
             f"mart checks: {len(result.marts.results)} expectations, "
             f"{len(result.marts.failures)} non-critical failures"
         )
+        if reports_dir is None:
+            return result
         reports_dir.mkdir(parents=True, exist_ok=True)
         result.reports.append(build_data_docs(reports_dir, warehouse))
         from entitlements.reports.render import PIPELINE_REPORTS

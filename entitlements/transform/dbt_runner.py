@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -81,21 +82,32 @@ def run_dbt(
     as_of sets the var as_of_date; dbt_vars adds other vars (the migration's phase, say); under
     both, the vars of the configuration last recorded in the warehouse (entitlements.config).
     """
+    return run_dbt_commands([[*command.split(), *extra]], warehouse, as_of, dbt_vars=dbt_vars)
+
+
+def run_dbt_commands(
+    commands: Sequence[Sequence[str]],
+    warehouse: Path,
+    as_of: date | None = None,
+    *,
+    dbt_vars: dict | None = None,
+) -> DbtResult:
+    """Run dbt commands (e.g. ["build", "--exclude", ...]) one after the other in one child process
+    that parses the project once; stop at the first that fails. The result is that command's (or
+    the last one's): its node results come from its run_results.json."""
     from entitlements.config import recorded_dbt_vars
 
     warehouse = Path(warehouse).resolve()
-    work = target_dir(warehouse).parent
-    args = [
-        str(Path(sys.executable).with_name("dbt")),
-        *command.split(),  # "build", or "docs generate"
+    target = target_dir(warehouse)
+    common = [
         "--project-dir",
         str(DBT_PROJECT_DIR),
         "--profiles-dir",
         str(DBT_PROJECT_DIR),
         "--target-path",
-        str(work / "target"),
+        str(target),
         "--log-path",
-        str(work / "logs"),
+        str(target.parent / "logs"),
     ]
     all_vars = (
         recorded_dbt_vars(warehouse)
@@ -103,20 +115,23 @@ def run_dbt(
         | (dbt_vars or {})
     )
     if all_vars:
-        args += ["--vars", json.dumps(all_vars)]
-    args += list(extra)
+        common += ["--vars", json.dumps(all_vars)]
     # A command that stops before running a node writes no run_results.json: never read a stale one.
-    (work / "target" / "run_results.json").unlink(missing_ok=True)
+    for stale in target.glob("run_results*.json"):
+        stale.unlink()
+    spec = {"common": common, "target": str(target), "commands": [list(command) for command in commands]}
     proc = subprocess.run(
-        args,
+        [sys.executable, "-m", "entitlements.transform.dbt_child", json.dumps(spec)],
         env=dbt_env(warehouse),
         capture_output=True,
         text=True,
         check=False,
         preexec_fn=_die_with_parent(os.getpid()),
     )
-    results, failures = _read_results(target_dir(warehouse))
-    return DbtResult(command, proc.returncode, proc.stdout + proc.stderr, results, failures)
+    ran = sorted(target.glob("run_results.*.json"), key=lambda path: int(path.stem.split(".")[1]))
+    results, failures = _read_results(ran[-1] if ran else target / "run_results.json", target)
+    name = " && ".join(" ".join(command[:2]) for command in commands)
+    return DbtResult(name, proc.returncode, proc.stdout + proc.stderr, results, failures)
 
 
 def _die_with_parent(parent: int):
@@ -133,10 +148,10 @@ def _die_with_parent(parent: int):
     return arm
 
 
-def _read_results(target: Path) -> tuple[tuple[dict, ...], tuple[NodeFailure, ...]]:
-    """The command's node results (target/run_results.json) and those that did not run cleanly."""
+def _read_results(run_results: Path, target: Path) -> tuple[tuple[dict, ...], tuple[NodeFailure, ...]]:
+    """A command's node results (its run_results.json) and those that did not run cleanly."""
     try:
-        results = json.loads((target / "run_results.json").read_text())["results"]
+        results = json.loads(run_results.read_text())["results"]
         nodes = json.loads((target / "manifest.json").read_text())["nodes"]
     except (OSError, ValueError, KeyError):
         return (), ()
