@@ -17,6 +17,8 @@ import pytest
 from entitlements.ingest.adapters.salesforce import END_DATE, MACROS
 from entitlements.ingest.land import IngestError, ingest_exports
 
+pytestmark = pytest.mark.integration
+
 # 15-character ids and their 18-character forms as published with the algorithm's descriptions.
 PUBLISHED_IDS = [
     ("a0D30000001n7Pi", "a0D30000001n7PiEAI"),

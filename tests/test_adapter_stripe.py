@@ -25,6 +25,8 @@ from entitlements.ingest.errors import IngestError
 from entitlements.ingest.land import FileResult, ingest_exports
 from tests.conftest import query_rows
 
+pytestmark = pytest.mark.integration
+
 MAPPING = """kind,source_id,target_id
 customer,cus_A,C00001
 customer,cus_B,C00002

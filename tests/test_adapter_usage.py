@@ -21,6 +21,8 @@ from entitlements.ingest.land import ingest_exports
 from entitlements.transform.dbt_runner import run_dbt
 from tests.conftest import query_rows
 
+pytestmark = pytest.mark.integration
+
 MAPPING = """kind,source_id,target_id
 meter,com.acme.api.call,API_CALLS
 meter,storage,STORAGE_GB

@@ -72,9 +72,7 @@ def test_no_layer_imports_a_higher_one() -> None:
         f"{module} -> {target}"
         for module, targets in _graph().items()
         for target in targets
-        if _layer(module) in RANK
-        and _layer(target) in RANK
-        and RANK[_layer(target)] > RANK[_layer(module)]
+        if _layer(module) in RANK and _layer(target) in RANK and RANK[_layer(target)] > RANK[_layer(module)]
     )
     assert upward == [], "imports against the data flow:\n" + "\n".join(upward)
 

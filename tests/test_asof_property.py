@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -24,6 +25,8 @@ from entitlements.ingest.land import ingest_exports
 from entitlements.serve.asof import active_entitlements
 from entitlements.serve.queries import store_compiled_queries
 from entitlements.transform.dbt_runner import run_dbt, target_dir
+
+pytestmark = pytest.mark.e2e
 
 PACKAGES = {
     "support": catalog.SUPPORT_PACKAGES,

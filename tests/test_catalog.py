@@ -22,6 +22,8 @@ from entitlements.ingest.land import IngestError, ensure_warehouse, ingest_expor
 from entitlements.ingest.layouts import LAYOUTS
 from tests.conftest import entitlements
 
+pytestmark = pytest.mark.unit
+
 NAME = "crm/catalog.csv"
 THREE_LEVELS = (
     "the catalog has exactly three levels, package -> group -> entitlement;"

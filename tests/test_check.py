@@ -23,6 +23,8 @@ from entitlements.serve.asof import active_entitlements
 from entitlements.serve.check import CheckInputError, EntitlementChecker, WarehouseBusyError
 from tests.conftest import entitlements
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture(scope="module")
 def con(demo_warehouse: Path) -> Iterator[duckdb.DuckDBPyConnection]:

@@ -10,6 +10,8 @@ import pytest
 
 from tests.conftest import entitlements
 
+pytestmark = pytest.mark.integration
+
 SUBCOMMANDS = (
     "demo",
     "run",

@@ -26,6 +26,8 @@ from entitlements.config import (
 )
 from tests.conftest import entitlements
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "configuration.md"
 

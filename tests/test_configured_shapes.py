@@ -21,6 +21,8 @@ from entitlements.ingest.errors import IngestError
 from entitlements.ingest.land import ingest_exports
 from tests.conftest import query_rows
 
+pytestmark = pytest.mark.integration
+
 
 def export(root: Path, files: dict[str, str], config: str) -> tuple[Path, Path]:
     for name, text in files.items():

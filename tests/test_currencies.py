@@ -21,6 +21,8 @@ from entitlements.transform.dbt_runner import target_dir
 from entitlements.warehouse import DBT_PROJECT_DIR
 from tests.conftest import entitlements, query_rows
 
+pytestmark = pytest.mark.unit
+
 FX_SEED = DBT_PROJECT_DIR / "seeds" / "fx_rates.csv"
 CANONICAL = Path(__file__).parent / "fixtures" / "exports" / "canonical"
 AS_OF = "2026-10-31"
@@ -149,6 +151,8 @@ def user_rates(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return warehouse
 
 
+@pytest.mark.xdist_group("test_currencies.user_rates")
+@pytest.mark.e2e
 def test_a_rates_file_replaces_the_seed(user_rates: Path) -> None:
     assert query_rows(user_rates, "select count(*) as n from raw.billing_fx_rates") == [{"n": 14}]
     kpis = {
@@ -172,6 +176,8 @@ def test_a_rates_file_replaces_the_seed(user_rates: Path) -> None:
         assert row["fx_rate"] is None and row["leaked_total_reporting"] is None
 
 
+@pytest.mark.xdist_group("test_currencies.user_rates")
+@pytest.mark.e2e
 def test_the_warnings_name_the_currency_without_a_rate(user_rates: Path) -> None:
     # The dbt warning test: its rows are the currency-months without a rate.
     compiled = target_dir(user_rates) / "compiled" / "entitlements" / "tests" / "marts"

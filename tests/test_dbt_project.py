@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import pytest
 import yaml
 
 from entitlements.transform.dbt_sources import MODELS, sources_yaml
 from entitlements.warehouse import DBT_PROJECT_DIR
+
+pytestmark = pytest.mark.unit
+
+# Intermediate models and marts live in one folder per area, each with one _<area>__models.yml
+# holding its models' docs, columns, data tests and unit tests.
+AREAS = {
+    "intermediate": {"entitlements", "services", "usage", "billing", "leakage", "migration"},
+    "marts": {"entitlements", "leakage", "limits", "renewals", "migration"},
+}
+LAYER_FILES = {"intermediate": set(), "marts": {"_marts__exposures.yml"}}
 
 
 def test_source_declarations_match_the_export_layouts() -> None:
@@ -38,7 +49,7 @@ NO_PRIMARY_KEY = {
 
 def test_every_model_is_documented_with_a_primary_key_test() -> None:
     documented = {}
-    # Any _<dir>__<topic>.yml may document models (e.g. _marts__kpis.yml beside _marts__models.yml).
+    # Any _<dir>__<topic>.yml may document models (staging: _crm__models.yml; an area: _leakage__models.yml).
     for path in (DBT_PROJECT_DIR / "models").rglob("_*__*.yml"):
         for model in yaml.safe_load(path.read_text()).get("models", []):
             documented[model["name"]] = model
@@ -52,3 +63,20 @@ def test_every_model_is_documented_with_a_primary_key_test() -> None:
         assert "unique" in tests or any(isinstance(t, dict) and "unique_combination" in t for t in tests), (
             f"{sql.stem} has no primary-key test"
         )
+
+
+def test_models_live_in_their_area_folder_beside_one_yaml_file() -> None:
+    for layer, areas in AREAS.items():
+        root = DBT_PROJECT_DIR / "models" / layer
+        assert not list(root.glob("*.sql")), f"{layer}: every model is in an area folder"
+        assert {p.name for p in root.iterdir() if p.is_dir()} == areas
+        assert {p.name for p in root.glob("*.yml")} == LAYER_FILES[layer]
+        for area in areas:
+            folder = root / area
+            assert [p.name for p in folder.glob("*.yml")] == [f"_{area}__models.yml"], folder
+            assert not [p for p in folder.iterdir() if p.is_dir()], f"{folder}: one level of areas"
+            documented = yaml.safe_load((folder / f"_{area}__models.yml").read_text())
+            models = {model["name"] for model in documented["models"]}
+            assert models == {p.stem for p in folder.glob("*.sql")}, f"{folder}: documents its own models"
+            tested = {test["model"] for test in documented.get("unit_tests", [])}
+            assert tested <= models, f"{folder}: unit tests of other areas' models {sorted(tested - models)}"

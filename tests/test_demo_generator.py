@@ -12,6 +12,8 @@ import pytest
 from entitlements.demo import generate_demo
 from entitlements.reports.leakage import LEAKAGE_CATEGORIES as CATEGORIES
 
+pytestmark = pytest.mark.unit
+
 
 def digest(root: Path) -> dict[str, str]:
     return {

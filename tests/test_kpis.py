@@ -15,6 +15,8 @@ from entitlements.reports.leakage import LEAKAGE_CATEGORIES as CATEGORIES
 from entitlements.warehouse import DBT_PROJECT_DIR
 from tests.conftest import Built, query_rows
 
+pytestmark = pytest.mark.integration
+
 KPIS = "marts.fct_leakage_kpis"
 CENT = Decimal("0.01")
 # Leak categories that mean "billing does not match a billable CRM or metering record".

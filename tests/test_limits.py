@@ -15,8 +15,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from tests.conftest import Built
+
+pytestmark = pytest.mark.integration
 
 # Every contract line version of a signed contract with each entitlement its package grants
 # (catalog: package -> group -> entitlement), and the deliveries / de-duplicated events

@@ -28,6 +28,9 @@ from entitlements.warehouse import DEFAULT_REPORTS, PROJECT_ROOT
 from tests.browser import open_report
 from tests.conftest import Built, build, entitlements, query_rows, read_csv
 
+# One worker for the whole module: its module fixtures are full runs, built once.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("test_migration")]
+
 LEGACY_DELIMITER = "|"
 
 

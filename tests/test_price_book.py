@@ -22,6 +22,8 @@ from entitlements.ingest.layouts import LAYOUTS
 from entitlements.ingest.price_book import PRICE_BOOK_LAYOUT, PriceBookProblem, validate_price_book
 from tests.conftest import entitlements
 
+pytestmark = pytest.mark.unit
+
 NAME = "billing/price_book.csv"
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "pricing.md"
 TIERS = "item_code,currency,price_type,unit_amount,charge_model,tier_up_to"

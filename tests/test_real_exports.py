@@ -14,6 +14,9 @@ import pytest
 
 from tests.conftest import entitlements
 
+# One worker for the whole module: its module fixtures are full runs, built once.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("test_real_exports")]
+
 FIXTURE = Path(__file__).parent / "fixtures" / "real_exports" / "export"
 NORTHWIND, KESTREL, SAKURA = "001Dn00000NwTrdAAA", "001Dn00000KstrlAAA", "001Dn00000SakurAAA"
 

@@ -1,6 +1,6 @@
 """Renewal marts on the demo warehouse, checked against the exported CRM files read here with csv.
 
-The rules restated from the docs (dbt_project/models/marts/_marts__models.yml, _marts__renewals.yml):
+The rules restated from the docs (dbt_project/models/marts/renewals/_renewals__models.yml):
 end_date exclusive, 0 days left is expired, windows 1-30 / 31-60 / 61-90 / later, a signed successor
 renews, terms ended over 365 days before the as-of date drop out; alerts 90, 60, 30 days before the end.
 """
@@ -17,6 +17,8 @@ import pytest
 
 from entitlements.runs.summary import summary_tables
 from tests.conftest import Built, query_rows
+
+pytestmark = pytest.mark.integration
 
 RENEWABLE = {"service_contract", "subscription"}
 SIGNED = {"active", "expired"}

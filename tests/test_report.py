@@ -26,6 +26,9 @@ from entitlements.warehouse import DBT_PROJECT_DIR, DEFAULT_REPORTS, NOTEBOOKS_D
 from tests.browser import open_report
 from tests.conftest import entitlements, read_csv
 
+# One worker for the whole module: its module fixtures are full runs, built once.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("test_report")]
+
 # plotly figures each report draws from the demo warehouse
 FIGURES = {"leakage": 4, "renewals": 2, "usage": 2}
 
@@ -310,7 +313,7 @@ def test_exposures_declare_every_notebook_and_the_marts_it_reads():
     for name, file in REPORTS.items():
         exposure = by_notebook[file]
         source = (NOTEBOOKS_DIR / file).read_text(encoding="utf-8")
-        module = (PROJECT_ROOT / "entitlements" / "analysis" / f"{name}.py").read_text(encoding="utf-8")
+        module = (PROJECT_ROOT / "entitlements" / "reports" / f"{name}.py").read_text(encoding="utf-8")
         read = set(re.findall(r"marts\.(fct_\w+)", source + module))
         declared = {re.fullmatch(r"ref\('(\w+)'\)", d).group(1) for d in exposure["depends_on"]}
         assert read <= declared, f"{file} reads {sorted(read - declared)} without declaring them"

@@ -27,6 +27,8 @@ import pytest
 from entitlements.reports.common import ReportTables
 from tests.conftest import BIN, entitlements, query_rows, read_csv
 
+pytestmark = pytest.mark.e2e
+
 FIXTURES = Path(__file__).parent / "fixtures" / "exports"
 REPO = Path(__file__).resolve().parents[1]
 AS_OF = "2026-10-31"
@@ -211,6 +213,7 @@ def canonical_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
 # --------------------------------------------------------------------------- 3. the landing gate
 
 
+@pytest.mark.xdist_group("test_run_integrity.canonical_run")
 def test_loads_landed_by_a_plain_ingest_are_validated_before_they_reach_the_marts(
     canonical_run: tuple[Path, Path],
 ) -> None:
@@ -450,6 +453,7 @@ def test_a_reverted_load_is_reverted_and_its_rows_still_add_up(tmp_path: Path) -
 # --------------------------------------------------------------------------- 8. CSV formula injection
 
 
+@pytest.mark.xdist_group("test_run_integrity.canonical_run")
 def test_report_and_answer_csvs_neutralise_formulas(tmp_path: Path, canonical_run: tuple[Path, Path]) -> None:
     import pandas as pd
 
@@ -552,6 +556,7 @@ def test_links_that_lead_nowhere_refuse_the_export_by_name(tmp_path: Path, kind:
 # --------------------------------------------------------------------------- 10. installed as users install
 
 
+@pytest.mark.xdist_group("test_run_integrity.canonical_run")
 def test_report_on_a_locked_warehouse_exits_2(canonical_run: tuple[Path, Path], tmp_path: Path) -> None:
     _, warehouse = canonical_run
     con = duckdb.connect(str(warehouse))  # a writer holds it

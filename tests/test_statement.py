@@ -21,6 +21,8 @@ from entitlements.serve.statement import format_date, load_statement, render_sta
 from entitlements.warehouse import connect
 from tests.conftest import entitlements
 
+pytestmark = pytest.mark.integration
+
 
 class StatementPage(HTMLParser):
     """The rows of a statement page (entitlements and renewals), the text of their cells by class,
@@ -271,6 +273,7 @@ def test_statement_command_unknown_customer_exits_2(demo_warehouse: Path, tmp_pa
     assert not out.exists()
 
 
+@pytest.mark.e2e
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="headless Chromium is not installed")
 def test_chart_renders_offline_in_chromium(demo_warehouse: Path, tmp_path: Path) -> None:
     page = write_statement(demo_warehouse, "C00001", tmp_path / "s.html")

@@ -11,14 +11,11 @@ with
 
 grants as (
     select * from {{ ref('int_entitlement_grants') }}
-    where valid_from <= {{ as_of }} and {{ as_of }} < valid_to
+    where {{ in_force('valid_from', 'valid_to', as_of, null_to_unbounded=false) }}
 ),
 
 approved_overrides as (
-    select * from {{ ref('stg_crm__overrides') }}
-    where
-        approved_by is not null
-        and valid_from <= {{ as_of }} and {{ as_of }} < valid_to
+    {{ approved_overrides(on=as_of) }}
 ),
 
 deliveries as (

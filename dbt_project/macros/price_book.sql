@@ -106,8 +106,9 @@
                         and quantities.currency = prices.currency
                         and quantities.price_type = prices.price_type
                         and (prices.package_code is null or quantities.package_code = prices.package_code)
-                        and (prices.valid_from is null or quantities.priced_on >= prices.valid_from)
-                        and (prices.valid_to is null or quantities.priced_on < prices.valid_to)
+                        and {{ in_force(
+                            'prices.valid_from', 'prices.valid_to', 'quantities.priced_on', null_from_unbounded=true
+                        ) }}
             ) as candidates
             where specificity = 1
         ) as tiers

@@ -6,6 +6,8 @@ two decimals); figures render offline (plotly.js embedded once per page, no CDN)
 
 from __future__ import annotations
 
+import csv
+import functools
 import html
 import re
 from collections.abc import Mapping, Sequence
@@ -20,7 +22,7 @@ from plotly.io.base_renderers import MimetypeRenderer
 from plotly.offline import get_plotlyjs
 
 from entitlements.serve.spreadsheet import safe_frame
-from entitlements.warehouse import PROJECT_ROOT, connect_marts
+from entitlements.warehouse import DBT_PROJECT_DIR, PROJECT_ROOT, connect_marts
 
 # Columns holding an amount of money (DECIMAL(18,2) in the marts).
 MONEY_COLUMNS: tuple[str, ...] = ("amount", "total_amount", "annual_value")
@@ -29,6 +31,9 @@ MONEY_COLUMNS: tuple[str, ...] = ("amount", "total_amount", "annual_value")
 WRAP_COLUMNS: tuple[str, ...] = ("explanation", "categories")
 
 RENDERER_NAME = "entitlements_offline"
+
+# The leakage categories' one definition, which dbt reads too (the seed leakage_categories).
+LEAKAGE_CATEGORIES_SEED = DBT_PROJECT_DIR / "seeds" / "leakage_categories.csv"
 _TABLE_NAME = re.compile(r"^[a-z0-9_]+$")
 
 
@@ -53,6 +58,14 @@ def open_warehouse(path: Path | str) -> duckdb.DuckDBPyConnection:
 def query(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence | None = None) -> pd.DataFrame:
     """Run a query and return a DataFrame (DECIMAL comes back as float64, exact to the cent)."""
     return con.execute(sql, list(params or [])).df()
+
+
+@functools.cache
+def leakage_categories() -> tuple[dict[str, str], ...]:
+    """The leakage categories in display order, each a row of the seed leakage_categories.csv
+    (category, display_order, colour as hex, label in plain words, description)."""
+    with LEAKAGE_CATEGORIES_SEED.open(newline="", encoding="utf-8") as handle:
+        return tuple(sorted(csv.DictReader(handle), key=lambda row: int(row["display_order"])))
 
 
 # --------------------------------------------------------------------------- parameters

@@ -15,24 +15,14 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from entitlements.reports.common import parse_as_of, query, strip_facet_labels
+from entitlements.reports.common import leakage_categories, parse_as_of, query, strip_facet_labels
 
 LEAKAGE_TABLE = "marts.fct_revenue_leakage"
 
-# Fixed order and colours so a category looks the same in every chart and report.
-LEAKAGE_CATEGORIES: tuple[str, ...] = (
-    "unbilled_service",
-    "uncovered_service",
-    "over_allowance_service",
-    "premium_service_on_standard",
-    "unbilled_overage",
-    "under_billed",
-    "post_expiry_usage",
-    "unapproved_override",
-)
-CATEGORY_COLORS: dict[str, str] = dict(
-    zip(LEAKAGE_CATEGORIES, px.colors.qualitative.Safe + px.colors.qualitative.Vivid, strict=False)
-)
+# Fixed order and colours so a category looks the same in every chart and report: the seed
+# leakage_categories, which dbt reads too.
+LEAKAGE_CATEGORIES: tuple[str, ...] = tuple(row["category"] for row in leakage_categories())
+CATEGORY_COLORS: dict[str, str] = {row["category"]: row["colour"] for row in leakage_categories()}
 
 
 @dataclass(frozen=True)

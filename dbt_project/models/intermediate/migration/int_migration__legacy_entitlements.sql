@@ -12,8 +12,7 @@ segments as (
     where
         customer_id is not null
         and coalesce(legacy_status, '') <> 'C'
-        and valid_from <= {{ migration_as_of() }}
-        and {{ migration_as_of() }} < valid_to
+        and {{ in_force('valid_from', 'valid_to', migration_as_of(), null_to_unbounded=false) }}
 ),
 
 allowances as (

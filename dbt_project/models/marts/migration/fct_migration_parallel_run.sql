@@ -13,8 +13,7 @@ legacy_entitlements as (
 new_grants as (
     select * from {{ ref('int_entitlement_grants') }}
     where
-        valid_from <= {{ migration_as_of() }}
-        and {{ migration_as_of() }} < valid_to
+        {{ in_force('valid_from', 'valid_to', migration_as_of(), null_to_unbounded=false) }}
         and {{ in_migration_phase('customer_id') }}
 ),
 

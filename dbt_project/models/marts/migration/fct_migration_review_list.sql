@@ -14,8 +14,7 @@ segments_in_force as (
     where
         in_phase
         and customer_id is not null
-        and valid_from <= {{ migration_as_of() }}
-        and {{ migration_as_of() }} < valid_to
+        and {{ in_force('valid_from', 'valid_to', migration_as_of(), null_to_unbounded=false) }}
 ),
 
 contracts as (

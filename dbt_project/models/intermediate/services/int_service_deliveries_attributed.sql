@@ -15,8 +15,7 @@ grants as (
 ),
 
 approved_overrides as (
-    select * from {{ ref('stg_crm__overrides') }}
-    where approved_by is not null
+    {{ approved_overrides() }}
 ),
 
 candidates as (
@@ -42,8 +41,9 @@ candidates as (
         on
             deliveries.customer_id = grants.customer_id
             and deliveries.service_code = grants.entitlement_code
-            and deliveries.created_at >= grants.valid_from_at
-            and deliveries.created_at < grants.valid_to_at
+            and {{ in_force(
+                'grants.valid_from_at', 'grants.valid_to_at', 'deliveries.created_at', null_to_unbounded=false
+            ) }}
             and (grants.asset_id is null or deliveries.asset_id = grants.asset_id)
             and (grants.location_id is null or deliveries.location_id = grants.location_id)
     where deliveries.billing_type = 'covered'
@@ -73,8 +73,10 @@ override_extras as (
         on
             winners.contract_id = approved_overrides.contract_id
             and winners.entitlement_code = approved_overrides.entitlement_code
-            and winners.delivered_on_ >= approved_overrides.valid_from
-            and winners.delivered_on_ < approved_overrides.valid_to
+            and {{ in_force(
+                'approved_overrides.valid_from', 'approved_overrides.valid_to', 'winners.delivered_on_',
+                null_to_unbounded=false
+            ) }}
     group by winners.delivery_id
 ),
 

@@ -20,8 +20,9 @@ with_package as (
             where
                 grants.contract_id = overrides.contract_id
                 and grants.entitlement_code = overrides.entitlement_code
-                and grants.valid_from <= overrides.valid_from
-                and overrides.valid_from < grants.valid_to
+                and {{ in_force(
+                    'grants.valid_from', 'grants.valid_to', 'overrides.valid_from', null_to_unbounded=false
+                ) }}
         ) as package_code
     from overrides
 ),

@@ -1,7 +1,9 @@
 -- Leakage key figures per month and currency. Amounts stay in the currency of the row;
 -- only the *_reporting columns (converted with the seed fx_rates) may be added across
 -- currencies. period_month: the month of a leak's occurred_on, of an invoice line's
--- period_start, of a billable record's date.
+-- period_start, of a billable record's date. One leaked_<category> column per row of the seed
+-- leakage_categories, in its display_order.
+-- depends_on: {{ ref('leakage_categories') }}
 {%- set categories = leakage_categories() %}
 with
 

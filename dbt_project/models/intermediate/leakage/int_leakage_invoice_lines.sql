@@ -41,8 +41,10 @@ adjustments_placed as (
     inner join billing_periods
         on
             adjustments.contract_line_id = billing_periods.contract_line_id
-            and adjustments.period_start >= billing_periods.period_start
-            and adjustments.period_start < billing_periods.period_end
+            and {{ in_force(
+                'billing_periods.period_start', 'billing_periods.period_end', 'adjustments.period_start',
+                null_to_unbounded=false
+            ) }}
 ),
 
 adjusted as (
@@ -70,8 +72,10 @@ expected as (
     inner join contract_lines
         on
             billing_periods.contract_line_id = contract_lines.contract_line_id
-            and billing_periods.period_start >= contract_lines.valid_from
-            and billing_periods.period_start < contract_lines.valid_to
+            and {{ in_force(
+                'contract_lines.valid_from', 'contract_lines.valid_to', 'billing_periods.period_start',
+                null_to_unbounded=false
+            ) }}
     left join adjusted
         on billing_periods.invoice_line_id = adjusted.billing_line_id
 ),

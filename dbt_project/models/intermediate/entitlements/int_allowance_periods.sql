@@ -37,8 +37,7 @@ usage_events as (
 ),
 
 approved_overrides as (
-    select * from {{ ref('stg_crm__overrides') }}
-    where approved_by is not null
+    {{ approved_overrides() }}
 ),
 
 period_offsets as (
@@ -202,8 +201,10 @@ versioned_days as (
             change_days.contract_line_id = version_periods.contract_line_id
             and change_days.entitlement_code = version_periods.entitlement_code
             and change_days.period_start = version_periods.period_start
-            and change_days.change_day >= version_periods.in_force_from
-            and change_days.change_day < version_periods.in_force_to
+            and {{ in_force(
+                'version_periods.in_force_from', 'version_periods.in_force_to', 'change_days.change_day',
+                null_to_unbounded=false
+            ) }}
 ),
 
 override_extras as (
@@ -218,8 +219,10 @@ override_extras as (
         on
             versioned_days.contract_id = approved_overrides.contract_id
             and versioned_days.entitlement_code = approved_overrides.entitlement_code
-            and versioned_days.change_day >= approved_overrides.valid_from
-            and versioned_days.change_day < approved_overrides.valid_to
+            and {{ in_force(
+                'approved_overrides.valid_from', 'approved_overrides.valid_to', 'versioned_days.change_day',
+                null_to_unbounded=false
+            ) }}
     group by
         versioned_days.contract_line_id,
         versioned_days.entitlement_code,

@@ -89,8 +89,10 @@ usage_candidates as (
                     (
                         '{{ strategy }}' = 'subscription_item'
                         and overage_lines.subscription_item_id = usage_periods.contract_line_id
-                        and overage_lines.period_start >= usage_periods.period_start
-                        and overage_lines.period_start < usage_periods.period_end
+                        and {{ in_force(
+                            'usage_periods.period_start', 'usage_periods.period_end', 'overage_lines.period_start',
+                            null_to_unbounded=false
+                        ) }}
                     )
                     or (
                         '{{ strategy }}' = 'customer_meter_month'

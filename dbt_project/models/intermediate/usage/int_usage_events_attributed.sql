@@ -46,8 +46,9 @@ attributed as (
         on
             events.customer_id = grants.customer_id
             and events.meter_code = grants.entitlement_code
-            and events.occurred_at >= grants.valid_from_at
-            and events.occurred_at < grants.valid_to_at
+            and {{ in_force(
+                'grants.valid_from_at', 'grants.valid_to_at', 'events.occurred_at', null_to_unbounded=false
+            ) }}
 )
 
 

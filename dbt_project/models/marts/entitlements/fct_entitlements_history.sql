@@ -119,7 +119,7 @@ select
     valid_from,
     valid_to,
     coalesce(
-        valid_from <= {{ as_of_date() }} and (valid_to is null or {{ as_of_date() }} < valid_to)
+        {{ in_force('valid_from', 'valid_to', as_of_date()) }}
         and change_type <> 'expired',
         false
     ) as is_in_force

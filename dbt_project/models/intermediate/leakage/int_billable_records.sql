@@ -43,8 +43,10 @@ contract_line_periods as (
     inner join contract_lines
         on
             invoice_lines.contract_line_id = contract_lines.contract_line_id
-            and invoice_lines.period_start >= contract_lines.valid_from
-            and invoice_lines.period_start < contract_lines.valid_to
+            and {{ in_force(
+                'contract_lines.valid_from', 'contract_lines.valid_to', 'invoice_lines.period_start',
+                null_to_unbounded=false
+            ) }}
 ),
 
 records as (
