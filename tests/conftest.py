@@ -47,11 +47,13 @@ class Built:
     run: subprocess.CompletedProcess[str]
 
 
-def build(root: Path, **demo_args: object) -> Built:
-    exports, warehouse, reports = root / "exports", root / "warehouse.duckdb", root / "reports"
+def build(root: Path, *, reports: bool = True, **demo_args: object) -> Built:
+    """Generate a demo export and run it (without Data Docs and reports when reports is False)."""
+    exports, warehouse, written = root / "exports", root / "warehouse.duckdb", root / "reports"
     generate_demo(exports, **demo_args)
-    run = entitlements("run", exports, "--warehouse", warehouse, "--reports", reports)
-    return Built(exports, warehouse, reports, run)
+    options = ("--reports", written) if reports else ("--no-reports",)
+    run = entitlements("run", exports, "--warehouse", warehouse, *options)
+    return Built(exports, warehouse, written, run)
 
 
 TIERS = ("unit", "integration", "e2e")

@@ -13,7 +13,13 @@ import duckdb
 import pytest
 
 from entitlements.ingest.currencies import CURRENCIES
-from entitlements.ingest.land import IngestError, ensure_warehouse, ingest_exports, revert_load
+from entitlements.ingest.land import (
+    SUPERSEDED_SCHEMA,
+    IngestError,
+    ensure_warehouse,
+    ingest_exports,
+    revert_load,
+)
 from entitlements.ingest.layouts import (
     EXPORT_LAYOUTS,
     LAYOUTS_BY_TABLE,
@@ -22,6 +28,8 @@ from entitlements.ingest.layouts import (
     Layout,
     layout_for,
 )
+
+pytestmark = pytest.mark.integration
 
 # ---------------------------------------------------------------- fixtures written from the layouts
 
@@ -513,3 +521,65 @@ def test_revert_unknown_load_changes_nothing(export: Path, warehouse: Path) -> N
         revert_load(warehouse, [results[0].load_id, "no-such-load"], "test")
 
     assert state(warehouse) == before
+
+
+def load_ids_by_schema(warehouse: Path, table: str) -> tuple[list[str], list[str]]:
+    """The load ids with rows in raw.<table> and in raw_superseded.<table>."""
+    sql = "SELECT DISTINCT _load_id FROM {}.{} ORDER BY 1"
+    return (
+        [r[0] for r in query(warehouse, sql.format("raw", table))],
+        [r[0] for r in query(warehouse, sql.format(SUPERSEDED_SCHEMA, table))],
+    )
+
+
+def land_versions(tmp_path: Path, warehouse: Path, versions: int) -> list[str]:
+    """crm/accounts.csv landed `versions` times, each a correction of the one before; their load ids."""
+    root = tmp_path / "export"
+    load_ids = []
+    for version in range(versions):
+        write_file(root, "crm/accounts.csv", ACCOUNTS, records(ACCOUNTS, 2 + version, tag=f"-v{version}"))
+        (result,) = ingest_exports(warehouse, root, progress=False)
+        load_ids.append(result.load_id)
+    return load_ids
+
+
+def test_reverting_corrections_moves_exactly_the_superseded_rows_back(
+    tmp_path: Path, warehouse: Path
+) -> None:
+    v1, v2, v3 = land_versions(tmp_path, warehouse, 3)
+    assert load_ids_by_schema(warehouse, "crm_accounts") == ([v3], sorted([v1, v2]))
+
+    revert_load(warehouse, [v3], "test")  # v2 counts again; v1 stays superseded (by v2)
+    assert load_ids_by_schema(warehouse, "crm_accounts") == ([v2], [v1])
+    assert raw_counts(warehouse)["crm_accounts"] == 3
+
+    revert_load(warehouse, [v1], "test")  # a superseded load reverted: its rows are gone, v2 untouched
+    assert load_ids_by_schema(warehouse, "crm_accounts") == ([v2], [])
+    statuses = query(warehouse, "SELECT load_id, status, superseded_by FROM audit.ingest_manifest")
+    assert sorted(statuses) == sorted([(v1, "reverted", v2), (v2, "landed", None), (v3, "reverted", None)])
+
+
+def test_reverting_a_correction_with_what_it_superseded_restores_nothing(
+    tmp_path: Path, warehouse: Path
+) -> None:
+    v1, v2 = land_versions(tmp_path, warehouse, 2)
+
+    revert_load(warehouse, [v1, v2], "test")
+
+    assert load_ids_by_schema(warehouse, "crm_accounts") == ([], [])
+
+
+def test_ensure_warehouse_sets_aside_the_superseded_rows_an_older_warehouse_kept_in_raw(
+    tmp_path: Path, warehouse: Path
+) -> None:
+    v1, v2 = land_versions(tmp_path, warehouse, 2)
+    with duckdb.connect(str(warehouse)) as con:  # as the ingest left a correction before raw_superseded
+        con.execute(f"INSERT INTO raw.crm_accounts SELECT * FROM {SUPERSEDED_SCHEMA}.crm_accounts")
+        con.execute(f"DROP SCHEMA {SUPERSEDED_SCHEMA} CASCADE")
+    before = query(warehouse, "SELECT * FROM raw.crm_accounts WHERE _load_id = $id ORDER BY 1", {"id": v1})
+
+    for _ in range(2):  # once moves them, again changes nothing
+        with duckdb.connect(str(warehouse)) as con:
+            ensure_warehouse(con)
+        assert load_ids_by_schema(warehouse, "crm_accounts") == ([v2], [v1])
+    assert query(warehouse, f"SELECT * FROM {SUPERSEDED_SCHEMA}.crm_accounts ORDER BY 1") == before

@@ -3,9 +3,10 @@
 Each test asserts what the ingest says (the IngestError's message, or the audit.rejected_rows row:
 file, line, column, reason and raw content) and that no row is lost: per load in
 audit.ingest_manifest rows_in = row_count + rows_rejected, row_count = the rows in raw with that
-load id and rows_rejected = its rows in audit.rejected_rows (assert_conserved; a refused file
-lands none of its rows_in). Row-level problems sit among good rows (200 in all), so one bad row
-(0.5 %) stays under the 1 % a file may reject before it is refused whole.
+load id (in raw_superseded for a load a correction superseded) and rows_rejected = its rows in
+audit.rejected_rows (assert_conserved; a refused file lands none of its rows_in). Row-level
+problems sit among good rows (200 in all), so one bad row (0.5 %) stays under the 1 % a file may
+reject before it is refused whole.
 """
 
 from __future__ import annotations
@@ -20,7 +21,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from entitlements.ingest.land import FileResult, IngestError, ingest_exports
+from entitlements.ingest.land import SUPERSEDED_SCHEMA, FileResult, IngestError, ingest_exports
+
+pytestmark = pytest.mark.integration
 
 ACCOUNTS_HEADER = "customer_id,customer_name,country,currency,segment,created_date"
 LINES_HEADER = (
@@ -147,28 +150,43 @@ def rejected(warehouse: Path) -> list[tuple]:
     )
 
 
+def load_rows(warehouse: Path, table: str, load_id: str) -> tuple[int, int]:
+    """(rows in raw, rows in raw_superseded) of one load."""
+    counts = []
+    for schema in ("raw", SUPERSEDED_SCHEMA):
+        exists = query(
+            warehouse,
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = $schema AND table_name = $table",
+            {"schema": schema, "table": table},
+        )
+        sql = f"SELECT count(*) FROM {schema}.{table} WHERE _load_id = $id"
+        counts.append(query(warehouse, sql, {"id": load_id})[0][0] if exists[0][0] else 0)
+    return counts[0], counts[1]
+
+
 def assert_conserved(warehouse: Path) -> None:
     """Every load: rows_in = landed + rejected, by the manifest, by raw's rows, by audit.rejected_rows.
 
     A refused load lands nothing: all its rows_in are refused (the file stays with its sender), and
-    rows_rejected counts its problem rows, each in audit.rejected_rows.
+    rows_rejected counts its problem rows, each in audit.rejected_rows. raw holds the rows of current
+    loads only: a load a correction superseded has its rows in raw_superseded, none in raw.
     """
     manifest = query(
         warehouse,
-        "SELECT load_id, table_name, status, rows_in, row_count, rows_rejected FROM audit.ingest_manifest"
-        " WHERE load_id IS NOT NULL",
+        "SELECT load_id, table_name, status, rows_in, row_count, rows_rejected, superseded_by"
+        " FROM audit.ingest_manifest WHERE load_id IS NOT NULL",
     )
     assert manifest
-    for load_id, table, status, rows_in, row_count, rows_rejected in manifest:
+    for load_id, table, status, rows_in, row_count, rows_rejected, superseded_by in manifest:
         if status == "refused":
             assert row_count == 0 and 0 < rows_rejected <= rows_in, load_id
         else:
             assert rows_in == row_count + rows_rejected, load_id
-        in_raw = query(warehouse, f"SELECT count(*) FROM raw.{table} WHERE _load_id = $id", {"id": load_id})
+        landed = (row_count, 0) if superseded_by is None else (0, row_count)
         in_rejected = query(
             warehouse, "SELECT count(*) FROM audit.rejected_rows WHERE load_id = $id", {"id": load_id}
         )
-        assert (in_raw[0][0], in_rejected[0][0]) == (row_count, rows_rejected), load_id
+        assert (load_rows(warehouse, table, load_id), in_rejected[0][0]) == (landed, rows_rejected), load_id
 
 
 def rejected_message(load_id: str) -> str:

@@ -2,8 +2,9 @@
 
 - a re-sent file (same content, whatever its name) is skipped by its checksum;
 - a corrected file (same name, new content) replaces that file's rows in one transaction: the old
-  load is superseded (its rows stay in raw, out of the current loads), other files are untouched;
-  a corrected file that is refused leaves the old rows in force;
+  load is superseded and its rows move from raw to raw_superseded (raw holds current loads' rows
+  only, all staging reads), other files are untouched; a corrected file that is refused leaves the
+  old rows in force, and a correction reverted after it landed moves them back to raw;
 - late events (occurred in an earlier month, sent in a later file) land with their own occurred_at;
 - new usage files append.
 """
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from entitlements.ingest.land import FileResult, IngestError, ingest_exports
+from entitlements.ingest.land import SUPERSEDED_SCHEMA, FileResult, IngestError, ingest_exports, revert_load
+from entitlements.runs.pipeline import PipelineError, ingest_step
 from tests.test_ingest_bad_input import (
     ACCOUNTS_HEADER,
     LINES_HEADER,
@@ -26,11 +28,14 @@ from tests.test_ingest_bad_input import (
     event,
     invoice_lines,
     jsonl_text,
+    load_rows,
     query,
     write_export,
 )
 
-# A load counts when landed (or validated) and not replaced by a correction (dbt macro current_load).
+pytestmark = pytest.mark.integration
+
+# A load counts when landed (or validated) and not replaced by a correction: raw holds its rows.
 CURRENT = "m.status IN ('landed', 'validated') AND m.superseded_by IS NULL"
 
 
@@ -49,12 +54,19 @@ class Warehouse:
         return {r.source_file: r for r in ingest_exports(self.path, self.export, progress=False, **options)}
 
     def current(self, table: str, columns: str) -> list[tuple]:
-        """The rows of current loads, as the marts see them."""
-        return query(
+        """raw's rows, as staging (and so the marts) sees them; each one of a current load."""
+        rows = query(self.path, f"SELECT {columns} FROM raw.{table} AS r ORDER BY 1")
+        of_current = query(
             self.path,
             f"SELECT {columns} FROM raw.{table} AS r"
             f" JOIN audit.ingest_manifest AS m ON m.load_id = r._load_id WHERE {CURRENT} ORDER BY 1",
         )
+        assert rows == of_current
+        return rows
+
+    def superseded(self, table: str, columns: str) -> list[tuple]:
+        """The rows set aside in raw_superseded (loads a correction replaced)."""
+        return query(self.path, f"SELECT {columns} FROM {SUPERSEDED_SCHEMA}.{table} AS r ORDER BY 1")
 
     def loads(self, source_file: str) -> list[tuple]:
         """(load_id, status, rows_in, row_count, rows_rejected, superseded_by) of a file, in load order."""
@@ -162,10 +174,8 @@ def test_corrected_file_replaces_that_files_rows(warehouse: Warehouse) -> None:
         ("P001", "Customer P001"),
         ("P002", "Customer P002"),
     ]
-    # The old rows stay in raw as history (a correction can be reverted), out of the current loads.
-    assert query(
-        warehouse.path, "SELECT count(*) FROM raw.crm_accounts WHERE _load_id = $id", {"id": old}
-    ) == [(5,)]
+    # The old rows are kept as history (a correction can be reverted), set aside out of raw.
+    assert load_rows(warehouse.path, "crm_accounts", old) == (0, 5)
     # Other files: skipped, their loads still current.
     for name in ("billing/invoice_lines.csv", "crm/accounts_partner.csv", "usage/events_2024-03.jsonl"):
         assert second[name].status == "skipped"
@@ -235,6 +245,74 @@ def test_corrected_file_with_a_rejected_row(warehouse: Warehouse) -> None:
         (51, "created_date", "rejected")
     ]
     assert_conserved(warehouse.path)
+
+
+def test_a_correction_sets_the_old_rows_aside_and_its_revert_brings_them_back(warehouse: Warehouse) -> None:
+    warehouse.write(
+        {
+            "crm/accounts.csv": csv_text(ACCOUNTS_HEADER, accounts(n=3)),
+            "crm/accounts_partner.csv": csv_text(ACCOUNTS_HEADER, accounts("P", n=2)),
+        }
+    )
+    old = warehouse.ingest()["crm/accounts.csv"].load_id
+    columns = "r.customer_id, r.customer_name, r._load_id"
+    before = warehouse.current("crm_accounts", "r.*")
+    old_rows = [row for row in before if row[-4] == old]  # _load_id, _source_file, _loaded_at, _extra
+    assert len(old_rows) == 3
+
+    corrected = accounts(n=2)
+    corrected[0] = account("A001", customer_name="Acme Renamed")
+    warehouse.write({"crm/accounts.csv": csv_text(ACCOUNTS_HEADER, corrected)})
+    new = warehouse.ingest()["crm/accounts.csv"].load_id
+
+    # raw: the correction's rows and the other file's, nothing of the superseded load.
+    assert warehouse.current("crm_accounts", columns) == [
+        ("A001", "Acme Renamed", new),
+        ("A002", "Customer A002", new),
+        ("P001", "Customer P001", warehouse.loads("crm/accounts_partner.csv")[0][0]),
+        ("P002", "Customer P002", warehouse.loads("crm/accounts_partner.csv")[0][0]),
+    ]
+    # The superseded rows, whole, in the side schema: same table name, same columns.
+    assert warehouse.superseded("crm_accounts", "r.*") == old_rows
+    assert query(warehouse.path, f"DESCRIBE {SUPERSEDED_SCHEMA}.crm_accounts") == query(
+        warehouse.path, "DESCRIBE raw.crm_accounts"
+    )
+    assert_conserved(warehouse.path)
+
+    # The correction is refused after it landed (the landing checks failed): the earlier rows are
+    # back in raw exactly as they were, the correction's gone from both schemas.
+    revert_load(warehouse.path, [new], "landing checks failed")
+
+    assert warehouse.current("crm_accounts", "r.*") == before
+    assert warehouse.superseded("crm_accounts", "r.*") == []
+    assert load_rows(warehouse.path, "crm_accounts", new) == (0, 0)
+    assert [
+        (load_id, status, superseded_by)
+        for load_id, status, *_, superseded_by in warehouse.loads("crm/accounts.csv")
+    ] == [(old, "landed", None), (new, "reverted", None)]
+
+
+def test_a_run_refusing_a_later_file_restores_the_rows_its_correction_replaced(warehouse: Warehouse) -> None:
+    warehouse.write({"crm/accounts.csv": csv_text(ACCOUNTS_HEADER, accounts(n=3))})
+    old = warehouse.ingest()["crm/accounts.csv"].load_id
+    before = warehouse.current("crm_accounts", "r.*")
+
+    # One run: the correction lands, then a later file (in path order) is refused whole.
+    bad_events = [event(f"evt-{k}", quantity="lots") for k in range(1, 4)]
+    warehouse.write(
+        {
+            "crm/accounts.csv": csv_text(ACCOUNTS_HEADER, accounts(n=2)),
+            "usage/events.jsonl": usage(*bad_events),
+        }
+    )
+    with pytest.raises(PipelineError, match=r"usage/events\.jsonl"):
+        ingest_step(warehouse.path, warehouse.export, "run-1")
+
+    assert warehouse.current("crm_accounts", "r.*") == before
+    assert warehouse.superseded("crm_accounts", "r.*") == []
+    ((load_id, status, *_, superseded_by), (_, correction, *_)) = warehouse.loads("crm/accounts.csv")
+    assert (load_id, status, superseded_by, correction) == (old, "landed", None, "reverted")
+    assert query(warehouse.path, "SELECT count(*) FROM raw.usage_events") == [(0,)]
 
 
 # ------------------------------------------------------------------------------ late and new usage

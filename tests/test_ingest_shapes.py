@@ -12,6 +12,9 @@ import pytest
 
 from tests.conftest import entitlements, query_rows
 
+# One worker for the whole module: its module fixtures are full runs, built once.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("test_ingest_shapes")]
+
 FIXTURES = Path(__file__).parent / "fixtures" / "exports"
 VENDOR_FOLDERS = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir() and p.name != "canonical")
 AS_OF = "2026-10-31"

@@ -21,8 +21,6 @@ from entitlements.ingest.layouts import Layout
 from entitlements.ingest.shapes import Lookup, Shape
 
 UNMAPPED = "unmapped"  # reason kind of a row whose id the mapping lacks (quarantinable)
-# A load whose rows count (the dbt macro current_load says the same).
-CURRENT_LOAD = "list_contains(['landed', 'validated'], status) AND superseded_by IS NULL"
 _QUOTED = 80  # characters of a value quoted in a reason
 
 
@@ -100,11 +98,12 @@ def checked_sql(shape: Shape, source_sql: str, source_file: str, mapping_name: s
             f" min(_line) OVER (PARTITION BY {key_cols}) AS _key_first_line"
         )
         on = " AND ".join(f"landed.{quote_ident(k)} = typed.{quote_ident(k)}" for k in layout.primary_key)
+        # raw holds the rows of current loads only (entitlements/ingest/land.py): a superseded load's
+        # rows are in raw_superseded, a reverted one's are gone.
         joins = (
             f" LEFT JOIN (SELECT {key_cols}, min(_source_file) AS _landed_file"
             f" FROM raw.{quote_ident(layout.table)}"
-            f" WHERE _source_file <> {quote_literal(source_file)} AND _load_id IN (SELECT load_id FROM"
-            f" audit.ingest_manifest WHERE {CURRENT_LOAD}) GROUP BY ALL) AS landed ON {on}"
+            f" WHERE _source_file <> {quote_literal(source_file)} GROUP BY ALL) AS landed ON {on}"
         )
     return f"""
         WITH src AS ({source_sql}),

@@ -19,6 +19,20 @@ The steps, and why in this order:
 
 Files landed before a failing file stay landed (each is its own transaction); the next run skips
 them by hash. Timestamps (_loaded_at, loaded_at, rejected_at) are UTC.
+
+raw.<table> holds the rows of current loads only: status landed or validated, not superseded (CURRENT).
+dbt's staging models read it and nothing else. Rows move, each move in one transaction with the
+manifest change that causes it, so a killed process leaves one state or the other:
+
+- a correction moves the rows of the load(s) it supersedes from raw.<table> to
+  raw_superseded.<table> (SUPERSEDED_SCHEMA: same table names and columns, created on demand), in
+  its landing transaction;
+- revert_load deletes the reverted loads' rows (from raw, or from raw_superseded for a superseded
+  one) and moves the rows of the loads they had superseded back to raw, exactly as they were;
+- a refused load lands nothing, and a reverted one keeps no rows anywhere.
+
+A warehouse landed before raw_superseded existed (superseded rows kept in raw) is brought to this
+layout by ensure_warehouse, once.
 """
 
 from __future__ import annotations
@@ -39,7 +53,6 @@ from tqdm import tqdm
 
 from entitlements.config import Config, find_config, load_config, record_config
 from entitlements.ingest._sql import quote_ident
-from entitlements.ingest.checks import CURRENT_LOAD as CURRENT
 from entitlements.ingest.checks import UNMAPPED, checked_sql
 from entitlements.ingest.configured import METER_EVENT_KIND, configured_shapes, meter_rows
 from entitlements.ingest.errors import IngestError
@@ -52,6 +65,7 @@ from entitlements.warehouse import connect
 
 __all__ = [
     "DEFAULT_MAX_REJECTED_SHARE",
+    "SUPERSEDED_SCHEMA",
     "FileResult",
     "IngestError",
     "ensure_warehouse",
@@ -81,8 +95,8 @@ MANIFEST_COLUMNS = (
     ("rows_in", "BIGINT"),  # rows read from the file (records; an invoice's lines count one each)
     ("rows_rejected", "BIGINT"),
     ("size_bytes", "BIGINT"),
-    # The load of a corrected file (same name, new content) that replaced this one. Its rows stay in
-    # raw, out of the marts (dbt macro current_load), so reverting the correction brings them back.
+    # The load of a corrected file (same name, new content) that replaced this one. Its rows move
+    # from raw to raw_superseded (out of the marts), so reverting the correction brings them back.
     ("superseded_by", "VARCHAR"),
     # Rows a revert took back out of raw (row_count is then 0): rows_in = row_count + rows_rejected
     # + rows_reverted holds for every load, whatever happened to it.
@@ -104,6 +118,13 @@ REJECTED_COLUMNS = (
 )
 # Loads whose content counts as in the warehouse: the same file again is skipped.
 CURRENT_STATUSES = ("landed", "validated")
+CURRENT_STATUS = "list_contains(['landed', 'validated'], status)"  # CURRENT_STATUSES, in SQL
+# A current load (a manifest condition): its rows, and only those, are in raw.<table>.
+CURRENT = f"{CURRENT_STATUS} AND superseded_by IS NULL"
+RAW_SCHEMA = "raw"
+# Where a superseded load's rows wait, same table names and columns as raw, until a revert of the
+# correction that superseded it moves them back (or forever: they are the file's history).
+SUPERSEDED_SCHEMA = "raw_superseded"
 _SHOWN_PROBLEMS = 5
 _BAR = "{desc} {percentage:3.0f}%|{bar}| {elapsed}"
 
@@ -134,9 +155,11 @@ def ensure_warehouse(con: duckdb.DuckDBPyConnection) -> None:
     """Create schemas raw and audit, every raw table (empty), the manifest and rejected rows; safe to repeat.
 
     Raw tables exist even before their first file lands, so dbt sources and checks always resolve.
-    A column added to a layout (or the audit tables) since the table was created is added to it.
+    A column added to a layout (or the audit tables) since the table was created is added to it
+    (and to its raw_superseded table, if there is one). A warehouse that kept superseded rows in raw
+    (before raw_superseded) has them moved aside, in one transaction.
     """
-    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
     con.execute("CREATE SCHEMA IF NOT EXISTS audit")
     tables = [
         (
@@ -148,11 +171,78 @@ def ensure_warehouse(con: duckdb.DuckDBPyConnection) -> None:
     tables += [(MANIFEST, list(MANIFEST_COLUMNS)), (REJECTED, list(REJECTED_COLUMNS))]
     for table, columns in tables:
         con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({_column_defs(columns)})")
-        info = f"SELECT name FROM pragma_table_info('{table}')"
-        existing = {name for (name,) in con.execute(info).fetchall()}
-        for name, type_ in columns:
-            if name not in existing:
-                con.execute(f"ALTER TABLE {table} ADD COLUMN {quote_ident(name)} {type_}")
+        _add_missing_columns(con, table, columns)
+    for layout in LAYOUTS:
+        if _table_exists(con, SUPERSEDED_SCHEMA, layout.table):
+            _superseded_table(con, layout.table)
+    _set_aside_superseded_rows(con)
+
+
+def _add_missing_columns(
+    con: duckdb.DuckDBPyConnection, table: str, columns: Iterable[tuple[str, str]]
+) -> None:
+    info = f"SELECT name FROM pragma_table_info('{table}')"
+    existing = {name for (name,) in con.execute(info).fetchall()}
+    for name, type_ in columns:
+        if name not in existing:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {quote_ident(name)} {type_}")
+
+
+def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    (count,) = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()"
+        " AND schema_name = $schema AND table_name = $table",
+        {"schema": schema, "table": table},
+    ).fetchone()
+    return count > 0
+
+
+def _superseded_table(con: duckdb.DuckDBPyConnection, table: str) -> str:
+    """raw_superseded.<table>, created on demand with raw.<table>'s columns (and any it gained since)."""
+    raw, aside = f"{RAW_SCHEMA}.{quote_ident(table)}", f"{SUPERSEDED_SCHEMA}.{quote_ident(table)}"
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {SUPERSEDED_SCHEMA}")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {aside} AS SELECT * FROM {raw} LIMIT 0")
+    columns = con.execute(f"SELECT name, type FROM pragma_table_info('{raw}') ORDER BY cid").fetchall()
+    _add_missing_columns(con, aside, columns)
+    return aside
+
+
+def _move_rows(con: duckdb.DuckDBPyConnection, table: str, load_ids: list[str], *, aside: bool) -> None:
+    """Move the loads' rows of one table, columns by name: raw to raw_superseded (aside), or back.
+    Inside the caller's transaction, with the manifest change that moves them."""
+    raw = f"{RAW_SCHEMA}.{quote_ident(table)}"
+    if aside:
+        source, target = raw, _superseded_table(con, table)
+    elif _table_exists(con, SUPERSEDED_SCHEMA, table):
+        source, target = f"{SUPERSEDED_SCHEMA}.{quote_ident(table)}", raw
+    else:
+        return  # nothing was ever set aside from this table
+    ids = {"ids": list(load_ids)}
+    con.execute(
+        f"INSERT INTO {target} BY NAME SELECT * FROM {source} WHERE list_contains($ids, _load_id)", ids
+    )
+    con.execute(f"DELETE FROM {source} WHERE list_contains($ids, _load_id)", ids)
+
+
+def _set_aside_superseded_rows(con: duckdb.DuckDBPyConnection) -> None:
+    """Once, for a warehouse landed before raw_superseded existed: superseded loads' rows leave raw."""
+    if con.execute(
+        "SELECT count(*) FROM duckdb_schemas() WHERE database_name = current_database()"
+        " AND schema_name = $schema",
+        {"schema": SUPERSEDED_SCHEMA},
+    ).fetchone()[0]:
+        return  # this warehouse already sets superseded rows aside as it lands
+    superseded = con.execute(
+        f"SELECT table_name, list(load_id ORDER BY load_id) FROM {MANIFEST}"
+        f" WHERE {CURRENT_STATUS} AND superseded_by IS NOT NULL"
+        " GROUP BY ALL ORDER BY 1"
+    ).fetchall()
+    if not superseded:
+        return
+    with _transaction(con):
+        for table, load_ids in superseded:
+            if _table_exists(con, RAW_SCHEMA, table):
+                _move_rows(con, table, load_ids, aside=True)
 
 
 def _column_defs(columns: Iterable[tuple[str, str]]) -> str:
@@ -492,7 +582,8 @@ class _Load:
         )
 
     def _replace_previous(self) -> list[tuple[str, int]]:
-        """A correction: earlier current loads of the same file name are superseded by this one."""
+        """A correction: earlier current loads of the same file name are superseded by this one, and
+        their rows move from raw to raw_superseded (in the caller's transaction: the landing's)."""
         previous = self.con.execute(
             f"SELECT load_id, row_count FROM {MANIFEST} WHERE source_file = $file AND table_name = $table"
             f" AND {CURRENT} ORDER BY loaded_at",
@@ -503,6 +594,7 @@ class _Load:
                 f"UPDATE {MANIFEST} SET superseded_by = $load_id WHERE list_contains($ids, load_id)",
                 {"ids": [load_id for load_id, _ in previous], "load_id": self.load_id},
             )
+            _move_rows(self.con, self.layout.table, [load_id for load_id, _ in previous], aside=True)
         return previous
 
     def _message(self, rows: int, rejected: int, replaced: list[tuple[str, int]]) -> str:
@@ -573,6 +665,8 @@ def revert_load(warehouse: Path, load_ids: list[str], reason: str) -> None:
     """Take loads back out of raw and mark them 'reverted' with the reason, in one transaction: their
     landed rows move to rows_reverted, so each load's counts still add up.
 
+    The loads a reverted correction had superseded count again: their rows move from raw_superseded
+    back to raw, as they were. A reverted load keeps no rows (neither in raw nor in raw_superseded).
     For loads the landing checks reject: either the raw tables and the manifest both show the
     revert, or neither does. Raises ValueError, changing nothing, for an id the manifest lacks.
     """
@@ -589,7 +683,21 @@ def revert_load(warehouse: Path, load_ids: list[str], reason: str) -> None:
         if unknown:
             raise ValueError(f"no such load in {MANIFEST}: {', '.join(unknown)}")
         for table in sorted({table for _, table in loads}):
-            con.execute(f"DELETE FROM raw.{quote_ident(table)} WHERE list_contains($ids, _load_id)", ids)
+            schemas = [RAW_SCHEMA]
+            if _table_exists(con, SUPERSEDED_SCHEMA, table):  # where a superseded load's rows are
+                schemas.append(SUPERSEDED_SCHEMA)
+            for schema in schemas:
+                con.execute(
+                    f"DELETE FROM {schema}.{quote_ident(table)} WHERE list_contains($ids, _load_id)", ids
+                )
+        restored = con.execute(
+            f"SELECT table_name, list(load_id ORDER BY load_id) FROM {MANIFEST}"
+            " WHERE list_contains($ids, superseded_by) AND NOT list_contains($ids, load_id)"
+            f" AND {CURRENT_STATUS} GROUP BY ALL ORDER BY 1",
+            ids,
+        ).fetchall()
+        for table, restored_ids in restored:
+            _move_rows(con, table, restored_ids, aside=False)
         con.execute(
             f"UPDATE {MANIFEST} SET status = 'reverted', message = $reason,"
             " rows_reverted = coalesce(rows_reverted, 0) + row_count, row_count = 0"

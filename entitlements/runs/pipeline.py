@@ -89,6 +89,8 @@ def _landed_loads(warehouse: Path) -> list[str]:
 def _record_step(
     warehouse: Path, run_id: str, step: str, as_of: date | None, status: str, detail: str
 ) -> None:
+    if not Path(warehouse).exists():  # an export refused before anything landed leaves no warehouse
+        return
     con = connect(warehouse)
     try:
         audit.ensure(con, "pipeline_runs")

@@ -2,7 +2,6 @@ with
 
 source as (
     select * from {{ source('billing', 'credit_note_lines') }}
-    where {{ current_load() }}
 ),
 
 renamed as (

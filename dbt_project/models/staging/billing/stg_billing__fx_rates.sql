@@ -2,7 +2,6 @@ with
 
 source as (
     select * from {{ source('billing', 'fx_rates') }}
-    where {{ current_load() }}
 ),
 
 renamed as (

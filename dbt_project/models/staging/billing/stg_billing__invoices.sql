@@ -2,7 +2,6 @@ with
 
 source as (
     select * from {{ source('billing', 'invoices') }}
-    where {{ current_load() }}
 ),
 
 renamed as (

@@ -2,7 +2,6 @@ with
 
 source as (
     select * from {{ source('billing', 'price_book') }}
-    where {{ current_load() }}
 ),
 
 renamed as (

@@ -2,7 +2,6 @@ with
 
 source as (
     select * from {{ source('crm', 'catalog') }}
-    where {{ current_load() }}
 ),
 
 renamed as (

@@ -2,7 +2,6 @@ with
 
 source as (
     select * from {{ source('crm', 'contract_lines') }}
-    where {{ current_load() }}
 ),
 
 renamed as (

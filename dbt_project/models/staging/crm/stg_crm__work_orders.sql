@@ -2,7 +2,6 @@ with
 
 source as (
     select * from {{ source('crm', 'work_orders') }}
-    where {{ current_load() }}
 ),
 
 renamed as (

@@ -5,7 +5,6 @@ with
 
 source as (
     select * from {{ source('legacy', 'contracts') }}
-    where {{ current_load() }}
 ),
 
 renamed as (

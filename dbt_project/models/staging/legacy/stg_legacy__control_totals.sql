@@ -2,7 +2,6 @@ with
 
 source as (
     select * from {{ source('legacy', 'control_totals') }}
-    where {{ current_load() }}
 ),
 
 renamed as (

@@ -2,7 +2,6 @@ with
 
 source as (
     select * from {{ source('legacy', 'customers') }}
-    where {{ current_load() }}
 ),
 
 renamed as (

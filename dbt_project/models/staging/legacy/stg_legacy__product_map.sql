@@ -2,7 +2,6 @@ with
 
 source as (
     select * from {{ source('legacy', 'product_map') }}
-    where {{ current_load() }}
 ),
 
 renamed as (

@@ -4,7 +4,6 @@ with
 
 source as (
     select * from {{ source('usage', 'events') }}
-    where {{ current_load() }}
 ),
 
 renamed as (
