@@ -22,8 +22,8 @@ from dataclasses import replace
 
 from entitlements.config import Config
 from entitlements.ingest._sql import quote_ident, quote_literal
-from entitlements.ingest.adapters import salesforce, stripe, usage
-from entitlements.ingest.shapes import Lookup, Shape, all_shapes
+from entitlements.ingest.adapters import all_shapes, salesforce, stripe, usage
+from entitlements.ingest.shapes import Lookup, Shape
 
 METER_EVENT_KIND = "meter_event_type"  # mapping rows the meters add: event type -> meter code
 

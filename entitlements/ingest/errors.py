@@ -22,8 +22,8 @@ from entitlements.ingest._sql import quote_literal
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from entitlements.ingest.exports import ExportFile
     from entitlements.ingest.layouts import Layout
+    from entitlements.ingest.plans import ExportFile
 
 
 class IngestError(Exception):

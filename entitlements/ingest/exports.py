@@ -22,17 +22,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
 from entitlements.ingest._sql import quote_literal
+from entitlements.ingest.adapters import all_shapes
 from entitlements.ingest.catalog import CATALOG_LAYOUT, validate_catalog
 from entitlements.ingest.errors import IngestError
+from entitlements.ingest.plans import CsvDialect, ExportFile, FilePlan
 from entitlements.ingest.price_book import PRICE_BOOK_LAYOUT, validate_price_book
-from entitlements.ingest.readers import READ_ERRORS, CsvDialect, csv_dialect, header_names, json_keys
-from entitlements.ingest.shapes import Shape, all_shapes, split_name
+from entitlements.ingest.readers import READ_ERRORS, csv_dialect, header_names, json_keys
+from entitlements.ingest.shapes import Shape, split_name
 from entitlements.ingest.whole_file import FileProblem
 
 IGNORED_DIRS = frozenset({"ground_truth", "legacy"})
@@ -60,32 +62,6 @@ WHOLE_FILE_CHECKS: dict[str, WholeFileCheck] = {
         validate_price_book, "price book", "docs/pricing.md", "check-price-book"
     ),
 }
-
-
-@dataclass(frozen=True)
-class ExportFile:
-    path: Path  # absolute
-    relative: str  # posix path relative to the export directory
-    stem: str  # relative without its format suffixes, e.g. "usage/events_2024-07"
-    file_format: str  # csv, jsonl, json or parquet
-    size: int
-
-
-@dataclass(frozen=True)
-class FilePlan:
-    """A file recognised as a shape, and how to read it."""
-
-    file: ExportFile
-    shape: Shape
-    header: tuple[str, ...]  # CSV/Parquet columns or sampled JSON keys, as the file names them
-    field_source: dict[str, str]  # shape field -> the header name it is read from
-    extras: tuple[str, ...]  # header names the shape does not read: kept in raw._extra as JSON
-    dialect: CsvDialect | None = None
-    notes: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def layout(self):
-        return self.shape.layout
 
 
 def discover_exports(export_dir: Path) -> list[ExportFile]:

@@ -53,14 +53,16 @@ from tqdm import tqdm
 
 from entitlements.config import Config, find_config, load_config, record_config
 from entitlements.ingest._sql import quote_ident
+from entitlements.ingest.adapters import all_shapes
 from entitlements.ingest.checks import UNMAPPED, checked_sql
 from entitlements.ingest.configured import METER_EVENT_KIND, configured_shapes, meter_rows
 from entitlements.ingest.errors import IngestError
-from entitlements.ingest.exports import MAPPING_FILE, FilePlan, discover_exports, preflight
+from entitlements.ingest.exports import MAPPING_FILE, discover_exports, preflight
 from entitlements.ingest.layouts import LAYOUTS
 from entitlements.ingest.mapping import Mapping, load_mapping
+from entitlements.ingest.plans import FilePlan
 from entitlements.ingest.readers import READ_ERRORS, fast_source_sql, load_exact_source
-from entitlements.ingest.shapes import Lookup, all_shapes
+from entitlements.ingest.shapes import Lookup
 from entitlements.warehouse import connect
 
 __all__ = [

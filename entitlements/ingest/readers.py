@@ -20,17 +20,14 @@ import json
 import zlib
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 import duckdb
 import pyarrow as pa
 
 from entitlements.ingest._sql import quote_ident, quote_literal, struct_literal
-
-if TYPE_CHECKING:
-    from entitlements.ingest.exports import FilePlan
+from entitlements.ingest.plans import CsvDialect, FilePlan
 
 SAMPLE_RECORDS = 1000
 DELIMITERS = (",", ";", "\t", "|")
@@ -39,22 +36,6 @@ BATCH_ROWS = 50_000
 # zlib.error, gzip.BadGzipFile, an OSError) and the file system's own errors.
 READ_ERRORS = (OSError, EOFError, zlib.error)
 csv.field_size_limit(1 << 30)
-
-
-@dataclass(frozen=True)
-class CsvDialect:
-    delimiter: str = ","
-    encoding: str = "utf-8"  # "utf-8" (a BOM is skipped), "latin-1" or a declared Python codec name
-    encoding_note: str | None = None  # why the file is read in another encoding than UTF-8
-
-    @property
-    def python_encoding(self) -> str:
-        return "utf-8-sig" if self.encoding == "utf-8" else self.encoding
-
-    @property
-    def duckdb_encoding(self) -> str | None:
-        """The encoding as DuckDB's CSV reader names it; None where only the exact read decodes it."""
-        return {"utf-8": "utf-8", "latin-1": "latin-1"}.get(self.encoding)
 
 
 def open_binary(path: Path) -> IO[bytes]:

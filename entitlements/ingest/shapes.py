@@ -159,14 +159,3 @@ def canonical_shape(layout: Layout) -> Shape:
 
 # Legacy tables have no canonical shape: only the legacy system's own files land in them.
 CANONICAL_SHAPES: tuple[Shape, ...] = tuple(canonical_shape(layout) for layout in EXPORT_LAYOUTS)
-
-
-def all_shapes() -> tuple[Shape, ...]:
-    """Every shape: the canonical ones first, then each adapter's (entitlements/ingest/adapters/)."""
-    from entitlements.ingest.adapters import ADAPTER_SHAPES
-
-    return CANONICAL_SHAPES + ADAPTER_SHAPES
-
-
-def families() -> tuple[str, ...]:
-    return tuple(dict.fromkeys(s.family for s in all_shapes()))
