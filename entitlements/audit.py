@@ -14,6 +14,41 @@ import duckdb
 SCHEMA = "audit"
 
 TABLES: dict[str, tuple[tuple[str, str], ...]] = {
+    # One row per file per ingest (entitlements.ingest.land): every file accounted for.
+    "ingest_manifest": (
+        ("load_id", "VARCHAR"),
+        ("source_file", "VARCHAR"),  # relative to export_dir, posix
+        ("export_dir", "VARCHAR"),  # absolute
+        ("table_name", "VARCHAR"),
+        ("checksum", "VARCHAR"),
+        ("row_count", "BIGINT"),  # rows landed
+        ("status", "VARCHAR"),  # landed | validated | refused | skipped | reverted
+        ("message", "VARCHAR"),
+        ("loaded_at", "TIMESTAMP"),
+        ("shape", "VARCHAR"),
+        ("rows_in", "BIGINT"),  # rows read from the file (records; an invoice's lines count one each)
+        ("rows_rejected", "BIGINT"),
+        ("size_bytes", "BIGINT"),
+        # The load of a corrected file (same name, new content) that replaced this one. Its rows move
+        # from raw to raw_superseded (out of the marts), so reverting the correction brings them back.
+        ("superseded_by", "VARCHAR"),
+        # Rows a revert took back out of raw (row_count is then 0): rows_in = row_count + rows_rejected
+        # + rows_reverted holds for every load, whatever happened to it.
+        ("rows_reverted", "BIGINT"),
+    ),
+    # Every row an ingest refused, with where it was and why.
+    "rejected_rows": (
+        ("load_id", "VARCHAR"),
+        ("source_file", "VARCHAR"),
+        ("table_name", "VARCHAR"),
+        ("line", "BIGINT"),  # physical line (CSV: where the record starts); JSON document: record number
+        ("column_name", "VARCHAR"),
+        ("reason", "VARCHAR"),
+        ("reason_kind", "VARCHAR"),  # invalid | unmapped
+        ("raw_content", "VARCHAR"),
+        ("disposition", "VARCHAR"),  # rejected (the rest landed) | quarantined | refused (nothing landed)
+        ("rejected_at", "TIMESTAMP"),
+    ),
     # One row per step of a run; a build's row is written as it starts (status running), so a build
     # that never finished is seen by every reader (warehouse.require_complete_build).
     "pipeline_runs": (

@@ -71,10 +71,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def demo_build(tmp_path_factory: pytest.TempPathFactory, worker_id: str) -> Built:
+def demo_build(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """The demo (seed 42) run once for the whole session, whichever worker asks first."""
     base = tmp_path_factory.getbasetemp()
-    shared = base if worker_id == "master" else base.parent  # xdist: the workers' common folder
+    # Under xdist each worker has its own basetemp inside the run's common one.
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     root = shared / "demo_build"
     with (shared / "demo_build.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -7,6 +7,7 @@ cycle from the interpreter, not from a reader. A layer may import its own and lo
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,16 @@ def test_the_graph_sees_imports() -> None:
     graph = _graph()
     assert "entitlements.ingest.layouts" in graph["entitlements.quality.gates"]
     assert "entitlements.warehouse" in graph["entitlements.runs.pipeline"]
+
+
+def test_audit_tables_are_declared_only_in_the_audit_module() -> None:
+    """Every audit.* table's columns live in entitlements/audit.py; no module writes DDL of its own."""
+    ddl = re.compile(
+        r"create\s+table[^\n]*audit\.|create\s+table[^\n]*\{(?:DQ_RESULTS|MANIFEST|REJECTED)", re.I
+    )
+    offenders = sorted(
+        str(path.relative_to(PACKAGE.parent))
+        for path in PACKAGE.rglob("*.py")
+        if path.name != "audit.py" and ddl.search(path.read_text(encoding="utf-8"))
+    )
+    assert offenders == [], f"declare the table in entitlements/audit.py and use audit.ensure: {offenders}"

@@ -29,7 +29,8 @@
 {#-
     True when a customer is in the phase being validated (var migration_phase): every customer
     for 'all'; else the phase's accounts in audit.migration_phase_accounts (the migration plan,
-    written by `entitlements migrate validate`). The remainder phase (var
+    written by `entitlements migrate validate`). A model calling it declares
+    `-- depends_on: {{ ref('stg_audit__migration_phase_accounts') }}`: dbt parses with phase 'all'. The remainder phase (var
     migration_phase_is_remainder) is every customer no other phase takes, and a null customer:
     a legacy contract of no known account.
 -#}
@@ -42,14 +43,14 @@
             {{ customer_id }} is null
             or {{ customer_id }} not in (
                 select phase_accounts.customer_id
-                from {{ source('audit', 'migration_phase_accounts') }} as phase_accounts
+                from {{ ref('stg_audit__migration_phase_accounts') }} as phase_accounts
                 where phase_accounts.phase <> '{{ phase }}'
             )
         )
     {%- else -%}
         coalesce({{ customer_id }} in (
             select phase_accounts.customer_id
-            from {{ source('audit', 'migration_phase_accounts') }} as phase_accounts
+            from {{ ref('stg_audit__migration_phase_accounts') }} as phase_accounts
             where phase_accounts.phase = '{{ phase }}'
         ), false)
     {%- endif -%}

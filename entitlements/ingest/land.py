@@ -51,6 +51,7 @@ import duckdb
 import xxhash
 from tqdm import tqdm
 
+from entitlements import audit
 from entitlements.config import Config, find_config, load_config, record_config
 from entitlements.ingest._sql import quote_ident
 from entitlements.ingest.adapters import all_shapes
@@ -82,42 +83,11 @@ LINEAGE_COLUMNS = (
     ("_loaded_at", "TIMESTAMP"),
     ("_extra", "JSON"),  # source fields the shape does not read: kept, so nothing is lost
 )
-MANIFEST = "audit.ingest_manifest"
-MANIFEST_COLUMNS = (
-    ("load_id", "VARCHAR"),
-    ("source_file", "VARCHAR"),  # relative to export_dir, posix
-    ("export_dir", "VARCHAR"),  # absolute
-    ("table_name", "VARCHAR"),
-    ("checksum", "VARCHAR"),
-    ("row_count", "BIGINT"),  # rows landed
-    ("status", "VARCHAR"),  # landed | validated | refused | skipped | reverted
-    ("message", "VARCHAR"),
-    ("loaded_at", "TIMESTAMP"),
-    ("shape", "VARCHAR"),
-    ("rows_in", "BIGINT"),  # rows read from the file (records; an invoice's lines count one each)
-    ("rows_rejected", "BIGINT"),
-    ("size_bytes", "BIGINT"),
-    # The load of a corrected file (same name, new content) that replaced this one. Its rows move
-    # from raw to raw_superseded (out of the marts), so reverting the correction brings them back.
-    ("superseded_by", "VARCHAR"),
-    # Rows a revert took back out of raw (row_count is then 0): rows_in = row_count + rows_rejected
-    # + rows_reverted holds for every load, whatever happened to it.
-    ("rows_reverted", "BIGINT"),
-)
+MANIFEST = audit.table("ingest_manifest")
+MANIFEST_COLUMNS = audit.TABLES["ingest_manifest"]
 RECORDED = tuple(name for name, _ in MANIFEST_COLUMNS if name != "superseded_by")  # set by a correction
-REJECTED = "audit.rejected_rows"
-REJECTED_COLUMNS = (
-    ("load_id", "VARCHAR"),
-    ("source_file", "VARCHAR"),
-    ("table_name", "VARCHAR"),
-    ("line", "BIGINT"),  # physical line (CSV: where the record starts); JSON document: record number
-    ("column_name", "VARCHAR"),
-    ("reason", "VARCHAR"),
-    ("reason_kind", "VARCHAR"),  # invalid | unmapped
-    ("raw_content", "VARCHAR"),
-    ("disposition", "VARCHAR"),  # rejected (the rest landed) | quarantined | refused (nothing landed)
-    ("rejected_at", "TIMESTAMP"),
-)
+REJECTED = audit.table("rejected_rows")
+REJECTED_COLUMNS = audit.TABLES["rejected_rows"]
 # Loads whose content counts as in the warehouse: the same file again is skipped.
 CURRENT_STATUSES = ("landed", "validated")
 CURRENT_STATUS = "list_contains(['landed', 'validated'], status)"  # CURRENT_STATUSES, in SQL
@@ -162,7 +132,7 @@ def ensure_warehouse(con: duckdb.DuckDBPyConnection) -> None:
     (before raw_superseded) has them moved aside, in one transaction.
     """
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {RAW_SCHEMA}")
-    con.execute("CREATE SCHEMA IF NOT EXISTS audit")
+    audit.ensure(con, "ingest_manifest", "rejected_rows")
     tables = [
         (
             f"raw.{quote_ident(layout.table)}",
@@ -170,7 +140,6 @@ def ensure_warehouse(con: duckdb.DuckDBPyConnection) -> None:
         )
         for layout in LAYOUTS
     ]
-    tables += [(MANIFEST, list(MANIFEST_COLUMNS)), (REJECTED, list(REJECTED_COLUMNS))]
     for table, columns in tables:
         con.execute(f"CREATE TABLE IF NOT EXISTS {table} ({_column_defs(columns)})")
         _add_missing_columns(con, table, columns)

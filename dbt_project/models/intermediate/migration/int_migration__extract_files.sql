@@ -7,7 +7,7 @@
 with
 
 manifest as (
-    select * from {{ source('audit', 'ingest_manifest') }}
+    select * from {{ ref('stg_audit__ingest_manifest') }}
     where
         table_name like 'legacy%'
         and table_name <> 'legacy_control_totals'

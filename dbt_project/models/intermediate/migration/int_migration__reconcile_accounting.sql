@@ -2,6 +2,7 @@
 -- row, and every new contract of the phase's accounts is reconciled (here, or as the
 -- counterpart of a legacy contract of another phase). One row, for the reconcile checks.
 {{ config(tags=['migration_reconcile']) }}
+-- depends_on: {{ ref('stg_audit__migration_phase_accounts') }}
 
 with
 

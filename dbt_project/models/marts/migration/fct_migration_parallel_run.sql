@@ -3,6 +3,7 @@
 -- the new model grants (int_entitlement_grants in force that day, before overrides), per
 -- customer, entitlement and scope (asset, location), for each validated phase. Where several
 -- contracts grant the same, the most generous limit counts (null limit = unlimited).
+-- depends_on: {{ ref('stg_audit__migration_phase_accounts') }}
 with
 
 legacy_entitlements as (
