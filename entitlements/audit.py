@@ -49,6 +49,21 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("disposition", "VARCHAR"),  # rejected (the rest landed) | quarantined | refused (nothing landed)
         ("rejected_at", "TIMESTAMP"),
     ),
+    # One row per check of a gate (GX expectations, the gate's own checks, dbt data tests).
+    "dq_results": (
+        ("run_id", "VARCHAR"),
+        ("step", "VARCHAR"),
+        ("suite", "VARCHAR"),
+        ("table_name", "VARCHAR"),
+        ("batch", "VARCHAR"),
+        ("expectation", "VARCHAR"),
+        ("column_name", "VARCHAR"),
+        ("success", "BOOLEAN"),
+        ("critical", "BOOLEAN"),
+        ("observed_value", "VARCHAR"),
+        ("unexpected_sample", "VARCHAR"),
+        ("validated_at", "TIMESTAMP"),  # UTC
+    ),
     # One row per step of a run; a build's row is written as it starts (status running), so a build
     # that never finished is seen by every reader (warehouse.require_complete_build).
     "pipeline_runs": (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from entitlements.ingest.land import ensure_warehouse
+from entitlements.ingest.land import LINEAGE_COLUMNS, ensure_warehouse
 from entitlements.ingest.layouts import LAYOUTS, LAYOUTS_BY_TABLE
 from entitlements.quality import gates
 from entitlements.quality.gates import (
@@ -21,14 +21,21 @@ from entitlements.quality.gates import (
     build_data_docs,
     committed_suites,
     landing_suites,
+    record_dbt_tests,
     validate_landing,
     validate_marts,
 )
-from entitlements.warehouse import GX_DIR, connect
+from entitlements.transform.dbt_runner import target_dir
+from entitlements.warehouse import DBT_PROJECT_DIR, GX_DIR, connect
+from tests.conftest import entitlements
 
 MANIFEST_FIELDS = (
     "load_id, source_file, export_dir, table_name, checksum, row_count, status, message, loaded_at"
 )
+
+pytestmark = pytest.mark.integration
+
+CANONICAL = Path(__file__).parent / "fixtures" / "exports" / "canonical"
 
 MARTS_DDL = {
     "fct_active_entitlements": """
@@ -155,17 +162,31 @@ def warehouse(tmp_path) -> Path:
     return path
 
 
-def land(warehouse: Path, table: str, load_id: str, values: str) -> str:
-    """Land one 'file' of rows (SQL VALUES in layout column order); returns its source file."""
+def source_file_of(table: str, load_id: str) -> str:
     layout = LAYOUTS_BY_TABLE[table]
-    source_file = f"{layout.pattern.split('*')[0]}_{load_id}.{layout.file_format}"
-    columns = ", ".join(f'"{c}"' for c in layout.column_names)
+    return f"{layout.pattern.split('*')[0]}_{load_id}.{layout.file_format}"
+
+
+def insert_raw(warehouse: Path, table: str, load_id: str, values: str, schema: str = "raw") -> None:
+    """Rows (SQL VALUES in layout column order) written straight into a raw table, as the ingest
+    would, but without a word to the manifest."""
+    columns = ", ".join(f'"{c}"' for c in LAYOUTS_BY_TABLE[table].column_names)
     con = connect(warehouse)
     con.execute(
-        f"insert into raw.{table} ({columns}, _load_id, _source_file, _loaded_at)"
+        f"insert into {schema}.{table} ({columns}, _load_id, _source_file, _loaded_at)"
         f" select *, ?, ?, timestamp '2024-06-15 08:00' from (values {values})",
-        [load_id, source_file],
+        [load_id, source_file_of(table, load_id)],
     )
+    con.close()
+
+
+def land(warehouse: Path, table: str, load_id: str, values: str | None) -> str:
+    """Land one 'file' of rows (None: a file without rows) as the ingest does: its rows in raw and
+    its manifest row with their count. Returns its source file."""
+    if values is not None:
+        insert_raw(warehouse, table, load_id, values)
+    source_file = source_file_of(table, load_id)
+    con = connect(warehouse)
     count = con.execute(f"select count(*) from raw.{table} where _load_id = ?", [load_id]).fetchone()[0]
     con.execute(
         f"insert into audit.ingest_manifest ({MANIFEST_FIELDS}) values"
@@ -213,6 +234,22 @@ CONTRACT_LINES_OK = """
     ('KL1', 2, 'K1', 'PKG-GOLD', 'A1', null, 2, 2400.00, date '2024-03-01', date '2024-12-31', 'amended'),
     ('KL2', 1, 'K1', 'PKG-SILVER', null, 'L1', 1, 600.00, date '2024-01-01', date '2024-01-01', null)"""
 
+ROW_COUNT = "expect_table_row_count_to_equal"
+COLUMNS = "expect_table_columns_to_match_set"
+NOT_EMPTY = "expect_table_row_count_to_be_between"
+DISTINCT_SHARE = "expect_column_proportion_of_unique_values_to_be_between"
+
+# What the ingest's row checks own: a landing suite never checks it again.
+ROW_LEVEL = {
+    "expect_column_to_exist",
+    "expect_column_values_to_not_be_null",
+    "expect_column_values_to_be_unique",
+    "expect_compound_columns_to_be_unique",
+    "expect_column_values_to_be_in_set",
+    "expect_column_values_to_be_between",
+    "expect_column_pair_values_a_to_be_greater_than_b",
+}
+
 
 # --------------------------------------------------------------------------- landing
 
@@ -228,13 +265,20 @@ def test_clean_landing_batches_pass_and_are_validated(warehouse):
     assert report.batches == ["L1", "L2"]
     assert report.failures == []
     assert {r.suite for r in report.results} == {"landing.crm_accounts", "landing.crm_contract_lines"}
-    compound = only(report.results, "expect_compound_columns_to_be_unique")
-    assert compound.column == "contract_line_id,version_no"
-    assert compound.success and compound.critical
     suite = committed_suites(LANDING)["landing.crm_accounts"]
     assert [(r.expectation, r.critical) for r in report.results if r.batch == "L1"] == [
         (e["type"], e["meta"]["critical"]) for e in suite["expectations"]
-    ]  # one result per expectation, in suite order
+    ]  # one result per expectation, in suite order (the parameterised one included)
+    assert [r.expectation for r in report.results if r.batch == "L1"] == [ROW_COUNT, COLUMNS, NOT_EMPTY]
+    counted = only([r for r in report.results if r.batch == "L2"], ROW_COUNT)
+    assert counted.critical and counted.column is None
+    assert counted.observed_value == (
+        "3 row(s) of load L2 in raw.crm_contract_lines; audit.ingest_manifest.row_count says 3 landed"
+    )
+    assert counted.description.endswith("(manifest_row_count: 3)")
+    assert only([r for r in report.results if r.batch == "L1"], COLUMNS).observed_value == (
+        "all expected columns present"
+    )
     assert statuses(warehouse) == {"L1": "validated", "L2": "validated"}
     rows = query(warehouse, "select run_id, step, success, count(*) from audit.dq_results group by all")
     assert rows == [("run-1", "landing", True, len(report.results))]
@@ -247,183 +291,79 @@ def test_clean_landing_batches_pass_and_are_validated(warehouse):
     assert query(warehouse, "select count(distinct run_id) from audit.dq_results") == [(1,)]
 
 
-def test_duplicate_primary_key_fails_with_the_key_in_the_message(warehouse):
-    source = land(
-        warehouse,
-        "crm_accounts",
-        "L-dup",
-        """('C1', 'Acme', 'US', 'USD', null, date '2020-01-01'),
-           ('C7', 'Umbrella', 'US', 'USD', null, date '2020-02-01'),
-           ('C7', 'Umbrella Corp', 'US', 'USD', null, date '2020-02-01')""",
-    )
+@pytest.mark.parametrize(
+    ("change", "in_raw"),
+    [
+        pytest.param(
+            "insert", 4, id="a row added behind the ingest's back"
+        ),  # the extra row is valid: no row check would see it
+        pytest.param("delete", 2, id="a row lost"),
+    ],
+)
+def test_a_load_whose_rows_differ_from_its_manifest_count_fails_critically(warehouse, change, in_raw):
+    source = land(warehouse, "crm_accounts", "L-count", ACCOUNTS_OK)
     land(warehouse, "crm_contract_lines", "L-ok", CONTRACT_LINES_OK)
+    if change == "insert":
+        insert_raw(
+            warehouse, "crm_accounts", "L-count", "('C4', 'Hooli', 'US', 'USD', null, date '2023-01-01')"
+        )
+    else:
+        con = connect(warehouse)
+        con.execute("delete from raw.crm_accounts where _load_id = 'L-count' and customer_id = 'C3'")
+        con.close()
 
     with pytest.raises(GateFailure) as caught:
-        validate_landing(warehouse, run_id="run-dup")
+        validate_landing(warehouse, run_id="run-count")
 
-    message = str(caught.value)
-    for part in (
+    report = caught.value.report
+    failure = only(report.critical_failures, ROW_COUNT)
+    assert len(report.critical_failures) == 1 and report.failures == report.critical_failures
+    assert (failure.suite, failure.table, failure.batch, failure.column) == (
         "landing.crm_accounts",
         "raw.crm_accounts",
-        "column customer_id",
-        "expect_column_values_to_be_unique",
-        '"customer_id": "C7"',
-        source,
+        "L-count",
+        None,
+    )
+    assert failure.observed_value == (
+        f"{in_raw} row(s) of load L-count in raw.crm_accounts; audit.ingest_manifest.row_count says 3 landed"
+    )
+    assert failure.unexpected_sample is None  # a table-level check: no rows to quote
+    message = str(caught.value)
+    for part in (
+        "landing gate failed (run run-count): 1 critical expectation(s) failed",
+        "suite landing.crm_accounts, table raw.crm_accounts, batch L-count",
+        f"source file {source}",
+        f"{ROW_COUNT} failed on the table",
+        "(manifest_row_count: 3)",
+        f"observed: {in_raw} row(s) of load L-count",
+        "row_count says 3 landed",
     ):
         assert part in message, (part, message)
-    assert "C1" not in message.split("sample rows:")[1]  # only the duplicated key is quoted
+    assert str(pickle.loads(pickle.dumps(caught.value))) == message
+    assert caught.value.source_files == {
+        "L-count": source,
+        "L-ok": source_file_of("crm_contract_lines", "L-ok"),
+    }
 
-    failure = only(caught.value.report.critical_failures, "expect_column_values_to_be_unique")
-    assert (failure.batch, failure.column) == ("L-dup", "customer_id")
-    sample = json.loads(failure.unexpected_sample)
-    assert [row["customer_id"] for row in sample] == ["C7", "C7"]
-    assert {row["_source_file"] for row in sample} == {source}
-    assert failure.observed_value.startswith("2 of 3 row(s) unexpected")
-
-    rows = query(
-        warehouse,
-        "select suite, table_name, batch, column_name, critical, unexpected_sample from audit.dq_results"
-        " where not success",
-    )
-    assert [r[:5] for r in rows] == [
-        ("landing.crm_accounts", "raw.crm_accounts", "L-dup", "customer_id", True)
-    ]
-    assert "C7" in rows[0][5]
-    # The failing file stays 'landed'; the clean one in the same run is validated.
-    assert statuses(warehouse) == {"L-dup": "landed", "L-ok": "validated"}
-
-
-def test_duplicate_compound_key_names_every_key_column(warehouse):
-    land(
-        warehouse,
-        "crm_contract_lines",
-        "L-cdup",
-        """('KL1', 1, 'K1', 'PKG-GOLD', null, null, 1, 10.00, date '2024-01-01', date '2024-12-31', null),
-           ('KL1', 1, 'K1', 'PKG-GOLD', null, null, 3, 30.00, date '2024-01-01', date '2024-12-31', null),
-           ('KL1', 2, 'K1', 'PKG-GOLD', null, null, 2, 20.00, date '2024-01-01', date '2024-12-31', null)""",
-    )
-    with pytest.raises(GateFailure) as caught:
-        validate_landing(warehouse, ["L-cdup"], run_id="run-cdup")
-
-    failure = only(caught.value.report.critical_failures, "expect_compound_columns_to_be_unique")
-    assert failure.column == "contract_line_id,version_no"
-    assert json.loads(failure.unexpected_sample) == [
-        {"contract_line_id": "KL1", "version_no": 1, "_source_file": "crm/contract_lines_L-cdup.csv"},
-        {"contract_line_id": "KL1", "version_no": 1, "_source_file": "crm/contract_lines_L-cdup.csv"},
-    ]
-    assert "column contract_line_id,version_no" in str(caught.value)
-
-
-def test_enum_and_end_before_start_are_reported_with_sample_rows(warehouse):
-    source = land(
-        warehouse,
-        "crm_service_contracts",
-        "L-bad",
-        """('K1', 'C1', 'service_contract', 'active', date '2024-01-01', date '2024-12-31', 'USD', true,
-            null),
-           ('K2', 'C1', 'service_contract', 'bogus', date '2024-01-01', date '2024-12-31', 'USD', null, null),
-           ('K3', 'C2', 'warranty', 'active', date '2024-05-01', date '2024-04-01', 'EUR', false, null)""",
-    )
-    with pytest.raises(GateFailure) as caught:
-        validate_landing(warehouse, run_id="run-bad")
-    report = caught.value.report
-
-    enum = only(report.results, "expect_column_values_to_be_in_set", "status")
-    assert not enum.success and enum.critical
-    assert json.loads(enum.unexpected_sample) == [
-        {"contract_id": "K2", "status": "bogus", "_source_file": source}
-    ]
-    assert only(report.results, "expect_column_values_to_be_in_set", "currency").success
-
-    dates = only(report.results, "expect_column_pair_values_a_to_be_greater_than_b")
-    assert not dates.success and not dates.critical  # a warning: reported, does not stop the run
-    assert dates.column == "end_date,start_date"
-    assert json.loads(dates.unexpected_sample) == [
-        {"contract_id": "K3", "end_date": "2024-04-01", "start_date": "2024-05-01", "_source_file": source}
-    ]
-    assert dates.observed_value == "1 of 3 row(s) unexpected"
-
-    assert [r.expectation for r in report.critical_failures] == ["expect_column_values_to_be_in_set"]
-    message = str(caught.value)
-    assert "column status" in message and '"status": "bogus"' in message
-    assert "1 non-critical failure(s)" in message
-    assert "[warning] landing.crm_service_contracts" in report.summary()
     stored = query(
         warehouse,
-        "select expectation, critical, unexpected_sample from audit.dq_results where not success order by 1",
+        "select suite, table_name, batch, expectation, column_name, critical, observed_value"
+        " from audit.dq_results where not success",
     )
-    assert [(e, c) for e, c, _ in stored] == [
-        ("expect_column_pair_values_a_to_be_greater_than_b", False),
-        ("expect_column_values_to_be_in_set", True),
+    assert stored == [
+        ("landing.crm_accounts", "raw.crm_accounts", "L-count", ROW_COUNT, None, True, failure.observed_value)
     ]
-    assert "2024-04-01" in stored[0][2] and "bogus" in stored[1][2]
+    # The failing file stays 'landed'; the clean one in the same run is validated.
+    assert statuses(warehouse) == {"L-count": "landed", "L-ok": "validated"}
 
 
-def test_warnings_alone_do_not_stop_the_gate(warehouse):
-    land(
-        warehouse,
-        "billing_invoice_lines",
-        "L-neg",
-        """('IL1', 'I1', 'service', 'K1', null, 'SVC-ONSITE', 'CS-1', date '2024-06-01', date '2024-05-01',
-            -1, -150.00, 'USD', null, null, -5.00, true)""",
-    )
-    land(
-        warehouse,
-        "crm_cases",
-        "L-cases",
-        """('CS1', 'C1', null, null, 'SVC-ONSITE', timestamp '2024-06-02 09:00', timestamp '2024-06-01 17:30',
-            'high', 'closed', 4.5, false, 'covered', null),
-           ('CS2', 'C1', null, null, 'SVC-ONSITE', timestamp '2024-06-03 09:00', null,
-            null, 'working', null, null, 'covered', null)""",
-    )
-    report = validate_landing(warehouse, run_id="run-warn")
-
-    assert report.critical_failures == []
-    assert sorted((r.batch, r.expectation, r.column) for r in report.failures) == [
-        ("L-cases", "expect_column_pair_values_a_to_be_greater_than_b", "closed_at,created_at"),
-        ("L-neg", "expect_column_pair_values_a_to_be_greater_than_b", "period_end,period_start"),
-        ("L-neg", "expect_column_values_to_be_between", "discount_amount"),
-        ("L-neg", "expect_column_values_to_be_between", "quantity"),
-    ]
-    # A negative amount is a credit (a proration), not a failure; a negative discount is one.
-    discount = only(report.failures, "expect_column_values_to_be_between", "discount_amount")
-    assert json.loads(discount.unexpected_sample)[0]["discount_amount"] == -5.0
-    closed = next(r for r in report.failures if r.batch == "L-cases")
-    assert closed.observed_value == "1 of 2 row(s) unexpected, 1 null row(s) ignored"  # CS2 is still open
-    assert json.loads(closed.unexpected_sample) == [
-        {
-            "case_id": "CS1",
-            "closed_at": "2024-06-01 17:30:00",
-            "created_at": "2024-06-02 09:00:00",
-            "_source_file": "crm/cases_L-cases.csv",
-        }
-    ]
-    assert statuses(warehouse) == {"L-neg": "validated", "L-cases": "validated"}
-
-
-def test_usage_events_may_repeat_an_event_id(warehouse):
-    land(
-        warehouse,
-        "usage_events",
-        "L-usage",
-        """('EV1', 'C1', 'API_CALLS', 10, timestamp '2024-06-01 10:00', null, null),
-           ('EV1', 'C1', 'API_CALLS', 10, timestamp '2024-06-01 10:00', timestamp '2024-06-01 10:05',
-            null)""",
-    )
-    report = validate_landing(warehouse, ["L-usage"], run_id="run-usage")
-    assert report.failures == []
-    assert not any("unique" in r.expectation for r in report.results)
-
-
-def test_missing_required_column_and_unknown_load(warehouse):
+def test_structural_drift_and_an_unknown_load(warehouse):
     con = connect(warehouse)
     con.execute("alter table raw.crm_locations drop column customer_id")
-    con.close()
-    land_sql = "('LOC1', 'HQ', 'US')"
-    con = connect(warehouse)
+    con.execute("alter table raw.crm_locations add column region VARCHAR")
     con.execute(
         "insert into raw.crm_locations (location_id, location_name, country, _load_id, _source_file)"
-        f" select *, 'L-loc', 'crm/locations.csv' from (values {land_sql})"
+        " values ('LOC1', 'HQ', 'US', 'L-loc', 'crm/locations.csv')"
     )
     con.execute(
         f"insert into audit.ingest_manifest ({MANIFEST_FIELDS})"
@@ -436,18 +376,86 @@ def test_missing_required_column_and_unknown_load(warehouse):
 
     with pytest.raises(GateFailure) as caught:
         validate_landing(warehouse, ["L-loc"], run_id="run-x")
-    failed = {(r.expectation, r.column) for r in caught.value.report.critical_failures}
-    assert ("expect_column_to_exist", "customer_id") in failed
-    exists = only(caught.value.report.results, "expect_column_to_exist", "customer_id")
-    assert exists.observed_value == "column missing"
+    drift = only(caught.value.report.critical_failures, COLUMNS)
+    assert drift.column == "customer_id,region"
+    assert drift.observed_value == "missing columns: customer_id; unexpected columns: region"
+    assert only(caught.value.report.results, ROW_COUNT).success  # 1 row, as the manifest says
+    assert "column customer_id,region" in str(caught.value)
+    assert statuses(warehouse) == {"L-loc": "landed"}
+
+
+def test_volume_warnings_do_not_stop_the_gate(warehouse):
+    land(warehouse, "crm_accounts", "L-empty", None)  # a file that landed no row
+    # At-least-once delivery: one repeat is normal (no warning), a file of repeats is not.
+    land(
+        warehouse,
+        "usage_events",
+        "L-usage",
+        """('EV1', 'C1', 'API_CALLS', 10, timestamp '2024-06-01 10:00', null, null),
+           ('EV1', 'C1', 'API_CALLS', 10, timestamp '2024-06-01 10:00', timestamp '2024-06-01 10:05', null),
+           ('EV2', 'C1', 'API_CALLS', 5, timestamp '2024-06-01 11:00', null, null)""",
+    )
+    land(
+        warehouse,
+        "usage_events",
+        "L-twice",
+        """('EV3', 'C1', 'API_CALLS', 1, timestamp '2024-06-02 10:00', null, null),
+           ('EV3', 'C1', 'API_CALLS', 1, timestamp '2024-06-02 10:00', null, null),
+           ('EV3', 'C1', 'API_CALLS', 1, timestamp '2024-06-02 10:00', null, null),
+           ('EV4', 'C1', 'API_CALLS', 1, timestamp '2024-06-02 11:00', null, null),
+           ('EV4', 'C1', 'API_CALLS', 1, timestamp '2024-06-02 11:00', null, null)""",
+    )
+
+    report = validate_landing(warehouse, run_id="run-warn")
+
+    assert report.critical_failures == []
+    assert sorted((r.batch, r.expectation, r.column, r.observed_value) for r in report.failures) == [
+        ("L-empty", NOT_EMPTY, None, "0 row(s)"),
+        ("L-twice", DISTINCT_SHARE, "event_id", "0.4"),
+    ]
+    assert only([r for r in report.results if r.batch == "L-empty"], ROW_COUNT).success  # 0 = 0
+    assert not any(r.expectation in ROW_LEVEL for r in report.results)  # the ingest owns those
+    summary = report.summary()
+    assert "2 failed (0 critical)" in summary
+    assert f"[warning] landing.crm_accounts batch L-empty: {NOT_EMPTY} (0 row(s))" in summary
+    assert statuses(warehouse) == {"L-empty": "validated", "L-usage": "validated", "L-twice": "validated"}
+    assert query(
+        warehouse, "select batch, critical from audit.dq_results where not success order by batch"
+    ) == [("L-empty", False), ("L-twice", False)]
+
+
+def test_a_superseded_load_is_counted_where_its_rows_wait(warehouse):
+    """A corrected file's earlier load has its rows in raw_superseded (entitlements/ingest/land.py)."""
+    land(warehouse, "crm_accounts", "L-old", ACCOUNTS_OK)
+    con = connect(warehouse)
+    con.execute("create schema raw_superseded")
+    con.execute("create table raw_superseded.crm_accounts as select * from raw.crm_accounts limit 0")
+    con.execute("insert into raw_superseded.crm_accounts select * from raw.crm_accounts")
+    con.execute("delete from raw.crm_accounts")
+    con.execute("update audit.ingest_manifest set superseded_by = 'L-new' where load_id = 'L-old'")
+    con.close()
+    land(warehouse, "crm_accounts", "L-new", "('C1', 'Acme Inc', 'US', 'USD', null, date '2020-01-01')")
+
+    assert validate_landing(warehouse, run_id="run-current").batches == ["L-new"]  # current loads only
+    report = validate_landing(warehouse, ["L-old"], run_id="run-old")
+    assert report.failures == []
+    assert {r.table for r in report.results} == {"raw_superseded.crm_accounts"}
+    assert only(report.results, ROW_COUNT).observed_value.startswith(
+        "3 row(s) of load L-old in raw_superseded.crm_accounts"
+    )
 
 
 # --------------------------------------------------------------------------- marts
 
 
-def test_clean_marts_pass(warehouse):
+def test_clean_marts_pass(warehouse, caplog):
     build_marts(warehouse)
-    report = validate_marts(warehouse, run_id="run-m")
+    con = connect(warehouse)
+    con.execute("create table marts.fct_allowance_periods (allowance_period_id VARCHAR)")  # no suite
+    con.close()
+
+    with caplog.at_level("INFO", logger=gates.__name__):
+        report = validate_marts(warehouse, run_id="run-m")
 
     assert report.step == MARTS
     assert report.batches == [f"marts.{t}" for t in sorted(MARTS_DDL)]
@@ -455,32 +463,61 @@ def test_clean_marts_pass(warehouse):
     assert query(warehouse, "select count(*) from audit.dq_results where step = 'marts'") == [
         (len(report.results),)
     ]
+    # A mart without a suite (its dbt tests own it all) is logged, not validated, not a failure.
+    assert "marts without a suite (not validated): fct_allowance_periods" in caplog.text
 
 
-def test_mart_invariants_catch_a_negative_leakage_amount(warehouse):
+def test_mart_invariants_quote_sample_rows_and_leave_dbt_s_rules_to_dbt(warehouse):
     build_marts(
         warehouse,
         {
             "fct_revenue_leakage": CLEAN_MARTS["fct_revenue_leakage"]
-            + """, ('LK3', 'C3', 'under_billed', 'invoice_line', 'IL-9', date '2024-06-10', -40.00, 'GBP',
-                   null, 'K3', 'Invoice line IL-9 billed below the price book')"""
+            + """, ('LK3', 'C3', 'under_billed', 'invoice_line', 'IL-9', date '2024-06-10', 40.00, 'gbp',
+                   null, 'K3', 'Invoice line IL-9 billed below the price book'),
+                   ('LK4', 'C3', 'under_billed', 'invoice_line', 'IL-10', date '2024-06-10', -5.00, 'GBP',
+                   null, 'K3', null)"""
         },
     )
     with pytest.raises(GateFailure) as caught:
-        validate_marts(warehouse, run_id="run-neg")
+        validate_marts(warehouse, run_id="run-cur")
 
-    failure = only(caught.value.report.critical_failures, "expect_column_values_to_be_between", "amount")
-    assert (failure.suite, failure.table) == ("marts.fct_revenue_leakage", "marts.fct_revenue_leakage")
-    assert json.loads(failure.unexpected_sample) == [{"leakage_id": "LK3", "amount": -40.0}]
+    failure = only(caught.value.report.critical_failures, "expect_column_values_to_match_regex", "currency")
+    assert (failure.suite, failure.table, failure.batch) == ("marts.fct_revenue_leakage",) * 3
+    assert json.loads(failure.unexpected_sample) == [{"leakage_id": "LK3", "currency": "gbp"}]
+    assert failure.observed_value == "1 of 4 row(s) unexpected"
+    # LK4's negative amount and missing explanation are dbt's to catch (positive, not_null), in the build.
     assert len(caught.value.report.critical_failures) == 1
+    assert not any(r.column in ("amount", "explanation") for r in caught.value.report.results)
     message = str(caught.value)
     assert "suite marts.fct_revenue_leakage, table marts.fct_revenue_leakage" in message
-    assert "column amount" in message and '"leakage_id": "LK3"' in message
+    assert "column currency" in message and '"leakage_id": "LK3"' in message
     assert str(pickle.loads(pickle.dumps(caught.value))) == message
     assert query(
         warehouse,
         "select column_name, critical from audit.dq_results where step = 'marts' and not success",
-    ) == [("amount", True)]
+    ) == [("currency", True)]
+
+
+def test_a_compound_key_names_every_key_column(warehouse):
+    build_marts(
+        warehouse,
+        {
+            "fct_renewal_alerts": CLEAN_MARTS["fct_renewal_alerts"]
+            + """, ('K1:90d-again', 'K1', 'C1', 'service_contract', date '2024-01-01', date '2025-01-01',
+                   90, date '2024-10-03', false, 'upcoming', 'later', 12000.00, 0.00, 'USD', true,
+                   date '2024-06-15')"""
+        },
+    )
+    with pytest.raises(GateFailure) as caught:
+        validate_marts(warehouse, run_id="run-cdup")
+
+    failure = only(caught.value.report.critical_failures, "expect_compound_columns_to_be_unique")
+    assert failure.column == "contract_id,days_before_expiry"
+    assert json.loads(failure.unexpected_sample) == [
+        {"alert_id": "K1:90d", "contract_id": "K1", "days_before_expiry": 90},
+        {"alert_id": "K1:90d-again", "contract_id": "K1", "days_before_expiry": 90},
+    ]
+    assert "column contract_id,days_before_expiry" in str(caught.value)
 
 
 def test_mart_warnings_and_missing_mart(warehouse):
@@ -490,8 +527,8 @@ def test_mart_warnings_and_missing_mart(warehouse):
             "fct_limit_breaches": """
                 ('B1', 'C1', 'E1', 'ONSITE', date '2024-06-01', date '2024-06-30', 10, 5, 50.00, 80, 0,
                  date '2024-06-10', null, null, 'visits', 0.00, 'USD'),
-                ('B1', 'C1', 'E1', 'ONSITE', date '2024-06-01', date '2024-06-30', 10, 9, 90.00, 75, 0,
-                 date '2024-06-10', null, null, 'visits', 0.00, 'USD')"""
+                ('B2', 'C1', 'E2', 'ONSITE', date '2024-06-01', date '2024-06-30', 10, 9, 90.00, 90, 0,
+                 date '2024-06-10', date '2024-06-08', null, 'visits', 0.00, 'USD')"""
         },
     )
     con = connect(warehouse)
@@ -502,15 +539,33 @@ def test_mart_warnings_and_missing_mart(warehouse):
         validate_marts(warehouse, run_id="run-w")
     report = caught.value.report
     assert sorted((r.expectation, r.column, r.critical) for r in report.failures) == [
+        ("expect_column_pair_values_a_to_be_greater_than_b", "crossed_90_on,crossed_80_on", True),
         ("expect_column_values_to_be_between", "pct_used", False),
-        ("expect_column_values_to_be_in_set", "threshold_crossed", True),
-        ("expect_column_values_to_be_unique", "breach_id", True),
         ("expect_table_to_exist", None, True),
     ]
-    threshold = only(report.results, "expect_column_values_to_be_in_set", "threshold_crossed")
-    assert json.loads(threshold.unexpected_sample) == [{"breach_id": "B1", "threshold_crossed": 75}]
+    order = only(report.failures, "expect_column_pair_values_a_to_be_greater_than_b")
+    assert json.loads(order.unexpected_sample) == [
+        {"breach_id": "B2", "crossed_90_on": "2024-06-08", "crossed_80_on": "2024-06-10"}
+    ]
+    assert only(report.failures, "expect_column_values_to_be_between").observed_value == (
+        "1 of 2 row(s) unexpected"
+    )
     missing = only(report.results, "expect_table_to_exist")
     assert missing.table == "marts.fct_renewal_pipeline"
+    message = str(caught.value)
+    assert "2 critical expectation(s) failed" in message
+    assert "(1 non-critical failure(s) recorded too; see audit.dq_results)" in message
+    assert "[warning] marts.fct_limit_breaches: expect_column_values_to_be_between on pct_used" in (
+        report.summary()
+    )
+    assert query(
+        warehouse,
+        "select expectation, critical from audit.dq_results where not success order by 1",
+    ) == [
+        ("expect_column_pair_values_a_to_be_greater_than_b", True),
+        ("expect_column_values_to_be_between", False),
+        ("expect_table_to_exist", True),
+    ]
 
 
 # --------------------------------------------------------------------------- docs and suites
@@ -532,6 +587,8 @@ def test_data_docs_show_suites_and_results(warehouse, tmp_path):
     assert (site / "expectations" / "landing" / "crm_accounts.html").exists()
     pages = list((site / "validations" / "marts" / "fct_revenue_leakage").rglob("*.html"))
     assert len(pages) == 1 and "run-docs" in str(pages[0])
+    (landing_page,) = (site / "validations" / "landing" / "crm_accounts").rglob("*.html")
+    assert "manifest_row_count: 3" in landing_page.read_text()  # the count the load was held to
     assert list((tmp_path / "gx_results").rglob("L1.json"))  # results kept outside the repo
     after = sorted(p.relative_to(GX_DIR) for p in GX_DIR.rglob("*") if "uncommitted" not in p.parts)
     assert after == before  # validating and rendering wrote nothing into the committed context
@@ -560,6 +617,21 @@ def test_committed_landing_suites_equal_the_generated_ones():
     assert set(landing_suites()) == {f"landing.{layout.table}" for layout in LAYOUTS}
 
 
+def test_landing_suites_hold_only_what_no_row_check_sees():
+    for layout in LAYOUTS:
+        suite = landing_suites()[f"landing.{layout.table}"]
+        exps = {e["type"]: e for e in suite["expectations"]}
+        assert not ROW_LEVEL & exps.keys(), layout.table  # the ingest's row checks own those
+        assert exps[ROW_COUNT]["kwargs"] == {"value": {"$PARAMETER": gates.MANIFEST_ROW_COUNT}}
+        assert exps[ROW_COUNT]["meta"]["critical"] and exps[COLUMNS]["meta"]["critical"]
+        assert exps[COLUMNS]["kwargs"]["column_set"] == [
+            *layout.column_names,
+            *(name for name, _ in LINEAGE_COLUMNS),
+        ]
+        assert not exps[NOT_EMPTY]["meta"]["critical"]
+        assert (DISTINCT_SHARE in exps) == (layout.table == "usage_events"), layout.table
+
+
 def test_every_committed_suite_loads_and_flags_criticality():
     from great_expectations.core import ExpectationSuite
 
@@ -580,6 +652,55 @@ def test_every_committed_suite_loads_and_flags_criticality():
                 assert exp["meta"]["critical"], (name, exp)  # structural checks are critical
 
 
+def _dbt_owned(models_yml: Path) -> dict[str, set[tuple[str, str | None]]]:
+    """Per model of a _<area>__models.yml: the (GX expectation, column) its dbt tests and enforced
+    contract already hold."""
+    from ruamel.yaml import YAML
+
+    same = {
+        "not_null": "expect_column_values_to_not_be_null",
+        "unique": "expect_column_values_to_be_unique",
+        "accepted_values": "expect_column_values_to_be_in_set",
+        "non_negative": "expect_column_values_to_be_between",
+        "positive": "expect_column_values_to_be_between",
+    }
+    owned: dict[str, set[tuple[str, str | None]]] = {}
+    for model in YAML(typ="safe").load(models_yml.read_text()).get("models", []):
+        held = owned.setdefault(model["name"], set())
+        if (model.get("config") or {}).get("contract", {}).get("enforced"):
+            held.add(("expect_table_columns_to_match_set", None))
+        for test in model.get("data_tests") or []:
+            if isinstance(test, dict) and "unique_combination" in test:
+                columns = test["unique_combination"]["arguments"]["columns"]
+                held.add(("expect_compound_columns_to_be_unique", ",".join(columns)))
+        for column in model.get("columns") or []:
+            names = [t if isinstance(t, str) else next(iter(t)) for t in column.get("data_tests") or []]
+            names += [c["type"] for c in column.get("constraints") or []]
+            held |= {(same[n], column["name"]) for n in names if n in same}
+    return owned
+
+
+def test_mart_suites_leave_to_dbt_what_its_tests_cover():
+    """One owner per rule: no mart expectation repeats a dbt test (or enforced contract) of the same
+    model and column. Expectations with a row_condition, or ranges dbt's tests do not express, are
+    GX's own."""
+    owned: dict[str, set[tuple[str, str | None]]] = {}
+    for models_yml in sorted((DBT_PROJECT_DIR / "models" / "marts").glob("*/_*__models.yml")):
+        owned |= _dbt_owned(models_yml)
+    for name, suite in committed_suites(MARTS).items():
+        held = owned.get(name.split(".", 1)[1], set())
+        for exp in suite["expectations"]:
+            kwargs = exp["kwargs"]
+            if kwargs.get("row_condition"):
+                continue
+            if exp["type"] == "expect_column_values_to_be_between" and (
+                kwargs.get("min_value") != 0 or kwargs.get("max_value") is not None
+            ):
+                continue  # a range of its own (dbt's tests say >= 0 or > 0 only)
+            column = kwargs.get("column") or ",".join(kwargs.get("column_list") or []) or None
+            assert (exp["type"], column) not in held, (name, exp["type"], column)
+
+
 def test_each_warehouse_keeps_its_own_results_beside_it(warehouse, tmp_path, monkeypatch):
     monkeypatch.delenv(gates.RESULTS_DIR_ENV)
     build_marts(warehouse)
@@ -593,3 +714,103 @@ def test_each_warehouse_keeps_its_own_results_beside_it(warehouse, tmp_path, mon
     index = build_data_docs(tmp_path / "reports", warehouse)
     pages = index.parent / "validations" / "marts" / "fct_revenue_leakage"
     assert [p.name for p in pages.iterdir()] == ["run-here"]  # not the other warehouse's run
+
+
+# --------------------------------------------------------------------------- dbt's tests
+
+
+@pytest.fixture(scope="module")
+def canonical_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The canonical fixture run by the CLI (no reports): a real dbt build's target folder."""
+    warehouse = tmp_path_factory.mktemp("dbt_tests") / "wh.duckdb"
+    run = entitlements("run", CANONICAL, "--warehouse", warehouse, "--no-reports")
+    assert run.returncode == 0, run.stdout + run.stderr
+    return warehouse
+
+
+@pytest.mark.e2e
+def test_dbt_test_results_are_recorded_in_dq_results(canonical_build: Path) -> None:
+    warehouse, target = canonical_build, target_dir(canonical_build)
+    manifest = target / "manifest.json"
+    # The runner keeps each command's run_results as run_results.<n>.json: the run's build is the
+    # first (0), the analyses' compile the last (1, what DbtResult.results holds).
+    build = json.loads((target / "run_results.0.json").read_text())["results"]
+    data_tests = [r for r in build if r["unique_id"].startswith("test.")]
+
+    report = record_dbt_tests(warehouse, "dbt-run", build, manifest)
+
+    assert report.step == "build" and len(report.results) == len(data_tests) > 50
+    assert report.failures == []  # the build passed
+    rows = query(
+        warehouse,
+        "select step, suite, table_name, batch, expectation, column_name, success, critical, observed_value,"
+        " unexpected_sample from audit.dq_results where run_id = 'dbt-run'",
+    )
+    assert len(rows) == len(data_tests)
+    assert {(r[0], r[1]) for r in rows} == {("build", "dbt")}
+    by_name = {r[4]: r for r in rows}
+    assert by_name["positive_fct_revenue_leakage_amount"] == (
+        "build",
+        "dbt",
+        "marts.fct_revenue_leakage",
+        "marts.fct_revenue_leakage",
+        "positive_fct_revenue_leakage_amount",
+        "amount",
+        True,
+        True,
+        "0 failing row(s)",
+        None,
+    )
+    assert by_name["not_null_fct_leakage_kpis_fx_rate"][5:8] == ("fx_rate", True, False)  # severity warn
+    combination = next(r for r in rows if r[4].startswith("unique_combination_fct_revenue_leakage"))
+    assert combination[2] == "marts.fct_revenue_leakage" and combination[5] is None
+    tables = {r[2] for r in rows}
+    assert {"marts.fct_leakage_kpis", "marts.fct_limit_breaches", "marts.fct_renewal_alerts"} <= tables
+    assert any(t.startswith("intermediate.int_") for t in tables)
+    # A singular test names the models it reads.
+    reconciles = by_name["assert_fct_leakage_kpis_reconciles_with_fct_revenue_leakage"]
+    assert set(reconciles[2].split(", ")) == {"marts.fct_leakage_kpis", "marts.fct_revenue_leakage"}
+
+    # Failed, warned and errored tests, as a failing build reports them (same nodes, other outcomes).
+    outcomes = {
+        "positive_fct_revenue_leakage_amount": ("fail", 2, "Got 2 results, configured to fail if != 0"),
+        "not_null_fct_leakage_kpis_fx_rate": ("warn", 1, "Got 1 result, configured to warn if != 0"),
+        "unique_fct_revenue_leakage_leakage_id": ("error", None, "Binder Error: column not found"),
+    }
+    names = {uid: node["name"] for uid, node in json.loads(manifest.read_text())["nodes"].items()}
+    bad = []
+    for result in build:
+        outcome = outcomes.get(names.get(result["unique_id"], ""))
+        if outcome:
+            result = {**result, "status": outcome[0], "failures": outcome[1], "message": outcome[2]}
+        bad.append(result)
+    report = record_dbt_tests(warehouse, "dbt-bad", bad, manifest)
+    assert sorted((r.expectation, r.success, r.critical, r.observed_value) for r in report.failures) == [
+        (
+            "not_null_fct_leakage_kpis_fx_rate",
+            False,
+            False,
+            "1 failing row(s): Got 1 result, configured to warn if != 0",
+        ),
+        (
+            "positive_fct_revenue_leakage_amount",
+            False,
+            True,
+            "2 failing row(s): Got 2 results, configured to fail if != 0",
+        ),
+        ("unique_fct_revenue_leakage_leakage_id", False, True, "error: Binder Error: column not found"),
+    ]
+    assert len(report.critical_failures) == 2  # recorded, not raised: dbt's exit status judges the build
+    assert query(
+        warehouse, "select count(*) from audit.dq_results where run_id = 'dbt-bad' and not success"
+    ) == [(3,)]
+
+    # The results may be given as the run_results file itself.
+    assert len(
+        record_dbt_tests(warehouse, "dbt-file", target / "run_results.0.json", manifest).results
+    ) == len(data_tests)
+
+    # The compile's results hold no data test: nothing to record.
+    compiled = json.loads((target / "run_results.1.json").read_text())["results"]
+    assert record_dbt_tests(warehouse, "dbt-compile", compiled, manifest).results == []
+    assert query(warehouse, "select count(*) from audit.dq_results where run_id = 'dbt-compile'") == [(0,)]

@@ -1,10 +1,25 @@
-"""Data-quality gates: landing checks per landed file, business invariants per mart.
+"""Data-quality gates: what no row check sees, per landed file and per mart; dbt's test results.
 
 The pipeline calls only the public functions here (``validate_landing``,
-``validate_marts``, ``validate_migration_step``, ``record_gate_failure``,
-``build_data_docs``) and reads ``GateReport`` / ``GateFailure``. Everything
-that touches Great Expectations stays inside this module, so a native DuckDB
+``validate_marts``, ``validate_migration_step``, ``record_dbt_tests``,
+``record_gate_failure``, ``build_data_docs``) and reads ``GateReport`` / ``GateFailure``.
+Everything that touches Great Expectations stays inside this module, so a native DuckDB
 engine can replace it later without the callers noticing.
+
+Each rule has one owner (docs/architecture.md, "Where each rule lives"):
+
+- the ingest's row checks type every value and reject a row with a missing required value, a
+  value outside its enumeration, a negative value the layout forbids, an end before its start,
+  or a duplicated key; nothing here checks those again;
+- a landing suite (``landing.<table>``) checks what no single row shows, per landed file: its
+  rows in raw are the rows the manifest says landed (``audit.ingest_manifest.row_count``, passed
+  to GX as the suite parameter ``manifest_row_count``), the raw table has exactly the layout's
+  columns and the lineage columns, and warnings on volumes (a file that landed no row, an
+  at-least-once feed that repeats most of its ids);
+- dbt data tests and enforced contracts own a mart's invariants; a mart suite
+  (``marts.<table>``) holds only what dbt does not test (distributions, cross-column sanity,
+  warnings shown in Data Docs); ``record_dbt_tests`` records the build's dbt test results in
+  ``audit.dq_results`` (step ``build``, suite ``dbt``) beside the suites' results.
 
 How a gate runs
     1. Read each batch through a READ-ONLY DuckDB connection: one landed file
@@ -15,7 +30,8 @@ How a gate runs
     2. Validate each batch against its suite (``landing.<table>`` or
        ``marts.<table>``, JSON under expectations/gx/expectations/) with a GX
        pandas datasource in an in-memory context built from
-       expectations/gx/great_expectations.yml.
+       expectations/gx/great_expectations.yml; a landed file's manifest row count is
+       given as an expectation parameter.
     3. Close the read-only connection, then append one row per expectation to
        ``audit.dq_results`` (and, for landing, move passing manifest rows to
        'validated') through a normal connection.
@@ -30,7 +46,8 @@ environment variable ``ENTITLEMENTS_GX_RESULTS_DIR``.
 
 Landing suites are generated from entitlements/ingest/layouts.py (``landing_suites()``) and
 committed as JSON; ``python -m entitlements.quality.gates --write-suites`` rewrites them
-and a test keeps the committed files equal to the generated ones.
+and a test keeps the committed files equal to the generated ones. Mart suites are written by
+hand; migration suites belong to the migration's steps.
 """
 
 from __future__ import annotations
@@ -45,12 +62,14 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from entitlements import audit
+from entitlements.ingest.land import LINEAGE_COLUMNS, SUPERSEDED_SCHEMA
 from entitlements.ingest.layouts import LAYOUTS, LAYOUTS_BY_TABLE, Layout
 from entitlements.warehouse import GX_DIR, connect
 
@@ -77,27 +96,19 @@ SAMPLE_ROWS = 5  # bad rows quoted per failed expectation
 MAX_MESSAGE_FAILURES = 10  # failed expectations spelled out in a GateFailure message
 
 MANIFEST = "audit.ingest_manifest"
-DQ_RESULTS = "audit.dq_results"
+DQ_RESULTS = audit.table("dq_results")
 LANDED = "landed"
 VALIDATED = "validated"
+# The suite parameter a landing suite compares a file's rows in raw with: its manifest row_count.
+MANIFEST_ROW_COUNT = "manifest_row_count"
+# At-least-once feeds (a layout whose key may repeat): below this share of distinct keys, a warning.
+MIN_DISTINCT_KEY_SHARE = 0.5
 
-DQ_COLUMNS = {
-    "run_id": "VARCHAR",
-    "step": "VARCHAR",
-    "suite": "VARCHAR",
-    "table_name": "VARCHAR",
-    "batch": "VARCHAR",
-    "expectation": "VARCHAR",
-    "column_name": "VARCHAR",
-    "success": "BOOLEAN",
-    "critical": "BOOLEAN",
-    "observed_value": "VARCHAR",
-    "unexpected_sample": "VARCHAR",
-    "validated_at": "TIMESTAMP",  # UTC
-}
-DQ_RESULTS_DDL = (
-    f"create table if not exists {DQ_RESULTS} ({', '.join(f'{c} {t}' for c, t in DQ_COLUMNS.items())})"
-)
+# dbt's data tests, recorded by record_dbt_tests: the run's step that ran them and their suite.
+BUILD = "build"
+DBT_SUITE = "dbt"
+
+DQ_COLUMNS = dict(audit.TABLES["dq_results"])
 
 # Checks the gate makes itself when there is nothing for GX to validate.
 TABLE_EXISTS = "expect_table_to_exist"
@@ -112,11 +123,11 @@ SUITE_EXISTS = "expect_table_to_have_a_suite"
 class CheckResult:
     """The outcome of one expectation on one batch (one row of audit.dq_results)."""
 
-    step: str  # 'landing' | 'marts'
-    suite: str  # e.g. 'landing.crm_accounts'
+    step: str  # 'landing' | 'marts' | 'migration.<step>' | 'build' (dbt's tests)
+    suite: str  # e.g. 'landing.crm_accounts'; 'dbt' for a dbt test
     table: str  # qualified, e.g. 'raw.crm_accounts'
-    batch: str  # landing: the load_id; marts: the qualified table name
-    expectation: str  # GX expectation type, e.g. 'expect_column_values_to_be_unique'
+    batch: str  # landing: the load_id; otherwise the table (migration: with its phase)
+    expectation: str  # GX expectation type, e.g. 'expect_table_row_count_to_equal'; a dbt test's name
     column: str | None  # column(s) checked, comma separated; None for table-level checks
     success: bool
     critical: bool
@@ -193,24 +204,13 @@ def _failure_message(report: GateReport, source_files: Mapping[str, str]) -> str
         if r.observed_value:
             lines.append(f"    observed: {r.observed_value}")
         if r.unexpected_sample:
-            lines.append(
-                f"    sample rows: {_without_file(r.unexpected_sample) if file else r.unexpected_sample}"
-            )
+            lines.append(f"    sample rows: {r.unexpected_sample}")
     if len(critical) > MAX_MESSAGE_FAILURES:
         lines.append(f"- ... and {len(critical) - MAX_MESSAGE_FAILURES} more critical failure(s)")
     others = len(report.failures) - len(critical)
     if others:
         lines.append(f"({others} non-critical failure(s) recorded too; see {DQ_RESULTS})")
     return "\n".join(lines)
-
-
-def _without_file(sample: str) -> str:
-    """A sample without the per-row source file (the message names it once)."""
-    try:
-        rows = json.loads(sample)
-        return json.dumps([{k: v for k, v in row.items() if k != "_source_file"} for row in rows])
-    except (ValueError, AttributeError):
-        return sample
 
 
 # --------------------------------------------------------------------------- suites
@@ -222,67 +222,95 @@ def _gx() -> Any:
     return gx
 
 
-def _expectation(class_name: str, *, critical: bool, **kwargs: Any) -> dict[str, Any]:
+def _expectation(class_name: str, *, critical: bool, description: str, **kwargs: Any) -> dict[str, Any]:
     """One expectation as suite JSON, validated by (and in the canonical form of) its GX class."""
     cls = getattr(_gx().expectations, class_name)
-    exp = cls(**kwargs, meta={"critical": critical}, severity="critical" if critical else "warning")
+    exp = cls(
+        **kwargs,
+        meta={"critical": critical},
+        severity="critical" if critical else "warning",
+        description=description,
+    )
     return exp.configuration.to_json_dict()
 
 
 def landing_suite(layout: Layout) -> dict[str, Any]:
-    """The landing suite of one raw table, derived from its layout.
+    """The landing suite of one raw table, derived from its layout: what no row check can see.
 
-    Critical (structural): required columns exist and are not null, primary key
-    not null (unless declared nullable_key) and unique (unless ``unique_key`` is False), enum columns in their
-    set (nulls pass: a required column's nulls are caught by not-null).
-    Warnings: date ranges end >= start (rows where either is null ignored),
-    non-negative columns >= 0.
+    The ingest's row checks (entitlements/ingest/checks.py, from the same layout) own every rule
+    a single row shows: types, required values, enumerations, non-negative values, end before
+    start, keys duplicated in a file or already landed. A landed file passed them all, so this
+    suite checks the file as a whole (one batch = one load):
+
+    - critical: its rows in raw equal the rows the manifest says landed (suite parameter
+      ``manifest_row_count``: ``audit.ingest_manifest.row_count`` of the load, given at
+      validation time), so no row was lost or added between the ingest's count and the build;
+    - critical: the raw table has exactly the layout's columns and the lineage columns
+      (structural drift between the layout and the warehouse);
+    - warning: the file landed at least one row;
+    - warning, for a feed whose key may repeat (``unique_key`` False: at-least-once delivery;
+      not the legacy files, whose keys the migration's extract suites judge): at least
+      ``MIN_DISTINCT_KEY_SHARE`` of the file's keys are distinct (a file delivered twice over
+      repeats them all).
     """
-    exps: list[dict[str, Any]] = []
-    required = layout.required_columns
-    for column in required:
-        exps.append(_expectation("ExpectColumnToExist", critical=True, column=column))
-    key = (k for k in layout.primary_key if k not in layout.nullable_key)
-    for column in dict.fromkeys((*required, *key)):
-        exps.append(_expectation("ExpectColumnValuesToNotBeNull", critical=True, column=column))
-    if layout.unique_key:
-        if len(layout.primary_key) == 1:
-            exps.append(
-                _expectation("ExpectColumnValuesToBeUnique", critical=True, column=layout.primary_key[0])
-            )
-        else:
-            exps.append(
-                _expectation(
-                    "ExpectCompoundColumnsToBeUnique", critical=True, column_list=list(layout.primary_key)
-                )
-            )
-    for column, values in layout.enums.items():
-        exps.append(
-            _expectation("ExpectColumnValuesToBeInSet", critical=True, column=column, value_set=list(values))
-        )
-    for start, end in layout.date_ranges:
+    table = f"raw.{layout.table}"
+    columns = [*layout.column_names, *(name for name, _ in LINEAGE_COLUMNS)]
+    exps = [
+        _expectation(
+            "ExpectTableRowCountToEqual",
+            critical=True,
+            value={"$PARAMETER": MANIFEST_ROW_COUNT},
+            description=(
+                f"The file's rows in {table} (its _load_id) are the rows the ingest counted as landed"
+                f" ({MANIFEST}.row_count of the load): none lost or added since."
+            ),
+        ),
+        _expectation(
+            "ExpectTableColumnsToMatchSet",
+            critical=True,
+            column_set=columns,
+            exact_match=True,
+            description=(
+                f"{table} has exactly the columns of layout {layout.table}"
+                " (entitlements/ingest/layouts.py) and the lineage columns."
+            ),
+        ),
+        _expectation(
+            "ExpectTableRowCountToBeBetween",
+            critical=False,
+            min_value=1,
+            description="The file landed at least one row (an empty export is worth a look).",
+        ),
+    ]
+    # A legacy file lands as written, duplicate keys and all: the migration's extract suites judge it.
+    if not layout.unique_key and len(layout.primary_key) == 1 and layout.system != "legacy":
+        key = layout.primary_key[0]
         exps.append(
             _expectation(
-                "ExpectColumnPairValuesAToBeGreaterThanB",
+                "ExpectColumnProportionOfUniqueValuesToBeBetween",
                 critical=False,
-                column_A=end,
-                column_B=start,
-                or_equal=True,
-                ignore_row_if="either_value_is_missing",
+                column=key,
+                min_value=MIN_DISTINCT_KEY_SHARE,
+                description=(
+                    f"{key} may repeat (delivered at least once; staging keeps one of each), but at"
+                    f" least {MIN_DISTINCT_KEY_SHARE:.0%} of a file's {key} values are distinct:"
+                    " fewer looks like a file delivered twice over."
+                ),
             )
         )
-    for column in layout.non_negative:
-        exps.append(_expectation("ExpectColumnValuesToBeBetween", critical=False, column=column, min_value=0))
     return {
         "name": f"{LANDING}.{layout.table}",
         "notes": (
             f"Generated from entitlements/ingest/layouts.py (layout {layout.table}) by "
-            "`python -m entitlements.quality.gates --write-suites`: edit the layout, not this file."
+            "`python -m entitlements.quality.gates --write-suites`: edit the layout, not this file. "
+            "Only what no row check sees: the ingest's row checks own types, required values, "
+            "enumerations, ranges and keys."
         ),
         "meta": {
-            "table": f"raw.{layout.table}",
+            "table": table,
             "key_columns": list(layout.primary_key),
             "generated_from": "entitlements/ingest/layouts.py",
+            "parameters": {MANIFEST_ROW_COUNT: f"{MANIFEST}.row_count of the load validated"},
         },
         "expectations": exps,
     }
@@ -387,6 +415,7 @@ class _Batch:
     source_file: str | None = None
     load_id: str | None = None
     problem: CheckResult | None = None  # set when the batch could not be read
+    parameters: dict[str, Any] | None = None  # the suite's parameters ($PARAMETER) for this batch
 
 
 def _safe(name: str) -> str:
@@ -423,10 +452,21 @@ class _GxEngine:
         suite = self.suite(batch.suite)
         gx_batch = self._definition(batch.table).get_batch(batch_parameters={"dataframe": batch.frame})
         result = gx_batch.validate(
-            suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS * 4}
+            suite,
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS * 4},
+            expectation_parameters=batch.parameters,
         )
+        # A result's kwargs carry the parameters' values where the suite has {"$PARAMETER": name}.
+        order = {_config_key(e.configuration, batch.parameters): i for i, e in enumerate(suite.expectations)}
+        given = {
+            _config_key(e.configuration, batch.parameters): _parameters_of(e.configuration, batch.parameters)
+            for e in suite.expectations
+        }
+        for r in result.results:
+            values = given.get(_config_key(r.expectation_config))
+            if values and r.expectation_config.description:  # Data Docs show the description alone
+                r.expectation_config.description += f" ({values})"
         self._store(batch, result)
-        order = {_config_key(e.configuration): i for i, e in enumerate(suite.expectations)}
         checks = sorted(
             result.results, key=lambda r: order.get(_config_key(r.expectation_config), len(order))
         )
@@ -477,10 +517,23 @@ def _prune_results(suite_dir: Path, keep: int) -> None:
             old.parent.rmdir()
 
 
-def _config_key(config: Any) -> str:
-    """Identifies an expectation of a suite in its result (GX adds batch_id to the result's kwargs)."""
-    kwargs = {k: v for k, v in config.kwargs.items() if k != "batch_id"}
+def _config_key(config: Any, parameters: Mapping[str, Any] | None = None) -> str:
+    """Identifies an expectation of a suite in its result (GX adds batch_id to the result's kwargs
+    and puts the parameters' values in place of {"$PARAMETER": name}: given, they are put there too)."""
+    kwargs = {k: _parameter(v, parameters) for k, v in config.kwargs.items() if k != "batch_id"}
     return json.dumps([config.type, kwargs], sort_keys=True, default=str)
+
+
+def _parameters_of(config: Any, parameters: Mapping[str, Any] | None) -> str:
+    """The parameters an expectation was given, as 'name: value, ...' ('' for none)."""
+    names = [v["$PARAMETER"] for v in config.kwargs.values() if isinstance(v, Mapping) and "$PARAMETER" in v]
+    return ", ".join(f"{name}: {(parameters or {}).get(name)}" for name in names)
+
+
+def _parameter(value: Any, parameters: Mapping[str, Any] | None) -> Any:
+    if parameters and isinstance(value, Mapping) and value.get("$PARAMETER") in parameters:
+        return parameters[value["$PARAMETER"]]
+    return value
 
 
 def _columns_of(kwargs: Mapping[str, Any]) -> list[str]:
@@ -518,10 +571,25 @@ def _check_result(batch: _Batch, key_columns: list[str], r: Any) -> CheckResult:
     elif config.type == "expect_column_to_exist":
         observed = "column present" if success else "column missing"
     elif config.type == "expect_table_columns_to_match_set":
-        missing = sorted(set(kwargs.get("column_set") or []) - set(result.get("observed_value") or []))
-        observed = f"missing columns: {', '.join(missing)}" if missing else "all expected columns present"
-        if missing:
-            columns = missing
+        expected, present = set(kwargs.get("column_set") or []), set(result.get("observed_value") or [])
+        missing = sorted(expected - present)
+        extra = sorted(present - expected) if kwargs.get("exact_match", True) else []
+        problems = [f"missing columns: {', '.join(missing)}"] if missing else []
+        problems += [f"unexpected columns: {', '.join(extra)}"] if extra else []
+        observed = "; ".join(problems) or "all expected columns present"
+        if problems:
+            columns = [*missing, *extra]
+    elif config.type == "expect_table_row_count_to_equal" and "observed_value" in result:
+        rows, expected = result["observed_value"], kwargs.get("value")
+        if batch.load_id:
+            observed = (
+                f"{rows} row(s) of load {batch.load_id} in {batch.table};"
+                f" {MANIFEST}.row_count says {expected} landed"
+            )
+        else:
+            observed = f"{rows} row(s), expected {expected}"
+    elif config.type.startswith("expect_table_row_count") and "observed_value" in result:
+        observed = f"{result['observed_value']} row(s)"
     elif "unexpected_count" in result:
         observed = f"{result['unexpected_count']} of {result.get('element_count')} row(s) unexpected"
         if result.get("missing_count"):
@@ -549,13 +617,10 @@ def _check_result(batch: _Batch, key_columns: list[str], r: Any) -> CheckResult:
 
 
 def _sample(batch: _Batch, key_columns: list[str], columns: list[str], index: Sequence[Any]) -> str | None:
-    """A few bad rows: their key columns, the checked column(s) and, for a landed file, the file."""
+    """A few bad rows: their key columns and the checked column(s)."""
     frame = batch.frame
     assert frame is not None
-    wanted = [*key_columns, *columns]
-    if batch.step == LANDING:
-        wanted.append("_source_file")
-    shown = [c for c in dict.fromkeys(wanted) if c in frame.columns]
+    shown = [c for c in dict.fromkeys([*key_columns, *columns]) if c in frame.columns]
     rows = []
     for label in list(index)[:SAMPLE_ROWS]:
         if label not in frame.index:
@@ -629,10 +694,21 @@ def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bo
     return bool(row and row[0])
 
 
-def _manifest_rows(con: duckdb.DuckDBPyConnection, load_ids: list[str] | None) -> list[tuple[str, str, str]]:
+@dataclass(frozen=True)
+class _Load:
+    """A load's row of the manifest: what the landing gate needs of it."""
+
+    load_id: str
+    source_file: str
+    table_name: str
+    row_count: int | None
+    superseded: bool
+
+
+def _manifest_rows(con: duckdb.DuckDBPyConnection, load_ids: list[str] | None) -> list[_Load]:
     if not _table_exists(con, "audit", "ingest_manifest"):
         raise ValueError(f"{MANIFEST} does not exist in the warehouse: run ingest first")
-    base = f"select load_id, source_file, table_name from {MANIFEST}"
+    base = f"select load_id, source_file, table_name, row_count, superseded_by is not null from {MANIFEST}"
     if load_ids is None:
         rows = con.execute(
             f"{base} where status = ? and superseded_by is null order by loaded_at, load_id", [LANDED]
@@ -647,20 +723,26 @@ def _manifest_rows(con: duckdb.DuckDBPyConnection, load_ids: list[str] | None) -
             raise ValueError(f"load id(s) not in {MANIFEST}: {', '.join(unknown)}")
         position = {load_id: i for i, load_id in enumerate(load_ids)}
         rows.sort(key=lambda r: position[r[0]])
-    return [(str(load_id), str(source or ""), str(table)) for load_id, source, table in rows]
+    return [
+        _Load(str(load_id), str(source or ""), str(table), count, bool(superseded))
+        for load_id, source, table, count, superseded in rows
+    ]
 
 
-def _landing_batch(con: duckdb.DuckDBPyConnection, load_id: str, source_file: str, table_name: str) -> _Batch:
-    table = table_name.split(".")[-1]
+def _landing_batch(con: duckdb.DuckDBPyConnection, load: _Load) -> _Batch:
+    """One landed file: its rows in raw (a superseded load's in raw_superseded, where they wait)."""
+    table = load.table_name.split(".")[-1]
+    schema = SUPERSEDED_SCHEMA if load.superseded else "raw"
     batch = _Batch(
         step=LANDING,
         suite=f"{LANDING}.{table}",
-        table=f"raw.{table}",
-        batch=load_id,
+        table=f"{schema}.{table}",
+        batch=load.load_id,
         frame=None,
         types={},
-        source_file=source_file,
-        load_id=load_id,
+        source_file=load.source_file,
+        load_id=load.load_id,
+        parameters={MANIFEST_ROW_COUNT: load.row_count},
     )
     if table not in LAYOUTS_BY_TABLE:
         batch.problem = _gate_check(
@@ -668,10 +750,16 @@ def _landing_batch(con: duckdb.DuckDBPyConnection, load_id: str, source_file: st
         )
     elif not suite_path(batch.suite).exists():
         batch.problem = _gate_check(batch, SUITE_EXISTS, f"no suite {batch.suite}: run --write-suites")
-    elif not _table_exists(con, "raw", table):
+    elif not _table_exists(con, schema, table):
         batch.problem = _gate_check(batch, TABLE_EXISTS, f"table {batch.table} not found")
+    elif load.row_count is None:
+        batch.problem = _gate_check(
+            batch, "expect_table_row_count_to_equal", f"{MANIFEST} has no row_count for load {load.load_id}"
+        )
     else:
-        batch.frame, batch.types = _read(con, f'select * from raw."{table}" where _load_id = ?', [load_id])
+        batch.frame, batch.types = _read(
+            con, f'select * from {schema}."{table}" where _load_id = ?', [load.load_id]
+        )
     return batch
 
 
@@ -723,8 +811,7 @@ def _write(warehouse: Path, report: GateReport, validated_loads: Sequence[str] =
     con = connect(warehouse)
     try:
         con.execute("begin")
-        con.execute("create schema if not exists audit")
-        con.execute(DQ_RESULTS_DDL)
+        audit.ensure(con, "dq_results")
         if rows:
             import pandas as pd
 
@@ -774,16 +861,17 @@ def _run(step: str, batches: list[_Batch], run_id: str, results_path: Path) -> G
 
 
 def validate_landing(warehouse: Path, load_ids: list[str] | None = None, *, run_id: str) -> GateReport:
-    """Validate landed files (None: every manifest row with status 'landed').
+    """Validate landed files (None: every current manifest row with status 'landed').
 
-    One batch per load. Results are appended to audit.dq_results; the manifest
+    One batch per load, validated with the load's manifest row_count as the suite parameter
+    ``manifest_row_count``. Results are appended to audit.dq_results; the manifest
     rows of batches without a critical failure move to 'validated' (failing ones
     stay 'landed'). Raises GateFailure afterwards if any critical expectation failed.
     """
     started = time.perf_counter()
     con = connect(warehouse, read_only=True)
     try:
-        batches = [_landing_batch(con, *row) for row in _manifest_rows(con, load_ids)]
+        batches = [_landing_batch(con, load) for load in _manifest_rows(con, load_ids)]
     finally:
         con.close()
     report = _run(LANDING, batches, run_id, results_dir(warehouse))
@@ -886,6 +974,73 @@ def record_gate_failure(
         Path(warehouse),
         GateReport(run_id=run_id, step=step, results=[_gate_check(batch, expectation, observed)]),
     )
+
+
+def record_dbt_tests(
+    warehouse: Path,
+    run_id: str,
+    results: Iterable[Mapping[str, Any]] | Path,
+    manifest_path: Path,
+) -> GateReport:
+    """Record the data tests of a dbt command in audit.dq_results, in one transaction.
+
+    results: the command's node results (``run_results.json``'s "results", or that file's path);
+    manifest_path: the manifest.json of the same target. One row per data test (models, seeds,
+    unit tests and the rest are left out): step ``build``, suite ``dbt``, table_name the tested
+    model as ``<schema>.<name>`` (a singular test's models, comma separated), batch the same,
+    expectation the test's name, column_name its column (if any), success (status pass), critical
+    (severity error), observed_value the failing rows or dbt's message. Nothing raises on a
+    failed test: dbt's own exit status judges the build. Returns what was recorded.
+    """
+    if isinstance(results, Path):
+        results = json.loads(results.read_text())["results"]
+    manifest = json.loads(Path(manifest_path).read_text())
+    nodes = manifest.get("nodes", {})
+    relations = {**manifest.get("sources", {}), **nodes}
+    checks = []
+    for result in results:
+        node = nodes.get(str(result.get("unique_id")))
+        if not node or node.get("resource_type") != "test":
+            continue
+        tested = [node["attached_node"]] if node.get("attached_node") else node["depends_on"]["nodes"]
+        table = ", ".join(_relation(relations.get(unique_id), unique_id) for unique_id in tested)
+        status = str(result.get("status"))
+        checks.append(
+            CheckResult(
+                step=BUILD,
+                suite=DBT_SUITE,
+                table=table,
+                batch=table,
+                expectation=node["name"],
+                column=node.get("column_name") or None,
+                success=status == "pass",
+                critical=str(node.get("config", {}).get("severity", "error")).lower() == "error",
+                observed_value=_dbt_observed(status, result),
+                unexpected_sample=None,
+            )
+        )
+    report = GateReport(run_id=run_id, step=BUILD, results=checks)
+    if checks:
+        _write(Path(warehouse), report)
+    log.info("%s", report.summary().splitlines()[0])
+    return report
+
+
+def _relation(node: Mapping[str, Any] | None, unique_id: str) -> str:
+    """A manifest node (model, seed, snapshot, source) as schema.name, e.g. marts.fct_revenue_leakage."""
+    if not node:
+        return unique_id
+    name = node.get("alias") or node.get("identifier") or node.get("name")
+    return f"{node.get('schema')}.{name}"
+
+
+def _dbt_observed(status: str, result: Mapping[str, Any]) -> str:
+    message = str(result.get("message") or "").strip()
+    if status in ("pass", "fail", "warn"):
+        failures = result.get("failures") or 0
+        observed = f"{failures} failing row(s)"
+        return f"{observed}: {message}" if status != "pass" and message else observed
+    return _truncate(f"{status}: {message}" if message else status)
 
 
 def build_data_docs(reports_dir: Path, warehouse: Path) -> Path:

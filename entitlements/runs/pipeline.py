@@ -20,6 +20,7 @@ from entitlements.ingest.land import FileResult, ingest_exports, revert_load
 from entitlements.quality.gates import (
     GateReport,
     build_data_docs,
+    record_dbt_tests,
     validate_landing,
     validate_marts,
 )
@@ -213,8 +214,13 @@ def build_step(warehouse: Path, run_id: str, as_of: date) -> None:
         _start_build(warehouse, run_id, as_of)
         # One dbt process, one parse: the build, then the analyses compiled for this warehouse.
         commands = [["build", *BUILD_SELECTION], ["compile", *ANALYSES]]
+        result = run_dbt_commands(commands, warehouse, as_of)
+        if result.run_results:  # the build's data tests, pass or fail, feed audit.dq_results
+            record_dbt_tests(
+                warehouse, run_id, result.run_results[0], target_dir(warehouse) / "manifest.json"
+            )
         try:
-            result = require_ok("dbt build", run_dbt_commands(commands, warehouse, as_of))
+            require_ok("dbt build", result)
         except DbtFailure as exc:
             _finish_build(warehouse, run_id, "failed", exc.result.output[-4000:])
             raise PipelineError("dbt build", str(exc)) from exc

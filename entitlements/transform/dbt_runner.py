@@ -47,6 +47,7 @@ class DbtResult:
     output: str
     results: tuple[dict, ...] = ()
     failures: tuple[NodeFailure, ...] = ()
+    run_results: tuple[Path, ...] = ()  # each command's run_results.json, in command order (as ran)
 
     @property
     def ok(self) -> bool:
@@ -131,7 +132,7 @@ def run_dbt_commands(
     ran = sorted(target.glob("run_results.*.json"), key=lambda path: int(path.stem.split(".")[1]))
     results, failures = _read_results(ran[-1] if ran else target / "run_results.json", target)
     name = " && ".join(" ".join(command[:2]) for command in commands)
-    return DbtResult(name, proc.returncode, proc.stdout + proc.stderr, results, failures)
+    return DbtResult(name, proc.returncode, proc.stdout + proc.stderr, results, failures, tuple(ran))
 
 
 def _die_with_parent(parent: int):
