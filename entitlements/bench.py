@@ -189,13 +189,11 @@ def check_latency(warehouse: Path, as_of: date, checks: int = CHECKS) -> tuple[f
     store_compiled_queries(warehouse, target_dir(warehouse) / "compiled" / "entitlements" / "analyses")
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        customers = [
-            r[0] for r in con.execute("select customer_id from staging.stg_crm__accounts").fetchall()
-        ]
+        customers = [r[0] for r in con.execute("select customer_id from marts.dim_customers").fetchall()]
         codes = [
             r[0]
             for r in con.execute(
-                "select distinct entitlement_code from intermediate.int_catalog_entitlements"
+                "select distinct entitlement_code from marts.dim_entitlement_catalog"
             ).fetchall()
         ]
     finally:

@@ -245,7 +245,7 @@ def test_values_are_escaped(warehouse_copy: Path, tmp_path: Path) -> None:
     con = connect(warehouse_copy)
     try:
         con.execute(
-            "update raw.crm_accounts set customer_name = '<script>alert(1)</script> & \"Sons\"'"
+            "update marts.dim_customers set customer_name = '<script>alert(1)</script> & \"Sons\"'"
             " where customer_id = 'C00001'"
         )
     finally:

@@ -180,8 +180,7 @@ def resolve_plan(warehouse: Path, phases: Sequence[Phase]) -> dict[str, list[str
     con = connect(warehouse, read_only=True)
     try:
         rows = con.execute(
-            "select customer_id, segment, country, currency from staging.stg_crm__accounts"
-            " order by customer_id"
+            "select customer_id, segment, country, currency from marts.dim_customers order by customer_id"
         ).fetchall()
     finally:
         con.close()
@@ -270,7 +269,7 @@ def _require_new_model(warehouse: Path) -> None:
         )
     con = connect(warehouse, read_only=True)
     try:
-        if not table_exists(con, "intermediate", "int_entitlement_grants"):
+        if not table_exists(con, "marts", "fct_active_entitlements"):
             raise MigrationPlanError(
                 f"warehouse {warehouse} holds no new model to compare with: run `entitlements run EXPORT_DIR`"
                 " on the new system's export first"

@@ -301,16 +301,13 @@ class EntitlementChecker:
     ) -> None:
         problems = []
         if not known_customer:
-            ids = [
-                r[0]
-                for r in self._con.execute("select customer_id from staging.stg_crm__accounts").fetchall()
-            ]
+            ids = [r[0] for r in self._con.execute("select customer_id from marts.dim_customers").fetchall()]
             problems.append(f"unknown customer {customer_id!r}{_suggest(customer_id, ids)}")
         if not known_code:
             codes = [
                 r[0]
                 for r in self._con.execute(
-                    "select distinct entitlement_code from intermediate.int_catalog_entitlements order by 1"
+                    "select distinct entitlement_code from marts.dim_entitlement_catalog order by 1"
                 ).fetchall()
             ]
             problems.append(

@@ -9,7 +9,8 @@ the limit in the current allowance period (used, limit, remaining; "Unlimited" w
 limit) with a chart of the share used, and the renewal dates of contracts not yet ended.
 
 Sources: marts.fct_active_entitlements (or entitlements.serve.asof.active_entitlements for another date),
-marts.fct_renewal_pipeline, and the customer's own account, contract, asset, site and catalog names.
+marts.fct_renewal_pipeline, and the customer's own account, contract, asset, site and catalog names
+(marts.dim_customers, dim_contracts, dim_assets, dim_locations, dim_entitlement_catalog).
 The renewal mart keeps terms ending at most renewal_lookback_days (365) before the warehouse's as-of
 date, so a statement dated earlier than that omits contracts that ended in between.
 Nothing internal (leakage, overrides, approvers, billing findings) is read. The warehouse is opened
@@ -285,17 +286,16 @@ def _lookup(con: duckdb.DuckDBPyConnection, sql: str, params: list) -> dict[Any,
 def _catalog(con: duckdb.DuckDBPyConnection) -> tuple[dict[str, str], dict[tuple[str, str], dict]]:
     packages: dict[str, str] = {}
     entitlements: dict[tuple[str, str], dict] = {}
-    if table_exists(con, "staging", "stg_crm__catalog_nodes"):
+    if table_exists(con, "marts", "dim_entitlement_catalog"):
         packages = dict(
             con.execute(
-                "select node_code, node_name from staging.stg_crm__catalog_nodes where node_level = 'package'"
+                "select distinct package_code, package_name from marts.dim_entitlement_catalog"
             ).fetchall()
         )
-    if table_exists(con, "intermediate", "int_catalog_entitlements"):
         for row in _rows(
             con,
             "select package_code, entitlement_code, entitlement_name, sla_response_hours, coverage_hours"
-            " from intermediate.int_catalog_entitlements",
+            " from marts.dim_entitlement_catalog",
         ):
             entitlements[(row["package_code"], row["entitlement_code"])] = row
     return packages, entitlements
@@ -341,10 +341,10 @@ def load_statement(warehouse: Path, customer_id: str, on: date | None = None) ->
     con = connect_marts(warehouse)
     try:
         account = None
-        if table_exists(con, "staging", "stg_crm__accounts"):
+        if table_exists(con, "marts", "dim_customers"):
             found = _rows(
                 con,
-                "select customer_id, customer_name, country, currency from staging.stg_crm__accounts"
+                "select customer_id, customer_name, country, currency from marts.dim_customers"
                 " where customer_id = ?",
                 [customer_id],
             )
@@ -365,19 +365,19 @@ def load_statement(warehouse: Path, customer_id: str, on: date | None = None) ->
             )
         contracts = _lookup(
             con,
-            "select contract_id, contract_type, start_date, end_date from staging.stg_crm__service_contracts"
+            "select contract_id, contract_type, start_date, end_date from marts.dim_contracts"
             " where customer_id = ?",
             [customer_id],
         )
         assets = _lookup(
             con,
-            "select asset_id, product_code, serial_number, location_id from staging.stg_crm__assets"
+            "select asset_id, product_code, serial_number, location_id from marts.dim_assets"
             " where customer_id = ?",
             [customer_id],
         )
         sites = _lookup(
             con,
-            "select location_id, location_name from staging.stg_crm__locations where customer_id = ?",
+            "select location_id, location_name from marts.dim_locations where customer_id = ?",
             [customer_id],
         )
         package_names, terms = _catalog(con)

@@ -9,7 +9,7 @@ grants as (
 ),
 
 contracts as (
-    select * from {{ ref('stg_crm__service_contracts') }}
+    select * from {{ ref('dim_contracts') }}
 ),
 
 overrides as (

@@ -52,7 +52,7 @@ select
     dimension,
     dimension_value,
     count(*) as override_count,
-    sum(case when approved_by is null then 1 else 0 end) as unapproved_count,
+    cast(sum(case when approved_by is null then 1 else 0 end) as {{ dbt.type_bigint() }}) as unapproved_count,
     count(distinct customer_id) as customer_count,
     cast(sum(extra_quantity) as decimal(38, 4)) as extra_quantity
 from dimensions
