@@ -128,3 +128,18 @@ def test_audit_tables_are_declared_only_in_the_audit_module() -> None:
         if path.name != "audit.py" and ddl.search(path.read_text(encoding="utf-8"))
     )
     assert offenders == [], f"declare the table in entitlements/audit.py and use audit.ensure: {offenders}"
+
+
+def test_the_warehouse_as_of_date_has_one_definition() -> None:
+    """The date the marts answer for is the last finished build's (warehouse.built_as_of); no module
+    works it out again from the marts (max(as_of_date)) or from the builds table."""
+    rule = re.compile(
+        r"max\(\s*as_of_date\s*\)|as_of_date\s+from\s+(audit\.pipeline_runs|\{BUILDS_TABLE\})", re.I
+    )
+    where = sorted(
+        str(path.relative_to(PACKAGE.parent))
+        for path in [*PACKAGE.rglob("*.py"), *PACKAGE.parent.joinpath("notebooks").glob("*.py")]
+        if rule.search(path.read_text(encoding="utf-8"))
+    )
+    assert where == [], f"use entitlements.warehouse.built_as_of instead: {where}"
+    assert "def built_as_of(" in (PACKAGE / "warehouse.py").read_text(encoding="utf-8")

@@ -32,7 +32,7 @@ from entitlements.warehouse import built_as_of, connect, table_exists
 
 # The run's build: everything but the legacy migration (built step by step by `migrate`) and the
 # dbt unit tests, which test the models' logic on fixed rows, not the data: they run once per
-# change of the project (tests/test_dbt_project.py, `make test`), not once per run.
+# change of the project (tests/test_dbt_unit_tests.py in `make test`), not once per run.
 BUILD_SELECTION = ("--exclude", "tag:migration", "--exclude-resource-type", "unit_test")
 ANALYSES = ("--select", "path:analyses")  # compiled SQL the check and as-of commands execute
 
