@@ -29,7 +29,7 @@ demo: venv
 
 # Two workers (the machine's two cores). Tests sharing an expensive module fixture carry an
 # xdist_group so one worker builds it; the demo warehouse is built once for both (tests/conftest.py).
-PYTEST := $(BIN)/python -m pytest -n 2 --dist loadgroup
+PYTEST := $(BIN)/python -m pytest -n 2 --dist loadgroup --durations=20
 
 test: venv browser
 	$(PYTEST)

@@ -28,8 +28,7 @@ from entitlements.warehouse import DEFAULT_REPORTS, PROJECT_ROOT
 from tests.browser import open_report
 from tests.conftest import Built, build, entitlements, query_rows, read_csv
 
-# One worker for the whole module: its module fixtures are full runs, built once.
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("test_migration")]
+pytestmark = pytest.mark.e2e
 
 LEGACY_DELIMITER = "|"
 
@@ -136,6 +135,7 @@ def test_the_generator_plants_every_kind_of_fault_on_its_own_contract(truth):
     assert len(keys) == len(set(keys)), "one fault per contract"
 
 
+@pytest.mark.xdist_group("test_migration.migrated")  # shares the module fixture: one worker
 def test_every_planted_fault_is_reported_with_its_status_and_fields(migrated, truth):
     rows = query_rows(
         migrated.warehouse,
@@ -162,6 +162,7 @@ def test_every_planted_fault_is_reported_with_its_status_and_fields(migrated, tr
     assert reported_fields == planted_fields
 
 
+@pytest.mark.xdist_group("test_migration.migrated")  # shares the module fixture: one worker
 def test_each_fault_is_explained(migrated, truth):
     by_pair = {
         r["legacy_contract_id"] or f"new:{r['new_contract_id']}": r
@@ -203,6 +204,7 @@ def test_each_fault_is_explained(migrated, truth):
         assert original in by_pair[number]["reason"] and by_pair[original]["status"] == "matched"
 
 
+@pytest.mark.xdist_group("test_migration.migrated")  # shares the module fixture: one worker
 def test_value_differences_follow_the_planted_drift(migrated, truth, demo_build):
     """A drifted fee shows as new - legacy over the drifted segment's term, computed from the exports."""
     lines = read_csv(demo_build.exports / "crm" / "contract_lines.csv")
@@ -228,6 +230,7 @@ def test_value_differences_follow_the_planted_drift(migrated, truth, demo_build)
         assert float(row["value_difference"]) == pytest.approx(expected, abs=0.01)
 
 
+@pytest.mark.xdist_group("test_migration.migrated")  # shares the module fixture: one worker
 def test_the_run_says_what_it_found_and_writes_the_report(migrated, truth):
     assert "reconcile: " in migrated.stdout and "contracts reconciled" in migrated.stdout
     counts = {
@@ -253,6 +256,7 @@ def test_the_run_says_what_it_found_and_writes_the_report(migrated, truth):
     )
 
 
+@pytest.mark.xdist_group("test_migration.migrated")  # shares the module fixture: one worker
 def test_the_report_links_each_check_to_its_data_docs_page(migrated):
     failing = read_csv(migrated.reports / "migration_failing_checks.csv")
     assert failing, "the demo's record faults are warnings"
@@ -261,6 +265,7 @@ def test_the_report_links_each_check_to_its_data_docs_page(migrated):
         assert (migrated.reports / row["data_docs"]).is_file(), row
 
 
+@pytest.mark.xdist_group("test_migration.migrated")  # shares the module fixture: one worker
 def test_the_migration_report_renders_offline_in_chromium(migrated):
     html = migrated.reports / "migration.html"
     page = open_report(html, PROJECT_ROOT / DEFAULT_REPORTS / "migration.png")
@@ -270,6 +275,7 @@ def test_the_migration_report_renders_offline_in_chromium(migrated):
     assert "Traceback" not in html.read_text(encoding="utf-8")
 
 
+@pytest.mark.xdist_group("test_migration.migrated")  # shares the module fixture: one worker
 def test_checks_are_recorded_per_step(migrated):
     rows = query_rows(
         migrated.warehouse,
@@ -296,6 +302,7 @@ def clean(tmp_path_factory: pytest.TempPathFactory) -> Migrated:
     return result
 
 
+@pytest.mark.xdist_group("test_migration.clean")  # shares the module fixture: one worker
 def test_a_clean_legacy_export_reconciles_completely(clean):
     assert read_csv(clean.build.exports / "ground_truth" / "migration_faults.csv") == []
     statuses = query_rows(
@@ -317,6 +324,7 @@ def test_a_clean_legacy_export_reconciles_completely(clean):
     assert failed == []
 
 
+@pytest.mark.xdist_group("test_migration.clean")  # shares the module fixture: one worker
 def test_the_parallel_run_compares_both_systems_on_the_date_asked(clean, tmp_path):
     """Legacy says a subscription ended before the as-of date; the new model still grants it."""
     exports = clean.build.exports
@@ -527,6 +535,7 @@ def _without_run(rows: list[dict]) -> list[tuple]:
     return sorted(tuple((k, str(v)) for k, v in r.items() if k != "run_id") for r in rows)
 
 
+@pytest.mark.xdist_group("test_migration.migrated")  # shares the module fixture: one worker
 def test_phases_add_up_to_the_whole_and_rerunning_one_changes_nothing(migrated, demo_build, tmp_path):
     shutil.copytree(migrated.warehouse.parent, tmp_path / "w", dirs_exist_ok=True)
     warehouse = tmp_path / "w" / "warehouse.duckdb"
@@ -558,6 +567,7 @@ def test_phases_add_up_to_the_whole_and_rerunning_one_changes_nothing(migrated, 
     assert [(p["phase"], p["accounts"]) for p in plan] == [(name, len(a)) for name, a in members.items()]
 
 
+@pytest.mark.xdist_group("test_migration.migrated")  # shares the module fixture: one worker
 def test_an_unknown_phase_is_refused_naming_the_phases(migrated, tmp_path):
     result = migrate(migrated.build, tmp_path, None, "--phase", "wave9", "--no-report")
     assert result.returncode == 2
@@ -630,6 +640,7 @@ def test_a_stopped_validation_still_writes_its_report(demo_build, tmp_path):
     assert failing[0]["result"] == "CRITICAL" and failing[0]["column_name"] == "crosswalk_targets"
 
 
+@pytest.mark.xdist_group("test_migration.migrated")  # shares the module fixture: one worker
 def test_every_migration_suite_guards_a_model_of_its_step(migrated):
     from great_expectations.core import ExpectationSuite
 
