@@ -130,7 +130,9 @@ def test_warning_line_only_when_a_rate_is_missing(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- a user's rates file
 
 
-@pytest.fixture(scope="module")
+# Session scope: a module fixture is rebuilt whenever another module's test runs in between
+# on the same xdist worker; this one is a full run, built once.
+@pytest.fixture(scope="session")
 def user_rates(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The canonical export (USD, EUR and GBP customers) with a rates file giving EUR to USD at 1.25
     every month (the first row mid-month) and no GBP rate: one ingest, one dbt build."""

@@ -41,7 +41,9 @@ def built(folder: str, root: Path) -> Path:
     return warehouse
 
 
-@pytest.fixture(scope="module")
+# Session scope: a module fixture is rebuilt whenever another module's test runs in between
+# on the same xdist worker; this one is a full run, built once.
+@pytest.fixture(scope="session")
 def canonical(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built("canonical", tmp_path_factory.mktemp("shapes"))
 

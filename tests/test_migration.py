@@ -96,7 +96,9 @@ def edited_legacy(built: Built, tmp_path: Path, edit: Callable[[Path], None]) ->
     return legacy
 
 
-@pytest.fixture(scope="module")
+# Session scope: a module fixture is rebuilt whenever another module's test runs in between
+# on the same xdist worker; this one is a full run, built once.
+@pytest.fixture(scope="session")
 def migrated(demo_build: Built, tmp_path_factory: pytest.TempPathFactory) -> Migrated:
     result = migrate(demo_build, tmp_path_factory.mktemp("migrated"))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -292,7 +294,9 @@ def test_checks_are_recorded_per_step(migrated):
 # --------------------------------------------------------------------------- a clean legacy export
 
 
-@pytest.fixture(scope="module")
+# Session scope: a module fixture is rebuilt whenever another module's test runs in between
+# on the same xdist worker; this one is a full run, built once.
+@pytest.fixture(scope="session")
 def clean(tmp_path_factory: pytest.TempPathFactory) -> Migrated:
     root = tmp_path_factory.mktemp("clean")
     built = build(root, seed=7, customers=24, usage_events=5000, plant_leaks=False)

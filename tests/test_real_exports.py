@@ -44,7 +44,9 @@ def _leaks(warehouse: Path) -> list[tuple]:
     )
 
 
-@pytest.fixture(scope="module")
+# Session scope: a module fixture is rebuilt whenever another module's test runs in between
+# on the same xdist worker; this one is a full run, built once.
+@pytest.fixture(scope="session")
 def real(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("real")
     exports = root / "exports"

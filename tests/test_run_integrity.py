@@ -196,7 +196,9 @@ def test_a_declared_encoding_is_used_and_noted(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- runs on the canonical export
 
 
-@pytest.fixture(scope="module")
+# Session scope: a module fixture is rebuilt whenever another module's test runs in between
+# on the same xdist worker; this one is a full run, built once.
+@pytest.fixture(scope="session")
 def canonical_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The canonical fixture, landed with a plain `ingest` first and then `run` (item 3)."""
     root = tmp_path_factory.mktemp("canonical")
