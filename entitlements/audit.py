@@ -7,8 +7,6 @@ so no module carries DDL of its own.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import duckdb
 
 SCHEMA = "audit"
@@ -115,10 +113,6 @@ def table(name: str) -> str:
     return f"{SCHEMA}.{name}"
 
 
-def columns(name: str) -> tuple[str, ...]:
-    return tuple(column for column, _ in TABLES[name])
-
-
 def ensure(con: duckdb.DuckDBPyConnection, *names: str) -> None:
     """Create the audit tables named (and the schema) if missing; add columns an older one lacks."""
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}")
@@ -136,9 +130,3 @@ def ensure(con: duckdb.DuckDBPyConnection, *names: str) -> None:
         for column, type_ in TABLES[name]:
             if column not in present:
                 con.execute(f"ALTER TABLE {table(name)} ADD COLUMN {column} {type_.split()[0]}")
-
-
-def placeholders(name: str, given: Sequence[str] | None = None) -> str:
-    """`(col, ...) VALUES (?, ...)` for an insert of the columns given (default: all, in order)."""
-    names = list(given or columns(name))
-    return f"({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})"
