@@ -72,6 +72,19 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: 0 if item.get_closest_marker("e2e") else 1)
 
 
+@pytest.hookimpl(trylast=True)  # after xdist's own hook, which appends "@group" to the node id
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """--dist loadgroup groups by a suffix xdist appends to node ids; a pytest that drops it (9.2,
+    pytest-xdist#1386) spreads a group over both workers, each building its session fixture."""
+    if not getattr(session.config.option, "loadgroup", False):
+        return
+    lost = [i.nodeid for i in session.items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]
+    if lost:
+        message = f"--dist loadgroup lost the xdist_group of {lost[:3]}: check pytest's version"
+        print(message, file=sys.stderr)  # a worker's UsageError shows as an internal error only
+        raise pytest.UsageError(message)
+
+
 @pytest.fixture(scope="session")
 def demo_build(tmp_path_factory: pytest.TempPathFactory) -> Built:
     """The demo (seed 42) run once for the whole session, whichever worker asks first."""
