@@ -94,6 +94,15 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("accounts", "INTEGER"),
     ),
     "migration_phase_accounts": (("phase", "VARCHAR"), ("customer_id", "VARCHAR")),
+    # The migration run being validated, one row, replaced by each run before its models build: the
+    # migration models read their phase, run id and date here, so dbt's parse stays the same
+    # from run to run (vars would make every run parse the whole project again).
+    "migration_current_run": (
+        ("run_id", "VARCHAR"),
+        ("phase", "VARCHAR"),
+        ("is_remainder", "BOOLEAN"),
+        ("as_of_date", "DATE"),
+    ),
     # The configuration each ingest used, when it changed; the last one is what dbt applies.
     "configuration": (
         ("recorded_at", "TIMESTAMP"),

@@ -24,7 +24,7 @@ from entitlements.demo import catalog
 from entitlements.ingest.land import ingest_exports
 from entitlements.serve.asof import active_entitlements
 from entitlements.serve.queries import store_compiled_queries
-from entitlements.transform.dbt_runner import run_dbt, target_dir
+from entitlements.transform.dbt_runner import run_dbt, run_dbt_commands, target_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -243,16 +243,21 @@ def test_as_of_answer_equals_a_rebuild_and_the_generated_data(portfolio, tmp_pat
     write_exports(root / "exports", versions, overrides)
     warehouse = root / "warehouse.duckdb"
     ingest_exports(warehouse, root / "exports", progress=False)
-    first = run_dbt("run", warehouse, days[0], "--select", "+fct_active_entitlements")
+    # One dbt process builds the mart for the first day and compiles the as-of query; each later
+    # day rebuilds the mart for that day.
+    first = run_dbt_commands(
+        [["run", "--select", "+fct_active_entitlements"], ["compile", "--select", "path:analyses"]],
+        warehouse,
+        days[0],
+    )
     assert first.ok, first.output[-3000:]
-    compiled = run_dbt("compile", warehouse, days[0], "--select", "path:analyses")
-    assert compiled.ok, compiled.output[-3000:]
     store_compiled_queries(warehouse, target_dir(warehouse) / "compiled" / "entitlements" / "analyses")
 
     for day in days:
         answer = active_entitlements(warehouse, day)
-        rebuilt = run_dbt("run", warehouse, day, "--select", "fct_active_entitlements")
-        assert rebuilt.ok, rebuilt.output[-3000:]
+        if day != days[0]:
+            rebuilt = run_dbt("run", warehouse, day, "--select", "fct_active_entitlements")
+            assert rebuilt.ok, rebuilt.output[-3000:]
         pd.testing.assert_frame_equal(answer.reset_index(drop=True), mart(warehouse), check_dtype=False)
         expected = expected_on(versions, overrides, day)
         got = {

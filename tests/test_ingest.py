@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -131,8 +132,11 @@ def raw_counts(warehouse: Path) -> dict[str, int]:
     return dict(query(warehouse, counts))
 
 
+ORDER = "ORDER BY loaded_at, source_file, status"
+
+
 def manifest(warehouse: Path) -> list[tuple]:
-    return query(warehouse, "SELECT * FROM audit.ingest_manifest ORDER BY loaded_at, source_file, status")
+    return query(warehouse, f"SELECT * FROM audit.ingest_manifest {ORDER}")
 
 
 def state(warehouse: Path) -> tuple[dict[str, int], list[tuple]]:
@@ -216,20 +220,51 @@ def test_extra_columns_kept_in_extra_and_absent_optional_columns_land_null(
     assert "crm_internal_note" not in [r[0] for r in query(warehouse, "DESCRIBE raw.crm_accounts")]
 
 
-def test_second_ingest_skips_every_file(export: Path, warehouse: Path) -> None:
+def test_a_file_already_landed_is_skipped_by_its_checksum(
+    export: Path, warehouse: Path, tmp_path: Path
+) -> None:
+    """Every layout (CSV and JSON lines) sent again: nothing lands, each skip names the load it repeats
+    and is recorded. The content decides, not the name: the same bytes renamed, elsewhere, are skipped."""
     first = ingest_exports(warehouse, export, progress=False)
-    counts = raw_counts(warehouse)
+    counts, landed = state(warehouse)
+    load_of = {r.source_file: r.load_id for r in first}
 
     second = ingest_exports(warehouse, export, progress=False)
 
-    assert [(r.source_file, r.status, r.rows, r.load_id) for r in second] == [
-        (r.source_file, "skipped", 0, None) for r in first
+    assert [(r.source_file, r.status, r.rows_in, r.rows, r.rows_rejected, r.load_id) for r in second] == [
+        (r.source_file, "skipped", 0, 0, 0, None) for r in first
     ]
     assert [r.checksum for r in second] == [r.checksum for r in first]
-    assert all(f"load {f.load_id}" in s.message for f, s in zip(first, second, strict=True))
+    assert [r.message for r in second] == [
+        f"same content as load {r.load_id} of {r.source_file} (landed)" for r in first
+    ]
     assert raw_counts(warehouse) == counts
-    statuses = query(warehouse, "SELECT status, count(*) FROM audit.ingest_manifest GROUP BY ALL ORDER BY 1")
-    assert statuses == [("landed", len(EXPORT_LAYOUTS)), ("skipped", len(EXPORT_LAYOUTS))]
+    # The loads the skips repeat are untouched.
+    assert query(warehouse, f"SELECT * FROM audit.ingest_manifest WHERE status = 'landed' {ORDER}") == landed
+    assert query(
+        warehouse,
+        "SELECT source_file, checksum, load_id, rows_in, row_count, rows_rejected FROM audit.ingest_manifest"
+        " WHERE status = 'skipped' ORDER BY 1",
+    ) == [(r.source_file, r.checksum, None, 0, 0, 0) for r in first]
+
+    other = tmp_path / "other"
+    for source, renamed in (
+        ("crm/accounts.csv", "crm/accounts_resent.csv"),
+        ("usage/events.jsonl", "usage/events_resent.jsonl"),
+    ):
+        (other / renamed).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(export / source, other / renamed)
+
+    resent = ingest_exports(warehouse, other, progress=False)
+
+    assert [(r.source_file, r.status, r.rows, r.message) for r in resent] == [
+        (renamed, "skipped", 0, f"same content as load {load_of[source]} of {source} (landed)")
+        for source, renamed in (
+            ("crm/accounts.csv", "crm/accounts_resent.csv"),
+            ("usage/events.jsonl", "usage/events_resent.jsonl"),
+        )
+    ]
+    assert raw_counts(warehouse) == counts
 
 
 def test_progress_bar_only_when_asked_or_on_a_terminal(
@@ -274,33 +309,6 @@ def test_ensure_warehouse_adds_columns_a_layout_gained(warehouse: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------ refusing
-
-
-def test_missing_required_column_refuses_before_anything_lands(
-    export: Path, warehouse: Path, tmp_path: Path
-) -> None:
-    ingest_exports(warehouse, export, progress=False)
-    before = state(warehouse)
-    # A new export whose billing files (sorted before crm/) are fine and would land first.
-    new = tmp_path / "export2"
-    for layout in EXPORT_LAYOUTS:
-        write_file(new, file_name(layout), layout, records(layout, 2, tag="-new"))
-    rows = records(ACCOUNTS, 2, tag="-new")
-    for row in rows:
-        del row["created_date"]
-    write_file(new, "crm/accounts.csv", ACCOUNTS, rows)
-
-    with pytest.raises(IngestError) as caught:
-        ingest_exports(warehouse, new, progress=False)
-
-    error = caught.value
-    assert (error.source_file, error.column, error.line) == ("crm/accounts.csv", "created_date", 1)
-    assert str(error) == (
-        "crm/accounts.csv: missing required column 'created_date' (shape canonical.crm_accounts; required:"
-        " customer_id, customer_name, country, currency, created_date). The file has: customer_id,"
-        " customer_name, country, currency, segment. Add the column to the export or fix the header."
-    )
-    assert state(warehouse) == before
 
 
 def test_unparseable_date_in_a_small_file_refuses_it_naming_line_and_column(

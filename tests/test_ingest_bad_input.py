@@ -613,25 +613,73 @@ def test_extra_key_first_seen_after_the_sampled_records_is_kept(tmp_path: Path) 
     ]
 
 
-def test_missing_required_column_refuses_before_anything_lands(tmp_path: Path) -> None:
-    """billing/ and crm/ sort before usage/, and are fine: they do not land either."""
-    lines = [json.dumps({k: v for k, v in json.loads(e).items() if k != "occurred_at"}) for e in events(3)]
-    error, warehouse = refuse(
-        tmp_path,
-        {
-            "billing/invoice_lines.csv": csv_text(LINES_HEADER, invoice_lines(3)),
-            "crm/accounts.csv": csv_text(ACCOUNTS_HEADER, accounts(n=3)),
-            "usage/events.jsonl": jsonl_text(lines),
-        },
-    )
+def raw_and_audit(warehouse: Path) -> tuple[list[tuple], list[tuple], list[tuple]]:
+    """Rows per raw table, the manifest and the rejected rows: all an ingest could change."""
+    tables = query(warehouse, "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'raw' ORDER BY 1")
+    counts = [(t, query(warehouse, f"SELECT count(*) FROM raw.{t}")[0][0]) for (t,) in tables]
+    return counts, query(warehouse, "SELECT * FROM audit.ingest_manifest ORDER BY ALL"), rejected(warehouse)
 
-    assert (error.source_file, error.line, error.column) == ("usage/events.jsonl", 1, "occurred_at")
-    assert str(error) == (
-        "usage/events.jsonl: missing required column 'occurred_at' (shape canonical.usage_events; required:"
-        " event_id, customer_id, meter_code, quantity, occurred_at). The file has: event_id, customer_id,"
-        " meter_code, quantity, sent_at. Add the column to the export or fix the header."
-    )
+
+@pytest.mark.parametrize(
+    ("relative", "content", "column", "message"),
+    [
+        (
+            "crm/accounts.csv",
+            csv_text(
+                ACCOUNTS_HEADER.removesuffix(",created_date"),
+                [line.rsplit(",", 1)[0] for line in accounts(n=3)],
+            ),
+            "created_date",
+            "crm/accounts.csv: missing required column 'created_date' (shape canonical.crm_accounts;"
+            " required: customer_id, customer_name, country, currency, created_date). The file has:"
+            " customer_id, customer_name, country, currency, segment. Add the column to the export or fix"
+            " the header.",
+        ),
+        (
+            "usage/events.jsonl",
+            jsonl_text(
+                [
+                    json.dumps({k: v for k, v in json.loads(e).items() if k != "occurred_at"})
+                    for e in events(3)
+                ]
+            ),
+            "occurred_at",
+            "usage/events.jsonl: missing required column 'occurred_at' (shape canonical.usage_events;"
+            " required: event_id, customer_id, meter_code, quantity, occurred_at). The file has: event_id,"
+            " customer_id, meter_code, quantity, sent_at. Add the column to the export or fix the header.",
+        ),
+    ],
+    ids=["csv", "json-lines"],
+)
+def test_missing_required_column_refuses_before_anything_lands(
+    tmp_path: Path, relative: str, content: str, column: str, message: str
+) -> None:
+    """Refused before the warehouse is opened: the good files of the export (billing/ sorts first) do
+    not land either, a new warehouse is not created, one with earlier loads is left as it was."""
+    files = {
+        "billing/invoice_lines.csv": csv_text(LINES_HEADER, invoice_lines(3)),
+        "crm/accounts.csv": csv_text(ACCOUNTS_HEADER, accounts(n=3)),
+        "usage/events.jsonl": jsonl_text(events(3)),
+    }
+    error, warehouse = refuse(tmp_path, files | {relative: content})
+
+    assert (error.source_file, error.line, error.column) == (relative, 1, column)
+    assert str(error) == message
     assert not warehouse.exists()
+
+    # Earlier loads of other content, so each good file would land (as a correction) if anything did.
+    earlier = {
+        "billing/invoice_lines.csv": csv_text(LINES_HEADER, invoice_lines(2)),
+        "crm/accounts.csv": csv_text(ACCOUNTS_HEADER, accounts("P", n=2)),
+        "usage/events.jsonl": jsonl_text(events(2)),
+    }
+    ingest_exports(warehouse, write_export(tmp_path / "earlier", earlier), progress=False)
+    before = raw_and_audit(warehouse)
+    with pytest.raises(IngestError) as again:
+        ingest_exports(warehouse, tmp_path / "export", progress=False)
+
+    assert str(again.value) == message
+    assert raw_and_audit(warehouse) == before
 
 
 def test_missing_optional_columns_land_null(tmp_path: Path) -> None:

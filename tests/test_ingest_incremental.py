@@ -1,12 +1,13 @@
 """Incremental loads (issue 5; docs/ingest.md, "Incremental loads"), run after run on one warehouse.
 
-- a re-sent file (same content, whatever its name) is skipped by its checksum;
 - a corrected file (same name, new content) replaces that file's rows in one transaction: the old
   load is superseded and its rows move from raw to raw_superseded (raw holds current loads' rows
   only, all staging reads), other files are untouched; a corrected file that is refused leaves the
   old rows in force, and a correction reverted after it landed moves them back to raw;
 - late events (occurred in an earlier month, sent in a later file) land with their own occurred_at;
 - new usage files append.
+
+A re-sent file (same content, whatever its name) is skipped by its checksum: tests/test_ingest.py.
 """
 
 from __future__ import annotations
@@ -93,48 +94,6 @@ def march_events() -> str:
         event("evt-m2", occurred_at="2024-03-15T12:00:00Z"),
         event("evt-m3", occurred_at="2024-03-31T18:00:00Z"),
     )
-
-
-# -------------------------------------------------------------------------------------- re-sent
-
-
-def test_resent_file_is_skipped_by_checksum(warehouse: Warehouse, tmp_path: Path) -> None:
-    warehouse.write(
-        {
-            "crm/accounts.csv": csv_text(ACCOUNTS_HEADER, accounts(n=3)),
-            "usage/events_2024-03.jsonl": march_events(),
-        }
-    )
-    first = warehouse.ingest()
-
-    again = warehouse.ingest()
-
-    assert {f: (r.status, r.rows, r.load_id) for f, r in again.items()} == {
-        "crm/accounts.csv": ("skipped", 0, None),
-        "usage/events_2024-03.jsonl": ("skipped", 0, None),
-    }
-    for name, result in again.items():
-        assert result.checksum == first[name].checksum
-        assert result.message == f"same content as load {first[name].load_id} of {name} (landed)"
-    assert query(warehouse.path, "SELECT count(*) FROM raw.crm_accounts") == [(3,)]
-    assert query(warehouse.path, "SELECT count(*) FROM raw.usage_events") == [(3,)]
-    assert query(
-        warehouse.path,
-        "SELECT source_file, status, rows_in, row_count, rows_rejected FROM audit.ingest_manifest"
-        " WHERE status = 'skipped' ORDER BY 1",
-    ) == [("crm/accounts.csv", "skipped", 0, 0, 0), ("usage/events_2024-03.jsonl", "skipped", 0, 0, 0)]
-
-    # The same content under another name, from another folder, is the same file sent again.
-    other = write_export(tmp_path / "other", {"usage/events_march_resent.jsonl": march_events()})
-    (resent,) = ingest_exports(warehouse.path, other, progress=False)
-
-    assert (resent.status, resent.rows) == ("skipped", 0)
-    assert resent.message == (
-        f"same content as load {first['usage/events_2024-03.jsonl'].load_id} of usage/events_2024-03.jsonl"
-        " (landed)"
-    )
-    assert query(warehouse.path, "SELECT count(*) FROM raw.usage_events") == [(3,)]
-    assert_conserved(warehouse.path)
 
 
 # ------------------------------------------------------------------------------------ corrected

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import shutil
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 
 from entitlements.demo import generate_demo
 from entitlements.reports.leakage import LEAKAGE_CATEGORIES as CATEGORIES
-from tests.conftest import Built, build, entitlements
+from tests.conftest import Built, build, entitlements, query_rows
 
 pytestmark = pytest.mark.e2e
 
@@ -132,6 +133,8 @@ def test_clean_exports_yield_no_leakage(tmp_path: Path) -> None:
 def test_second_run_changes_nothing_and_skips_every_file(
     demo_build: Built, warehouse_copy: Path, tmp_path: Path
 ) -> None:
+    """The whole run again, not only the ingest (whose skip by checksum is in test_ingest.py): it
+    succeeds, lands nothing, and dbt and the gates leave raw and the marts as they were."""
     before = {s: table_counts(warehouse_copy, s) for s in ("raw", "marts")}
     again = entitlements("run", demo_build.exports, "--warehouse", warehouse_copy, "--reports", tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
@@ -141,59 +144,68 @@ def test_second_run_changes_nothing_and_skips_every_file(
         for p in demo_build.exports.rglob("*")
         if p.is_file() and p.parts[len(demo_build.exports.parts)] in ("crm", "billing", "usage")
     )
-    statuses = query(
-        warehouse_copy,
-        """
-        select status, count(*) from audit.ingest_manifest
-        where loaded_at = (select max(loaded_at) from audit.ingest_manifest) or status = 'skipped'
-        group by status""",
-    )
-    assert dict(statuses).get("skipped") == files
-    assert "0 files landed" in again.stdout
+    assert f"ingest: 0 files landed, {files} skipped (already loaded)" in again.stdout
 
 
-def _bad_export(demo_build: Built, tmp_path: Path) -> Path:
-    bad = tmp_path / "exports"
-    shutil.copytree(demo_build.exports, bad)
-    return bad
-
-
-def test_missing_required_column_stops_the_run_and_leaves_raw_unchanged(
-    demo_build: Built, warehouse_copy: Path, tmp_path: Path
-) -> None:
-    bad = _bad_export(demo_build, tmp_path)
-    accounts = bad / "crm" / "accounts.csv"
+def drop_currency_column(export: Path) -> None:
+    accounts = export / "crm" / "accounts.csv"
     rows = list(csv.reader(accounts.open()))
-    with accounts.open("w", newline="") as handle:  # drop the currency column
+    with accounts.open("w", newline="") as handle:
         csv.writer(handle).writerows([r[:3] + r[4:] for r in rows])
-    before = table_counts(warehouse_copy, "raw")
-    result = entitlements("run", bad, "--warehouse", warehouse_copy, "--reports", tmp_path / "reports")
-    assert result.returncode == 1
-    assert "crm/accounts.csv" in result.stderr
-    assert "currency" in result.stderr
-    assert table_counts(warehouse_copy, "raw") == before
 
 
-def test_duplicate_primary_key_stops_the_run_and_leaves_raw_unchanged(
-    demo_build: Built, warehouse_copy: Path, tmp_path: Path
-) -> None:
-    bad = _bad_export(demo_build, tmp_path)
-    late = bad / "billing" / "invoices_late.csv"
-    late.write_text(
+def add_invoices_repeating_a_key(export: Path) -> None:
+    (export / "billing" / "invoices_late.csv").write_text(
         "invoice_id,customer_id,invoice_date,currency,status\n"
         "INV-9000001,C00001,2026-10-01,USD,open\n"
         "INV-9000001,C00002,2026-10-01,USD,open\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("damage", "source_file", "said", "recorded"),
+    [
+        pytest.param(
+            drop_currency_column,
+            "crm/accounts.csv",
+            ["crm/accounts.csv: missing required column 'currency'"],
+            [],  # refused before anything is recorded
+            id="missing-required-column",
+        ),
+        pytest.param(
+            add_invoices_repeating_a_key,
+            "billing/invoices_late.csv",
+            [  # caught at ingest, before the landing gate: 1 row of 2 is over the 1 % a file may reject
+                "billing/invoices_late.csv, line 3, column 'invoice_id'",
+                "duplicate invoice_id INV-9000001 within the file: first on line 2",
+            ],
+            ["refused"],
+            id="duplicate-key",
+        ),
+    ],
+)
+def test_a_refused_file_stops_the_run_and_leaves_raw_unchanged(
+    demo_build: Built,
+    warehouse_copy: Path,
+    tmp_path: Path,
+    damage: Callable[[Path], None],
+    source_file: str,
+    said: list[str],
+    recorded: list[str],
+) -> None:
+    """What `run` makes of a file the ingest refuses (the refusals themselves, on small files, are in
+    test_ingest_bad_input.py): exit 1, the problem named on stderr, raw as it was."""
+    bad = tmp_path / "exports"
+    shutil.copytree(demo_build.exports, bad)
+    damage(bad)
     before = table_counts(warehouse_copy, "raw")
+    loads = "select status from audit.ingest_manifest where source_file = ? order by loaded_at"
+    loads_before = [r["status"] for r in query_rows(warehouse_copy, loads, [source_file])]
+
     result = entitlements("run", bad, "--warehouse", warehouse_copy, "--reports", tmp_path / "reports")
-    assert result.returncode == 1
-    message = result.stderr
-    # Caught at ingest, before the landing gate: the repeated key is rejected with its line.
-    assert "billing/invoices_late.csv, line 3, column 'invoice_id'" in message
-    assert "duplicate invoice_id INV-9000001 within the file: first on line 2" in message
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    for text in said:
+        assert text in result.stderr
     assert table_counts(warehouse_copy, "raw") == before
-    refused = query(
-        warehouse_copy,
-        "select status from audit.ingest_manifest where source_file = 'billing/invoices_late.csv'",
-    )
-    assert refused == [("refused",)]
+    assert [r["status"] for r in query_rows(warehouse_copy, loads, [source_file])] == loads_before + recorded

@@ -14,3 +14,7 @@
 {% test positive(model, column_name) %}
     select * from {{ model }} where {{ column_name }} <= 0
 {% endtest %}
+
+{% test one_row(model) %}
+    select count(*) as row_count from {{ model }} having count(*) <> 1
+{% endtest %}

@@ -27,33 +27,45 @@
 {%- endmacro %}
 
 {#-
-    True when a customer is in the phase being validated (var migration_phase): every customer
-    for 'all'; else the phase's accounts in audit.migration_phase_accounts (the migration plan,
-    written by `entitlements migrate validate`). A model calling it declares
-    `-- depends_on: {{ ref('stg_audit__migration_phase_accounts') }}`: dbt parses with phase 'all'. The remainder phase (var
-    migration_phase_is_remainder) is every customer no other phase takes, and a null customer:
-    a legacy contract of no known account.
+    A fact of the migration run being validated (run_id, phase, is_remainder, as_of_date), as a
+    scalar subquery on audit.migration_current_run (written by `entitlements migrate validate`
+    before the models build). A model calling it, or in_migration_phase, declares
+    `-- depends_on: {{ ref('stg_audit__migration_current_run') }}`.
+-#}
+{% macro migration_run(fact) -%}
+    (select current_run.{{ fact }} from {{ ref('stg_audit__migration_current_run') }} as current_run)
+{%- endmacro %}
+
+{#-
+    True when a customer is in the phase being validated: every customer for 'all'; else the
+    phase's accounts in audit.migration_phase_accounts (the migration plan). The remainder phase
+    is every customer no other phase takes, and a null customer: a legacy contract of no known
+    account. A model calling it also declares
+    `-- depends_on: {{ ref('stg_audit__migration_phase_accounts') }}`.
 -#}
 {% macro in_migration_phase(customer_id) -%}
-    {%- set phase = var('migration_phase') -%}
-    {%- if phase == 'all' -%}
-        true
-    {%- elif var('migration_phase_is_remainder') -%}
-        (
-            {{ customer_id }} is null
-            or {{ customer_id }} not in (
-                select phase_accounts.customer_id
-                from {{ ref('stg_audit__migration_phase_accounts') }} as phase_accounts
-                where phase_accounts.phase <> '{{ phase }}'
+    (
+        {{ migration_run('phase') }} = 'all'
+        or (
+            {{ migration_run('is_remainder') }}
+            and (
+                {{ customer_id }} is null
+                or {{ customer_id }} not in (
+                    select phase_accounts.customer_id
+                    from {{ ref('stg_audit__migration_phase_accounts') }} as phase_accounts
+                    where phase_accounts.phase <> {{ migration_run('phase') }}
+                )
             )
         )
-    {%- else -%}
-        coalesce({{ customer_id }} in (
-            select phase_accounts.customer_id
-            from {{ ref('stg_audit__migration_phase_accounts') }} as phase_accounts
-            where phase_accounts.phase = '{{ phase }}'
-        ), false)
-    {%- endif -%}
+        or (
+            not {{ migration_run('is_remainder') }}
+            and coalesce({{ customer_id }} in (
+                select phase_accounts.customer_id
+                from {{ ref('stg_audit__migration_phase_accounts') }} as phase_accounts
+                where phase_accounts.phase = {{ migration_run('phase') }}
+            ), false)
+        )
+    )
 {%- endmacro %}
 
 {#- True when two values differ, a null differing from any value but another null (portable). -#}
@@ -93,9 +105,9 @@
         end
     )
 {%- endmacro %}
-{#- The date of the parallel run: var migration_as_of, else the build's as-of date. -#}
+{#- The date of the parallel run (`migrate validate --as-of`). -#}
 {% macro migration_as_of() -%}
-    cast('{{ var("migration_as_of") or var("as_of_date") }}' as date)
+    cast({{ migration_run('as_of_date') }} as date)
 {%- endmacro %}
 
 {#-

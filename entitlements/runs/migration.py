@@ -68,7 +68,8 @@ _PHASE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 RUNS_TABLE = audit.table("migration_runs")
 PHASES_TABLE = audit.table("migration_phases")
 PHASE_ACCOUNTS_TABLE = audit.table("migration_phase_accounts")
-_TABLES = ("migration_runs", "migration_phases", "migration_phase_accounts")
+CURRENT_RUN_TABLE = audit.table("migration_current_run")
+_TABLES = ("migration_runs", "migration_phases", "migration_phase_accounts", "migration_current_run")
 
 
 class MigrationError(StepError):
@@ -208,14 +209,22 @@ def resolve_plan(warehouse: Path, phases: Sequence[Phase]) -> dict[str, list[str
     return members
 
 
-def _write_plan(warehouse: Path, phases: Sequence[Phase], members: Mapping[str, list[str]]) -> None:
-    """Replace the recorded plan (every phase and its accounts) in one transaction."""
+def _write_plan(
+    warehouse: Path,
+    phases: Sequence[Phase],
+    members: Mapping[str, list[str]],
+    current: tuple[str, str, bool, date],
+) -> None:
+    """Replace the recorded plan (every phase and its accounts) and the run being validated (run
+    id, phase, whether it is the remainder, date) in one transaction."""
     con = connect(warehouse)
     try:
         con.execute("begin")
         audit.ensure(con, *_TABLES)
         con.execute(f"delete from {PHASES_TABLE}")
         con.execute(f"delete from {PHASE_ACCOUNTS_TABLE}")
+        con.execute(f"delete from {CURRENT_RUN_TABLE}")
+        con.execute(f"insert into {CURRENT_RUN_TABLE} values (?, ?, ?, ?)", list(current))
         for position, phase in enumerate(phases, start=1):
             con.execute(
                 f"insert into {PHASES_TABLE} values (?, ?, ?, ?, ?, ?)",
@@ -317,15 +326,14 @@ def _validate_migration(
     if phase != ALL and phase not in {p.name for p in phases}:
         known = ", ".join(p.name for p in phases) or f"none ({plan_file} not found)"
         raise MigrationPlanError(f"no phase {phase!r} in the migration plan; phases: {known}")
-    _write_plan(warehouse, phases, resolve_plan(warehouse, phases) if phases else {})
     run_id = uuid.uuid4().hex[:12]
+    remainder = any(p.remainder and p.name == phase for p in phases)
+    members = resolve_plan(warehouse, phases) if phases else {}
+    _write_plan(warehouse, phases, members, (run_id, phase, remainder, as_of))
     started = datetime.now(UTC).replace(tzinfo=None)
     result = MigrationResult(run_id, phase, as_of)
+    # The run's own facts are in audit.migration_current_run; vars only for what the user may set.
     dbt_vars = {
-        "migration_phase": phase,
-        "migration_phase_is_remainder": any(p.remainder and p.name == phase for p in phases),
-        "migration_as_of": as_of.isoformat(),
-        "migration_run_id": run_id,
         "migration_max_fault_share": options.max_fault_share,
         "migration_review_value": options.review_value,
         "migration_review_min_contracts": options.review_min_contracts,

@@ -5,7 +5,6 @@
 -- legacy_only (the crosswalk names no new contract, or one the new model lacks) or new_only.
 -- A legacy contract belongs to the phase of its legacy customer, a new-only one to its customer's.
 {{ config(tags=['migration_load']) }}
--- depends_on: {{ ref('stg_audit__migration_phase_accounts') }}
 
 with
 

@@ -3,7 +3,6 @@
 -- required values are blank and which texts cannot be read. customer_id is the new model's id of
 -- its customer (crosswalk), which also decides the migration phase the segment belongs to.
 {{ config(tags=['migration_extract']) }}
--- depends_on: {{ ref('stg_audit__migration_phase_accounts') }}
 
 with
 

@@ -12,7 +12,7 @@ judged as (
         count(*) as entitlements,
         sum(case when status <> 'matched' then 1 else 0 end) as differing
     from {{ ref('fct_migration_parallel_run') }}
-    where phase = '{{ var("migration_phase") }}'
+    where phase = {{ migration_run('phase') }}
     group by entitlement_code
 )
 

@@ -2,13 +2,12 @@
 -- row, and every new contract of the phase's accounts is reconciled (here, or as the
 -- counterpart of a legacy contract of another phase). One row, for the reconcile checks.
 {{ config(tags=['migration_reconcile']) }}
--- depends_on: {{ ref('stg_audit__migration_phase_accounts') }}
 
 with
 
 reconciliation as (
     select * from {{ ref('fct_migration_reconciliation') }}
-    where phase = '{{ var("migration_phase") }}'
+    where phase = {{ migration_run('phase') }}
 ),
 
 legacy_contracts as (
@@ -40,7 +39,7 @@ new_contracts as (
 )
 
 select
-    '{{ var("migration_phase") }}' as phase,
+    {{ migration_run('phase') }} as phase,
     legacy_contracts.legacy_contracts,
     reconciled.reconciled_legacy_contracts,
     reconciled.legacy_rows,

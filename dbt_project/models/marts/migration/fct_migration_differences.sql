@@ -104,9 +104,9 @@ differences as (
 )
 
 select
-    '{{ var("migration_phase") }}' || ':' || pair_id || ':' || field
+    {{ migration_run('phase') }} || ':' || pair_id || ':' || field
     || coalesce(':' || cast(segment_no as {{ dbt.type_string() }}), '') as difference_id,
-    '{{ var("migration_phase") }}' as phase,
+    {{ migration_run('phase') }} as phase,
     pair_id,
     legacy_contract_id,
     new_contract_id,
@@ -117,6 +117,6 @@ select
     new_value,
     reason,
     {{ migration_as_of() }} as as_of_date,
-    '{{ var("migration_run_id") }}' as run_id
+    {{ migration_run('run_id') }} as run_id
 from differences
 where in_phase

@@ -1,9 +1,8 @@
--- The parallel run: on one date (var migration_as_of), what the legacy system entitles each
+-- The parallel run: on the run's date (migrate validate --as-of), what the legacy system entitles each
 -- customer to (int_migration__legacy_entitlements, from the allowances it stored) against what
 -- the new model grants (int_entitlement_grants in force that day, before overrides), per
 -- customer, entitlement and scope (asset, location), for each validated phase. Where several
 -- contracts grant the same, the most generous limit counts (null limit = unlimited).
--- depends_on: {{ ref('stg_audit__migration_phase_accounts') }}
 with
 
 legacy_entitlements as (
@@ -66,9 +65,9 @@ compared as (
 )
 
 select
-    '{{ var("migration_phase") }}:' || customer_id || ':' || entitlement_code
+    {{ migration_run('phase') }} || ':' || customer_id || ':' || entitlement_code
     || ':' || coalesce(asset_id, '*') || ':' || coalesce(location_id, '*') as parallel_run_id,
-    '{{ var("migration_phase") }}' as phase,
+    {{ migration_run('phase') }} as phase,
     customer_id,
     entitlement_code,
     asset_id,
@@ -83,5 +82,5 @@ select
     new_limit_quantity,
     new_contract_ids,
     {{ migration_as_of() }} as as_of_date,
-    '{{ var("migration_run_id") }}' as run_id
+    {{ migration_run('run_id') }} as run_id
 from compared

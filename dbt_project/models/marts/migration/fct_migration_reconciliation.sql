@@ -14,7 +14,7 @@ differences as (
         count(*) as field_differences,
         {{ dbt.listagg('distinct field', "', '", 'order by field') }} as changed_fields
     from {{ ref('fct_migration_differences') }}
-    where phase = '{{ var("migration_phase") }}'
+    where phase = {{ migration_run('phase') }}
     group by pair_id
 ),
 
@@ -36,8 +36,8 @@ judged as (
 )
 
 select
-    '{{ var("migration_phase") }}' || ':' || pair_id as reconciliation_id,
-    '{{ var("migration_phase") }}' as phase,
+    {{ migration_run('phase') }} || ':' || pair_id as reconciliation_id,
+    {{ migration_run('phase') }} as phase,
     pair_id,
     legacy_contract_id,
     new_contract_id,
@@ -81,5 +81,5 @@ select
     cast(case when status in ('matched', 'changed') then new_value - legacy_value end as decimal(18, 2))
         as value_difference,
     {{ migration_as_of() }} as as_of_date,
-    '{{ var("migration_run_id") }}' as run_id
+    {{ migration_run('run_id') }} as run_id
 from judged

@@ -6,7 +6,7 @@ with
 
 reconciliation as (
     select * from {{ ref('fct_migration_reconciliation') }}
-    where phase = '{{ var("migration_phase") }}' and customer_id is not null
+    where phase = {{ migration_run('phase') }} and customer_id is not null
 ),
 
 segments_in_force as (
@@ -81,8 +81,8 @@ judged as (
 )
 
 select
-    '{{ var("migration_phase") }}:' || customer_id as review_id,
-    '{{ var("migration_phase") }}' as phase,
+    {{ migration_run('phase') }} || ':' || customer_id as review_id,
+    {{ migration_run('phase') }} as phase,
     customer_id,
     currencies,
     cast(contracts as {{ dbt.type_int() }}) as contracts,
@@ -100,6 +100,6 @@ select
         "case when open_differences > 0 then 'open differences' else '' end",
     ]) }} as review_reasons,
     {{ migration_as_of() }} as as_of_date,
-    '{{ var("migration_run_id") }}' as run_id
+    {{ migration_run('run_id') }} as run_id
 from judged
 where is_high_value or is_complex or is_fx_rate_missing
