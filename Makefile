@@ -27,9 +27,11 @@ demo: venv
 	$(BIN)/entitlements migrate validate data/exports/legacy --warehouse data/warehouse.duckdb
 	$(BIN)/entitlements docs --warehouse data/warehouse.duckdb
 
-# Two workers (the machine's two cores). Tests sharing an expensive module fixture carry an
-# xdist_group so one worker builds it; the demo warehouse is built once for both (tests/conftest.py).
-PYTEST := $(BIN)/python -m pytest -n 2 --dist loadgroup --durations=20
+# Three workers on this 2-core machine: a test often waits on a child process (dbt, a kernel, a
+# killed run), and two workers left the CPU 17 % idle. Tests sharing an expensive session fixture
+# carry an xdist_group so one worker builds it; the demo warehouse is built once for all of them
+# (tests/conftest.py).
+PYTEST := $(BIN)/python -m pytest -n 3 --dist loadgroup --durations=20
 
 test: venv browser
 	$(PYTEST)

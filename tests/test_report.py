@@ -21,7 +21,7 @@ import yaml
 from papermill.exceptions import PapermillExecutionError
 from plotly.offline import get_plotlyjs
 
-from entitlements.reports.render import PIPELINE_REPORTS, REPORTS, render_report
+from entitlements.reports.render import REPORTS, render_report
 from entitlements.warehouse import DBT_PROJECT_DIR, DEFAULT_REPORTS, NOTEBOOKS_DIR, PROJECT_ROOT
 from tests.browser import open_report
 from tests.conftest import entitlements, read_csv
@@ -107,12 +107,6 @@ def test_each_report_renders_offline_in_chromium(reports, name):
     for p in page.plots:
         assert p["mainSvg"] >= 1, p
         assert p["data"] >= 1 and p["traces"] >= 1 and p["points"] >= 1, p
-
-
-def test_the_pipeline_writes_its_reports(demo_build):
-    for name in PIPELINE_REPORTS:
-        assert (demo_build.reports / f"{name}.html").is_file(), name
-        assert f"report: {demo_build.reports / name}.html" in demo_build.run.stdout
 
 
 def test_unknown_report_is_refused(demo_warehouse, tmp_path):
