@@ -68,7 +68,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     untiered = [item.nodeid for item in items if not any(item.get_closest_marker(tier) for tier in TIERS)]
     if untiered:
         raise pytest.UsageError(f"tests need a tier marker of {TIERS}: {untiered[:10]}")
-    # Slowest tier first, so the two workers are not left with a tail of full runs at the end.
+    # Slowest tier first, so the workers are not left with a tail of full runs at the end.
     items.sort(key=lambda item: 0 if item.get_closest_marker("e2e") else 1)
 
 
