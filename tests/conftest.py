@@ -109,6 +109,41 @@ def demo_build(tmp_path_factory: pytest.TempPathFactory) -> Built:
 
 
 @pytest.fixture(scope="session")
+def clean_build(tmp_path_factory: pytest.TempPathFactory) -> Built:
+    """A small demo export with nothing planted (no leaks, no migration faults), run without
+    reports. Its tests share the xdist_group "clean_build", so one worker builds it."""
+    built = build(
+        tmp_path_factory.mktemp("clean"),
+        reports=False,
+        seed=7,
+        customers=24,
+        usage_events=5000,
+        plant_leaks=False,
+    )
+    assert built.run.returncode == 0, built.run.stdout + built.run.stderr
+    return built
+
+
+CANONICAL_EXPORT = Path(__file__).parent / "fixtures" / "exports" / "canonical"
+CANONICAL_AS_OF = "2026-10-31"
+
+
+@pytest.fixture(scope="session")
+def canonical_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The hand-written canonical export (tests/fixtures/exports/canonical) landed with a plain
+    `ingest`, then `run` (no reports): the export's copy and the warehouse. Its tests share the
+    xdist_group "canonical_run", so one worker builds it; a test that writes works on a copy."""
+    root = tmp_path_factory.mktemp("canonical")
+    export, warehouse = root / "export", root / "warehouse.duckdb"
+    shutil.copytree(CANONICAL_EXPORT, export, ignore=shutil.ignore_patterns(".READY"))
+    ingested = entitlements("ingest", export, "--warehouse", warehouse)
+    assert ingested.returncode == 0, ingested.stdout + ingested.stderr
+    run = entitlements("run", export, "--warehouse", warehouse, "--no-reports", "--as-of", CANONICAL_AS_OF)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return export, warehouse
+
+
+@pytest.fixture(scope="session")
 def demo_warehouse(demo_build: Built) -> Path:
     return demo_build.warehouse
 

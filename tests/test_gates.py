@@ -27,7 +27,6 @@ from entitlements.quality.gates import (
 )
 from entitlements.transform.dbt_runner import target_dir
 from entitlements.warehouse import DBT_PROJECT_DIR, GX_DIR, connect
-from tests.conftest import entitlements
 
 MANIFEST_FIELDS = (
     "load_id, source_file, export_dir, table_name, checksum, row_count, status, message, loaded_at"
@@ -35,7 +34,6 @@ MANIFEST_FIELDS = (
 
 pytestmark = pytest.mark.integration
 
-CANONICAL = Path(__file__).parent / "fixtures" / "exports" / "canonical"
 
 MARTS_DDL = {
     "fct_active_entitlements": """
@@ -719,18 +717,15 @@ def test_each_warehouse_keeps_its_own_results_beside_it(warehouse, tmp_path, mon
 # --------------------------------------------------------------------------- dbt's tests
 
 
-@pytest.fixture(scope="module")
-def canonical_build(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The canonical fixture run by the CLI (no reports): a real dbt build's target folder."""
-    warehouse = tmp_path_factory.mktemp("dbt_tests") / "wh.duckdb"
-    run = entitlements("run", CANONICAL, "--warehouse", warehouse, "--no-reports")
-    assert run.returncode == 0, run.stdout + run.stderr
-    return warehouse
-
-
 @pytest.mark.e2e
-def test_dbt_test_results_are_recorded_in_dq_results(canonical_build: Path) -> None:
-    warehouse, target = canonical_build, target_dir(canonical_build)
+@pytest.mark.xdist_group("canonical_run")  # conftest.canonical_run: one worker builds it
+def test_dbt_test_results_are_recorded_in_dq_results(
+    canonical_run: tuple[Path, Path], tmp_path: Path
+) -> None:
+    # The run's dbt target folder, and a copy of its warehouse to record into (the run is shared).
+    target = target_dir(canonical_run[1])
+    warehouse = tmp_path / "warehouse.duckdb"
+    shutil.copy(canonical_run[1], warehouse)
     manifest = target / "manifest.json"
     # The runner keeps each command's run_results as run_results.<n>.json: the run's build is the
     # first (0), the analyses' compile the last (1, what DbtResult.results holds).

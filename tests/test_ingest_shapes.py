@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import entitlements, query_rows
 
 # One worker for the whole module: its module fixtures are full runs, built once.
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("test_ingest_shapes")]
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("canonical_run")]
 
 FIXTURES = Path(__file__).parent / "fixtures" / "exports"
 VENDOR_FOLDERS = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir() and p.name != "canonical")
@@ -41,11 +41,10 @@ def built(folder: str, root: Path) -> Path:
     return warehouse
 
 
-# Session scope: a module fixture is rebuilt whenever another module's test runs in between
-# on the same xdist worker; this one is a full run, built once.
 @pytest.fixture(scope="session")
-def canonical(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return built("canonical", tmp_path_factory.mktemp("shapes"))
+def canonical(canonical_run: tuple[Path, Path]) -> Path:
+    """The canonical export's warehouse (tests/conftest.py), which every vendor shape must equal."""
+    return canonical_run[1]
 
 
 def mart(warehouse: Path, name: str) -> list[tuple]:

@@ -26,7 +26,7 @@ from entitlements.demo.catalog import resolved_terms
 from entitlements.runs.migration import MigrationPlanError, Phase, load_plan, resolve_plan
 from entitlements.warehouse import DEFAULT_REPORTS, PROJECT_ROOT
 from tests.browser import open_report
-from tests.conftest import Built, build, entitlements, query_rows, read_csv
+from tests.conftest import Built, entitlements, query_rows, read_csv
 
 pytestmark = pytest.mark.e2e
 
@@ -297,16 +297,13 @@ def test_checks_are_recorded_per_step(migrated):
 # Session scope: a module fixture is rebuilt whenever another module's test runs in between
 # on the same xdist worker; this one is a full run, built once.
 @pytest.fixture(scope="session")
-def clean(tmp_path_factory: pytest.TempPathFactory) -> Migrated:
-    root = tmp_path_factory.mktemp("clean")
-    built = build(root, seed=7, customers=24, usage_events=5000, plant_leaks=False)
-    assert built.run.returncode == 0, built.run.stdout + built.run.stderr
-    result = migrate(built, root / "migration")
+def clean(clean_build: Built, tmp_path_factory: pytest.TempPathFactory) -> Migrated:
+    result = migrate(clean_build, tmp_path_factory.mktemp("clean_migration"))
     assert result.returncode == 0, result.stdout + result.stderr
     return result
 
 
-@pytest.mark.xdist_group("test_migration.clean")  # shares the module fixture: one worker
+@pytest.mark.xdist_group("clean_build")  # shares the session fixture: one worker
 def test_a_clean_legacy_export_reconciles_completely(clean):
     assert read_csv(clean.build.exports / "ground_truth" / "migration_faults.csv") == []
     statuses = query_rows(
@@ -328,7 +325,7 @@ def test_a_clean_legacy_export_reconciles_completely(clean):
     assert failed == []
 
 
-@pytest.mark.xdist_group("test_migration.clean")  # shares the module fixture: one worker
+@pytest.mark.xdist_group("clean_build")  # shares the session fixture: one worker
 def test_the_parallel_run_compares_both_systems_on_the_date_asked(clean, tmp_path):
     """Legacy says a subscription ended before the as-of date; the new model still grants it."""
     exports = clean.build.exports

@@ -14,7 +14,7 @@ import pytest
 from entitlements.demo import generate_demo
 from entitlements.reports.leakage import LEAKAGE_CATEGORIES as CATEGORIES
 from entitlements.reports.render import PIPELINE_REPORTS
-from tests.conftest import Built, build, entitlements, query_rows
+from tests.conftest import Built, entitlements, query_rows
 
 pytestmark = pytest.mark.e2e
 
@@ -132,10 +132,9 @@ def test_ground_truth_holds_on_the_demo_written_as_vendors_export_it(tmp_path: P
     assert_matches_ground_truth(exports, warehouse)
 
 
-def test_clean_exports_yield_no_leakage(tmp_path: Path) -> None:
-    built = build(tmp_path, reports=False, seed=11, customers=40, usage_events=20_000, plant_leaks=False)
-    assert built.run.returncode == 0, built.run.stdout + built.run.stderr
-    assert query(built.warehouse, "select count(*) from marts.fct_revenue_leakage") == [(0,)]
+@pytest.mark.xdist_group("clean_build")  # the session fixture test_migration.py validates too
+def test_clean_exports_yield_no_leakage(clean_build: Built) -> None:
+    assert query(clean_build.warehouse, "select count(*) from marts.fct_revenue_leakage") == [(0,)]
 
 
 def test_second_run_changes_nothing_and_skips_every_file(

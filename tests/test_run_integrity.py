@@ -196,26 +196,10 @@ def test_a_declared_encoding_is_used_and_noted(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- runs on the canonical export
 
 
-# Session scope: a module fixture is rebuilt whenever another module's test runs in between
-# on the same xdist worker; this one is a full run, built once.
-@pytest.fixture(scope="session")
-def canonical_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The canonical fixture, landed with a plain `ingest` first and then `run` (item 3)."""
-    root = tmp_path_factory.mktemp("canonical")
-    export, warehouse = copy_fixture("canonical", root / "export"), root / "w.duckdb"
-    ingested = entitlements("ingest", export, "--warehouse", warehouse)
-    assert ingested.returncode == 0, ingested.stderr
-    run = entitlements(
-        "run", export, "--warehouse", warehouse, "--reports", root / "reports", "--as-of", AS_OF
-    )
-    assert run.returncode == 0, run.stdout + run.stderr
-    return export, warehouse
-
-
 # --------------------------------------------------------------------------- 3. the landing gate
 
 
-@pytest.mark.xdist_group("test_run_integrity.canonical_run")
+@pytest.mark.xdist_group("canonical_run")  # conftest.canonical_run: one worker builds it
 def test_loads_landed_by_a_plain_ingest_are_validated_before_they_reach_the_marts(
     canonical_run: tuple[Path, Path],
 ) -> None:
@@ -455,7 +439,7 @@ def test_a_reverted_load_is_reverted_and_its_rows_still_add_up(tmp_path: Path) -
 # --------------------------------------------------------------------------- 8. CSV formula injection
 
 
-@pytest.mark.xdist_group("test_run_integrity.canonical_run")
+@pytest.mark.xdist_group("canonical_run")  # conftest.canonical_run: one worker builds it
 def test_report_and_answer_csvs_neutralise_formulas(tmp_path: Path, canonical_run: tuple[Path, Path]) -> None:
     import pandas as pd
 
@@ -558,7 +542,7 @@ def test_links_that_lead_nowhere_refuse_the_export_by_name(tmp_path: Path, kind:
 # --------------------------------------------------------------------------- 10. installed as users install
 
 
-@pytest.mark.xdist_group("test_run_integrity.canonical_run")
+@pytest.mark.xdist_group("canonical_run")  # conftest.canonical_run: one worker builds it
 def test_report_on_a_locked_warehouse_exits_2(canonical_run: tuple[Path, Path], tmp_path: Path) -> None:
     _, warehouse = canonical_run
     con = duckdb.connect(str(warehouse))  # a writer holds it
