@@ -1,7 +1,9 @@
 """Shared fixtures: demo exports and a warehouse built by the real pipeline; the test tiers.
 
-Building is the slow part (about a minute), so it happens once per session, shared by the
-parallel workers (pytest-xdist) through a lock file; tests that change a warehouse work on a copy.
+Building is the slow part (about a minute), so it happens once per session: the demo is shared
+by the parallel workers (pytest-xdist) through a lock file; the canonical and clean runs are built
+by the one worker their tests' xdist_group sends them to. Tests that change a warehouse work on a
+copy.
 
 Every test is in exactly one tier (a marker, usually the module's `pytestmark`):
   unit         no warehouse: pure Python, files, a parse of the dbt project

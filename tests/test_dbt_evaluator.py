@@ -29,7 +29,8 @@ The package's default variables are used (model_types base/staging/intermediate/
 base_/stg_/int_/fct_+dim_/rpt_, folders base/staging/intermediate/marts), with one override a project
 without dbt_utils would set: ``primary_key_test_macros`` also accepts this project's own
 ``unique_combination`` generic test (dbt_project/macros/generic_tests.sql), the equivalent of
-``dbt_utils.unique_combination_of_columns``.
+``dbt_utils.unique_combination_of_columns``, and its ``primary_key`` test (unique and not null in
+one query).
 
 Not reimplemented, because it cannot apply here:
 
@@ -88,6 +89,7 @@ PRIMARY_KEY_TEST_MACROS = (
     ("dbt.test_unique", "dbt.test_not_null"),
     ("dbt_utils.test_unique_combination_of_columns",),
     ("entitlements.test_unique_combination",),
+    ("entitlements.test_primary_key",),
 )
 ENFORCED_PRIMARY_KEY_NODE_TYPES = ("model",)
 MODELS_FANOUT_THRESHOLD = 3

@@ -770,7 +770,7 @@ def test_dbt_test_results_are_recorded_in_dq_results(
     outcomes = {
         "positive_fct_revenue_leakage_amount": ("fail", 2, "Got 2 results, configured to fail if != 0"),
         "not_null_fct_leakage_kpis_fx_rate": ("warn", 1, "Got 1 result, configured to warn if != 0"),
-        "unique_fct_revenue_leakage_leakage_id": ("error", None, "Binder Error: column not found"),
+        "primary_key_fct_revenue_leakage_leakage_id": ("error", None, "Binder Error: column not found"),
     }
     names = {uid: node["name"] for uid, node in json.loads(manifest.read_text())["nodes"].items()}
     bad = []
@@ -793,7 +793,7 @@ def test_dbt_test_results_are_recorded_in_dq_results(
             True,
             "2 failing row(s): Got 2 results, configured to fail if != 0",
         ),
-        ("unique_fct_revenue_leakage_leakage_id", False, True, "error: Binder Error: column not found"),
+        ("primary_key_fct_revenue_leakage_leakage_id", False, True, "error: Binder Error: column not found"),
     ]
     assert len(report.critical_failures) == 2  # recorded, not raised: dbt's exit status judges the build
     assert query(

@@ -18,3 +18,11 @@
 {% test one_row(model) %}
     select count(*) as row_count from {{ model }} having count(*) <> 1
 {% endtest %}
+
+{#- A primary key: unique and never null, in one query (one test node instead of two per model). -#}
+{% test primary_key(model, column_name) %}
+    select {{ column_name }}
+    from {{ model }}
+    group by {{ column_name }}
+    having count(*) > 1 or {{ column_name }} is null
+{% endtest %}
