@@ -77,7 +77,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 @pytest.hookimpl(trylast=True)  # after xdist's own hook, which appends "@group" to the node id
 def pytest_collection_finish(session: pytest.Session) -> None:
     """--dist loadgroup groups by a suffix xdist appends to node ids; a pytest that drops it (9.2,
-    pytest-xdist#1386) spreads a group over both workers, each building its session fixture."""
+    pytest-xdist#1386) spreads a group over the workers, each building its session fixture."""
     if not getattr(session.config.option, "loadgroup", False):
         return
     lost = [i.nodeid for i in session.items if i.get_closest_marker("xdist_group") and "@" not in i.nodeid]

@@ -29,8 +29,8 @@
 {#-
     A fact of the migration run being validated (run_id, phase, is_remainder, as_of_date), as a
     scalar subquery on audit.migration_current_run (written by `entitlements migrate validate`
-    before the models build). A model calling it, or in_migration_phase, declares
-    `-- depends_on: {{ ref('stg_audit__migration_current_run') }}`.
+    before the models build). Its ref is rendered on every call, so dbt records the dependency
+    of a model calling it (or in_migration_phase) without a depends_on line.
 -#}
 {% macro migration_run(fact) -%}
     (select current_run.{{ fact }} from {{ ref('stg_audit__migration_current_run') }} as current_run)
@@ -40,8 +40,7 @@
     True when a customer is in the phase being validated: every customer for 'all'; else the
     phase's accounts in audit.migration_phase_accounts (the migration plan). The remainder phase
     is every customer no other phase takes, and a null customer: a legacy contract of no known
-    account. A model calling it also declares
-    `-- depends_on: {{ ref('stg_audit__migration_phase_accounts') }}`.
+    account.
 -#}
 {% macro in_migration_phase(customer_id) -%}
     (
