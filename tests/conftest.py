@@ -126,8 +126,14 @@ def clean_build(tmp_path_factory: pytest.TempPathFactory) -> Built:
     return built
 
 
-CANONICAL_EXPORT = Path(__file__).parent / "fixtures" / "exports" / "canonical"
-CANONICAL_AS_OF = "2026-10-31"
+FIXTURES = Path(__file__).parent / "fixtures" / "exports"  # hand-written exports, one per source shape
+CANONICAL_AS_OF = "2026-10-31"  # the as-of date the fixtures' answers are computed for
+
+
+def copy_fixture(name: str, target: Path) -> Path:
+    """A fixture export copied where a test may change it (without its .READY marker)."""
+    shutil.copytree(FIXTURES / name, target, ignore=shutil.ignore_patterns(".READY"))
+    return target
 
 
 @pytest.fixture(scope="session")
@@ -136,8 +142,7 @@ def canonical_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]
     `ingest`, then `run` (no reports): the export's copy and the warehouse. Its tests share the
     xdist_group "canonical_run", so one worker builds it; a test that writes works on a copy."""
     root = tmp_path_factory.mktemp("canonical")
-    export, warehouse = root / "export", root / "warehouse.duckdb"
-    shutil.copytree(CANONICAL_EXPORT, export, ignore=shutil.ignore_patterns(".READY"))
+    export, warehouse = copy_fixture("canonical", root / "export"), root / "warehouse.duckdb"
     ingested = entitlements("ingest", export, "--warehouse", warehouse)
     assert ingested.returncode == 0, ingested.stdout + ingested.stderr
     run = entitlements("run", export, "--warehouse", warehouse, "--no-reports", "--as-of", CANONICAL_AS_OF)

@@ -10,14 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import entitlements, query_rows
+from tests.conftest import CANONICAL_AS_OF, FIXTURES, entitlements, query_rows
 
 # One worker for the whole module: its module fixtures are full runs, built once.
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("canonical_run")]
 
-FIXTURES = Path(__file__).parent / "fixtures" / "exports"
 VENDOR_FOLDERS = sorted(p.name for p in FIXTURES.iterdir() if p.is_dir() and p.name != "canonical")
-AS_OF = "2026-10-31"
+AS_OF = CANONICAL_AS_OF  # the canonical run's, which every vendor shape must equal
 MARTS = (
     "fct_active_entitlements",
     "fct_revenue_leakage",

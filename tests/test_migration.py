@@ -137,7 +137,7 @@ def test_the_generator_plants_every_kind_of_fault_on_its_own_contract(truth):
     assert len(keys) == len(set(keys)), "one fault per contract"
 
 
-@pytest.mark.xdist_group("test_migration.migrated")  # shares the module fixture: one worker
+@pytest.mark.xdist_group("test_migration.migrated")  # shares the session fixture: one worker
 def test_every_planted_fault_is_reported_with_its_status_and_fields(migrated, truth):
     rows = query_rows(
         migrated.warehouse,
@@ -164,7 +164,7 @@ def test_every_planted_fault_is_reported_with_its_status_and_fields(migrated, tr
     assert reported_fields == planted_fields
 
 
-@pytest.mark.xdist_group("test_migration.migrated")  # shares the module fixture: one worker
+@pytest.mark.xdist_group("test_migration.migrated")  # shares the session fixture: one worker
 def test_each_fault_is_explained(migrated, truth):
     by_pair = {
         r["legacy_contract_id"] or f"new:{r['new_contract_id']}": r
@@ -206,7 +206,7 @@ def test_each_fault_is_explained(migrated, truth):
         assert original in by_pair[number]["reason"] and by_pair[original]["status"] == "matched"
 
 
-@pytest.mark.xdist_group("test_migration.migrated")  # shares the module fixture: one worker
+@pytest.mark.xdist_group("test_migration.migrated")  # shares the session fixture: one worker
 def test_value_differences_follow_the_planted_drift(migrated, truth, demo_build):
     """A drifted fee shows as new - legacy over the drifted segment's term, computed from the exports."""
     lines = read_csv(demo_build.exports / "crm" / "contract_lines.csv")
@@ -232,7 +232,7 @@ def test_value_differences_follow_the_planted_drift(migrated, truth, demo_build)
         assert float(row["value_difference"]) == pytest.approx(expected, abs=0.01)
 
 
-@pytest.mark.xdist_group("test_migration.migrated")  # shares the module fixture: one worker
+@pytest.mark.xdist_group("test_migration.migrated")  # shares the session fixture: one worker
 def test_the_run_says_what_it_found_and_writes_the_report(migrated, truth):
     assert "reconcile: " in migrated.stdout and "contracts reconciled" in migrated.stdout
     counts = {
@@ -258,7 +258,7 @@ def test_the_run_says_what_it_found_and_writes_the_report(migrated, truth):
     )
 
 
-@pytest.mark.xdist_group("test_migration.migrated")  # shares the module fixture: one worker
+@pytest.mark.xdist_group("test_migration.migrated")  # shares the session fixture: one worker
 def test_the_report_links_each_check_to_its_data_docs_page(migrated):
     failing = read_csv(migrated.reports / "migration_failing_checks.csv")
     assert failing, "the demo's record faults are warnings"
@@ -267,7 +267,7 @@ def test_the_report_links_each_check_to_its_data_docs_page(migrated):
         assert (migrated.reports / row["data_docs"]).is_file(), row
 
 
-@pytest.mark.xdist_group("test_migration.migrated")  # shares the module fixture: one worker
+@pytest.mark.xdist_group("test_migration.migrated")  # shares the session fixture: one worker
 def test_the_migration_report_renders_offline_in_chromium(migrated):
     html = migrated.reports / "migration.html"
     page = open_report(html, PROJECT_ROOT / DEFAULT_REPORTS / "migration.png")
@@ -277,7 +277,7 @@ def test_the_migration_report_renders_offline_in_chromium(migrated):
     assert "Traceback" not in html.read_text(encoding="utf-8")
 
 
-@pytest.mark.xdist_group("test_migration.migrated")  # shares the module fixture: one worker
+@pytest.mark.xdist_group("test_migration.migrated")  # shares the session fixture: one worker
 def test_checks_are_recorded_per_step(migrated):
     rows = query_rows(
         migrated.warehouse,
@@ -536,7 +536,7 @@ def _without_run(rows: list[dict]) -> list[tuple]:
     return sorted(tuple((k, str(v)) for k, v in r.items() if k != "run_id") for r in rows)
 
 
-@pytest.mark.xdist_group("test_migration.migrated")  # shares the module fixture: one worker
+@pytest.mark.xdist_group("test_migration.migrated")  # shares the session fixture: one worker
 def test_phases_add_up_to_the_whole_and_rerunning_one_changes_nothing(migrated, demo_build, tmp_path):
     shutil.copytree(migrated.warehouse.parent, tmp_path / "w", dirs_exist_ok=True)
     warehouse = tmp_path / "w" / "warehouse.duckdb"
@@ -568,7 +568,7 @@ def test_phases_add_up_to_the_whole_and_rerunning_one_changes_nothing(migrated, 
     assert [(p["phase"], p["accounts"]) for p in plan] == [(name, len(a)) for name, a in members.items()]
 
 
-@pytest.mark.xdist_group("test_migration.migrated")  # shares the module fixture: one worker
+@pytest.mark.xdist_group("test_migration.migrated")  # shares the session fixture: one worker
 def test_an_unknown_phase_is_refused_naming_the_phases(migrated, tmp_path):
     result = migrate(migrated.build, tmp_path, None, "--phase", "wave9", "--no-report")
     assert result.returncode == 2
@@ -641,7 +641,7 @@ def test_a_stopped_validation_still_writes_its_report(demo_build, tmp_path):
     assert failing[0]["result"] == "CRITICAL" and failing[0]["column_name"] == "crosswalk_targets"
 
 
-@pytest.mark.xdist_group("test_migration.migrated")  # shares the module fixture: one worker
+@pytest.mark.xdist_group("test_migration.migrated")  # shares the session fixture: one worker
 def test_every_migration_suite_guards_a_model_of_its_step(migrated):
     from great_expectations.core import ExpectationSuite
 

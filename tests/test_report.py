@@ -58,7 +58,7 @@ def _money(value: str) -> Decimal:
 # --------------------------------------------------------------------------- every report
 
 
-@pytest.mark.xdist_group("test_report.reports")  # shares the module fixture: one worker
+@pytest.mark.xdist_group("test_report.reports")  # shares the session fixture: one worker
 def test_report_all_writes_every_report_with_its_tables(reports):
     for name in REPORTS:
         assert (reports / f"{name}.html").stat().st_size > 0, name
@@ -82,7 +82,7 @@ def test_report_all_writes_every_report_with_its_tables(reports):
         assert (reports / f"usage_{table}.csv").is_file(), table
 
 
-@pytest.mark.xdist_group("test_report.reports")  # shares the module fixture: one worker
+@pytest.mark.xdist_group("test_report.reports")  # shares the session fixture: one worker
 @pytest.mark.parametrize("name", sorted(FIGURES))
 def test_html_is_self_contained_with_code_hidden(reports, name):
     html = (reports / f"{name}.html").read_text(encoding="utf-8")
@@ -97,7 +97,7 @@ def test_html_is_self_contained_with_code_hidden(reports, name):
     assert "Traceback" not in html
 
 
-@pytest.mark.xdist_group("test_report.reports")  # shares the module fixture: one worker
+@pytest.mark.xdist_group("test_report.reports")  # shares the session fixture: one worker
 @pytest.mark.parametrize("name", sorted(FIGURES))
 def test_each_report_renders_offline_in_chromium(reports, name):
     page = open_report(reports / f"{name}.html", PROJECT_ROOT / DEFAULT_REPORTS / f"{name}.png")
@@ -117,7 +117,7 @@ def test_unknown_report_is_refused(demo_warehouse, tmp_path):
 # --------------------------------------------------------------------------- leakage
 
 
-@pytest.mark.xdist_group("test_report.reports")  # shares the module fixture: one worker
+@pytest.mark.xdist_group("test_report.reports")  # shares the session fixture: one worker
 def test_leakage_totals_equal_the_mart_to_the_cent(reports, demo_warehouse):
     rows = read_csv(reports / "leakage_currency_totals.csv")
     reported = {r["currency"]: Decimal(r["total_amount"]) for r in rows}
@@ -129,7 +129,7 @@ def test_leakage_totals_equal_the_mart_to_the_cent(reports, demo_warehouse):
     assert all(re.fullmatch(r"-?\d+\.\d{2}", r["total_amount"]) for r in rows)  # money: two decimals
 
 
-@pytest.mark.xdist_group("test_report.reports")  # shares the module fixture: one worker
+@pytest.mark.xdist_group("test_report.reports")  # shares the session fixture: one worker
 @pytest.mark.parametrize("table", ["category_totals", "entitlement_totals"])
 def test_leakage_breakdowns_add_up_per_currency(reports, demo_warehouse, table):
     by_currency: dict[str, Decimal] = defaultdict(Decimal)
@@ -141,7 +141,7 @@ def test_leakage_breakdowns_add_up_per_currency(reports, demo_warehouse, table):
     assert dict(by_currency) == expected
 
 
-@pytest.mark.xdist_group("test_report.reports")  # shares the module fixture: one worker
+@pytest.mark.xdist_group("test_report.reports")  # shares the session fixture: one worker
 def test_largest_leaks_are_the_largest_rows_with_explanations(reports, demo_warehouse):
     rows = read_csv(reports / "leakage_largest_leaks.csv")
     assert rows and all(r["explanation"] for r in rows)
@@ -155,7 +155,7 @@ def test_largest_leaks_are_the_largest_rows_with_explanations(reports, demo_ware
         assert shown == [a for (a,) in top]
 
 
-@pytest.mark.xdist_group("test_report.reports")  # shares the module fixture: one worker
+@pytest.mark.xdist_group("test_report.reports")  # shares the session fixture: one worker
 def test_hotspots_and_upsell_candidates_are_the_marts(reports, demo_warehouse):
     hotspots = read_csv(reports / "leakage_override_hotspots.csv")
     assert {(r["dimension"], r["dimension_value"], int(r["override_count"])) for r in hotspots} == set(
@@ -202,7 +202,7 @@ def test_an_unknown_customer_is_a_clear_error(demo_warehouse, tmp_path):
 # --------------------------------------------------------------------------- renewals
 
 
-@pytest.mark.xdist_group("test_report.reports")  # shares the module fixture: one worker
+@pytest.mark.xdist_group("test_report.reports")  # shares the session fixture: one worker
 def test_value_at_risk_per_window_equals_the_pipeline_mart(reports, demo_warehouse):
     rows = read_csv(reports / "renewals_pipeline_by_window.csv")
     reported = {
@@ -220,7 +220,7 @@ def test_value_at_risk_per_window_equals_the_pipeline_mart(reports, demo_warehou
     assert any(risk > 0 for _, risk in reported.values()), "the demo has value at risk"
 
 
-@pytest.mark.xdist_group("test_report.reports")  # shares the module fixture: one worker
+@pytest.mark.xdist_group("test_report.reports")  # shares the session fixture: one worker
 def test_renewal_headline_per_currency(reports, demo_warehouse):
     rows = {r["currency"]: r for r in read_csv(reports / "renewals_currency_summary.csv")}
     for cur, risk, missed, renewing in _mart(
@@ -253,7 +253,7 @@ def test_renewals_for_another_date_needs_a_build_for_it(demo_warehouse, tmp_path
 # --------------------------------------------------------------------------- usage and limits
 
 
-@pytest.mark.xdist_group("test_report.reports")  # shares the module fixture: one worker
+@pytest.mark.xdist_group("test_report.reports")  # shares the session fixture: one worker
 def test_threshold_crossings_equal_the_breaches_mart(reports, demo_warehouse):
     rows = read_csv(reports / "usage_threshold_summary.csv")
     reported = {
@@ -276,7 +276,7 @@ def test_threshold_crossings_equal_the_breaches_mart(reports, demo_warehouse):
     assert len(reached) == sum(n for (_, t, _), (n, _) in reported.items() if t == 100)
 
 
-@pytest.mark.xdist_group("test_report.reports")  # shares the module fixture: one worker
+@pytest.mark.xdist_group("test_report.reports")  # shares the session fixture: one worker
 def test_utilisation_and_underuse_equal_the_marts(reports, demo_warehouse):
     summary = {
         r["entitlement_code"]: int(r["periods"]) for r in read_csv(reports / "usage_utilisation_summary.csv")

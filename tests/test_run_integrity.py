@@ -12,7 +12,6 @@ import ast
 import contextlib
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -25,24 +24,18 @@ import duckdb
 import pytest
 
 from entitlements.reports.common import ReportTables
-from tests.conftest import BIN, entitlements, query_rows, read_csv
+from tests.conftest import BIN, CANONICAL_AS_OF, copy_fixture, entitlements, query_rows, read_csv
 
 pytestmark = pytest.mark.e2e
 
-FIXTURES = Path(__file__).parent / "fixtures" / "exports"
 REPO = Path(__file__).resolve().parents[1]
-AS_OF = "2026-10-31"
+AS_OF = CANONICAL_AS_OF
 EXPECTED_LEAKS = [  # tests/fixtures/exports/README.md, computed by hand
     ("EUR", "uncovered_service", Decimal("315.00")),
     ("GBP", "unbilled_service", Decimal("64.00")),
     ("USD", "unbilled_overage", Decimal("6.00")),
     ("USD", "unbilled_overage", Decimal("80.00")),
 ]
-
-
-def copy_fixture(name: str, target: Path) -> Path:
-    shutil.copytree(FIXTURES / name, target, ignore=shutil.ignore_patterns(".READY"))
-    return target
 
 
 def leaks(warehouse: Path) -> list[tuple]:
