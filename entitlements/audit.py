@@ -103,6 +103,11 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         ("is_remainder", "BOOLEAN"),
         ("as_of_date", "DATE"),
     ),
+    # What the last successful build read (entitlements.runs.build_plan): its loads, replaced when a
+    # build succeeds (the incremental usage models compare them with raw), and one row of its run
+    # and fingerprint (as-of date, configuration, dbt project), so a rerun knows what changed.
+    "built_loads": (("load_id", "VARCHAR"), ("table_name", "VARCHAR")),
+    "build_state": (("run_id", "VARCHAR"), ("fingerprint", "VARCHAR"), ("built_at", "TIMESTAMP")),
     # The configuration each ingest used, when it changed; the last one is what dbt applies.
     "configuration": (
         ("recorded_at", "TIMESTAMP"),

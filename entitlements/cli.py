@@ -34,6 +34,12 @@ warehouse_option = click.option(
     show_default=True,
     help="DuckDB warehouse file.",
 )
+full_refresh_option = click.option(
+    "--full-refresh",
+    is_flag=True,
+    help="Build every model from scratch, even when only usage loads changed or nothing did"
+    " (docs/architecture.md, incremental builds).",
+)
 reports_option = click.option(
     "--reports",
     "reports_dir",
@@ -236,6 +242,7 @@ def _resolve_as_of(as_of: datetime | None, export_dir: Path | None, warehouse: P
     is_flag=True,
     help="Stop after the mart checks: no Data Docs, no reports (later: `entitlements report all`).",
 )
+@full_refresh_option
 @_ingest_options
 def run(
     export_dir: Path,
@@ -243,6 +250,7 @@ def run(
     reports_dir: Path,
     as_of: datetime | None,
     no_reports: bool,
+    full_refresh: bool,
     **ingest_options: Any,
 ) -> None:
     """Ingest EXPORT_DIR, check it, build the marts, check them, write the reports."""
@@ -259,6 +267,7 @@ def run(
                 as_of_date,
                 echo=click.echo,
                 ingest_options=ingest_options,
+                full_refresh=full_refresh,
             )
     except PipelineError as exc:
         _fail(str(exc))
@@ -311,17 +320,21 @@ def validate(warehouse: Path, step: str, reports_dir: Path) -> None:
 @cli.command()
 @warehouse_option
 @_as_of_option("Date the marts answer for (default: the warehouse's last build).")
-def build(warehouse: Path, as_of: datetime | None) -> None:
-    """Build and test the dbt models (staging, intermediate, marts)."""
+@full_refresh_option
+def build(warehouse: Path, as_of: datetime | None, full_refresh: bool) -> None:
+    """Build and test the dbt models (staging, intermediate, marts): what changed since the last build."""
     from entitlements.runs.pipeline import PipelineError, build_step
 
     as_of_date = _resolve_as_of(as_of, None, warehouse)
     try:
         with _writing(warehouse, "build"):
-            build_step(warehouse, uuid.uuid4().hex[:12], as_of_date)
+            plan = build_step(warehouse, uuid.uuid4().hex[:12], as_of_date, full_refresh=full_refresh)
     except PipelineError as exc:
         _fail(str(exc))
-    click.echo(f"dbt build ok (as of {as_of_date})")
+    if plan.mode == "skip":
+        click.echo(f"dbt build skipped: {plan.reason} (as of {as_of_date})")
+    else:
+        click.echo(f"dbt build ok (as of {as_of_date}; {plan.mode}: {plan.reason})")
 
 
 @cli.command()

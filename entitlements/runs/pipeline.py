@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from entitlements import audit
-from entitlements.config import ConfigError, find_config, load_config
+from entitlements.config import ConfigError, find_config, load_config, recorded_dbt_vars
 from entitlements.ingest.land import FileResult, ingest_exports, revert_load
 from entitlements.quality.gates import (
     GateReport,
@@ -23,6 +23,13 @@ from entitlements.quality.gates import (
     record_dbt_tests,
     validate_landing,
     validate_marts,
+)
+from entitlements.runs.build_plan import (
+    INCREMENTAL_SELECTION,
+    BuildPlan,
+    fingerprint,
+    plan_build,
+    record_build,
 )
 from entitlements.runs.lock import run_lock
 from entitlements.runs.steps import DbtFailure, StepError, Steps, require_ok
@@ -47,6 +54,7 @@ class RunResult:
     as_of: date
     files: list[FileResult] = field(default_factory=list)
     landing: GateReport | None = None
+    build: BuildPlan | None = None
     marts: GateReport | None = None
     reports: list[Path] = field(default_factory=list)
 
@@ -124,15 +132,22 @@ def _start_build(warehouse: Path, run_id: str, as_of: date) -> None:
         con.close()
 
 
-def _finish_build(warehouse: Path, run_id: str, status: str, detail: str) -> None:
+def _finish_build(
+    warehouse: Path, run_id: str, status: str, detail: str, build_fingerprint: str | None = None
+) -> None:
+    """Close the build's row; a successful one also records what it was built from (build_plan)."""
     con = connect(warehouse)
     try:
+        con.execute("begin")
         con.execute(
             "update audit.pipeline_runs set status = ?, detail = ?,"
             " finished_at = current_timestamp::timestamp"
             " where run_id = ? and step = 'build' and status = 'running'",
             [status, detail[:4000], run_id],
         )
+        if build_fingerprint is not None:
+            record_build(con, run_id, build_fingerprint)
+        con.execute("commit")
     finally:
         con.close()
 
@@ -201,9 +216,23 @@ def landing_step(warehouse: Path, run_id: str) -> GateReport:
         )
 
 
-def build_step(warehouse: Path, run_id: str, as_of: date) -> None:
+def _plan(warehouse: Path, as_of: date, full_refresh: bool) -> tuple[BuildPlan, str]:
+    build_fingerprint = fingerprint(as_of, recorded_dbt_vars(warehouse))
+    con = connect(warehouse)
+    try:
+        audit.ensure(con, "built_loads", "build_state")  # dbt reads built_loads (int_usage_load_changes)
+        return plan_build(con, build_fingerprint, full_refresh=full_refresh), build_fingerprint
+    finally:
+        con.close()
+
+
+def build_step(warehouse: Path, run_id: str, as_of: date, *, full_refresh: bool = False) -> BuildPlan:
     """Landing gate for any load not yet validated, dbt build, then compile the analyses and store
     them in the warehouse (entitlements.serve.queries). No unvalidated row reaches a mart.
+
+    What is built follows entitlements.runs.build_plan: nothing when nothing changed since the last
+    build, the models downstream of usage when only usage loads changed (incremental), else
+    everything (the incremental models from scratch: --full-refresh).
 
     The build's row in audit.pipeline_runs is written as it starts (status running) and closed
     when it ends, so readers refuse marts a killed or failed build left half-built.
@@ -211,9 +240,18 @@ def build_step(warehouse: Path, run_id: str, as_of: date) -> None:
     """
     with run_lock(warehouse, "build"):
         landing_step(warehouse, run_id)
+        plan, build_fingerprint = _plan(warehouse, as_of, full_refresh)
+        if plan.mode == "skip":
+            _record_step(warehouse, run_id, "build skipped", as_of, "ok", plan.reason)
+            return plan
         _start_build(warehouse, run_id, as_of)
         # One dbt process, one parse: the build, then the analyses compiled for this warehouse.
-        commands = [["build", *BUILD_SELECTION], ["compile", *ANALYSES]]
+        build = (
+            ["build", *INCREMENTAL_SELECTION, *BUILD_SELECTION]
+            if plan.mode == "incremental"
+            else ["build", *BUILD_SELECTION, "--full-refresh"]
+        )
+        commands = [build, ["compile", *ANALYSES]]
         result = run_dbt_commands(commands, warehouse, as_of)
         if result.run_results:  # the build's data tests, pass or fail, feed audit.dq_results
             record_dbt_tests(
@@ -225,7 +263,14 @@ def build_step(warehouse: Path, run_id: str, as_of: date) -> None:
             _finish_build(warehouse, run_id, "failed", exc.result.output[-4000:])
             raise PipelineError("dbt build", str(exc)) from exc
         store_analyses(warehouse)
-        _finish_build(warehouse, run_id, "ok", result.output[-4000:])
+        _finish_build(
+            warehouse,
+            run_id,
+            "ok",
+            f"{plan.mode} build: {plan.reason}\n{result.output[-3900:]}",
+            build_fingerprint,
+        )
+        return plan
 
 
 def store_analyses(warehouse: Path) -> None:
@@ -273,9 +318,11 @@ def run_pipeline(
     progress: bool | None = None,
     echo: Callable[[str], None] = print,
     ingest_options: dict[str, Any] | None = None,
+    full_refresh: bool = False,
 ) -> RunResult:
     """The whole run under one lock (entitlements.runs.lock): no other command changes the warehouse
-    between its stages. reports_dir None: no Data Docs and no reports."""
+    between its stages. reports_dir None: no Data Docs and no reports. A run whose build finds
+    nothing changed (entitlements.runs.build_plan) checks no mart again and keeps the reports."""
     with run_lock(warehouse, "run"):
         run_id = uuid.uuid4().hex[:12]
         result = RunResult(run_id, as_of)
@@ -306,13 +353,17 @@ def run_pipeline(
             else f"landing checks: {result.landing.summary()}"
         )
         echo("dbt build: running")
-        build_step(warehouse, run_id, as_of)
-        echo("dbt build: ok")
-        result.marts = marts_step(warehouse, run_id)
-        echo(
-            f"mart checks: {len(result.marts.results)} expectations, "
-            f"{len(result.marts.failures)} non-critical failures"
-        )
+        result.build = build_step(warehouse, run_id, as_of, full_refresh=full_refresh)
+        if result.build.mode == "skip":
+            echo(f"dbt build: skipped, {result.build.reason}")
+            echo("mart checks: skipped, the marts did not change")
+        else:
+            echo(f"dbt build: ok ({result.build.mode}: {result.build.reason})")
+            result.marts = marts_step(warehouse, run_id)
+            echo(
+                f"mart checks: {len(result.marts.results)} expectations, "
+                f"{len(result.marts.failures)} non-critical failures"
+            )
         if reports_dir is None:
             return result
         reports_dir.mkdir(parents=True, exist_ok=True)

@@ -2,10 +2,66 @@
 -- occurred, to the second (late events count in their true period; a subscription ending at
 -- 10:00 does not cover 10:05), with its allowance period.
 -- Usage with no active entitlement keeps entitlement_id null.
+-- Incremental (macros/incremental_usage.sql): a build redoes the events a new or removed load
+-- touches; for a meter not summed, every event of each customer's touched meter, since what an
+-- event adds to its period depends on the events before it.
+-- depends_on: {{ ref('int_usage_load_changes') }}
+{{ config(
+    materialized='incremental',
+    unique_key='event_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    post_hook="{{ delete_removed_usage_loads() }}"
+) }}
+
+{%- set aggregations = var('meter_aggregations', {}) %}
+
 with
 
+{% if is_incremental() -%}
+touched as (
+    {{ usage_events_touched(ref('int_usage_events_deduplicated')) }}
+),
+
+{% if aggregations -%}
+touched_meters as (
+    select
+        customer_id,
+        meter_code
+    from {{ ref('int_usage_events_deduplicated') }}
+    where event_id in (select event_id from touched)
+    union
+    select
+        customer_id,
+        meter_code
+    from {{ this }}
+    where event_id in (select event_id from touched)
+),
+
+redone as (
+    select event_id from touched
+    union
+    select deduplicated.event_id
+    from {{ ref('int_usage_events_deduplicated') }} as deduplicated
+    inner join touched_meters
+        on
+            deduplicated.customer_id = touched_meters.customer_id
+            and deduplicated.meter_code = touched_meters.meter_code
+    where deduplicated.meter_code in ({{ "'" ~ aggregations.keys() | join("', '") ~ "'" }})
+),
+
+{% else -%}
+redone as (
+    select event_id from touched
+),
+
+{% endif -%}
+{% endif -%}
 events as (
     select * from {{ ref('int_usage_events_deduplicated') }}
+    {%- if is_incremental() %}
+        where event_id in (select event_id from redone)
+    {%- endif %}
 ),
 
 grants as (
@@ -22,6 +78,7 @@ attributed as (
         events.quantity,
         events.distinct_value,
         events.occurred_at,
+        events.load_id,
         grants.entitlement_id,
         grants.contract_id,
         grants.contract_line_id,
@@ -50,9 +107,7 @@ attributed as (
                 'grants.valid_from_at', 'grants.valid_to_at', 'events.occurred_at', null_to_unbounded=false
             ) }}
 )
-
-
-{%- set aggregations = var('meter_aggregations', {}) %},
+,
 
 -- Meters not summed (entitlements.yml meters.*.aggregation) turn each event into what it adds
 -- to its period's use, so every later sum is that use: max, what a reading adds to the highest
@@ -115,7 +170,8 @@ select
     package_code,
     limit_quantity,
     period_start,
-    {{ period_end('limit_period', 'period_start', 'contract_end_date') }} as period_end
+    {{ period_end('limit_period', 'period_start', 'contract_end_date') }} as period_end,
+    load_id
 from contributed
 -- Stored in customer order so a one-customer lookup (entitlements check) reads few row groups.
 order by customer_id, occurred_on

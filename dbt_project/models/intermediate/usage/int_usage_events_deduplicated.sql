@@ -2,10 +2,24 @@
 -- customer id may be a CRM account or a billing customer (entitlements.yml usage_events):
 -- resolved to the CRM account through int_customer_identities; an unresolved id is kept as it
 -- is (it matches no entitlement) and listed in fct_unresolved_customer_ids.
+-- Incremental (macros/incremental_usage.sql): a build redoes only the event ids a new or removed
+-- load touches, ranking every delivery of each again.
+-- depends_on: {{ ref('int_usage_load_changes') }}
+{{ config(
+    materialized='incremental',
+    unique_key='event_id',
+    incremental_strategy='delete+insert',
+    on_schema_change='fail',
+    post_hook="{{ delete_removed_usage_loads() }}"
+) }}
+
 with
 
 events as (
     select * from {{ ref('stg_usage__events') }}
+    {%- if is_incremental() %}
+        where event_id in ({{ usage_events_touched(ref('stg_usage__events')) }})
+    {%- endif %}
 ),
 
 identities as (
@@ -30,7 +44,8 @@ select
     ranked.distinct_value,
     ranked.occurred_at,
     cast(ranked.occurred_at as date) as occurred_on,
-    ranked.sent_at
+    ranked.sent_at,
+    ranked.load_id
 from ranked
 left join identities
     on ranked.customer_id = identities.source_id
