@@ -638,11 +638,11 @@ def record_config(con: Any, config: Config) -> None:
 
 def recorded_dbt_vars(warehouse: Path) -> dict[str, Any]:
     """The dbt vars of the configuration last recorded in the warehouse ({} when none is)."""
-    import duckdb
+    from entitlements.warehouse import connect
 
     if not Path(warehouse).exists():
         return {}
-    with duckdb.connect(str(warehouse), read_only=True) as con:
+    with connect(warehouse, read_only=True) as con:
         exists = con.execute(
             "SELECT count(*) FROM duckdb_tables()"
             " WHERE schema_name = 'audit' AND table_name = 'configuration'"

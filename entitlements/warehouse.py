@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import date
 from pathlib import Path
@@ -19,6 +20,22 @@ DEFAULT_REPORTS = Path("data/reports")
 
 SCHEMAS = ("raw", "staging", "intermediate", "marts", "audit")
 
+# DuckDB's own default is 80 % of the machine's memory for every process that opens the file. The
+# project sets one limit for its processes and dbt's (profiles.yml reads the same variables), past
+# which DuckDB spills to its temp directory: memory stays flat however large the data grows.
+# Both are machine facts, not business ones, so environment variables set them, not entitlements.yml.
+MEMORY_LIMIT_ENV = "ENTITLEMENTS_MEMORY_LIMIT"
+DEFAULT_MEMORY_LIMIT = "1536MB"  # profiles.yml's default too (tests/test_dbt_project.py keeps them equal)
+TEMP_DIRECTORY_ENV = "ENTITLEMENTS_TEMP_DIRECTORY"  # default: <warehouse>.tmp, DuckDB's own
+
+
+def duckdb_settings(path: Path | str) -> dict[str, str]:
+    """The DuckDB settings every connection to the warehouse opens with (see DEFAULT_MEMORY_LIMIT)."""
+    return {
+        "memory_limit": os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT,
+        "temp_directory": os.environ.get(TEMP_DIRECTORY_ENV) or f"{path}.tmp",
+    }
+
 
 class WarehouseLockedError(RuntimeError):
     """Another process holds the warehouse file: a writer excludes everyone, readers exclude a writer."""
@@ -35,7 +52,7 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
         raise FileNotFoundError(f"warehouse {path} does not exist: run `entitlements run` or `ingest` first")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return duckdb.connect(str(path), read_only=read_only)
+        return duckdb.connect(str(path), read_only=read_only, config=duckdb_settings(path))
     except duckdb.IOException as exc:
         if "lock" not in str(exc).lower():
             raise

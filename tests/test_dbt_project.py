@@ -81,3 +81,22 @@ def test_models_live_in_their_area_folder_beside_one_yaml_file() -> None:
             assert models == {p.stem for p in folder.glob("*.sql")}, f"{folder}: documents its own models"
             tested = {test["model"] for test in documented.get("unit_tests", [])}
             assert tested <= models, f"{folder}: unit tests of other areas' models {sorted(tested - models)}"
+
+
+def test_dbt_opens_the_warehouse_with_the_cli_memory_limit(tmp_path) -> None:
+    """dbt's connections (profiles.yml) and the CLI's (warehouse.connect) share one memory limit."""
+    from entitlements.warehouse import DEFAULT_MEMORY_LIMIT, connect
+
+    settings = yaml.safe_load((DBT_PROJECT_DIR / "profiles.yml").read_text())["entitlements"]["outputs"][
+        "duckdb"
+    ]["settings"]
+    assert f"'ENTITLEMENTS_MEMORY_LIMIT', '{DEFAULT_MEMORY_LIMIT}'" in settings["memory_limit"]
+    con = connect(tmp_path / "w.duckdb")
+    try:
+        limit, temp = con.execute(
+            "select current_setting('memory_limit'), current_setting('temp_directory')"
+        ).fetchall()[0]
+    finally:
+        con.close()
+    assert limit == "1.4 GiB"  # DuckDB shows 1536MB (1.536 GB) in GiB
+    assert temp == str(tmp_path / "w.duckdb.tmp")

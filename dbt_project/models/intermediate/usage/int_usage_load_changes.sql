@@ -12,7 +12,8 @@ landed as (
 
 built as (
     select load_id from {{ ref('stg_audit__built_loads') }}
-    where table_name = '{{ source("usage", "events").identifier }}'
+    -- the raw table of source usage.events (entitlements/runs/build_plan.py INCREMENTAL_TABLES)
+    where table_name = 'usage_events'
 ),
 
 new_loads as (

@@ -1,0 +1,191 @@
+"""Incremental builds (entitlements.runs.build_plan): a rerun with nothing new builds nothing, and
+new, corrected or late usage gives every model exactly what a full refresh of the same
+warehouse gives.
+
+One warehouse goes through the steps a metering feed produces, in order: a day of new usage
+(with an event delivered again), a corrected monthly file (an event gone, a reading changed),
+a late event for a month long closed, then nothing new. After each step a copy of it is built
+again from scratch (--full-refresh) and every staging, intermediate and mart relation of the two
+must hold the same rows. The export is the vendor-shape demo (CloudEvents usage) with one meter
+taken at its peak (aggregation: max), so the incremental models' path for meters not summed is
+exercised as well as the summed one.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+import yaml
+
+from entitlements.demo import generate_demo
+from entitlements.runs.build_plan import BuildPlan
+from entitlements.runs.pipeline import build_step, run_pipeline
+
+pytestmark = pytest.mark.e2e
+
+AS_OF = date(2026, 10, 31)
+PEAK_METER = "DATA_GB"
+
+
+@pytest.fixture(scope="module")
+def export(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("incremental") / "export"
+    generate_demo(out, seed=7, customers=12, usage_events=3000, shape="vendor", as_of=AS_OF)
+    config_file = out / "entitlements.yml"
+    config = yaml.safe_load(config_file.read_text())
+    config["meters"][PEAK_METER]["aggregation"] = "max"
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    return out
+
+
+def _events(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _write(path: Path, events: list[dict]) -> None:
+    path.write_text("".join(json.dumps(event) + "\n" for event in events))
+
+
+def _event_id(event: dict) -> str:
+    """The warehouse's event id of a CloudEvent: its source and id (the pair is what is unique)."""
+    return f"{event['source']}|{event['id']}"
+
+
+def _run(export: Path, warehouse: Path, lines: list[str] | None = None) -> BuildPlan:
+    result = run_pipeline(
+        export, warehouse, None, AS_OF, echo=(lines if lines is not None else []).append, progress=False
+    )
+    assert result.build is not None
+    return result.build
+
+
+def _relations(con: duckdb.DuckDBPyConnection, database: str) -> list[str]:
+    rows = con.execute(
+        "select schema_name || '.' || table_name from duckdb_tables() where database_name = ?"
+        " and schema_name in ('staging', 'intermediate', 'marts')"
+        " union all select schema_name || '.' || view_name from duckdb_views() where database_name = ?"
+        " and schema_name in ('staging', 'intermediate', 'marts')",
+        [database, database],
+    ).fetchall()
+    return sorted(name for (name,) in rows)
+
+
+def _differences(incremental: Path, full: Path) -> dict[str, tuple[int, int]]:
+    """{relation: (rows only the incremental build has, rows only the full refresh has)}."""
+    con = duckdb.connect()
+    try:
+        con.execute(f"attach '{incremental}' as inc (read_only)")
+        con.execute(f"attach '{full}' as ful (read_only)")
+        relations = _relations(con, "inc")
+        assert relations == _relations(con, "ful")
+        differ = {}
+        for name in relations:
+            only = [
+                con.execute(
+                    f"select count(*) from (select * from {a}.{name} except all select * from {b}.{name})"
+                ).fetchall()[0][0]
+                for a, b in (("inc", "ful"), ("ful", "inc"))
+            ]
+            if any(only):
+                differ[name] = (only[0], only[1])
+        return differ
+    finally:
+        con.close()
+
+
+def _assert_same_as_full_refresh(warehouse: Path, scratch: Path) -> None:
+    # Same file name in its own folder: dbt's saved parse is kept per warehouse name.
+    full = scratch / uuid.uuid4().hex[:8] / warehouse.name
+    full.parent.mkdir(parents=True)
+    shutil.copyfile(warehouse, full)
+    assert build_step(full, uuid.uuid4().hex[:12], AS_OF, full_refresh=True).mode == "full"
+    assert _differences(warehouse, full) == {}
+
+
+def _one(warehouse: Path, sql: str, params: list | None = None) -> tuple:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()[0]
+    finally:
+        con.close()
+
+
+def test_incremental_builds_give_what_a_full_refresh_gives(export: Path, tmp_path: Path) -> None:
+    warehouse = tmp_path / "incremental" / "warehouse.duckdb"
+    assert _run(export, warehouse).mode == "full"
+    (events_before,) = _one(warehouse, "select count(*) from intermediate.int_usage_events_deduplicated")
+
+    # A day of new usage, on the as-of date: 20 new events of both meters, and one event of
+    # March 2025 delivered again (later than the first time: the first delivery stays).
+    october = _events(export / "usage" / "usage_2026-10.jsonl")
+    day = []
+    for n, event in enumerate(october[:20]):
+        hour = f"2026-10-31T{8 + n % 10:02d}"
+        day.append(event | {"id": f"day-{n:03d}", "time": f"{hour}:00:00Z", "recordedtime": f"{hour}:05:00Z"})
+    assert {e["type"] for e in day} >= {"com.demo.api_calls", "com.demo.data_gb"}
+    again = _events(export / "usage" / "usage_2025-03.jsonl")[0] | {"recordedtime": "2026-10-31T12:00:00Z"}
+    _write(export / "usage" / "usage_2026-10-31.jsonl", [*day, again])
+    plan = _run(export, warehouse)
+    assert (plan.mode, plan.reason) == ("incremental", "1 new and 0 removed load(s) of usage_events")
+    (events_after,) = _one(warehouse, "select count(*) from intermediate.int_usage_events_deduplicated")
+    assert events_after == events_before + 20
+    _assert_same_as_full_refresh(warehouse, tmp_path)
+
+    # A corrected September file: its first event is gone, and a peak-meter reading is higher.
+    september = export / "usage" / "usage_2026-09.jsonl"
+    events = _events(september)
+    gone = _event_id(events.pop(0))
+    changed = next(e for e in events if e["type"] == "com.demo.data_gb")
+    changed["data"]["units"] += 5000
+    _write(september, events)
+    plan = _run(export, warehouse)
+    assert (plan.mode, plan.reason) == ("incremental", "1 new and 1 removed load(s) of usage_events")
+    assert _one(
+        warehouse,
+        "select count(*) from intermediate.int_usage_events_deduplicated where event_id = ?",
+        [gone],
+    ) == (0,)
+    (reading,) = _one(
+        warehouse,
+        "select reading from intermediate.int_usage_events_attributed where event_id = ?",
+        [_event_id(changed)],
+    )
+    assert reading == changed["data"]["units"]
+    _assert_same_as_full_refresh(warehouse, tmp_path)
+
+    # A late event: it occurred in May 2025 and arrives now, in a file of its own.
+    late = _events(export / "usage" / "usage_2025-05.jsonl")[0] | {
+        "id": "late-001",
+        "recordedtime": "2026-10-31T13:00:00Z",
+    }
+    _write(export / "usage" / "late.jsonl", [late])
+    assert _run(export, warehouse).mode == "incremental"
+    assert _one(
+        warehouse,
+        "select occurred_on from intermediate.int_usage_events_attributed where event_id = ?",
+        [_event_id(late)],
+    ) == (date(2025, 5, int(late["time"][8:10])),)
+    _assert_same_as_full_refresh(warehouse, tmp_path)
+
+    # Nothing new: no build, and the run says so.
+    lines: list[str] = []
+    plan = _run(export, warehouse, lines)
+    assert plan.mode == "skip"
+    assert any(line.startswith("dbt build: skipped, nothing changed since build") for line in lines)
+
+    # A changed configuration changes what every model means: everything is built again.
+    config_file = export / "entitlements.yml"
+    config = yaml.safe_load(config_file.read_text())
+    config["meters"][PEAK_METER]["aggregation"] = "latest"
+    config_file.write_text(yaml.safe_dump(config, sort_keys=False))
+    plan = _run(export, warehouse)
+    assert (plan.mode, plan.reason) == (
+        "full",
+        "the as-of date, the configuration or the dbt project changed",
+    )
