@@ -13,13 +13,13 @@
     from {{ deliveries }} as deliveries
     inner join {{ ref('int_usage_load_changes') }} as changes
         on deliveries.load_id = changes.load_id
-    where changes.change = 'new'
+    where changes.change_type = 'new'
     union
     select kept.event_id
     from {{ this }} as kept
     inner join {{ ref('int_usage_load_changes') }} as changes
         on kept.load_id = changes.load_id
-    where changes.change = 'removed'
+    where changes.change_type = 'removed'
 {%- endmacro %}
 
 {#- A post-hook: after the touched events are redone, a row still kept from a removed load is an
@@ -29,7 +29,7 @@
         delete from {{ this }}
         where load_id in (
             select load_id from {{ ref('int_usage_load_changes') }}
-            where change = 'removed'
+            where change_type = 'removed'
         )
     {%- endif -%}
 {%- endmacro %}

@@ -19,7 +19,7 @@ built as (
 new_loads as (
     select
         landed.load_id,
-        'new' as change
+        'new' as change_type
     from landed
     left join built
         on landed.load_id = built.load_id
@@ -29,7 +29,7 @@ new_loads as (
 removed_loads as (
     select
         built.load_id,
-        'removed' as change
+        'removed' as change_type
     from built
     left join landed
         on built.load_id = landed.load_id
