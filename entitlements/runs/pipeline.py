@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from entitlements import audit
-from entitlements.config import ConfigError, find_config, load_config, recorded_dbt_vars
+from entitlements.config import Config, ConfigError, find_config, load_config, recorded_dbt_vars
 from entitlements.ingest.land import FileResult, ingest_exports, revert_load
 from entitlements.quality.gates import (
     GateReport,
@@ -34,7 +34,7 @@ from entitlements.runs.build_plan import (
 from entitlements.runs.lock import run_lock
 from entitlements.runs.steps import DbtFailure, StepError, Steps, require_ok
 from entitlements.serve.queries import store_compiled_queries
-from entitlements.transform.dbt_runner import run_dbt_commands, target_dir
+from entitlements.transform.dbt_runner import DbtSession, run_dbt_commands, target_dir
 from entitlements.warehouse import built_as_of, connect, table_exists
 
 # The run's build: everything but the legacy migration (built step by step by `migrate`) and the
@@ -152,6 +152,14 @@ def _finish_build(
         con.close()
 
 
+def run_config(export_dir: Path, config_file: Path | None) -> Config:
+    """The configuration an ingest of the export applies (--config, else the export's entitlements.yml)."""
+    try:
+        return load_config(find_config(export_dir, config_file))
+    except ConfigError as exc:
+        raise PipelineError("configuration", str(exc)) from exc
+
+
 def ingest_step(
     warehouse: Path,
     export_dir: Path,
@@ -169,11 +177,7 @@ def ingest_step(
     every dbt command on it applies the same rules). echo: told each file's name as its landing starts.
     """
     options = dict(ingest_options or {})
-    config_path = find_config(export_dir, options.pop("config", None))
-    try:
-        config = load_config(config_path)
-    except ConfigError as exc:
-        raise PipelineError("configuration", str(exc)) from exc
+    config = run_config(export_dir, options.pop("config", None))
     with run_lock(warehouse, "ingest"):
         before = set(_landed_loads(warehouse))
 
@@ -226,13 +230,21 @@ def _plan(warehouse: Path, as_of: date, full_refresh: bool) -> tuple[BuildPlan, 
         con.close()
 
 
-def build_step(warehouse: Path, run_id: str, as_of: date, *, full_refresh: bool = False) -> BuildPlan:
+def build_step(
+    warehouse: Path,
+    run_id: str,
+    as_of: date,
+    *,
+    full_refresh: bool = False,
+    session: DbtSession | None = None,
+) -> BuildPlan:
     """Landing gate for any load not yet validated, dbt build, then compile the analyses and store
     them in the warehouse (entitlements.serve.queries). No unvalidated row reaches a mart.
 
     What is built follows entitlements.runs.build_plan: nothing when nothing changed since the last
     build, the models downstream of usage when only usage loads changed (incremental), else
-    everything (the incremental models from scratch: --full-refresh).
+    everything (the incremental models from scratch: --full-refresh). session: a dbt child the
+    caller started ahead (run_pipeline), used if it parsed with the vars the build needs.
 
     The build's row in audit.pipeline_runs is written as it starts (status running) and closed
     when it ends, so readers refuse marts a killed or failed build left half-built.
@@ -242,6 +254,8 @@ def build_step(warehouse: Path, run_id: str, as_of: date, *, full_refresh: bool 
         landing_step(warehouse, run_id)
         plan, build_fingerprint = _plan(warehouse, as_of, full_refresh)
         if plan.mode == "skip":
+            if session is not None:
+                session.close()
             _record_step(warehouse, run_id, "build skipped", as_of, "ok", plan.reason)
             return plan
         _start_build(warehouse, run_id, as_of)
@@ -252,7 +266,7 @@ def build_step(warehouse: Path, run_id: str, as_of: date, *, full_refresh: bool 
             else ["build", *BUILD_SELECTION, "--full-refresh"]
         )
         commands = [build, ["compile", *ANALYSES]]
-        result = run_dbt_commands(commands, warehouse, as_of)
+        result = run_dbt_commands(commands, warehouse, as_of, session=session)
         if result.run_results:  # the build's data tests, pass or fail, feed audit.dq_results
             record_dbt_tests(
                 warehouse, run_id, result.run_results[0], target_dir(warehouse) / "manifest.json"
@@ -323,7 +337,13 @@ def run_pipeline(
     """The whole run under one lock (entitlements.runs.lock): no other command changes the warehouse
     between its stages. reports_dir None: no Data Docs and no reports. A run whose build finds
     nothing changed (entitlements.runs.build_plan) checks no mart again and keeps the reports."""
-    with run_lock(warehouse, "run"):
+    options = dict(ingest_options or {})
+    config = run_config(export_dir, options.pop("config", None))
+    # dbt starts now and parses while the files land and are checked: a few seconds off every run.
+    # It parses with the vars the ingest is about to record; if they turn out other, the build
+    # starts a child of its own (run_dbt_commands).
+    dbt_vars = json.loads(json.dumps(config.dbt_vars())) | {"as_of_date": as_of.isoformat()}
+    with run_lock(warehouse, "run"), DbtSession(warehouse, dbt_vars) as session:
         run_id = uuid.uuid4().hex[:12]
         result = RunResult(run_id, as_of)
         echo(f"run {run_id}: as of {as_of}, exports {export_dir}, warehouse {warehouse}")
@@ -332,7 +352,7 @@ def run_pipeline(
             export_dir,
             run_id,
             progress=progress,
-            ingest_options=ingest_options,
+            ingest_options=options | {"config": config.path},
             echo=lambda name: echo(f"ingest: landing {name}"),
         )
         landed = [f.load_id for f in result.files if f.status == "landed" and f.load_id]
@@ -353,7 +373,7 @@ def run_pipeline(
             else f"landing checks: {result.landing.summary()}"
         )
         echo("dbt build: running")
-        result.build = build_step(warehouse, run_id, as_of, full_refresh=full_refresh)
+        result.build = build_step(warehouse, run_id, as_of, full_refresh=full_refresh, session=session)
         if result.build.mode == "skip":
             echo(f"dbt build: skipped, {result.build.reason}")
             echo("mart checks: skipped, the marts did not change")

@@ -1,9 +1,11 @@
 """The dbt child process: several dbt commands, one parse (dbtRunner with the parsed manifest).
 
-Run by dbt_runner.run_dbt_commands as `python -m entitlements.transform.dbt_child SPEC` (JSON:
-the options every command shares, the target folder, the commands). Each command's
-run_results.json is kept as run_results.<n>.json, since the next command overwrites it. Exit
-status: 0 all ran cleanly, 1 a command failed (the ones after it did not run), 2 the project did
+Run by dbt_runner.DbtSession as `python -m entitlements.transform.dbt_child SPEC` (JSON: the
+options every command shares and the target folder). It imports dbt and parses the project at
+once, then reads the commands (a JSON list on one line of stdin), so the parent can start it
+before it knows them; no line, or an empty list, ends it unused. Each command's run_results.json
+is kept as run_results.<n>.json, since the next command overwrites it. Exit status: 0 all ran
+cleanly (or none was sent), 1 a command failed (the ones after it did not run), 2 the project did
 not parse.
 """
 
@@ -23,8 +25,10 @@ def main(argv: list[str]) -> int:
     parsed = dbtRunner().invoke(["parse", *common])
     if not parsed.success:
         return 2
+    line = sys.stdin.readline()
+    commands = json.loads(line) if line.strip() else []
     runner = dbtRunner(manifest=parsed.result)
-    for index, command in enumerate(spec["commands"]):
+    for index, command in enumerate(commands):
         outcome = runner.invoke([*command, *common])
         results = target / "run_results.json"
         if results.exists():

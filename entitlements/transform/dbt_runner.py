@@ -9,6 +9,7 @@ The child stays in the caller's process group and is killed when the caller dies
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import json
@@ -17,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -97,51 +99,113 @@ def run_dbt_commands(
     as_of: date | None = None,
     *,
     dbt_vars: dict | None = None,
+    session: DbtSession | None = None,
 ) -> DbtResult:
     """Run dbt commands (e.g. ["build", "--exclude", ...]) one after the other in one child process
     that parses the project once; stop at the first that fails. The result is that command's (or
-    the last one's): its node results come from its run_results.json."""
+    the last one's): its node results come from its run_results.json.
+
+    session: a child started earlier for the warehouse (DbtSession), parsed already; used when it
+    parsed with the vars these commands need, else closed and a child started as usual."""
+    all_vars = dbt_vars_for(warehouse, as_of, dbt_vars)
+    if session is not None and session.dbt_vars == all_vars:
+        return session.run(commands)
+    if session is not None:
+        session.close()
+    return DbtSession(warehouse, all_vars).run(commands)
+
+
+def dbt_vars_for(warehouse: Path, as_of: date | None = None, dbt_vars: dict | None = None) -> dict:
+    """The vars a dbt command on the warehouse gets: the configuration last recorded in it
+    (entitlements.config), then as_of_date, then the caller's own."""
     from entitlements.config import recorded_dbt_vars
 
-    warehouse = Path(warehouse).resolve()
-    target = target_dir(warehouse)
-    common = [
-        "--project-dir",
-        str(DBT_PROJECT_DIR),
-        "--profiles-dir",
-        str(DBT_PROJECT_DIR),
-        "--target-path",
-        str(target),
-        "--log-path",
-        str(target.parent / "logs"),
-    ]
-    all_vars = (
-        recorded_dbt_vars(warehouse)
-        | ({"as_of_date": as_of.isoformat()} if as_of is not None else {})
-        | (dbt_vars or {})
-    )
-    if all_vars:
-        common += ["--vars", json.dumps(all_vars)]
-    # A command that stops before running a node writes no run_results.json: never read a stale one.
-    for stale in target.glob("run_results*.json"):
-        stale.unlink()
-    cached = _parse_cache(warehouse, all_vars)
-    _restore_parse(cached, target)
-    spec = {"common": common, "target": str(target), "commands": [list(command) for command in commands]}
-    proc = subprocess.run(
-        [sys.executable, "-m", "entitlements.transform.dbt_child", json.dumps(spec)],
-        env=dbt_env(warehouse),
-        cwd=warehouse.parent,
-        capture_output=True,
-        text=True,
-        check=False,
-        preexec_fn=_die_with_parent(os.getpid()),
-    )
-    _keep_parse(target, cached)
-    ran = sorted(target.glob("run_results.*.json"), key=lambda path: int(path.stem.split(".")[1]))
-    results, failures = _read_results(ran[-1] if ran else target / "run_results.json", target)
-    name = " && ".join(" ".join(command[:2]) for command in commands)
-    return DbtResult(name, proc.returncode, proc.stdout + proc.stderr, results, failures, tuple(ran))
+    as_of_var = {"as_of_date": as_of.isoformat()} if as_of is not None else {}
+    return recorded_dbt_vars(warehouse) | as_of_var | (dbt_vars or {})
+
+
+class DbtSession:
+    """A dbt child process for one warehouse and one set of vars, started before its commands are
+    known: it imports dbt and parses the project (seconds) while the caller does other work (the
+    run's ingest and landing gate), then runs the commands `run` sends it, once. `close` ends a
+    session that will not be used (the build was skipped, the run stopped); a caller that dies
+    takes the child with it (_die_with_parent)."""
+
+    def __init__(self, warehouse: Path, dbt_vars: dict) -> None:
+        self.warehouse = Path(warehouse).resolve()
+        self.dbt_vars = dict(dbt_vars)
+        self.target = target = target_dir(self.warehouse)
+        self.warehouse.parent.mkdir(parents=True, exist_ok=True)  # the child runs in it
+        common = [
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            str(DBT_PROJECT_DIR),
+            "--target-path",
+            str(target),
+            "--log-path",
+            str(target.parent / "logs"),
+        ]
+        if self.dbt_vars:
+            common += ["--vars", json.dumps(self.dbt_vars)]
+        # A command that stops before running a node writes no run_results.json: never read a stale one.
+        for stale in target.glob("run_results*.json"):
+            stale.unlink()
+        self.cached = _parse_cache(self.warehouse, self.dbt_vars)
+        _restore_parse(self.cached, target)
+        # Output to a file: a pipe nobody reads while the child parses could fill and stall it.
+        self.output = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by run or close)
+        spec = json.dumps({"common": common, "target": str(target)})
+        self.proc: subprocess.Popen[str] | None = subprocess.Popen(
+            [sys.executable, "-m", "entitlements.transform.dbt_child", spec],
+            env=dbt_env(self.warehouse),
+            cwd=self.warehouse.parent,
+            stdin=subprocess.PIPE,
+            stdout=self.output,
+            stderr=subprocess.STDOUT,
+            text=True,
+            preexec_fn=_die_with_parent(os.getpid()),
+        )
+
+    def run(self, commands: Sequence[Sequence[str]]) -> DbtResult:
+        """Send the commands, wait for them, and read what they did from run_results.json."""
+        proc = self._take()
+        with contextlib.suppress(BrokenPipeError):  # the child ended early (no parse): its exit code says
+            proc.stdin.write(json.dumps([list(command) for command in commands]) + "\n")
+            proc.stdin.close()
+        returncode = proc.wait()
+        self.output.seek(0)
+        output = self.output.read()
+        self.output.close()
+        _keep_parse(self.target, self.cached)
+        ran = sorted(self.target.glob("run_results.*.json"), key=lambda path: int(path.stem.split(".")[1]))
+        results, failures = _read_results(ran[-1] if ran else self.target / "run_results.json", self.target)
+        name = " && ".join(" ".join(command[:2]) for command in commands)
+        return DbtResult(name, returncode, output, results, failures, tuple(ran))
+
+    def close(self) -> None:
+        """End an unused session at once: the child has written nothing but its parse to target/
+        (the project's saved parse is only kept after a run), so it is killed, not waited for."""
+        if self.proc is None:
+            return
+        proc = self._take()
+        proc.kill()
+        proc.wait()
+        with contextlib.suppress(BrokenPipeError):
+            proc.stdin.close()
+        self.output.close()
+
+    def _take(self) -> subprocess.Popen[str]:
+        if self.proc is None or self.proc.stdin is None:
+            raise RuntimeError("this dbt session has already run or been closed")
+        proc, self.proc = self.proc, None
+        return proc
+
+    def __enter__(self) -> DbtSession:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
 
 
 PARSE_FILE = "partial_parse.msgpack"
