@@ -109,6 +109,31 @@ def test_each_report_renders_offline_in_chromium(reports, name):
         assert p["data"] >= 1 and p["traces"] >= 1 and p["points"] >= 1, p
 
 
+@pytest.mark.xdist_group("test_report.reports")  # shares the session fixture: one worker
+def test_a_second_report_all_keeps_the_pages_of_the_same_build(reports, demo_warehouse):
+    """Rendered from the same build, parameters and notebooks, a page is kept as it is; `--force`
+    renders it again (what a change re-renders: tests/test_report_session.py)."""
+    (build,) = _mart(
+        demo_warehouse,
+        "select run_id from audit.pipeline_runs where step = 'build' and status = 'ok'"
+        " order by started_at desc limit 1",
+    )[0]
+    pages = {name: reports / f"{name}.html" for name in FIGURES}
+    before = {name: (page.stat().st_mtime_ns, page.read_bytes()) for name, page in pages.items()}
+    again = entitlements("report", "all", "--warehouse", demo_warehouse, "--out", reports)
+    assert again.returncode == 0, again.stdout + again.stderr
+    for name, page in pages.items():
+        assert f"report {name}: unchanged since build {build}, kept" in again.stdout
+        assert f"report: {page}" in again.stdout
+        assert (page.stat().st_mtime_ns, page.read_bytes()) == before[name], name
+    assert "report migration:" not in again.stdout, "the migration report reads more than the build"
+
+    forced = entitlements("report", "usage", "--force", "--warehouse", demo_warehouse, "--out", reports)
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert "kept" not in forced.stdout
+    assert pages["usage"].stat().st_mtime_ns != before["usage"][0]
+
+
 def test_unknown_report_is_refused(demo_warehouse, tmp_path):
     with pytest.raises(ValueError, match="unknown report"):
         render_report("nope", demo_warehouse, tmp_path)

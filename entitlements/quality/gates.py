@@ -3,8 +3,8 @@
 The pipeline calls only the public functions here (``validate_landing``,
 ``validate_marts``, ``validate_migration_step``, ``record_dbt_tests``,
 ``record_gate_failure``, ``build_data_docs``) and reads ``GateReport`` / ``GateFailure``.
-Everything that touches Great Expectations stays inside this module, so a native DuckDB
-engine can replace it later without the callers noticing.
+Everything that touches Great Expectations stays inside this module; the landing gate already
+judges its suites with a native DuckDB engine, and the callers do not notice which engine ran.
 
 Each rule has one owner (docs/architecture.md, "Where each rule lives"):
 
@@ -12,8 +12,8 @@ Each rule has one owner (docs/architecture.md, "Where each rule lives"):
   value outside its enumeration, a negative value the layout forbids, an end before its start,
   or a duplicated key; nothing here checks those again;
 - a landing suite (``landing.<table>``) checks what no single row shows, per landed file: its
-  rows in raw are the rows the manifest says landed (``audit.ingest_manifest.row_count``, passed
-  to GX as the suite parameter ``manifest_row_count``), the raw table has exactly the layout's
+  rows in raw are the rows the manifest says landed (``audit.ingest_manifest.row_count``, given
+  as the suite parameter ``manifest_row_count``), the raw table has exactly the layout's
   columns and the lineage columns, and warnings on volumes (a file that landed no row, an
   at-least-once feed that repeats most of its ids);
 - dbt data tests and enforced contracts own a mart's invariants; a mart suite
@@ -22,26 +22,33 @@ Each rule has one owner (docs/architecture.md, "Where each rule lives"):
   ``audit.dq_results`` (step ``build``, suite ``dbt``) beside the suites' results.
 
 How a gate runs
-    1. Read each batch through a READ-ONLY DuckDB connection: one landed file
-       (``raw.<table> where _load_id = X``), one mart table, or one migration
-       step's table restricted to the phase being validated, one batch at a
-       time, as a pandas DataFrame. GX's SQL datasource returns empty results
-       on DuckDB (GX issues #10738, #11579), hence pandas.
-    2. Validate each batch against its suite (``landing.<table>`` or
-       ``marts.<table>``, JSON under expectations/gx/expectations/) with a GX
-       pandas datasource in an in-memory context built from
-       expectations/gx/great_expectations.yml; a landed file's manifest row count is
-       given as an expectation parameter.
-    3. Close the read-only connection, then append one row per expectation to
+    1. Open the warehouse READ-ONLY and list the batches: one landed file (``raw.<table>
+       where _load_id = X``, a superseded load's in raw_superseded), one mart table, or one
+       migration step's table restricted to the phase being validated.
+    2. Landing: each load is judged in DuckDB (``_LandingEngine``): one aggregate query per load
+       (row count, and non-null and distinct counts of a key a suite asks about) and the table's
+       columns, so no landed row reaches Python and memory stays flat however large the files.
+       The suite's expectations (``LANDING_EXPECTATIONS``: the types ``landing_suite`` generates)
+       are judged from those numbers by GX's rules, the manifest row count given as the
+       parameter; one the engine does not compute (a hand edit) is a critical failure naming it,
+       never skipped. great_expectations is not imported.
+    3. Marts and migration steps: each batch is read as a pandas DataFrame when its turn comes and
+       dropped once validated (GX's own batch cache cleared too), so one frame is alive at a time,
+       and validated against its suite with a GX pandas datasource (GX's SQL datasource returns
+       empty results on DuckDB, GX issues #10738, #11579). The process keeps one in-memory GX
+       context, built from expectations/gx/great_expectations.yml (its import and set-up cost
+       seconds): the marts gate, the migration steps and ``build_data_docs`` share it.
+    4. Close the read-only connection, then append one row per expectation to
        ``audit.dq_results`` (and, for landing, move passing manifest rows to
        'validated') through a normal connection.
-    4. Raise ``GateFailure`` if any expectation whose meta says
+    5. Raise ``GateFailure`` if any expectation whose meta says
        ``{"critical": true}`` failed.
 
-GX validation results are also kept (newest ``KEEP_RUNS`` runs per suite) in
-``results_dir(warehouse)`` so ``build_data_docs`` can show them; that directory is
-beside the warehouse (``<dir>/gx/<warehouse name>/validations``, like dbt's target),
-so the Data Docs of one warehouse never show another's runs, and can be moved with the
+Validation results, GX's format from either engine (the landing engine writes them as GX's
+results store would, tests/test_gates_native.py reads them back with GX), are kept (newest
+``KEEP_RUNS`` runs per suite) in ``results_dir(warehouse)`` so ``build_data_docs`` can show them;
+that directory is beside the warehouse (``<dir>/gx/<warehouse name>/validations``, like dbt's
+target), so the Data Docs of one warehouse never show another's runs, and can be moved with the
 environment variable ``ENTITLEMENTS_GX_RESULTS_DIR``.
 
 Landing suites are generated from entitlements/ingest/layouts.py (``landing_suites()``) and
@@ -54,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -63,7 +71,7 @@ import shutil
 import sys
 import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -94,6 +102,8 @@ RESULTS_DIR_ENV = "ENTITLEMENTS_GX_RESULTS_DIR"
 KEEP_RUNS = 20  # GX validation results kept per suite for Data Docs
 SAMPLE_ROWS = 5  # bad rows quoted per failed expectation
 MAX_MESSAGE_FAILURES = 10  # failed expectations spelled out in a GateFailure message
+DQ_INSERT_ROWS = 500  # audit.dq_results rows per insert statement
+LANDING_MEMORY_LIMIT = "256MB"  # DuckDB's memory for the landing gate's counts; more spills to disk
 
 MANIFEST = "audit.ingest_manifest"
 DQ_RESULTS = audit.table("dq_results")
@@ -364,7 +374,7 @@ def suite_drift() -> list[str]:
     return sorted(problems)
 
 
-# --------------------------------------------------------------------------- GX engine
+# --------------------------------------------------------------------------- batches and outcomes
 
 
 def results_dir(warehouse: Path) -> Path:
@@ -375,47 +385,66 @@ def results_dir(warehouse: Path) -> Path:
     return warehouse.parent / "gx" / warehouse.stem / "validations"
 
 
-def _context(results: Path, *, site_dir: Path | None = None) -> AbstractDataContext:
-    """An in-memory GX context configured from the committed great_expectations.yml.
-
-    Nothing is written into expectations/gx: suites are read from the committed
-    JSON, validation results go to `results`, datasources, checkpoints and
-    validation definitions stay in memory, and the Data Docs site (if asked for)
-    goes to site_dir.
-    """
-    from great_expectations.data_context.types.base import DataContextConfig
-    from ruamel.yaml import YAML
-
-    config = YAML(typ="safe").load(GX_CONFIG.read_text())
-    stores = config["stores"]
-    stores["expectations_store"]["store_backend"]["base_directory"] = str(SUITES_DIR)
-    stores["validation_results_store"]["store_backend"]["base_directory"] = str(results)
-    for name in ("checkpoint_store", "validation_definition_store"):
-        stores[name]["store_backend"] = {"class_name": "InMemoryStoreBackend"}
-    sites = config.get("data_docs_sites") or {}
-    if site_dir is None:
-        sites = {}
-    else:
-        for site in sites.values():
-            site["store_backend"]["base_directory"] = str(site_dir)
-    config["data_docs_sites"] = sites
-    config.pop("config_variables_file_path", None)
-    config.pop("plugins_directory", None)
-    return _gx().get_context(mode="ephemeral", project_config=DataContextConfig(**config))
-
-
 @dataclass
 class _Batch:
     step: str
     suite: str
     table: str  # qualified
     batch: str
-    frame: pd.DataFrame | None  # None: nothing to read (the gate's own check fails instead)
-    types: dict[str, str]  # DuckDB type per column, for rendering sample values
+    # GX engine: the query that reads the batch, run when its turn comes (one frame alive at a time).
+    query: tuple[str, list[Any]] | None = None
+    frame: pd.DataFrame | None = None  # GX engine: the batch's rows, only while it is being validated
+    types: dict[str, str] = field(default_factory=dict)  # DuckDB type per column, for sample values
     source_file: str | None = None
     load_id: str | None = None
-    problem: CheckResult | None = None  # set when the batch could not be read
+    problem: CheckResult | None = None  # set when the batch cannot be validated (the gate's own check)
     parameters: dict[str, Any] | None = None  # the suite's parameters ($PARAMETER) for this batch
+
+    @property
+    def label(self) -> str:
+        """What Data Docs show as the batch's data asset."""
+        label = self.table if self.batch == self.table else f"{self.table}, load {self.batch}"
+        return f"{label}, file {self.source_file}" if self.source_file else label
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """One expectation's outcome as a GX ExpectationValidationResult holds it, whichever engine judged it."""
+
+    config: dict[str, Any]  # GX's expectation configuration (type, kwargs with parameters resolved, ...)
+    success: bool
+    result: dict[str, Any]  # GX's result dict: observed_value, unexpected_count, ...
+    error: str | None = None
+    critical: bool | None = None  # None: as the expectation's meta says
+
+    @classmethod
+    def of_gx(cls, r: Any) -> _Outcome:
+        config = r.expectation_config
+        return cls(
+            config={
+                "type": config.type,
+                "kwargs": dict(config.kwargs),
+                "meta": dict(config.meta or {}),
+                "description": config.description,
+            },
+            success=bool(r.success),
+            result=dict(r.result or {}),
+            error=_exception_message(r.exception_info),
+        )
+
+    def to_gx_json(self) -> dict[str, Any]:
+        """As GX's validation results store writes an ExpectationValidationResult."""
+        return {
+            "exception_info": {
+                "exception_message": self.error,
+                "exception_traceback": None,
+                "raised_exception": self.error is not None,
+            },
+            "expectation_config": self.config,
+            "meta": {},
+            "result": self.result,
+            "success": self.success,
+        }
 
 
 def _safe(name: str) -> str:
@@ -423,88 +452,9 @@ def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", name) or "_"
 
 
-class _GxEngine:
-    """Validates pandas batches against the committed suites with one in-memory GX context."""
-
-    def __init__(self, run_id: str, results: Path) -> None:
-        from great_expectations.core.run_identifier import RunIdentifier
-
-        self.results = results
-        self.ctx = _context(results)
-        self.source = self.ctx.data_sources.add_pandas("gates")
-        self.run = RunIdentifier(run_name=_safe(run_id), run_time=datetime.now(UTC))
-        self._definitions: dict[str, Any] = {}
-        self._suites: dict[str, Any] = {}
-        self.stored: set[str] = set()
-
-    def suite(self, name: str) -> Any:
-        if name not in self._suites:
-            self._suites[name] = self.ctx.suites.get(name)
-        return self._suites[name]
-
-    def _definition(self, table: str) -> Any:
-        if table not in self._definitions:
-            asset = self.source.add_dataframe_asset(table)
-            self._definitions[table] = asset.add_batch_definition_whole_dataframe("whole_dataframe")
-        return self._definitions[table]
-
-    def validate(self, batch: _Batch) -> list[CheckResult]:
-        suite = self.suite(batch.suite)
-        gx_batch = self._definition(batch.table).get_batch(batch_parameters={"dataframe": batch.frame})
-        result = gx_batch.validate(
-            suite,
-            result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS * 4},
-            expectation_parameters=batch.parameters,
-        )
-        # A result's kwargs carry the parameters' values where the suite has {"$PARAMETER": name}.
-        order = {_config_key(e.configuration, batch.parameters): i for i, e in enumerate(suite.expectations)}
-        given = {
-            _config_key(e.configuration, batch.parameters): _parameters_of(e.configuration, batch.parameters)
-            for e in suite.expectations
-        }
-        for r in result.results:
-            values = given.get(_config_key(r.expectation_config))
-            if values and r.expectation_config.description:  # Data Docs show the description alone
-                r.expectation_config.description += f" ({values})"
-        self._store(batch, result)
-        checks = sorted(
-            result.results, key=lambda r: order.get(_config_key(r.expectation_config), len(order))
-        )
-        key_columns = list(suite.meta.get("key_columns") or [])
-        return [_check_result(batch, key_columns, r) for r in checks]
-
-    def _store(self, batch: _Batch, result: ExpectationSuiteValidationResult) -> None:
-        from great_expectations.data_context.types.resource_identifiers import (
-            ExpectationSuiteIdentifier,
-            ValidationResultIdentifier,
-        )
-
-        suite_id = ExpectationSuiteIdentifier(name=batch.suite)
-        key = ValidationResultIdentifier(
-            expectation_suite_identifier=suite_id, run_id=self.run, batch_identifier=_safe(batch.batch)
-        )
-        label = batch.table if batch.batch == batch.table else f"{batch.table}, load {batch.batch}"
-        if batch.source_file:
-            label += f", file {batch.source_file}"
-        spec = dict(result.meta.get("batch_spec") or {})
-        spec["data_asset_name"] = label  # what Data Docs show as the data asset
-        result.meta["batch_spec"] = spec
-        result.meta["run_id"] = self.run
-        result.meta["validation_time"] = self.run.run_time
-        result.meta["batch_identifier"] = batch.batch
-        result.meta["table"] = batch.table
-        if batch.source_file:
-            result.meta["source_file"] = batch.source_file
-        self.ctx.validation_results_store.store_validation_results(
-            suite_validation_result=result,
-            suite_validation_result_identifier=key,
-            expectation_suite_identifier=suite_id,
-        )
-        self.stored.add(batch.suite)
-
-    def prune(self) -> None:
-        for name in self.stored:
-            _prune_results(self.results.joinpath(*name.split(".")), KEEP_RUNS)
+def _run_time_key(run_time: datetime) -> str:
+    """A run time as GX's RunIdentifier names its folder in the results store."""
+    return run_time.astimezone(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
 
 
 def _prune_results(suite_dir: Path, keep: int) -> None:
@@ -517,6 +467,361 @@ def _prune_results(suite_dir: Path, keep: int) -> None:
             old.parent.rmdir()
 
 
+def _prune(results: Path, suites: Iterable[str]) -> None:
+    for name in suites:
+        _prune_results(results.joinpath(*name.split(".")), KEEP_RUNS)
+
+
+# --------------------------------------------------------------------------- native landing engine
+
+ROW_COUNT_EQUAL = "expect_table_row_count_to_equal"
+COLUMNS_MATCH = "expect_table_columns_to_match_set"
+ROW_COUNT_BETWEEN = "expect_table_row_count_to_be_between"
+UNIQUE_PROPORTION = "expect_column_proportion_of_unique_values_to_be_between"
+_BOUNDS = frozenset({"min_value", "max_value", "strict_min", "strict_max"})
+# What the landing engine computes: every expectation type landing_suite() generates, with the
+# arguments it reads (GX's names and meaning). Anything else in a landing suite (a hand edit) is a
+# critical failure naming it, never skipped: the engine does not guess at a check it cannot make.
+LANDING_EXPECTATIONS: dict[str, frozenset[str]] = {
+    ROW_COUNT_EQUAL: frozenset({"value"}),
+    COLUMNS_MATCH: frozenset({"column_set", "exact_match"}),
+    ROW_COUNT_BETWEEN: _BOUNDS,
+    UNIQUE_PROPORTION: _BOUNDS | {"column"},
+}
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+class _LandingEngine:
+    """Judges landed files against their landing suites in DuckDB: one aggregate query per load.
+
+    A landing suite only checks set-based facts (row count, column set, distinct share of a key), so
+    DuckDB computes them where the rows are and no row reaches Python: memory stays flat however
+    large a file or the raw table. The outcomes are GX's (same expectations, observed values and
+    success rules, checked against GX itself in tests/test_gates_native.py) and are stored as GX
+    validation results, written as GX's results store writes them, for build_data_docs to render;
+    great_expectations is never imported here (its import alone takes seconds).
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, run_id: str, results: Path) -> None:
+        self.con = con
+        self.results = results
+        self.run_name = _safe(run_id)
+        self.run_time = datetime.now(UTC)
+        self.stored: set[str] = set()
+        self._suites: dict[str, dict[str, Any]] = {}
+        self._columns: dict[str, list[str]] = {}
+
+    def validate(self, batch: _Batch) -> list[CheckResult]:
+        if batch.suite not in self._suites:
+            self._suites[batch.suite] = json.loads(suite_path(batch.suite).read_text())
+        suite = self._suites[batch.suite]
+        columns = self._table_columns(batch.table)
+        expectations = list(suite.get("expectations") or [])
+        metrics = self._metrics(batch, columns, expectations)
+        outcomes = [_landing_outcome(e, batch.parameters, columns, metrics) for e in expectations]
+        self._store(batch, outcomes)
+        key_columns = list((suite.get("meta") or {}).get("key_columns") or [])
+        return [_check_result(batch, key_columns, o) for o in outcomes]
+
+    def _table_columns(self, table: str) -> list[str]:
+        if table not in self._columns:
+            schema, _, name = table.partition(".")
+            self._columns[table] = [
+                r[0]
+                for r in self.con.execute(
+                    "select column_name from information_schema.columns where table_catalog ="
+                    " current_database() and table_schema = ? and table_name = ? order by ordinal_position",
+                    [schema, name],
+                ).fetchall()
+            ]
+        return self._columns[table]
+
+    def _metrics(
+        self, batch: _Batch, columns: list[str], expectations: list[dict[str, Any]]
+    ) -> dict[str, int]:
+        """The load's row count, and non-null and distinct counts of the columns a suite asks about."""
+        named = (
+            _parameter((e.get("kwargs") or {}).get("column"), batch.parameters)
+            for e in expectations
+            if e.get("type") == UNIQUE_PROPORTION
+        )
+        asked = sorted({column for column in named if isinstance(column, str) and column in columns})
+        select = ["count(*)"]
+        for column in asked:
+            select += [f"count({_ident(column)})", f"count(distinct {_ident(column)})"]
+        schema, _, name = batch.table.partition(".")
+        row = self.con.execute(
+            f"select {', '.join(select)} from {_ident(schema)}.{_ident(name)} where _load_id = ?",
+            [batch.load_id],
+        ).fetchone()
+        assert row is not None  # an aggregate without group by returns one row
+        metrics = {"rows": int(row[0])}
+        for i, column in enumerate(asked):
+            metrics[f"nonnull:{column}"] = int(row[1 + 2 * i])
+            metrics[f"distinct:{column}"] = int(row[2 + 2 * i])
+        return metrics
+
+    def _store(self, batch: _Batch, outcomes: list[_Outcome]) -> None:
+        """Write the batch's validation result where and as GX's results store would."""
+        successful = sum(o.success for o in outcomes)
+        evaluated = len(outcomes)
+        when = self.run_time.isoformat()
+        document = {
+            "id": None,
+            "meta": {
+                "batch_identifier": batch.batch,
+                "batch_spec": {
+                    "data_asset_name": batch.label,
+                    "engine": "DuckDB: one aggregate query of the load's rows (entitlements.quality.gates)",
+                },
+                "great_expectations_version": _gx_version(),
+                "run_id": {"run_name": self.run_name, "run_time": when},
+                "table": batch.table,
+                "validation_time": when,
+                **({"source_file": batch.source_file} if batch.source_file else {}),
+            },
+            "results": [o.to_gx_json() for o in outcomes],
+            "statistics": {
+                "evaluated_expectations": evaluated,
+                "success_percent": successful / evaluated * 100 if evaluated else None,
+                "successful_expectations": successful,
+                "unsuccessful_expectations": evaluated - successful,
+            },
+            "success": successful == evaluated,
+            "suite_name": batch.suite,
+            "suite_parameters": {},
+        }
+        path = self.results.joinpath(
+            *batch.suite.split("."), self.run_name, _run_time_key(self.run_time), f"{_safe(batch.batch)}.json"
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(document, indent=2, sort_keys=True))
+        self.stored.add(batch.suite)
+
+
+@functools.cache
+def _gx_version() -> str:
+    """The installed GX's version, read from its metadata (no import; 4 ms, so once)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("great_expectations")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _landing_outcome(
+    expectation: Mapping[str, Any],
+    parameters: Mapping[str, Any] | None,
+    columns: list[str],
+    metrics: Mapping[str, int],
+) -> _Outcome:
+    """One landing expectation judged from the load's metrics, by GX's rules for its type."""
+    kind = str(expectation.get("type"))
+    given = dict(expectation.get("kwargs") or {})
+    kwargs = {name: _parameter(value, parameters) for name, value in given.items()}
+    config = {**expectation, "kwargs": kwargs}
+    values = _parameters_of(given, parameters)
+    if values and config.get("description"):  # Data Docs show the description alone
+        config["description"] = f"{config['description']} ({values})"
+
+    def unjudged(why: str) -> _Outcome:
+        return _Outcome(config, False, {}, error=f"not checked: {why}", critical=True)
+
+    if kind not in LANDING_EXPECTATIONS:
+        return unjudged(
+            f"the landing gate computes only {', '.join(LANDING_EXPECTATIONS)}; landing suites are"
+            " generated from the layouts: run `python -m entitlements.quality.gates --write-suites`"
+        )
+    unknown = sorted(set(kwargs) - LANDING_EXPECTATIONS[kind])
+    if unknown:
+        return unjudged(f"the landing gate does not compute {kind} with {', '.join(unknown)}")
+    missing = sorted(v["$PARAMETER"] for v in kwargs.values() if isinstance(v, Mapping) and "$PARAMETER" in v)
+    if missing:
+        return unjudged(f"suite parameter(s) {', '.join(missing)} not given")
+    rows = metrics["rows"]
+    try:
+        if kind == ROW_COUNT_EQUAL:
+            return _Outcome(config, rows == kwargs.get("value"), {"observed_value": rows})
+        if kind == COLUMNS_MATCH:
+            return _columns_outcome(config, kwargs, columns)
+        if kind == ROW_COUNT_BETWEEN:
+            return _Outcome(config, _between(rows, kwargs), {"observed_value": rows})
+        column = kwargs.get("column")
+        if column not in columns:  # GX's words for a column the batch lacks
+            return _Outcome(
+                config, False, {}, error=f'Error: The column "{column}" in BatchData does not exist.'
+            )
+        nonnull, distinct = metrics[f"nonnull:{column}"], metrics[f"distinct:{column}"]
+        share = distinct / nonnull if nonnull else 0  # GX: 0 when the column has no non-null value
+        return _Outcome(config, _between(share, kwargs), {"observed_value": share})
+    except TypeError as exc:  # e.g. a bound that is not a number
+        return _Outcome(config, False, {}, error=str(exc))
+
+
+def _columns_outcome(config: dict[str, Any], kwargs: Mapping[str, Any], columns: list[str]) -> _Outcome:
+    """GX's expect_table_columns_to_match_set: observed columns sorted, mismatches in details."""
+    expected, present = set(kwargs.get("column_set") or []), set(columns)
+    unexpected, missing = sorted(present - expected), sorted(expected - present)
+    result: dict[str, Any] = {"observed_value": sorted(present)}
+    if not unexpected and not missing:
+        return _Outcome(config, True, result)
+    mismatched = {"unexpected": unexpected} if unexpected else {}
+    mismatched |= {"missing": missing} if missing else {}
+    result["details"] = {"mismatched": mismatched}
+    exact = kwargs.get("exact_match", True)  # GX's default
+    return _Outcome(config, False if exact else not missing, result)  # GX: any falsy value is not exact
+
+
+def _between(value: Any, kwargs: Mapping[str, Any]) -> bool:
+    """GX's bounds: inclusive unless strict_min / strict_max; a missing bound is no bound."""
+    low, high = kwargs.get("min_value"), kwargs.get("max_value")
+    above = low is None or (value > low if kwargs.get("strict_min") else value >= low)
+    below = high is None or (value < high if kwargs.get("strict_max") else value <= high)
+    return bool(above and below)
+
+
+# --------------------------------------------------------------------------- GX engine
+
+
+def _build_context(results: Path) -> AbstractDataContext:
+    """An in-memory GX context configured from the committed great_expectations.yml.
+
+    Nothing is written into expectations/gx: suites are read from the committed JSON, validation
+    results go to `results`, datasources, checkpoints and validation definitions stay in memory,
+    and no Data Docs site is configured until build_data_docs names one.
+    """
+    from great_expectations.data_context.types.base import DataContextConfig
+
+    config = _gx_config()
+    stores = config["stores"]
+    stores["expectations_store"]["store_backend"]["base_directory"] = str(SUITES_DIR)
+    stores["validation_results_store"]["store_backend"]["base_directory"] = str(results)
+    for name in ("checkpoint_store", "validation_definition_store"):
+        stores[name]["store_backend"] = {"class_name": "InMemoryStoreBackend"}
+    config["data_docs_sites"] = {}
+    config.pop("config_variables_file_path", None)
+    config.pop("plugins_directory", None)
+    return _gx().get_context(mode="ephemeral", project_config=DataContextConfig(**config))
+
+
+def _gx_config() -> dict[str, Any]:
+    from ruamel.yaml import YAML
+
+    return dict(YAML(typ="safe").load(GX_CONFIG.read_text()))
+
+
+class _GxSession:
+    """The process's GX context, kept for the results directory it stores into.
+
+    Importing GX and building its context cost seconds, so the marts gate, the migration steps and
+    build_data_docs of one process share one (``_gx_session``); a results directory of another
+    warehouse replaces it, so at most one context is alive.
+    """
+
+    def __init__(self, results: Path) -> None:
+        self.results = results
+        self.ctx = _build_context(results)
+        self.source = self.ctx.data_sources.add_pandas("gates")
+        self._definitions: dict[str, Any] = {}
+
+    def definition(self, table: str) -> Any:
+        if table not in self._definitions:
+            asset = self.source.add_dataframe_asset(table)
+            self._definitions[table] = asset.add_batch_definition_whole_dataframe("whole_dataframe")
+        return self._definitions[table]
+
+    def release(self) -> None:
+        """Forget the batches GX's pandas engine caches: it keeps every validated DataFrame otherwise."""
+        manager = self.source.get_execution_engine().batch_manager
+        manager.reset_batch_cache()
+        manager.batch_data_cache.clear()
+
+
+_SESSIONS: dict[Path, _GxSession] = {}  # at most one entry
+
+
+def _gx_session(results: Path) -> _GxSession:
+    if results not in _SESSIONS:
+        _SESSIONS.clear()  # the previous context goes before the next is built
+        _SESSIONS[results] = _GxSession(results)
+    return _SESSIONS[results]
+
+
+class _GxEngine:
+    """Validates pandas batches against the committed suites with the process's GX context."""
+
+    def __init__(self, session: _GxSession, run_id: str) -> None:
+        from great_expectations.core.run_identifier import RunIdentifier
+
+        self.session = session
+        self.run = RunIdentifier(run_name=_safe(run_id), run_time=datetime.now(UTC))
+        self._suites: dict[str, Any] = {}
+        self.stored: set[str] = set()
+
+    def suite(self, name: str) -> Any:
+        if name not in self._suites:
+            self._suites[name] = self.session.ctx.suites.get(name)
+        return self._suites[name]
+
+    def validate(self, batch: _Batch) -> list[CheckResult]:
+        suite = self.suite(batch.suite)
+        definition = self.session.definition(batch.table)
+        gx_batch = definition.get_batch(batch_parameters={"dataframe": batch.frame})
+        result = gx_batch.validate(
+            suite,
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS * 4},
+            expectation_parameters=batch.parameters,
+        )
+        # A result's kwargs carry the parameters' values where the suite has {"$PARAMETER": name}.
+        order = {_config_key(e.configuration, batch.parameters): i for i, e in enumerate(suite.expectations)}
+        given = {
+            _config_key(e.configuration, batch.parameters): _parameters_of(
+                e.configuration.kwargs, batch.parameters
+            )
+            for e in suite.expectations
+        }
+        for r in result.results:
+            values = given.get(_config_key(r.expectation_config))
+            if values and r.expectation_config.description:  # Data Docs show the description alone
+                r.expectation_config.description += f" ({values})"
+        self._store(batch, result)
+        checks = sorted(
+            result.results, key=lambda r: order.get(_config_key(r.expectation_config), len(order))
+        )
+        key_columns = list(suite.meta.get("key_columns") or [])
+        return [_check_result(batch, key_columns, _Outcome.of_gx(r)) for r in checks]
+
+    def _store(self, batch: _Batch, result: ExpectationSuiteValidationResult) -> None:
+        from great_expectations.data_context.types.resource_identifiers import (
+            ExpectationSuiteIdentifier,
+            ValidationResultIdentifier,
+        )
+
+        suite_id = ExpectationSuiteIdentifier(name=batch.suite)
+        key = ValidationResultIdentifier(
+            expectation_suite_identifier=suite_id, run_id=self.run, batch_identifier=_safe(batch.batch)
+        )
+        spec = dict(result.meta.get("batch_spec") or {})
+        spec["data_asset_name"] = batch.label  # what Data Docs show as the data asset
+        result.meta["batch_spec"] = spec
+        result.meta["run_id"] = self.run
+        result.meta["validation_time"] = self.run.run_time
+        result.meta["batch_identifier"] = batch.batch
+        result.meta["table"] = batch.table
+        if batch.source_file:
+            result.meta["source_file"] = batch.source_file
+        self.session.ctx.validation_results_store.store_validation_results(
+            suite_validation_result=result,
+            suite_validation_result_identifier=key,
+            expectation_suite_identifier=suite_id,
+        )
+        self.stored.add(batch.suite)
+
+
 def _config_key(config: Any, parameters: Mapping[str, Any] | None = None) -> str:
     """Identifies an expectation of a suite in its result (GX adds batch_id to the result's kwargs
     and puts the parameters' values in place of {"$PARAMETER": name}: given, they are put there too)."""
@@ -524,9 +829,9 @@ def _config_key(config: Any, parameters: Mapping[str, Any] | None = None) -> str
     return json.dumps([config.type, kwargs], sort_keys=True, default=str)
 
 
-def _parameters_of(config: Any, parameters: Mapping[str, Any] | None) -> str:
+def _parameters_of(kwargs: Mapping[str, Any], parameters: Mapping[str, Any] | None) -> str:
     """The parameters an expectation was given, as 'name: value, ...' ('' for none)."""
-    names = [v["$PARAMETER"] for v in config.kwargs.values() if isinstance(v, Mapping) and "$PARAMETER" in v]
+    names = [v["$PARAMETER"] for v in kwargs.values() if isinstance(v, Mapping) and "$PARAMETER" in v]
     return ", ".join(f"{name}: {(parameters or {}).get(name)}" for name in names)
 
 
@@ -558,19 +863,20 @@ def _exception_message(info: Any) -> str | None:
     return None
 
 
-def _check_result(batch: _Batch, key_columns: list[str], r: Any) -> CheckResult:
-    config = r.expectation_config
-    kwargs = dict(config.kwargs)
+def _check_result(batch: _Batch, key_columns: list[str], outcome: _Outcome) -> CheckResult:
+    config = outcome.config
+    kind = str(config.get("type"))
+    kwargs = dict(config.get("kwargs") or {})
     columns = _columns_of(kwargs)
-    result = dict(r.result or {})
-    error = _exception_message(r.exception_info)
-    success = bool(r.success) and not error
+    result = outcome.result
+    error = outcome.error
+    success = outcome.success and not error
     sample = None
     if error:
         observed = f"error: {error}"
-    elif config.type == "expect_column_to_exist":
+    elif kind == "expect_column_to_exist":
         observed = "column present" if success else "column missing"
-    elif config.type == "expect_table_columns_to_match_set":
+    elif kind == COLUMNS_MATCH:
         expected, present = set(kwargs.get("column_set") or []), set(result.get("observed_value") or [])
         missing = sorted(expected - present)
         extra = sorted(present - expected) if kwargs.get("exact_match", True) else []
@@ -579,7 +885,7 @@ def _check_result(batch: _Batch, key_columns: list[str], r: Any) -> CheckResult:
         observed = "; ".join(problems) or "all expected columns present"
         if problems:
             columns = [*missing, *extra]
-    elif config.type == "expect_table_row_count_to_equal" and "observed_value" in result:
+    elif kind == ROW_COUNT_EQUAL and "observed_value" in result:
         rows, expected = result["observed_value"], kwargs.get("value")
         if batch.load_id:
             observed = (
@@ -588,7 +894,7 @@ def _check_result(batch: _Batch, key_columns: list[str], r: Any) -> CheckResult:
             )
         else:
             observed = f"{rows} row(s), expected {expected}"
-    elif config.type.startswith("expect_table_row_count") and "observed_value" in result:
+    elif kind.startswith("expect_table_row_count") and "observed_value" in result:
         observed = f"{result['observed_value']} row(s)"
     elif "unexpected_count" in result:
         observed = f"{result['unexpected_count']} of {result.get('element_count')} row(s) unexpected"
@@ -600,19 +906,21 @@ def _check_result(batch: _Batch, key_columns: list[str], r: Any) -> CheckResult:
         observed = _truncate(json.dumps(_plain(result["observed_value"]), default=str))
     else:
         observed = None
-    meta = config.meta or {}
+    critical = outcome.critical
+    if critical is None:
+        critical = bool((config.get("meta") or {}).get("critical", True))
     return CheckResult(
         step=batch.step,
         suite=batch.suite,
         table=batch.table,
         batch=batch.batch,
-        expectation=config.type,
+        expectation=kind,
         column=",".join(columns) or None,
         success=success,
-        critical=bool(meta.get("critical", True)),
+        critical=critical,
         observed_value=observed,
         unexpected_sample=sample,
-        description=config.description,
+        description=config.get("description"),
     )
 
 
@@ -730,7 +1038,7 @@ def _manifest_rows(con: duckdb.DuckDBPyConnection, load_ids: list[str] | None) -
 
 
 def _landing_batch(con: duckdb.DuckDBPyConnection, load: _Load) -> _Batch:
-    """One landed file: its rows in raw (a superseded load's in raw_superseded, where they wait)."""
+    """One landed file, whose rows are in raw (a superseded load's in raw_superseded, where they wait)."""
     table = load.table_name.split(".")[-1]
     schema = SUPERSEDED_SCHEMA if load.superseded else "raw"
     batch = _Batch(
@@ -738,8 +1046,6 @@ def _landing_batch(con: duckdb.DuckDBPyConnection, load: _Load) -> _Batch:
         suite=f"{LANDING}.{table}",
         table=f"{schema}.{table}",
         batch=load.load_id,
-        frame=None,
-        types={},
         source_file=load.source_file,
         load_id=load.load_id,
         parameters={MANIFEST_ROW_COUNT: load.row_count},
@@ -754,11 +1060,7 @@ def _landing_batch(con: duckdb.DuckDBPyConnection, load: _Load) -> _Batch:
         batch.problem = _gate_check(batch, TABLE_EXISTS, f"table {batch.table} not found")
     elif load.row_count is None:
         batch.problem = _gate_check(
-            batch, "expect_table_row_count_to_equal", f"{MANIFEST} has no row_count for load {load.load_id}"
-        )
-    else:
-        batch.frame, batch.types = _read(
-            con, f'select * from {schema}."{table}" where _load_id = ?', [load.load_id]
+            batch, ROW_COUNT_EQUAL, f"{MANIFEST} has no row_count for load {load.load_id}"
         )
     return batch
 
@@ -775,11 +1077,9 @@ def _mart_batches(con: duckdb.DuckDBPyConnection) -> list[_Batch]:
     batches = []
     for name in sorted(suites):
         table = name.split(".", 1)[1]
-        batch = _Batch(
-            step=MARTS, suite=name, table=f"marts.{table}", batch=f"marts.{table}", frame=None, types={}
-        )
+        batch = _Batch(step=MARTS, suite=name, table=f"marts.{table}", batch=f"marts.{table}")
         if table in tables:
-            batch.frame, batch.types = _read(con, f'select * from marts."{table}"')
+            batch.query = (f"select * from marts.{_ident(table)}", [])
         else:
             batch.problem = _gate_check(batch, TABLE_EXISTS, f"table marts.{table} not found")
         batches.append(batch)
@@ -808,17 +1108,19 @@ def _write(warehouse: Path, report: GateReport, validated_loads: Sequence[str] =
         )
         for r in report.results
     ]
+    columns = ", ".join(DQ_COLUMNS)
+    row_marks = "(" + ", ".join("?" for _ in DQ_COLUMNS) + ")"
     con = connect(warehouse)
     try:
         con.execute("begin")
         audit.ensure(con, "dq_results")
-        if rows:
-            import pandas as pd
-
-            con.register("_dq_rows", pd.DataFrame(rows, columns=list(DQ_COLUMNS), dtype=object))
-            casts = ", ".join(f"{name}::{type_}" for name, type_ in DQ_COLUMNS.items())
-            con.execute(f"insert into {DQ_RESULTS} select {casts} from _dq_rows")
-            con.unregister("_dq_rows")
+        # A few hundred rows at most (dbt's tests): one parameterised insert per chunk, no pandas.
+        for start in range(0, len(rows), DQ_INSERT_ROWS):
+            chunk = rows[start : start + DQ_INSERT_ROWS]
+            con.execute(
+                f"insert into {DQ_RESULTS} ({columns}) values {', '.join(row_marks for _ in chunk)}",
+                [value for row in chunk for value in row],
+            )
         if validated_loads:
             marks = ", ".join("?" for _ in validated_loads)
             con.execute(
@@ -837,33 +1139,68 @@ def _write(warehouse: Path, report: GateReport, validated_loads: Sequence[str] =
 # --------------------------------------------------------------------------- the gates
 
 
-def _run(step: str, batches: list[_Batch], run_id: str, results_path: Path) -> GateReport:
-    results: list[CheckResult] = []
-    to_validate = [b for b in batches if b.problem is None]
-    if to_validate:
-        engine = _GxEngine(run_id, results_path)
-        for batch in to_validate:
-            started = time.perf_counter()
-            results.extend(engine.validate(batch))
-            log.debug(
-                "%s %s batch %s: %d rows in %.3fs",
-                step,
-                batch.suite,
-                batch.batch,
-                len(batch.frame) if batch.frame is not None else 0,
-                time.perf_counter() - started,
-            )
-        engine.prune()
-    results.extend(b.problem for b in batches if b.problem is not None)
+def _report(step: str, run_id: str, batches: list[_Batch], results: list[CheckResult]) -> GateReport:
+    """The gate's report: its engine's results and its own checks, in batch order (suite order within)."""
+    results = [*results, *(b.problem for b in batches if b.problem is not None)]
     order = {b.batch: i for i, b in enumerate(batches)}
     results.sort(key=lambda r: order[r.batch])  # stable: suite order within a batch
     return GateReport(run_id=run_id, step=step, results=results)
 
 
+def _validate_natively(
+    con: duckdb.DuckDBPyConnection, batches: list[_Batch], run_id: str, results_path: Path
+) -> list[CheckResult]:
+    """The landing batches judged in DuckDB (_LandingEngine): no row read into Python, no GX import."""
+    results: list[CheckResult] = []
+    engine = _LandingEngine(con, run_id, results_path)
+    # Counting a file's distinct keys takes DuckDB memory in proportion to them (8M keys: 0.9 GB):
+    # capped, DuckDB spills to disk instead (beside the warehouse) and the process stays flat.
+    previous = con.execute("select current_setting('memory_limit')").fetchone()
+    con.execute(f"set memory_limit = '{LANDING_MEMORY_LIMIT}'")
+    try:
+        for batch in batches:
+            if batch.problem is None:
+                started = time.perf_counter()
+                results.extend(engine.validate(batch))
+                log.debug("%s batch %s in %.3fs", batch.suite, batch.batch, time.perf_counter() - started)
+    finally:
+        if previous:  # a connection of the caller's may share the database instance
+            con.execute(f"set memory_limit = '{previous[0]}'")
+    _prune(results_path, engine.stored)
+    return results
+
+
+def _validate_with_gx(
+    con: duckdb.DuckDBPyConnection, batches: list[_Batch], run_id: str, results_path: Path
+) -> list[CheckResult]:
+    """Each batch read as a DataFrame when its turn comes and dropped once validated."""
+    results: list[CheckResult] = []
+    to_validate = [b for b in batches if b.problem is None]
+    if not to_validate:
+        return results
+    session = _gx_session(results_path)
+    engine = _GxEngine(session, run_id)
+    for batch in to_validate:
+        started = time.perf_counter()
+        assert batch.query is not None
+        batch.frame, batch.types = _read(con, *batch.query)
+        rows = len(batch.frame)
+        try:
+            results.extend(engine.validate(batch))
+        finally:
+            batch.frame = None
+            session.release()
+        log.debug(
+            "%s batch %s: %d rows in %.3fs", batch.suite, batch.batch, rows, time.perf_counter() - started
+        )
+    _prune(results_path, engine.stored)
+    return results
+
+
 def validate_landing(warehouse: Path, load_ids: list[str] | None = None, *, run_id: str) -> GateReport:
     """Validate landed files (None: every current manifest row with status 'landed').
 
-    One batch per load, validated with the load's manifest row_count as the suite parameter
+    One batch per load, judged in DuckDB with the load's manifest row_count as the suite parameter
     ``manifest_row_count``. Results are appended to audit.dq_results; the manifest
     rows of batches without a critical failure move to 'validated' (failing ones
     stay 'landed'). Raises GateFailure afterwards if any critical expectation failed.
@@ -872,9 +1209,10 @@ def validate_landing(warehouse: Path, load_ids: list[str] | None = None, *, run_
     con = connect(warehouse, read_only=True)
     try:
         batches = [_landing_batch(con, load) for load in _manifest_rows(con, load_ids)]
+        results = _validate_natively(con, batches, run_id, results_dir(warehouse))
     finally:
         con.close()
-    report = _run(LANDING, batches, run_id, results_dir(warehouse))
+    report = _report(LANDING, run_id, batches, results)
     failed = {r.batch for r in report.critical_failures}
     passed = [b.load_id for b in batches if b.load_id and b.batch not in failed]
     if batches:
@@ -895,9 +1233,10 @@ def validate_marts(warehouse: Path, *, run_id: str) -> GateReport:
     con = connect(warehouse, read_only=True)
     try:
         batches = _mart_batches(con)
+        results = _validate_with_gx(con, batches, run_id, results_dir(warehouse))
     finally:
         con.close()
-    report = _run(MARTS, batches, run_id, results_dir(warehouse))
+    report = _report(MARTS, run_id, batches, results)
     if batches:
         _write(Path(warehouse), report)
     log.info("%s (%.2fs)", report.summary().splitlines()[0], time.perf_counter() - started)
@@ -922,12 +1261,7 @@ def _migration_batches(con: duckdb.DuckDBPyConnection, step: str, phase: str) ->
         table = suite["meta"]["table"]
         schema, _, bare = table.partition(".")
         batch = _Batch(
-            step=migration_step_name(step),
-            suite=name,
-            table=table,
-            batch=f"{table} phase {phase}",
-            frame=None,
-            types={},
+            step=migration_step_name(step), suite=name, table=table, batch=f"{table} phase {phase}"
         )
         if not _table_exists(con, schema, bare):
             batch.problem = _gate_check(batch, TABLE_EXISTS, f"table {table} not found")
@@ -936,7 +1270,7 @@ def _migration_batches(con: duckdb.DuckDBPyConnection, step: str, phase: str) ->
                 "in_phase": (" where in_phase", []),
                 "phase": (" where phase = ?", [phase]),
             }.get(suite["meta"].get("phase_filter") or "", ("", []))
-            batch.frame, batch.types = _read(con, f'select * from {schema}."{bare}"{where}', params)
+            batch.query = (f"select * from {schema}.{_ident(bare)}{where}", params)
         batches.append(batch)
     return batches
 
@@ -956,9 +1290,10 @@ def validate_migration_step(
     con = connect(warehouse, read_only=True)
     try:
         batches = _migration_batches(con, step, phase)
+        results = _validate_with_gx(con, batches, run_id, results_dir(warehouse))
     finally:
         con.close()
-    report = _run(migration_step_name(step), batches, run_id, results_dir(warehouse))
+    report = _report(migration_step_name(step), run_id, batches, results)
     _write(Path(warehouse), report, () if report.critical_failures else validated_loads)
     if report.critical_failures:
         raise GateFailure(report)
@@ -969,7 +1304,7 @@ def record_gate_failure(
     warehouse: Path, *, run_id: str, step: str, suite: str, table: str, expectation: str, observed: str
 ) -> None:
     """Record a critical check the caller made itself (e.g. a file the ingest refused) in audit.dq_results."""
-    batch = _Batch(step=step, suite=suite, table=table, batch=table, frame=None, types={})
+    batch = _Batch(step=step, suite=suite, table=table, batch=table)
     _write(
         Path(warehouse),
         GateReport(run_id=run_id, step=step, results=[_gate_check(batch, expectation, observed)]),
@@ -1056,7 +1391,11 @@ def build_data_docs(reports_dir: Path, warehouse: Path) -> Path:
     site_dir.mkdir(parents=True, exist_ok=True)
     results = results_dir(warehouse)
     results.mkdir(parents=True, exist_ok=True)
-    ctx = _context(results, site_dir=site_dir)
+    ctx = _gx_session(results).ctx  # the context the gates of this process used, if any
+    sites = _gx_config().get("data_docs_sites") or {}
+    for site in sites.values():
+        site["store_backend"]["base_directory"] = str(site_dir)
+    ctx.variables.data_docs_sites = sites
     pages = {
         site_dir.joinpath("validations", *key.to_tuple()).with_suffix(".html"): key
         for key in ctx.validation_results_store.list_keys()
@@ -1072,7 +1411,10 @@ def build_data_docs(reports_dir: Path, warehouse: Path) -> Path:
     steps = (LANDING, MARTS, *(f"{MIGRATION}/{step}" for step in MIGRATION_STEPS))
     suites = [ExpectationSuiteIdentifier(name=name) for step in steps for name in committed_suites(step)]
     new_results = [key for page, key in pages.items() if not page.exists()]
-    ctx.build_data_docs(resource_identifiers=[*suites, *new_results])
+    try:
+        ctx.build_data_docs(resource_identifiers=[*suites, *new_results])
+    finally:
+        ctx.variables.data_docs_sites = {}  # the next call may render elsewhere
     index = site_dir / "index.html"
     if not index.exists():
         raise RuntimeError(f"GX did not write {index}")

@@ -300,26 +300,33 @@ def marts_step(warehouse: Path, run_id: str) -> GateReport:
 
 def reports_step(warehouse: Path, reports_dir: Path, names: Sequence[str], parameters: dict) -> list[Path]:
     """Render reports; a notebook that raises is a PipelineError naming the report and its error."""
-    from papermill.exceptions import PapermillExecutionError
-
-    from entitlements.reports.render import render_report  # late: nbconvert is slow to import
+    from entitlements.reports.render import ReportSession
 
     written = []
-    for name in names:
-        try:
-            written.append(render_report(name, warehouse, reports_dir, parameters))
-        except PapermillExecutionError as exc:
-            failure = f"failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
-        except Exception as exc:  # writing the page: a full disk, a folder where a file goes...
-            failure = f"could not be written: {type(exc).__name__}: {exc}"
-        else:
-            continue
-        raise PipelineError(
-            "reports",
-            f"report {name} {failure} (the executed notebook is {reports_dir / (name + '.ipynb')})."
-            " The marts were built and checked; only the reports from this one on are missing:"
-            f" fix the cause and write them with `entitlements report all --out {reports_dir}`.",
-        )
+    # One kernel for all the reports; a page already rendered from this build, these parameters and
+    # this code is kept as it is.
+    with ReportSession() as session:
+        for name in names:
+            try:
+                rendered = session.render(name, warehouse, reports_dir, parameters)
+            except Exception as exc:
+                from papermill.exceptions import PapermillExecutionError  # late: slow to import
+
+                if isinstance(exc, PapermillExecutionError):
+                    failure = f"failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}"
+                else:  # writing the page: a full disk, a folder where a file goes...
+                    failure = f"could not be written: {type(exc).__name__}: {exc}"
+            else:
+                if rendered.kept:
+                    print(f"report {name}: unchanged since build {rendered.build_id}, kept", flush=True)
+                written.append(rendered.path)
+                continue
+            raise PipelineError(
+                "reports",
+                f"report {name} {failure} (the executed notebook is {reports_dir / (name + '.ipynb')})."
+                " The marts were built and checked; only the reports from this one on are missing:"
+                f" fix the cause and write them with `entitlements report all --out {reports_dir}`.",
+            )
     return written
 
 

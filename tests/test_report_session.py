@@ -1,0 +1,201 @@
+"""Reports rendered in one kernel session, and kept when nothing they are rendered from changed.
+
+Probe notebooks (jupytext text, registered as reports for the test) run through the real renderer:
+papermill, one Jupyter kernel, nbconvert. Their warehouse is a DuckDB file whose builds are rows of
+audit.pipeline_runs, as `entitlements build` records them (the marts' content does not matter to a
+probe). The real reports' second `entitlements report all` is in tests/test_report.py.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import duckdb
+import nbformat
+import pytest
+from nbclient.exceptions import DeadKernelError
+from papermill.exceptions import PapermillExecutionError
+
+from entitlements import audit
+from entitlements.reports import render
+from entitlements.reports.render import ReportSession
+from entitlements.runs.pipeline import PipelineError, reports_step
+from entitlements.warehouse import IncompleteBuildError
+
+pytestmark = pytest.mark.integration
+
+HEADER = "# %% [markdown]\n# Probe\n\n"
+PARAMETERS = (
+    '# %% tags=["parameters"]\nwarehouse = None\nout_dir = None\nreport_name = None\nsecret = None\n\n'
+)
+# Defines a variable (from a parameter) and says which kernel ran it.
+DEFINES = "# %%\nimport os\n\nleaked = secret\nprint('pid', os.getpid())\n"
+# Fails in its third code cell (parameters, injected parameters, this one) if anything of DEFINES leaks.
+CHECKS = (
+    "# %%\nimport os\n\n"
+    "assert 'leaked' not in globals(), 'a variable of the previous notebook is visible'\n"
+    "assert secret is None, f'a parameter of the previous notebook is visible: {secret}'\n"
+    "print('pid', os.getpid())\n"
+)
+FAILS = "# %%\nx = 1\n\n# %%\n1 / 0\n"
+
+
+def probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, *cells: str) -> Path:
+    """A notebook registered as report `name` (kept when unchanged, like the pipeline's reports)."""
+    source = tmp_path / "notebooks" / f"{name}.py"
+    source.parent.mkdir(exist_ok=True)
+    source.write_text(HEADER + PARAMETERS + "".join(cells), encoding="utf-8")
+    monkeypatch.setitem(render.REPORTS, name, str(source))  # an absolute path wins over NOTEBOOKS_DIR
+    monkeypatch.setattr(render, "KEPT_WHEN_UNCHANGED", (*render.KEPT_WHEN_UNCHANGED, name))
+    return source
+
+
+def record_build(warehouse: Path, run_id: str, started: datetime, status: str = "ok") -> None:
+    """A build's row in audit.pipeline_runs, as the pipeline leaves it."""
+    con = duckdb.connect(str(warehouse))
+    try:
+        audit.ensure(con, "pipeline_runs")
+        con.execute(
+            "insert into audit.pipeline_runs (run_id, step, as_of_date, status, detail, started_at)"
+            " values (?, 'build', date '2026-10-31', ?, '', ?)",
+            [run_id, status, started],
+        )
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def warehouse(tmp_path: Path) -> Path:
+    path = tmp_path / "warehouse.duckdb"
+    record_build(path, "build000001", datetime(2026, 11, 1, 6))
+    return path
+
+
+def printed_pids(executed: Path) -> set[str]:
+    nb = nbformat.read(executed, as_version=4)
+    text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    return {line.split()[1] for line in text.splitlines() if line.startswith("pid ")}
+
+
+def code_cell_numbers(executed: Path) -> list[int]:
+    return [c.execution_count for c in nbformat.read(executed, as_version=4).cells if c.cell_type == "code"]
+
+
+def test_notebooks_share_one_kernel_but_not_their_variables(tmp_path, monkeypatch, warehouse):
+    probe(tmp_path, monkeypatch, "probe_defines", DEFINES)
+    probe(tmp_path, monkeypatch, "probe_checks", CHECKS)
+    out = tmp_path / "out"
+    with ReportSession() as session:
+        session.render("probe_defines", warehouse, out, {"secret": "only for the first"})
+        session.render("probe_checks", warehouse, out)  # raises if CHECKS' asserts fail
+
+    pids = printed_pids(out / "probe_defines.ipynb") | printed_pids(out / "probe_checks.ipynb")
+    assert len(pids) == 1, f"one kernel for both notebooks, not {pids}"
+    # Cells numbered as on a kernel of its own: the number an error names is the notebook's.
+    assert code_cell_numbers(out / "probe_checks.ipynb") == [1, 2, 3]
+    assert (out / "probe_checks.html").read_text(encoding="utf-8").count("pid ") == 1
+
+
+def test_the_checks_see_a_leak_when_there_is_one(tmp_path, monkeypatch, warehouse):
+    """The probe is not vacuous: run in the namespace CHECKS guards, the leak is caught."""
+    probe(tmp_path, monkeypatch, "probe_both", DEFINES, CHECKS)
+    with ReportSession() as session, pytest.raises(PapermillExecutionError) as failed:
+        session.render("probe_both", warehouse, tmp_path / "out", {"secret": "x"})
+    assert "a variable of the previous notebook is visible" in failed.value.evalue
+
+
+def test_a_failing_cell_is_named_by_its_own_number_after_another_notebook(tmp_path, monkeypatch, warehouse):
+    probe(tmp_path, monkeypatch, "probe_defines", DEFINES)
+    probe(tmp_path, monkeypatch, "probe_fails", FAILS)
+    out = tmp_path / "out"
+    with pytest.raises(PipelineError) as failed:
+        reports_step(warehouse, out, ["probe_defines", "probe_fails"], {})
+    message = str(failed.value)
+    assert "report probe_fails failed in cell 4: ZeroDivisionError: division by zero" in message
+    assert f"the executed notebook is {out / 'probe_fails.ipynb'}" in message
+    assert (out / "probe_defines.html").is_file() and (out / "probe_fails.ipynb").is_file()
+    assert not (out / "probe_fails.html").exists()
+
+
+def test_an_unchanged_report_is_kept_and_any_change_renders_it_again(
+    tmp_path, monkeypatch, warehouse, capsys
+):
+    source = probe(tmp_path, monkeypatch, "probe_kept", DEFINES)
+    out = tmp_path / "out"
+    page = out / "probe_kept.html"
+
+    def run_step(parameters: dict | None = None) -> tuple[bool, str]:
+        """The pipeline's report step: did it render the page, and what did it say?"""
+        before = page.stat().st_mtime_ns if page.exists() else None
+        assert reports_step(warehouse, out, ["probe_kept"], parameters or {"secret": "s"}) == [page]
+        return page.stat().st_mtime_ns != before, capsys.readouterr().out
+
+    assert run_step() == (True, "")
+    first = page.read_bytes()
+    assert "build build000001" in render.recorded_from(page)
+
+    rendered, said = run_step()  # nothing changed
+    assert not rendered and page.read_bytes() == first
+    assert said == "report probe_kept: unchanged since build build000001, kept\n"
+
+    with ReportSession() as session:  # one kernel for the changes below
+
+        def renders(parameters: dict | None = None) -> bool:
+            before = page.stat().st_mtime_ns
+            done = session.render("probe_kept", warehouse, out, parameters or {"secret": "s"})
+            assert done.kept == (page.stat().st_mtime_ns == before)
+            return not done.kept
+
+        assert renders({"secret": "another"}), "other parameters"
+        assert renders(), "back to the first parameters"
+        source.write_text(source.read_text() + "# %%\nprint('one more cell')\n", encoding="utf-8")
+        assert renders(), "a changed notebook"
+        assert not renders()
+        record_build(warehouse, "build000002", datetime(2026, 11, 2, 6))
+        assert renders(), "a new build"
+        assert "build build000002" in render.recorded_from(page)
+        assert not renders()
+    with ReportSession(force=True) as session:
+        assert not session.render("probe_kept", warehouse, out, {"secret": "s"}).kept, "forced"
+    assert run_step() == (False, "report probe_kept: unchanged since build build000002, kept\n")
+
+
+def test_a_page_that_records_nothing_or_another_report_is_rendered(tmp_path, monkeypatch, warehouse):
+    probe(tmp_path, monkeypatch, "probe_a", DEFINES)
+    probe(tmp_path, monkeypatch, "probe_b", DEFINES)
+    out = tmp_path / "out"
+    with ReportSession() as session:
+        session.render("probe_a", warehouse, out)
+        (out / "probe_b.html").write_bytes((out / "probe_a.html").read_bytes())  # same build and code
+        assert not session.render("probe_b", warehouse, out).kept
+        (out / "probe_a.html").write_text("<html><head></head></html>", encoding="utf-8")
+        assert not session.render("probe_a", warehouse, out).kept
+        assert session.render("probe_a", warehouse, out).kept
+
+
+def test_a_warehouse_without_a_build_record_is_always_rendered(tmp_path, monkeypatch):
+    probe(tmp_path, monkeypatch, "probe_nobuild", DEFINES)
+    warehouse = tmp_path / "bare.duckdb"
+    duckdb.connect(str(warehouse)).close()
+    with ReportSession() as session:
+        assert not session.render("probe_nobuild", warehouse, tmp_path).kept
+        assert not session.render("probe_nobuild", warehouse, tmp_path).kept
+
+
+def test_a_build_under_way_is_refused_before_any_kernel_starts(tmp_path, monkeypatch, warehouse):
+    probe(tmp_path, monkeypatch, "probe_refused", DEFINES)
+    record_build(warehouse, "build000003", datetime(2026, 11, 1, 6) + timedelta(hours=1), "running")
+    with ReportSession() as session, pytest.raises(IncompleteBuildError, match="run build000003"):
+        session.render("probe_refused", warehouse, tmp_path)
+    assert not (tmp_path / "probe_refused.ipynb").exists(), "refused before the notebook ran"
+
+
+def test_a_notebook_that_kills_the_kernel_is_an_error_and_the_kernel_is_gone(
+    tmp_path, monkeypatch, warehouse
+):
+    probe(tmp_path, monkeypatch, "probe_exits", "# %%\nimport os\n\nos._exit(3)\n")
+    session = ReportSession()
+    with session, pytest.raises(DeadKernelError):
+        session.render("probe_exits", warehouse, tmp_path)
+    assert session._km is None and session._kc is None
