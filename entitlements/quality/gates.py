@@ -1378,6 +1378,11 @@ def _dbt_observed(status: str, result: Mapping[str, Any]) -> str:
     return _truncate(f"{status}: {message}" if message else status)
 
 
+def data_docs_index(reports_dir: Path) -> Path:
+    """The Data Docs' index page under a reports folder."""
+    return Path(reports_dir).resolve() / "data_docs" / "index.html"
+
+
 def build_data_docs(reports_dir: Path, warehouse: Path) -> Path:
     """Render GX Data Docs (every suite, the warehouse's kept results) under reports_dir/data_docs.
 
@@ -1387,7 +1392,7 @@ def build_data_docs(reports_dir: Path, warehouse: Path) -> Path:
     """
     from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
-    site_dir = Path(reports_dir).resolve() / "data_docs"
+    site_dir = data_docs_index(reports_dir).parent
     site_dir.mkdir(parents=True, exist_ok=True)
     results = results_dir(warehouse)
     results.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from entitlements.ingest.land import FileResult, ingest_exports, revert_load
 from entitlements.quality.gates import (
     GateReport,
     build_data_docs,
+    data_docs_index,
     record_dbt_tests,
     validate_landing,
     validate_marts,
@@ -40,6 +41,8 @@ from entitlements.warehouse import built_as_of, connect, table_exists
 # The run's build: everything but the legacy migration (built step by step by `migrate`) and the
 # dbt unit tests, which test the models' logic on fixed rows, not the data: they run once per
 # change of the project (tests/test_dbt_unit_tests.py in `make test`), not once per run.
+# The stages of a run, in order, as run_pipeline's on_stage names them.
+STAGES = ("ingest", "landing checks", "dbt build", "mart checks", "data docs", "reports")
 BUILD_SELECTION = ("--exclude", "tag:migration", "--exclude-resource-type", "unit_test")
 ANALYSES = ("--select", "path:analyses")  # compiled SQL the check and as-of commands execute
 
@@ -298,8 +301,15 @@ def marts_step(warehouse: Path, run_id: str) -> GateReport:
     )
 
 
-def reports_step(warehouse: Path, reports_dir: Path, names: Sequence[str], parameters: dict) -> list[Path]:
-    """Render reports; a notebook that raises is a PipelineError naming the report and its error."""
+def reports_step(
+    warehouse: Path,
+    reports_dir: Path,
+    names: Sequence[str],
+    parameters: dict,
+    echo: Callable[[str], None] = print,
+) -> list[Path]:
+    """Render reports; a notebook that raises is a PipelineError naming the report and its error.
+    echo: told of each page kept as it was (rendered from the same build, parameters and code)."""
     from entitlements.reports.render import ReportSession
 
     written = []
@@ -318,7 +328,7 @@ def reports_step(warehouse: Path, reports_dir: Path, names: Sequence[str], param
                     failure = f"could not be written: {type(exc).__name__}: {exc}"
             else:
                 if rendered.kept:
-                    print(f"report {name}: unchanged since build {rendered.build_id}, kept", flush=True)
+                    echo(f"report {name}: unchanged since build {rendered.build_id}, kept")
                 written.append(rendered.path)
                 continue
             raise PipelineError(
@@ -340,10 +350,12 @@ def run_pipeline(
     echo: Callable[[str], None] = print,
     ingest_options: dict[str, Any] | None = None,
     full_refresh: bool = False,
+    on_stage: Callable[[str], None] = lambda _: None,
 ) -> RunResult:
     """The whole run under one lock (entitlements.runs.lock): no other command changes the warehouse
     between its stages. reports_dir None: no Data Docs and no reports. A run whose build finds
-    nothing changed (entitlements.runs.build_plan) checks no mart again and keeps the reports."""
+    nothing changed (entitlements.runs.build_plan) checks no mart again and keeps the reports.
+    on_stage: told each stage's name (STAGES) as it starts (`make bench` times them so)."""
     options = dict(ingest_options or {})
     config = run_config(export_dir, options.pop("config", None))
     # dbt starts now and parses while the files land and are checked: a few seconds off every run.
@@ -354,6 +366,7 @@ def run_pipeline(
         run_id = uuid.uuid4().hex[:12]
         result = RunResult(run_id, as_of)
         echo(f"run {run_id}: as of {as_of}, exports {export_dir}, warehouse {warehouse}")
+        on_stage("ingest")
         result.files = ingest_step(
             warehouse,
             export_dir,
@@ -372,6 +385,7 @@ def run_pipeline(
                     f"  {file.source_file}: {file.rows_rejected} of {file.rows_in} rows rejected"
                     f" ({file.message})"
                 )
+        on_stage("landing checks")
         echo("landing checks: running")
         result.landing = landing_step(warehouse, run_id)
         echo(
@@ -379,6 +393,7 @@ def run_pipeline(
             if not result.landing.failures
             else f"landing checks: {result.landing.summary()}"
         )
+        on_stage("dbt build")
         echo("dbt build: running")
         result.build = build_step(warehouse, run_id, as_of, full_refresh=full_refresh, session=session)
         if result.build.mode == "skip":
@@ -386,6 +401,7 @@ def run_pipeline(
             echo("mart checks: skipped, the marts did not change")
         else:
             echo(f"dbt build: ok ({result.build.mode}: {result.build.reason})")
+            on_stage("mart checks")
             result.marts = marts_step(warehouse, run_id)
             echo(
                 f"mart checks: {len(result.marts.results)} expectations, "
@@ -394,8 +410,16 @@ def run_pipeline(
         if reports_dir is None:
             return result
         reports_dir.mkdir(parents=True, exist_ok=True)
-        result.reports.append(build_data_docs(reports_dir, warehouse))
+        on_stage("data docs")
+        docs = data_docs_index(reports_dir)
+        if result.build.mode == "skip" and docs.exists():  # no result of this run to show
+            echo("data docs: unchanged, kept")
+            result.reports.append(docs)
+        else:
+            result.reports.append(build_data_docs(reports_dir, warehouse))
         from entitlements.reports.render import PIPELINE_REPORTS
 
-        result.reports += reports_step(warehouse, reports_dir, PIPELINE_REPORTS, {"as_of": as_of.isoformat()})
+        on_stage("reports")
+        parameters = {"as_of": as_of.isoformat()}
+        result.reports += reports_step(warehouse, reports_dir, PIPELINE_REPORTS, parameters, echo)
         return result
