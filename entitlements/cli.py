@@ -15,11 +15,6 @@ from typing import Any
 
 import click
 
-from entitlements.runs.migration import (
-    DEFAULT_MAX_FAULT_SHARE,
-    DEFAULT_REVIEW_MIN_CONTRACTS,
-    DEFAULT_REVIEW_VALUE,
-)
 from entitlements.warehouse import (
     DEFAULT_REPORTS,
     DEFAULT_WAREHOUSE,
@@ -50,6 +45,29 @@ reports_option = click.option(
 )
 
 
+class _ModuleDefault(click.Option):
+    """An option whose default is a constant of another module, imported when the default is read (the
+    command runs or shows its help): `entitlements check` starts without importing what only
+    `migrate validate` needs (entitlements.runs.migration and the ingest behind it: about a second)."""
+
+    def __init__(self, *args: Any, default_from: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._default_from = default_from
+
+    @property  # type: ignore[override]
+    def default(self) -> Any:
+        if "_default_from" not in self.__dict__:  # click's own __init__ reading it
+            return self.__dict__.get("_default")
+        import importlib
+
+        module, name = self._default_from.split(":")
+        return getattr(importlib.import_module(module), name)
+
+    @default.setter
+    def default(self, value: Any) -> None:
+        self.__dict__["_default"] = value
+
+
 def _as_of_option(help_text: str):
     return click.option(
         "--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, help=help_text
@@ -58,8 +76,6 @@ def _as_of_option(help_text: str):
 
 def _ingest_options(func):
     """The options of `ingest` and `run` that say how to read an export (docs/ingest.md)."""
-    from entitlements.ingest.land import DEFAULT_MAX_REJECTED_SHARE
-
     options = [
         click.option(
             "--format",
@@ -84,7 +100,8 @@ def _ingest_options(func):
         click.option(
             "--max-rejected-share",
             type=click.FloatRange(0, 1),
-            default=DEFAULT_MAX_REJECTED_SHARE,
+            cls=_ModuleDefault,
+            default_from="entitlements.ingest.land:DEFAULT_MAX_REJECTED_SHARE",
             show_default=True,
             help="Refuse a file whole when more than this share of its rows has problems.",
         ),
@@ -348,32 +365,44 @@ def build(warehouse: Path, as_of: datetime | None, full_refresh: bool) -> None:
     " date (default: the marts' as-of)."
 )
 @click.option("--phase", default="all", show_default=True, help="migration: the phase to show.")
-def report(name: str, warehouse: Path, out: Path, as_of: datetime | None, phase: str) -> None:
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Render every report, also one whose page was rendered from this build with these parameters.",
+)
+def report(name: str, warehouse: Path, out: Path, as_of: datetime | None, phase: str, force: bool) -> None:
     """Execute report notebooks against the warehouse (read-only) and write self-contained HTML + CSVs.
 
-    Exit 0 when written, 1 when a notebook failed, 2 on a bad parameter (an as-of the marts were
-    not built for, say).
+    A page rendered from the warehouse's last build with the same parameters and code is kept (the
+    migration report is always rendered). Exit 0 when written or kept, 1 when a notebook failed, 2 on a
+    bad parameter (an as-of the marts were not built for, say).
     """
-    from papermill.exceptions import PapermillExecutionError
-
-    from entitlements.reports.render import REPORTS, render_report
+    from entitlements.reports.render import REPORTS, ReportSession
 
     names = [n for n in REPORTS if name in (n, "all")]
-    for report_name in names:
-        parameters: dict[str, Any] = {"phase": phase} if report_name == "migration" else {}
-        if as_of and report_name != "migration":
-            parameters["as_of"] = _to_date(as_of).isoformat()
-        try:
-            click.echo(f"report: {render_report(report_name, warehouse, out, parameters)}")
-        except FileNotFoundError as exc:
-            raise click.UsageError(str(exc)) from exc
-        except PapermillExecutionError as exc:
-            if exc.ename == "ValueError":  # the notebooks' way of refusing a parameter
-                raise click.UsageError(f"report {report_name}: {exc.evalue}") from exc
-            if exc.ename in (WarehouseLockedError.__name__, IncompleteBuildError.__name__):
-                click.secho(f"report {report_name}: {exc.evalue}", fg="red", err=True)
-                sys.exit(2)
-            _fail(f"report {report_name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}")
+    with ReportSession(force=force) as session:  # one kernel for all of them
+        for report_name in names:
+            parameters: dict[str, Any] = {"phase": phase} if report_name == "migration" else {}
+            if as_of and report_name != "migration":
+                parameters["as_of"] = _to_date(as_of).isoformat()
+            try:
+                rendered = session.render(report_name, warehouse, out, parameters)
+            except FileNotFoundError as exc:
+                raise click.UsageError(str(exc)) from exc
+            except Exception as exc:
+                from papermill.exceptions import PapermillExecutionError  # late: slow to import
+
+                if not isinstance(exc, PapermillExecutionError):
+                    raise
+                if exc.ename == "ValueError":  # the notebooks' way of refusing a parameter
+                    raise click.UsageError(f"report {report_name}: {exc.evalue}") from exc
+                if exc.ename in (WarehouseLockedError.__name__, IncompleteBuildError.__name__):
+                    click.secho(f"report {report_name}: {exc.evalue}", fg="red", err=True)
+                    sys.exit(2)
+                _fail(f"report {report_name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}")
+            if rendered.kept:
+                click.echo(f"report {report_name}: unchanged since build {rendered.build_id}, kept")
+            click.echo(f"report: {rendered.path}")
 
 
 @cli.command()
@@ -415,7 +444,8 @@ def migrate() -> None:
 @click.option(
     "--max-fault-share",
     type=click.FloatRange(0, 1),
-    default=DEFAULT_MAX_FAULT_SHARE,
+    cls=_ModuleDefault,
+    default_from="entitlements.runs.migration:DEFAULT_MAX_FAULT_SHARE",
     show_default=True,
     help="A check failing for at least 3 records and more than this share of them stops its step"
     " (a systematic fault).",
@@ -423,14 +453,16 @@ def migrate() -> None:
 @click.option(
     "--review-value",
     type=click.FloatRange(min=0),
-    default=DEFAULT_REVIEW_VALUE,
+    cls=_ModuleDefault,
+    default_from="entitlements.runs.migration:DEFAULT_REVIEW_VALUE",
     show_default=True,
     help="Annual value (reporting currency) from which an account goes on the review list.",
 )
 @click.option(
     "--review-contracts",
     type=click.IntRange(min=1),
-    default=DEFAULT_REVIEW_MIN_CONTRACTS,
+    cls=_ModuleDefault,
+    default_from="entitlements.runs.migration:DEFAULT_REVIEW_MIN_CONTRACTS",
     show_default=True,
     help="Contracts from which an account goes on the review list.",
 )
@@ -554,11 +586,13 @@ def check(
 )
 @warehouse_option
 def check_batch_command(requests: Path, out: Path | None, warehouse: Path) -> None:
-    """Answer a CSV of checks (customer_id, entitlement_code[, asset_id, location_id, on]) in one process.
+    """Answer a CSV of checks (customer_id, entitlement_code[, asset_id, location_id, on]) in one query.
 
-    One answer row per request, in order; a request that cannot be answered carries an
-    `error` naming its line. Exit 0 when every row was answered, 1 when any row has an error,
-    2 when the file itself is unusable (a required column missing) or the warehouse unreadable.
+    One answer row per request, in order, each the answer `check` gives; a request that cannot be
+    answered (unknown customer or code, bad date) carries an `error` naming its line. Exit 0 when
+    every row was answered, 1 when any row has an error, 2 when the file itself is unusable (a
+    required column missing, a row with more or fewer fields than the header, not UTF-8: the
+    message names the line and the column) or the warehouse unreadable.
     """
     from entitlements.serve.check import CheckInputError, check_batch
 

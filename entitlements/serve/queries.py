@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from entitlements import audit
-from entitlements.warehouse import connect, table_exists
+from entitlements.warehouse import connect
 
 
 class MissingQueryError(LookupError):
@@ -45,9 +45,10 @@ def compiled_query(con: duckdb.DuckDBPyConnection, name: str) -> str:
     dbt qualifies relations with the database name DuckDB gives the file (its stem);
     dropping it lets the query run on a copy of the warehouse under another name.
     """
-    row = None
-    if table_exists(con, "audit", "compiled_queries"):
+    try:  # one query, not a lookup of the table first: `entitlements check` pays every query
         row = con.execute("select sql from audit.compiled_queries where name = ?", [name]).fetchone()
+    except duckdb.CatalogException:  # a warehouse built before the analyses were stored
+        row = None
     if row is None:
         raise MissingQueryError(f"query {name!r} is not in this warehouse: run `entitlements build` again")
     return re.sub(r'"[^"]+"\.("(?:raw|staging|intermediate|marts|audit)"\.)', r"\1", row[0])
