@@ -52,13 +52,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from queue import Empty
 from typing import Any
+
+from entitlements.runs.pipeline import STAGES as PIPELINE_STAGES
 
 MIB = 1024  # ru_maxrss is in KiB on Linux
 DEFAULT_SCALES = ("tiny", "1M", "10M")
@@ -85,18 +86,8 @@ ADD_A_DAY_TARGET = ("10M", 0.10)  # add-a-day rerun on 10M under 10 % of its ful
 INGEST_RATIO_TARGET = 1.3
 CHECK_P95_TARGET_MS = 20.0
 
-# The stages of `entitlements run`, in run_pipeline's order (tests/test_bench.py checks that
-# run_pipeline still calls these steps, so a stage added there is not silently left out here).
-STAGES = (
-    "startup",
-    "ingest",
-    "landing checks",
-    "dbt build",
-    "mart checks",
-    "data docs",
-    "reports",
-    "summary",
-)
+# The stages of `entitlements run`: startup, run_pipeline's own (on_stage), the CLI's summary.
+STAGES = ("startup", *PIPELINE_STAGES, "summary")
 RUNS = ("full", "no-change", "add-a-day")
 CSV_COLUMNS = (
     "run_at",
@@ -379,61 +370,41 @@ def write_day_file(export_dir: Path, as_of: date, events: int) -> int:
 
 
 def pipeline_run(export_dir: Path, warehouse: Path, reports_dir: Path, started: float) -> list[dict]:
-    """`entitlements run EXPORT_DIR` stage by stage, as run_pipeline sequences them under its lock,
-    plus the CLI's summary: per stage (stage, seconds, self MiB, children MiB or None, note)."""
-    from entitlements.quality.gates import build_data_docs
+    """`entitlements run EXPORT_DIR` as the CLI runs it (run_pipeline, then the summary), timed per
+    stage through run_pipeline's on_stage: per stage (stage, seconds, self MiB, children MiB or
+    None, note). A stage the run skips (mart checks of an unchanged build) has no row."""
     from entitlements.runs import pipeline
-    from entitlements.runs.lock import run_lock
     from entitlements.runs.summary import print_summary
 
     rows = [_stage_row("startup", time.time() - started, _self_mib(), 0.0, 0.0, "interpreter and imports")]
     exact = _reset_peak()  # each stage resets it again: every stage's self_mib is its own
-    sys.stdout = sys.stderr  # what the steps print is progress: the bench's stdout is its table
+    sys.stdout = sys.stderr  # what the run prints is progress: the bench's stdout is its table
     as_of = pipeline.export_as_of(export_dir)
     if as_of is None:
         raise RuntimeError(f"{export_dir}: no export.json with an as-of date")
-    run_id = uuid.uuid4().hex[:12]
+    current: dict[str, Any] = {}
+    said: list[str] = []
 
-    def stage(name: str, fn: Callable[[], Any], note: Callable[[Any], str]) -> Any:
+    def close() -> None:
+        if current:
+            note = "; ".join(line for line in said if not line.startswith("ingest: landing"))[-300:]
+            seconds = time.perf_counter() - current["began"]
+            rows.append(
+                _stage_row(current["name"], seconds, _self_mib(), current["children"], _children_mib(), note)
+            )
+            said.clear()
+
+    def on_stage(name: str) -> None:
+        close()
         _reset_peak()
-        children_before = _children_mib()
-        began = time.perf_counter()
-        value = fn()
-        rows.append(
-            _stage_row(
-                name, time.perf_counter() - began, _self_mib(), children_before, _children_mib(), note(value)
-            )
-        )
-        return value
+        current.update(name=name, began=time.perf_counter(), children=_children_mib())
 
-    with run_lock(warehouse, "run"):
-        stage(
-            "ingest",
-            lambda: pipeline.ingest_step(warehouse, export_dir, run_id, progress=False),
-            lambda files: (
-                f"{sum(f.status == 'landed' for f in files)} files landed"
-                f" ({sum(f.rows for f in files):,} rows), {sum(f.status == 'skipped' for f in files)} skipped"
-            ),
-        )
-        stage("landing checks", lambda: pipeline.landing_step(warehouse, run_id), _gate_note)
-        stage(
-            "dbt build", lambda: pipeline.build_step(warehouse, run_id, as_of), lambda _: "build and analyses"
-        )
-        stage("mart checks", lambda: pipeline.marts_step(warehouse, run_id), _gate_note)
-        reports_dir.mkdir(parents=True, exist_ok=True)
-        stage("data docs", lambda: build_data_docs(reports_dir, warehouse), lambda _: "GX Data Docs")
-
-        def reports() -> list[Path]:
-            from entitlements.reports.render import PIPELINE_REPORTS  # late, as run_pipeline: slow import
-
-            return pipeline.reports_step(
-                warehouse, reports_dir, PIPELINE_REPORTS, {"as_of": as_of.isoformat()}
-            )
-
-        stage("reports", reports, lambda written: f"{len(written)} reports")
-    stage(
-        "summary", lambda: print_summary(warehouse, echo=lambda _: None), lambda _: "the CLI's closing tables"
+    pipeline.run_pipeline(
+        export_dir, warehouse, reports_dir, as_of, progress=False, echo=said.append, on_stage=on_stage
     )
+    on_stage("summary")
+    print_summary(warehouse, echo=lambda _: None)
+    close()
     peak_self = max(r["self_mib"] for r in rows) if exact else _self_mib()
     children = _children_mib()
     rows.append(
@@ -452,10 +423,6 @@ def pipeline_run(export_dir: Path, warehouse: Path, reports_dir: Path, started: 
 def _stage_row(stage: str, seconds: float, self_mib: float, before: float, after: float, note: str) -> dict:
     children = after if after > before else None  # a child of this stage set the run's peak
     return {"stage": stage, "seconds": seconds, "self_mib": self_mib, "children_mib": children, "note": note}
-
-
-def _gate_note(report: Any) -> str:
-    return f"{len(report.results)} expectations, {len(report.failures)} failed (non-critical)"
 
 
 def ingest(warehouse: Path, exports: Path) -> int:
