@@ -103,6 +103,8 @@ KEEP_RUNS = 20  # GX validation results kept per suite for Data Docs
 SAMPLE_ROWS = 5  # bad rows quoted per failed expectation
 MAX_MESSAGE_FAILURES = 10  # failed expectations spelled out in a GateFailure message
 DQ_INSERT_ROWS = 500  # audit.dq_results rows per insert statement
+# What validate_marts and build_data_docs import (seconds): a run imports it while dbt builds.
+HEAVY_IMPORTS = ("great_expectations",)
 LANDING_MEMORY_LIMIT = "256MB"  # DuckDB's memory for the landing gate's counts; more spills to disk
 
 MANIFEST = "audit.ingest_manifest"

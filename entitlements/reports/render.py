@@ -208,6 +208,10 @@ class Rendered:
     build_id: str | None  # the warehouse's last (finished) build, None for a warehouse with no build record
 
 
+# What rendering imports in this process (seconds): a run imports it while dbt builds.
+HEAVY_IMPORTS = ("papermill", "nbconvert", "jupytext")
+
+
 class ReportSession:
     """Renders reports one after another on one Jupyter kernel, started by the first report rendered.
 
@@ -288,8 +292,7 @@ class ReportSession:
         ):
             return Rendered(name, html_path, kept=True, build_id=build_id)
 
-        if self._km is None:
-            self._start_kernel()
+        self.start()
         executed = self._execute(source, out_dir / f"{name}.ipynb", params)
         import nbformat
 
@@ -302,6 +305,12 @@ class ReportSession:
         )
         _write_whole(html_path, body)
         return Rendered(name, html_path, kept=False, build_id=build_id)
+
+    def start(self) -> None:
+        """Start the kernel now, without waiting for it (a run does so as its build starts, so the
+        kernel's imports overlap the build); otherwise the first report rendered starts it."""
+        if self._km is None:
+            self._start_kernel()
 
     def _start_kernel(self) -> None:
         """Launch the kernel, and have it import what reports import, without waiting for either."""

@@ -6,18 +6,22 @@ warehouse as it was before the run (loads landed by this run are reverted).
 
 from __future__ import annotations
 
+import contextlib
+import importlib
 import json
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from entitlements import audit
 from entitlements.config import Config, ConfigError, find_config, load_config, recorded_dbt_vars
 from entitlements.ingest.land import FileResult, ingest_exports, revert_load
 from entitlements.quality.gates import (
+    HEAVY_IMPORTS,
     GateReport,
     build_data_docs,
     data_docs_index,
@@ -37,6 +41,9 @@ from entitlements.runs.steps import DbtFailure, StepError, Steps, require_ok
 from entitlements.serve.queries import store_compiled_queries
 from entitlements.transform.dbt_runner import DbtSession, run_dbt_commands, target_dir
 from entitlements.warehouse import built_as_of, connect, table_exists
+
+if TYPE_CHECKING:
+    from entitlements.reports.render import ReportSession
 
 # The run's build: everything but the legacy migration (built step by step by `migrate`) and the
 # dbt unit tests, which test the models' logic on fixed rows, not the data: they run once per
@@ -240,6 +247,7 @@ def build_step(
     *,
     full_refresh: bool = False,
     session: DbtSession | None = None,
+    on_build: Callable[[BuildPlan], None] = lambda _: None,
 ) -> BuildPlan:
     """Landing gate for any load not yet validated, dbt build, then compile the analyses and store
     them in the warehouse (entitlements.serve.queries). No unvalidated row reaches a mart.
@@ -247,7 +255,8 @@ def build_step(
     What is built follows entitlements.runs.build_plan: nothing when nothing changed since the last
     build, the models downstream of usage when only usage loads changed (incremental), else
     everything (the incremental models from scratch: --full-refresh). session: a dbt child the
-    caller started ahead (run_pipeline), used if it parsed with the vars the build needs.
+    caller started ahead (run_pipeline), used if it parsed with the vars the build needs. on_build:
+    told the plan as a build starts (run_pipeline starts what the later stages need meanwhile).
 
     The build's row in audit.pipeline_runs is written as it starts (status running) and closed
     when it ends, so readers refuse marts a killed or failed build left half-built.
@@ -262,6 +271,7 @@ def build_step(
             _record_step(warehouse, run_id, "build skipped", as_of, "ok", plan.reason)
             return plan
         _start_build(warehouse, run_id, as_of)
+        on_build(plan)
         # One dbt process, one parse: the build, then the analyses compiled for this warehouse.
         build = (
             ["build", *INCREMENTAL_SELECTION, *BUILD_SELECTION]
@@ -307,15 +317,17 @@ def reports_step(
     names: Sequence[str],
     parameters: dict,
     echo: Callable[[str], None] = print,
+    session: ReportSession | None = None,
 ) -> list[Path]:
     """Render reports; a notebook that raises is a PipelineError naming the report and its error.
-    echo: told of each page kept as it was (rendered from the same build, parameters and code)."""
+    echo: told of each page kept as it was (rendered from the same build, parameters and code).
+    session: the ReportSession (one kernel) to render on, closed at the end; default a new one."""
     from entitlements.reports.render import ReportSession
 
     written = []
     # One kernel for all the reports; a page already rendered from this build, these parameters and
     # this code is kept as it is.
-    with ReportSession() as session:
+    with session or ReportSession() as session:
         for name in names:
             try:
                 rendered = session.render(name, warehouse, reports_dir, parameters)
@@ -395,7 +407,20 @@ def run_pipeline(
         )
         on_stage("dbt build")
         echo("dbt build: running")
-        result.build = build_step(warehouse, run_id, as_of, full_refresh=full_refresh, session=session)
+        report_session = _report_session(reports_dir)
+
+        def meanwhile(_: BuildPlan) -> None:  # dbt's child builds: this process waits, so it prepares
+            if report_session is None:
+                _import_in_background(HEAVY_IMPORTS)
+                return
+            from entitlements.reports.render import HEAVY_IMPORTS as REPORT_IMPORTS
+
+            _import_in_background(HEAVY_IMPORTS + REPORT_IMPORTS)
+            report_session.start()
+
+        result.build = build_step(
+            warehouse, run_id, as_of, full_refresh=full_refresh, session=session, on_build=meanwhile
+        )
         if result.build.mode == "skip":
             echo(f"dbt build: skipped, {result.build.reason}")
             echo("mart checks: skipped, the marts did not change")
@@ -421,5 +446,26 @@ def run_pipeline(
 
         on_stage("reports")
         parameters = {"as_of": as_of.isoformat()}
-        result.reports += reports_step(warehouse, reports_dir, PIPELINE_REPORTS, parameters, echo)
+        result.reports += reports_step(
+            warehouse, reports_dir, PIPELINE_REPORTS, parameters, echo, session=report_session
+        )
         return result
+
+
+def _report_session(reports_dir: Path | None) -> ReportSession | None:
+    if reports_dir is None:
+        return None
+    from entitlements.reports.render import ReportSession
+
+    return ReportSession()
+
+
+def _import_in_background(modules: Sequence[str]) -> None:
+    """Import modules on a daemon thread; whoever imports one later waits for it (the import lock)."""
+
+    def load() -> None:
+        for name in modules:
+            with contextlib.suppress(ImportError):  # the step importing it for real says what is wrong
+                importlib.import_module(name)
+
+    threading.Thread(target=load, name="warm-up imports", daemon=True).start()
