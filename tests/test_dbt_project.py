@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -83,20 +85,26 @@ def test_models_live_in_their_area_folder_beside_one_yaml_file() -> None:
             assert tested <= models, f"{folder}: unit tests of other areas' models {sorted(tested - models)}"
 
 
-def test_dbt_opens_the_warehouse_with_the_cli_memory_limit(tmp_path) -> None:
-    """dbt's connections (profiles.yml) and the CLI's (warehouse.connect) share one memory limit."""
-    from entitlements.warehouse import DEFAULT_MEMORY_LIMIT, connect
+@pytest.mark.integration
+def test_dbt_and_the_cli_open_the_warehouse_with_one_memory_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The limit a user sets reaches the CLI's connections (warehouse.connect) and dbt's (profiles.yml,
+    given when the database opens: set per cursor, DuckDB refuses a temp directory it has spilled to)."""
+    from entitlements.transform.dbt_runner import run_dbt
+    from entitlements.warehouse import connect
 
-    settings = yaml.safe_load((DBT_PROJECT_DIR / "profiles.yml").read_text())["entitlements"]["outputs"][
-        "duckdb"
-    ]["settings"]
-    assert f"'ENTITLEMENTS_MEMORY_LIMIT', '{DEFAULT_MEMORY_LIMIT}'" in settings["memory_limit"]
-    con = connect(tmp_path / "w.duckdb")
+    monkeypatch.setenv("ENTITLEMENTS_MEMORY_LIMIT", "300MB")
+    warehouse = tmp_path / "w.duckdb"
+    query = (
+        "select current_setting('memory_limit') as memory_limit, current_setting('temp_directory') as temp"
+    )
+    con = connect(warehouse)
     try:
-        limit, temp = con.execute(
-            "select current_setting('memory_limit'), current_setting('temp_directory')"
-        ).fetchall()[0]
+        assert con.execute(query).fetchall() == [("286.1 MiB", f"{warehouse}.tmp")]
     finally:
         con.close()
-    assert limit == "1.4 GiB"  # DuckDB shows 1536MB (1.536 GB) in GiB
-    assert temp == str(tmp_path / "w.duckdb.tmp")
+    shown = run_dbt("show", warehouse, None, "--inline", query, "--output", "json")
+    assert shown.ok, shown.output[-3000:]
+    assert '"memory_limit": "286.1 MiB"' in shown.output
+    assert f'"temp": "{warehouse.name}.tmp"' in shown.output  # relative to the warehouse's folder

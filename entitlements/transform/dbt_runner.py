@@ -157,7 +157,16 @@ class DbtSession:
         self.output = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by run or close)
         spec = json.dumps({"common": common, "target": str(target)})
         self.proc: subprocess.Popen[str] | None = subprocess.Popen(
-            [sys.executable, "-m", "entitlements.transform.dbt_child", spec],
+            # The child leaves with os._exit (dbt_child): multiprocessing's resource tracker then
+            # removes the semaphores dbt made, as it is there to, and need not warn that it did.
+            [
+                sys.executable,
+                "-W",
+                "ignore:resource_tracker:UserWarning",
+                "-m",
+                "entitlements.transform.dbt_child",
+                spec,
+            ],
             env=dbt_env(self.warehouse),
             cwd=self.warehouse.parent,
             stdin=subprocess.PIPE,
