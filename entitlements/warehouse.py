@@ -29,12 +29,22 @@ DEFAULT_MEMORY_LIMIT = "1536MB"  # profiles.yml's default too (tests/test_dbt_pr
 TEMP_DIRECTORY_ENV = "ENTITLEMENTS_TEMP_DIRECTORY"  # default: <warehouse>.tmp, DuckDB's own
 
 
-def duckdb_settings(path: Path | str) -> dict[str, str]:
-    """The DuckDB settings every connection to the warehouse opens with (see DEFAULT_MEMORY_LIMIT)."""
-    return {
-        "memory_limit": os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT,
-        "temp_directory": os.environ.get(TEMP_DIRECTORY_ENV) or f"{path}.tmp",
-    }
+def _apply_settings(con: duckdb.DuckDBPyConnection, path: Path) -> None:
+    """Set the memory limit and temp directory on a new connection (see DEFAULT_MEMORY_LIMIT).
+
+    Set, not given to duckdb.connect: a process's connections to one file share one database, which
+    refuses a second connection opened with other settings (a reader's plain duckdb.connect, say).
+    The temp directory is set only when asked for and not already in use: DuckDB refuses to change
+    one it has spilled to, and its default is already <warehouse>.tmp.
+    """
+    con.execute(f"SET memory_limit = '{os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT}'")
+    wanted = os.environ.get(TEMP_DIRECTORY_ENV)
+    current = con.execute("select current_setting('temp_directory')").fetchall()[0][0]
+    if wanted and wanted != current:
+        try:
+            con.execute("SET temp_directory = ?", [wanted])
+        except duckdb.NotImplementedException:  # this process has spilled to the other one: keep it
+            return
 
 
 class WarehouseLockedError(RuntimeError):
@@ -52,7 +62,7 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
         raise FileNotFoundError(f"warehouse {path} does not exist: run `entitlements run` or `ingest` first")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        return duckdb.connect(str(path), read_only=read_only, config=duckdb_settings(path))
+        con = duckdb.connect(str(path), read_only=read_only)
     except duckdb.IOException as exc:
         if "lock" not in str(exc).lower():
             raise
@@ -68,6 +78,8 @@ def connect(path: Path | str, *, read_only: bool = False) -> duckdb.DuckDBPyConn
                 " other build to finish, then run again; nothing was changed."
             )
         ) from exc
+    _apply_settings(con, path)
+    return con
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:

@@ -232,9 +232,8 @@ def landing_step(warehouse: Path, run_id: str) -> GateReport:
 
 def _plan(warehouse: Path, as_of: date, full_refresh: bool) -> tuple[BuildPlan, str]:
     build_fingerprint = fingerprint(as_of, recorded_dbt_vars(warehouse))
-    con = connect(warehouse)
+    con = connect(warehouse, read_only=True)
     try:
-        audit.ensure(con, "built_loads", "build_state")  # dbt reads built_loads (int_usage_load_changes)
         return plan_build(con, build_fingerprint, full_refresh=full_refresh), build_fingerprint
     finally:
         con.close()

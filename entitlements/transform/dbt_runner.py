@@ -24,7 +24,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
-from entitlements.warehouse import DBT_PROJECT_DIR
+from entitlements import audit
+from entitlements.warehouse import DBT_PROJECT_DIR, connect
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,7 @@ class DbtSession:
 
     def run(self, commands: Sequence[Sequence[str]]) -> DbtResult:
         """Send the commands, wait for them, and read what they did from run_results.json."""
+        _ensure_audit_sources(self.warehouse)
         proc = self._take()
         with contextlib.suppress(BrokenPipeError):  # the child ended early (no parse): its exit code says
             proc.stdin.write(json.dumps([list(command) for command in commands]) + "\n")
@@ -215,6 +217,19 @@ class DbtSession:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+
+# Audit tables the main build reads as sources that a warehouse may not have yet (one only ingested
+# into has never recorded a build); the ingest and `migrate` create the others.
+AUDIT_SOURCES = ("built_loads",)
+
+
+def _ensure_audit_sources(warehouse: Path) -> None:
+    con = connect(warehouse)
+    try:
+        audit.ensure(con, *AUDIT_SOURCES)
+    finally:
+        con.close()
 
 
 PARSE_FILE = "partial_parse.msgpack"
