@@ -350,7 +350,7 @@ def write_day_file(export_dir: Path, as_of: date, events: int) -> int:
                       'quantity': 'DOUBLE'}})
                   GROUP BY ALL)"""
         )
-        pairs = con.execute("SELECT count(*) FROM pairs").fetchone()[0]
+        pairs = con.execute("SELECT count(*) FROM pairs").fetchall()[0][0]
         target = quote_literal((usage / f"usage_{as_of.isoformat()}_day.jsonl").as_posix())
         moment = f"{start} + (i * 79000) // {count}"  # spread over the day, sent within it
         con.execute(
@@ -453,7 +453,7 @@ def bare_read(exports: Path, database: Path) -> int:
                     columns = ", ".join(f"'{c.name}': '{c.type}'" for c in layout.columns)
                     reader = f"read_json({quote_literal(path.as_posix())}, columns = {{{columns}}})"
                 into = f"CREATE TABLE t{n} AS" if i == 0 else f"INSERT INTO t{n} BY NAME"
-                rows += con.execute(f"{into} SELECT * FROM {reader}").fetchone()[0]  # the rows written
+                rows += con.execute(f"{into} SELECT * FROM {reader}").fetchall()[0][0]  # the rows written
         con.execute("CHECKPOINT")
     return rows
 
@@ -490,7 +490,7 @@ def bare_read_file(path: Path, database: Path) -> int:
         con.execute("SET enable_progress_bar = false")
         con.execute(f"CREATE TABLE events AS SELECT * FROM read_json({quote_literal(path.as_posix())})")
         con.execute("CHECKPOINT")
-        return con.execute("SELECT count(*) FROM events").fetchone()[0]
+        return con.execute("SELECT count(*) FROM events").fetchall()[0][0]
 
 
 def pandas_read_file(path: Path, database: Path) -> int:
@@ -509,7 +509,7 @@ def pandas_read_file(path: Path, database: Path) -> int:
             )
             con.unregister("chunk")
         con.execute("CHECKPOINT")
-        return con.execute("SELECT count(*) FROM events").fetchone()[0]
+        return con.execute("SELECT count(*) FROM events").fetchall()[0][0]
 
 
 def check_serving(warehouse: Path, as_of: date, checks: int, batch: int, workdir: Path) -> dict[str, Any]:

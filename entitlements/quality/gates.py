@@ -558,8 +558,7 @@ class _LandingEngine:
         row = self.con.execute(
             f"select {', '.join(select)} from {_ident(schema)}.{_ident(name)} where _load_id = ?",
             [batch.load_id],
-        ).fetchone()
-        assert row is not None  # an aggregate without group by returns one row
+        ).fetchall()[0]  # an aggregate without group by: one row
         metrics = {"rows": int(row[0])}
         for i, column in enumerate(asked):
             metrics[f"nonnull:{column}"] = int(row[1 + 2 * i])
@@ -1000,8 +999,8 @@ def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bo
         "select count(*) from information_schema.tables"
         " where table_catalog = current_database() and table_schema = ? and table_name = ?",
         [schema, table],
-    ).fetchone()
-    return bool(row and row[0])
+    ).fetchall()
+    return bool(row[0][0])
 
 
 @dataclass(frozen=True)
@@ -1157,7 +1156,7 @@ def _validate_natively(
     engine = _LandingEngine(con, run_id, results_path)
     # Counting a file's distinct keys takes DuckDB memory in proportion to them (8M keys: 0.9 GB):
     # capped, DuckDB spills to disk instead (beside the warehouse) and the process stays flat.
-    previous = con.execute("select current_setting('memory_limit')").fetchone()
+    previous = con.execute("select current_setting('memory_limit')").fetchall()[0]
     con.execute(f"set memory_limit = '{LANDING_MEMORY_LIMIT}'")
     try:
         for batch in batches:

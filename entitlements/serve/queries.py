@@ -46,9 +46,9 @@ def compiled_query(con: duckdb.DuckDBPyConnection, name: str) -> str:
     dropping it lets the query run on a copy of the warehouse under another name.
     """
     try:  # one query, not a lookup of the table first: `entitlements check` pays every query
-        row = con.execute("select sql from audit.compiled_queries where name = ?", [name]).fetchone()
+        rows = con.execute("select sql from audit.compiled_queries where name = ?", [name]).fetchall()
     except duckdb.CatalogException:  # a warehouse built before the analyses were stored
-        row = None
-    if row is None:
+        rows = []
+    if not rows:
         raise MissingQueryError(f"query {name!r} is not in this warehouse: run `entitlements build` again")
-    return re.sub(r'"[^"]+"\.("(?:raw|staging|intermediate|marts|audit)"\.)', r"\1", row[0])
+    return re.sub(r'"[^"]+"\.("(?:raw|staging|intermediate|marts|audit)"\.)', r"\1", rows[0][0])
