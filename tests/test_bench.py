@@ -164,7 +164,9 @@ def test_the_bench_at_the_tiny_scale(tmp_path: Path) -> None:
         for stage in (*bench.STAGES, "total"):
             row = found.get(("tiny", run, stage))
             assert (row is None) == (stage in skipped), (run, stage)
-            assert row is None or (float(row["seconds"]) > 0 and float(row["peak_mib"]) > 0), row
+            if row is not None:  # a stage with nothing to do (a kept page) can take under 1 ms
+                assert float(row["seconds"]) >= 0 if run == "no-change" else float(row["seconds"]) > 0, row
+                assert float(row["peak_mib"]) > 0, row
         assert float(found[("tiny", run, "total")]["warehouse_mib"]) > 0
     assert "dbt build: skipped, nothing changed" in found[("tiny", "no-change", "dbt build")]["note"]
     assert "dbt build: ok (incremental: 1 new" in found[("tiny", "add-a-day", "dbt build")]["note"]
