@@ -33,6 +33,9 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
         # Rows a revert took back out of raw (row_count is then 0): rows_in = row_count + rows_rejected
         # + rows_reverted holds for every load, whatever happened to it.
         ("rows_reverted", "BIGINT"),
+        # The file's modification time (ns) when read: a rerun skips a file of the same name, size and
+        # time without reading it to checksum it again (entitlements/ingest/land.py, _unchanged).
+        ("modified_ns", "BIGINT"),
     ),
     # Every row an ingest refused, with where it was and why.
     "rejected_rows": (

@@ -111,6 +111,12 @@ def _ingest_options(func):
             help="Put rows whose ids the mapping lacks in audit.rejected_rows instead of refusing the file.",
         ),
         click.option(
+            "--rehash",
+            is_flag=True,
+            help="Read every file to checksum it, even one whose name, size and modification time match"
+            " a file already landed (by default skipped unread).",
+        ),
+        click.option(
             "--encoding",
             default=None,
             callback=_check_encoding,

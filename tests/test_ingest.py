@@ -235,7 +235,14 @@ def test_a_file_already_landed_is_skipped_by_its_checksum(
         (r.source_file, "skipped", 0, 0, 0, None) for r in first
     ]
     assert [r.checksum for r in second] == [r.checksum for r in first]
+    # Unchanged by name, size and time: not read again. Read (--rehash), each is the same content.
     assert [r.message for r in second] == [
+        f"same name, size and modification time as load {r.load_id} of {r.source_file} (landed)"
+        for r in first
+    ]
+    rehashed = ingest_exports(warehouse, export, progress=False, rehash=True)
+    assert [(r.status, r.checksum) for r in rehashed] == [("skipped", r.checksum) for r in first]
+    assert [r.message for r in rehashed] == [
         f"same content as load {r.load_id} of {r.source_file} (landed)" for r in first
     ]
     assert raw_counts(warehouse) == counts
@@ -245,7 +252,7 @@ def test_a_file_already_landed_is_skipped_by_its_checksum(
         warehouse,
         "SELECT source_file, checksum, load_id, rows_in, row_count, rows_rejected FROM audit.ingest_manifest"
         " WHERE status = 'skipped' ORDER BY 1",
-    ) == [(r.source_file, r.checksum, None, 0, 0, 0) for r in first]
+    ) == [(r.source_file, r.checksum, None, 0, 0, 0) for r in first for _run in (second, rehashed)]
 
     other = tmp_path / "other"
     for source, renamed in (

@@ -5,13 +5,16 @@
   only, all staging reads), other files are untouched; a corrected file that is refused leaves the
   old rows in force, and a correction reverted after it landed moves them back to raw;
 - late events (occurred in an earlier month, sent in a later file) land with their own occurred_at;
-- new usage files append.
+- new usage files append;
+- a file whose name, size and modification time are those of a file whose content is landed is
+  skipped without being read (--rehash reads it).
 
 A re-sent file (same content, whatever its name) is skipped by its checksum: tests/test_ingest.py.
 """
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
 
@@ -346,4 +349,44 @@ def test_new_usage_files_append(warehouse: Warehouse, tmp_path: Path) -> None:
     (june,) = ingest_exports(warehouse.path, only_june, progress=False)
     assert (june.source_file, june.status, june.rows) == ("usage/events_2024-06.jsonl", "landed", 1)
     assert query(warehouse.path, "SELECT count(*) FROM raw.usage_events") == [(10,)]
+    assert_conserved(warehouse.path)
+
+
+# --------------------------------------------------------------------------- unchanged, unread
+
+
+def test_a_file_unchanged_by_name_size_and_time_is_skipped_unread(warehouse: Warehouse) -> None:
+    warehouse.write({"usage/events_2024-03.jsonl": march_events()})
+    name = "usage/events_2024-03.jsonl"
+    path = warehouse.export / name
+    (first,) = warehouse.ingest().values()
+    assert first.status == "landed"
+
+    # Same name, size and time: skipped without being read, as the same content.
+    again = warehouse.ingest()[name]
+    assert (again.status, again.checksum) == ("skipped", first.checksum)
+    unread = f"same name, size and modification time as load {first.load_id} of {name} (landed)"
+    assert again.message == unread
+
+    # Touched (a new time, the same content): read, checksummed, skipped as a re-sent file; the
+    # time it had then is recorded, so the run after that skips it unread again.
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    touched = warehouse.ingest()[name]
+    assert touched.message == f"same content as load {first.load_id} of {name} (landed)"
+    assert warehouse.ingest()[name].message.startswith("same name, size and modification time as")
+
+    # New content of the same size given back its old time on purpose: trusted, as make and rsync
+    # trust it, so skipped; --rehash reads it and lands it as the correction it is.
+    changed = march_events().replace("evt-m3", "evt-m9")
+    assert len(changed) == len(march_events())
+    mtime = path.stat().st_mtime_ns
+    path.write_text(changed)
+    os.utime(path, ns=(mtime, mtime))
+    assert warehouse.ingest()[name].status == "skipped"
+    assert [r[0] for r in warehouse.current("usage_events", "r.event_id")] == ["evt-m1", "evt-m2", "evt-m3"]
+    corrected = warehouse.ingest(rehash=True)[name]
+    assert corrected.status == "landed"
+    assert corrected.message.endswith(f"corrected file: replaces load {first.load_id} (3 rows)")
+    assert [r[0] for r in warehouse.current("usage_events", "r.event_id")] == ["evt-m1", "evt-m2", "evt-m9"]
     assert_conserved(warehouse.path)

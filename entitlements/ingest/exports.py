@@ -80,7 +80,8 @@ def discover_exports(export_dir: Path) -> list[ExportFile]:
             continue
         stem, file_format, _ = parts
         path = export_dir / relative
-        files.append(ExportFile(path, relative, stem, file_format, path.stat().st_size))
+        stat = path.stat()
+        files.append(ExportFile(path, relative, stem, file_format, stat.st_size, stat.st_mtime_ns))
     if unknown:
         raise IngestError(
             f"{', '.join(unknown)}: not a format the ingest reads (.csv, .jsonl, .ndjson, .json, .parquet,"

@@ -9,13 +9,15 @@ The steps, and why in this order:
    'landed' or 'validated' into the same table) is skipped. A file with the same name as a landed
    one but new content is a correction: it replaces that file's rows, in the same transaction.
 3. Fast read: DuckDB's own reader feeds the checking query (entitlements/ingest/checks.py) straight into the
-   raw table; the first row with a problem aborts it.
+   raw table; the first row with a problem aborts it. It only asks whether a row has a problem, not
+   which (the exact read says).
 4. Exact read, for a file the fast read refused (or a JSON document, or Parquet): records are read
    with their line numbers and raw text, every row is checked, rows with a problem go to
-   audit.rejected_rows with file, line, column, reason and raw content, the others land. If the
-   rejected share exceeds the threshold (default 1 %), or an id is missing from the mapping file,
-   the file is refused whole: nothing of it lands, its rejected rows are kept for the record, and
-   IngestError says why. Per file, rows in = rows landed + rows rejected.
+   audit.rejected_rows with file, line, column, reason and raw content, the others land. The file
+   is read and checked in chunks of records (one at a time in memory, however long the file), in
+   one transaction. If the rejected share exceeds the threshold (default 1 %), or an id is missing
+   from the mapping file, the file is refused whole: nothing of it lands, its rejected rows are kept
+   for the record, and IngestError says why. Per file, rows in = rows landed + rows rejected.
 
 Files landed before a failing file stay landed (each is its own transaction); the next run skips
 them by hash. Timestamps (_loaded_at, loaded_at, rejected_at) are UTC.
@@ -46,6 +48,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import xxhash
@@ -55,16 +58,19 @@ from entitlements import audit
 from entitlements.config import Config, find_config, load_config, record_config
 from entitlements.ingest._sql import quote_ident
 from entitlements.ingest.adapters import all_shapes
-from entitlements.ingest.checks import UNMAPPED, checked_sql
+from entitlements.ingest.checks import UNMAPPED, checked_sql, control_chars_condition, valid_rows_sql
 from entitlements.ingest.configured import METER_EVENT_KIND, configured_shapes, meter_rows
 from entitlements.ingest.errors import IngestError
 from entitlements.ingest.exports import MAPPING_FILE, discover_exports, preflight
 from entitlements.ingest.layouts import LAYOUTS
 from entitlements.ingest.mapping import Mapping, load_mapping
 from entitlements.ingest.plans import FilePlan
-from entitlements.ingest.readers import READ_ERRORS, fast_source_sql, load_exact_source
-from entitlements.ingest.shapes import Lookup
+from entitlements.ingest.readers import CHUNK, EXACT_CHUNK_ROWS, READ_ERRORS, exact_chunks, fast_source_sql
+from entitlements.ingest.shapes import SLASH, SPACE, Lookup
 from entitlements.warehouse import connect
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 __all__ = [
     "DEFAULT_MAX_REJECTED_SHARE",
@@ -98,6 +104,7 @@ RAW_SCHEMA = "raw"
 # correction that superseded it moves them back (or forever: they are the file's history).
 SUPERSEDED_SCHEMA = "raw_superseded"
 _SHOWN_PROBLEMS = 5
+EXACT_MEMORY_LIMIT = "128MB"  # DuckDB's, while a file is read exactly (Load.exact)
 _BAR = "{desc} {percentage:3.0f}%|{bar}| {elapsed}"
 
 
@@ -121,6 +128,8 @@ class IngestOptions:
     mapping: Mapping
     max_rejected_share: float = DEFAULT_MAX_REJECTED_SHARE
     quarantine_unmapped: bool = False
+    chunk_rows: int = EXACT_CHUNK_ROWS
+    rehash: bool = False  # checksum every file, even one unchanged by name, size and time (_unchanged)
 
 
 def ensure_warehouse(con: duckdb.DuckDBPyConnection) -> None:
@@ -160,11 +169,11 @@ def _add_missing_columns(
 
 
 def _table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
-    (count,) = con.execute(
+    [(count,)] = con.execute(
         "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database()"
         " AND schema_name = $schema AND table_name = $table",
         {"schema": schema, "table": table},
-    ).fetchone()
+    ).fetchall()
     return count > 0
 
 
@@ -201,7 +210,7 @@ def _set_aside_superseded_rows(con: duckdb.DuckDBPyConnection) -> None:
         "SELECT count(*) FROM duckdb_schemas() WHERE database_name = current_database()"
         " AND schema_name = $schema",
         {"schema": SUPERSEDED_SCHEMA},
-    ).fetchone()[0]:
+    ).fetchall()[0][0]:
         return  # this warehouse already sets superseded rows aside as it lands
     superseded = con.execute(
         f"SELECT table_name, list(load_id ORDER BY load_id) FROM {MANIFEST}"
@@ -239,6 +248,8 @@ def ingest_exports(
     config: Config | None = None,
     progress: bool | None = None,
     on_file: Callable[[str], None] | None = None,
+    chunk_rows: int = EXACT_CHUNK_ROWS,
+    rehash: bool = False,
 ) -> list[FileResult]:
     """Land every file of an export directory; returns one result per file, in path order.
 
@@ -255,10 +266,15 @@ def ingest_exports(
     configuration does not describe). Raises ConfigError (entitlements/config.py) for an invalid file.
     progress: a tqdm bar on stderr; None shows it only when stderr is a terminal.
     on_file: called with each file's relative path as its landing starts.
+    chunk_rows: records per chunk of a file's exact read (what it holds in memory at once).
+    rehash: read every file to checksum it; by default a file whose name, size and modification time
+    are those of a file whose content is landed is skipped unread (docs/ingest.md).
 
     Any other error while reading or landing a file (a bug, an exhausted resource) is an
     IngestError naming the file too: a user never gets a traceback for what a file holds.
     """
+    if chunk_rows < 1:
+        raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
     export_dir = Path(export_dir).resolve()
     files = discover_exports(export_dir)
     if config is None:
@@ -267,7 +283,9 @@ def ingest_exports(
     mapping_path = mapping or (default_mapping if default_mapping.is_file() else None)
     mapping_rows = load_mapping(mapping_path, lookup_kinds())
     mapping_rows = Mapping(mapping_rows.path, mapping_rows.rows + meter_rows(config))
-    options = IngestOptions(export_dir, mapping_rows, max_rejected_share, quarantine_unmapped)
+    options = IngestOptions(
+        export_dir, mapping_rows, max_rejected_share, quarantine_unmapped, chunk_rows, rehash
+    )
     shapes = configured_shapes(config)
     with duckdb.connect() as scratch:  # pre-flight never opens, let alone creates, the warehouse
         plans = []
@@ -339,10 +357,17 @@ def _file_progress(con: duckdb.DuckDBPyConnection, label: str, show: bool) -> It
 
 
 def _ingest_file(con: duckdb.DuckDBPyConnection, plan: FilePlan, options: IngestOptions) -> FileResult:
+    if not options.rehash and (previous := _unchanged(con, plan, options.export_dir)):
+        load_id, source_file, status, checksum = previous
+        known: Future[_Digest] = Future()
+        known.set_result(_Digest(checksum, frozenset()))
+        return _Load(con, plan, options, known).skip(
+            (load_id, source_file, status), "same name, size and modification time as"
+        )
     # The hash runs beside the load: it only decides anything when the content is already landed,
     # which a file can't be when no current load of its table has its size.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        load = _Load(con, plan, options, pool.submit(_checksum, plan.file.path))
+        load = _Load(con, plan, options, pool.submit(_digest, plan.file.path))
         if load.same_size_landed() and (previous := load.already_landed()):
             return load.skip(previous)
         fast = fast_source_sql(plan)
@@ -350,16 +375,52 @@ def _ingest_file(con: duckdb.DuckDBPyConnection, plan: FilePlan, options: Ingest
             if fast is not None:
                 try:
                     return load.fast(fast)
-                except (
-                    duckdb.InvalidInputException,
-                    duckdb.ConversionException,
-                    duckdb.IOException,
-                    duckdb.BinderException,
-                ):
+                except (*_FAST_READ_REFUSED, _ReadExactly):
                     pass  # a row the checks refuse (error()), or a file DuckDB can't parse: read it exactly
             return load.exact()
         except _AlreadyLanded as landed:
             return load.skip(landed.previous)
+
+
+def _unchanged(
+    con: duckdb.DuckDBPyConnection, plan: FilePlan, export_dir: Path
+) -> tuple[str, str, str, str] | None:
+    """The current load holding this file's content, known without reading the file: when this
+    export folder's file of this name, size and modification time was read before (landed, or
+    skipped as a re-sent file), as the same shape, and the content it had then is still current.
+    Returns (load_id, source_file, status, checksum). As make and rsync do: a rerun of a 100M-event
+    export would otherwise read 15 GB to checksum what it landed already. A file rewritten keeps
+    neither its time nor, mostly, its size; one given back its old time (touch -d) with new content
+    of the same size would be skipped: `--rehash` reads every file again."""
+    if plan.file.modified_ns <= 0:
+        return None
+    rows = con.execute(
+        f"SELECT cur.load_id, cur.source_file, cur.status, cur.checksum FROM {MANIFEST} AS seen"
+        f" JOIN (SELECT * FROM {MANIFEST} WHERE {CURRENT}) AS cur"
+        " ON cur.checksum = seen.checksum AND cur.table_name = seen.table_name AND cur.shape = seen.shape"
+        " WHERE seen.source_file = $name AND seen.export_dir = $dir AND seen.size_bytes = $size"
+        " AND seen.modified_ns = $mtime AND seen.table_name = $table AND seen.shape = $shape"
+        " AND list_contains(['landed', 'validated', 'skipped'], seen.status)"
+        " ORDER BY cur.loaded_at LIMIT 1",
+        {
+            "name": plan.file.relative,
+            "dir": str(export_dir),
+            "size": plan.file.size,
+            "mtime": plan.file.modified_ns,
+            "table": plan.layout.table,
+            "shape": plan.shape.name,
+        },
+    ).fetchall()
+    return rows[0] if rows else None
+
+
+# A row the fast read's checks refuse (error()), or a file DuckDB's reader can't parse.
+_FAST_READ_REFUSED = (
+    duckdb.InvalidInputException,
+    duckdb.ConversionException,
+    duckdb.IOException,
+    duckdb.BinderException,
+)
 
 
 class _AlreadyLanded(Exception):
@@ -367,94 +428,167 @@ class _AlreadyLanded(Exception):
         self.previous = previous
 
 
+class _ReadExactly(Exception):
+    """The fast read landed a row with a problem its own query did not look for: undo it, read exactly."""
+
+
+class _NotAbsent(Exception):
+    """The fast read left out the tests for characters its file's first MiB lacks, and the file holds
+    one (or an escape) further on: undo, read again with them."""
+
+
+@dataclass(frozen=True)
+class _Digest:
+    checksum: str
+    found: frozenset[bytes]  # which of _LOOKED_FOR the file holds
+
+
 class _Load:
     """One file's landing: the fast attempt, the exact one, and their manifest rows."""
 
     def __init__(
-        self, con: duckdb.DuckDBPyConnection, plan: FilePlan, options: IngestOptions, hashing: Future[str]
+        self, con: duckdb.DuckDBPyConnection, plan: FilePlan, options: IngestOptions, hashing: Future[_Digest]
     ) -> None:
         self.con, self.plan, self.options, self.hashing = con, plan, options, hashing
         self.layout = plan.layout
         self.load_id = str(uuid.uuid4())
         self.loaded_at = _utc_now()
+        self.raw = f"{RAW_SCHEMA}.{quote_ident(self.layout.table)}"
 
     @property
     def checksum(self) -> str:
-        return self.hashing.result()
+        return self.hashing.result().checksum
 
     def same_size_landed(self) -> bool:
-        (count,) = self.con.execute(
+        [(count,)] = self.con.execute(
             f"SELECT count(*) FROM {MANIFEST} WHERE table_name = $table AND size_bytes = $size AND {CURRENT}",
             {"table": self.layout.table, "size": self.plan.file.size},
-        ).fetchone()
+        ).fetchall()
         return count > 0
 
     def already_landed(self) -> tuple[str, str, str] | None:
         """The current load of the same content into the same table, if any: a re-sent file."""
-        return self.con.execute(
+        rows = self.con.execute(
             f"SELECT load_id, source_file, status FROM {MANIFEST}"
             f" WHERE checksum = $checksum AND table_name = $table AND shape = $shape AND {CURRENT}"
             " ORDER BY loaded_at LIMIT 1",
             {"checksum": self.checksum, "table": self.layout.table, "shape": self.plan.shape.name},
-        ).fetchone()
+        ).fetchall()
+        return rows[0] if rows else None
 
-    def skip(self, previous: tuple[str, str, str]) -> FileResult:
+    def skip(self, previous: tuple[str, str, str], why: str = "same content as") -> FileResult:
         load_id, source_file, status = previous
-        message = f"same content as load {load_id} of {source_file} ({status})"
+        message = f"{why} load {load_id} of {source_file} ({status})"
         self.record(load_id=None, rows=0, status="skipped", message=message)
         return self.result(None, "skipped", 0, 0, 0, message)
 
-    def checked(self, source_sql: str) -> str:
-        return checked_sql(self.plan.shape, source_sql, self.plan.file.relative, self.options.mapping.name)
-
-    def _insert(self, select: str) -> int:
+    def _insert(self, select: str, chunk: object = None) -> int:
+        """Insert the select's rows into raw; the select may read a chunk of the exact read as CHUNK."""
         target = ", ".join(
             quote_ident(n) for n in (*self.layout.column_names, *(n for n, _ in LINEAGE_COLUMNS))
         )
         columns = ", ".join(quote_ident(n) for n in self.layout.column_names)
-        (rows,) = self.con.execute(
-            f"INSERT INTO raw.{quote_ident(self.layout.table)} ({target})"
-            f" SELECT {columns}, $load_id, $source_file, $loaded_at, _extra FROM ({select})",
-            {"load_id": self.load_id, "source_file": self.plan.file.relative, "loaded_at": self.loaded_at},
-        ).fetchone()
-        return rows
+        return _count(
+            _over_chunk(
+                self.con,
+                f"INSERT INTO {self.raw} ({target})"
+                f" SELECT {columns}, $load_id, $source_file, $loaded_at, _extra FROM ({select})",
+                {
+                    "load_id": self.load_id,
+                    "source_file": self.plan.file.relative,
+                    "loaded_at": self.loaded_at,
+                },
+                chunk,
+            )
+        )
 
     def fast(self, source_sql: str) -> FileResult:
-        with _transaction(self.con):
-            replaced = self._replace_previous()
-            checked = (
-                f"SELECT * FROM ({self.checked(source_sql)})"
-                " WHERE CASE WHEN _reason IS NULL THEN true ELSE error(_reason) END"
-            )
-            rows = self._insert(checked)
-            if previous := self.already_landed():
-                raise _AlreadyLanded(previous)  # rolls the insert back
-            message = self._message(rows, 0, replaced)
-            self.record(load_id=self.load_id, rows=rows, status="landed", message=message, rows_in=rows)
+        """The fast read. For JSON lines (as stored: the digest reads the bytes, not a .gz's content)
+        it leaves out what the file's bytes prove, the dearest checks on a usage file. A value can only
+        hold a character through the character itself or an escape (a backslash): DuckDB's reader
+        refuses a control character written raw, so the ids' control-character check runs on the
+        landed rows, and only if the digest finds a backslash or a DEL. And when the file's first MiB
+        holds no backslash, and no space (or no '/'), the query leaves out the tests for it (the
+        trimming; a timestamp's forms); the load is undone and read again with them if the digest
+        finds one further on."""
+        file = self.plan.file
+        plain_jsonl = file.file_format == "jsonl" and file.path.suffix != ".gz"
+        control = control_chars_condition(self.plan.shape) if plain_jsonl else None
+        absent = _absent_from_head(file.path) if plain_jsonl else frozenset()
+        if absent:
+            try:
+                return self._fast(source_sql, control, absent)
+            except _NotAbsent:
+                pass
+            except _FAST_READ_REFUSED:
+                if not _holds(self.hashing.result(), absent):
+                    raise  # a row with a problem, whatever the tests left out
+        return self._fast(source_sql, control, frozenset())
+
+    def _fast(self, source_sql: str, control: str | None, absent: frozenset[str]) -> FileResult:
+        select = valid_rows_sql(
+            self.plan.shape,
+            source_sql,
+            self.plan.file.relative,
+            self.options.mapping.name,
+            control_chars=control is None,
+            absent=absent,
+        )
+        # Rows land in no particular order (a table's rows have none): DuckDB then appends from both
+        # threads at once instead of restoring the file's order, a third less time on a usage file.
+        self.con.execute("SET preserve_insertion_order = false")
+        try:
+            with _transaction(self.con):
+                replaced = self._replace_previous()
+                rows = self._insert(select)
+                digest = self.hashing.result()
+                if absent and _holds(digest, absent):
+                    raise _NotAbsent  # rolls the insert back
+                if control and digest.found & {b"\\", b"\x7f"} and self._landed_where(control):
+                    raise _ReadExactly  # rolls the insert back
+                if previous := self.already_landed():
+                    raise _AlreadyLanded(previous)  # rolls the insert back
+                message = self._message(rows, 0, replaced)
+                self.record(load_id=self.load_id, rows=rows, status="landed", message=message, rows_in=rows)
+        finally:
+            self.con.execute("RESET preserve_insertion_order")
         return self.result(self.load_id, "landed", rows, rows, 0, message)
 
+    def _landed_where(self, condition: str) -> bool:
+        [(found,)] = self.con.execute(
+            f"SELECT EXISTS (SELECT 1 FROM {self.raw} WHERE _load_id = $load_id AND {condition})",
+            {"load_id": self.load_id},
+        ).fetchall()
+        return bool(found)
+
     def exact(self) -> FileResult:
+        """Every row checked, chunk by chunk, in one transaction: valid rows go to raw and rejected ones
+        to audit.rejected_rows as each chunk is checked, so memory stays flat however long the file.
+        A refusal, known only at the end, takes this load's rows back out of raw and marks its rejected
+        rows refused, in the same transaction."""
         if previous := self.already_landed():
             raise _AlreadyLanded(previous)
+        # DuckDB keeps the blocks it writes cached up to its memory limit (most of the machine's
+        # memory): bounded here, the exact read's memory is one chunk and this, however long the file.
+        self.con.execute(f"SET memory_limit = '{EXACT_MEMORY_LIMIT}'")
         try:
-            source_sql = load_exact_source(self.con, self.plan)
-            self.con.execute(f"CREATE OR REPLACE TEMP TABLE _checked AS {self.checked(source_sql)}")
-        except (duckdb.Error, *READ_ERRORS) as exc:
-            raise IngestError(
-                f"{self.plan.file.relative}: the file could not be read ({str(exc).splitlines()[0]})."
-                " Nothing from this file was landed: fix or re-export it and run the ingest again.",
-                source_file=self.plan.file.relative,
-            ) from exc
-        rows_in, invalid, unmapped = self.con.execute(
-            "SELECT count(*), count(*) FILTER (_reason_kind = 'invalid'),"
-            " count(*) FILTER (_reason_kind = $unmapped)"
-            " FROM _checked",
-            {"unmapped": UNMAPPED},
-        ).fetchone()
-        refusal = self._refusal(rows_in, invalid, unmapped)
-        if refusal:
-            with _transaction(self.con):
-                self._reject("refused", kinds=None)
+            return self._exact()
+        finally:
+            self.con.execute("RESET memory_limit")
+
+    def _exact(self) -> FileResult:
+        with _transaction(self.con):
+            try:
+                rows, rows_in, invalid, unmapped = self._check_chunks()
+            except (duckdb.Error, *READ_ERRORS) as exc:
+                raise IngestError(
+                    f"{self.plan.file.relative}: the file could not be read ({str(exc).splitlines()[0]})."
+                    " Nothing from this file was landed: fix or re-export it and run the ingest again.",
+                    source_file=self.plan.file.relative,
+                ) from exc
+            refusal = self._refusal(rows_in, invalid, unmapped)
+            if refusal:
+                self._refuse()
                 self.record(
                     load_id=self.load_id,
                     rows=0,
@@ -463,37 +597,96 @@ class _Load:
                     rows_in=rows_in,
                     rows_rejected=invalid + unmapped,
                 )
-            first = self._problems(1)
+                first = self._problems(1)
+            else:
+                replaced = self._replace_previous()
+                message = self._message(rows, invalid + unmapped, replaced)
+                self.record(
+                    load_id=self.load_id,
+                    rows=rows,
+                    status="landed",
+                    message=message,
+                    rows_in=rows_in,
+                    rows_rejected=invalid + unmapped,
+                )
+        self.con.execute("DROP TABLE IF EXISTS _seen")
+        if refusal:
             raise IngestError(
                 refusal,
                 source_file=self.plan.file.relative,
                 line=first[0][0] if first else None,
                 column=first[0][1] if first else None,
             )
-        with _transaction(self.con):
-            replaced = self._replace_previous()
-            rows = self._insert("SELECT * FROM _checked WHERE _reason IS NULL")
-            self._reject("rejected", kinds=("invalid",))
-            self._reject("quarantined", kinds=(UNMAPPED,))
-            message = self._message(rows, invalid + unmapped, replaced)
-            self.record(
-                load_id=self.load_id,
-                rows=rows,
-                status="landed",
-                message=message,
-                rows_in=rows_in,
-                rows_rejected=invalid + unmapped,
-            )
-        self.con.execute("DROP TABLE IF EXISTS _checked")
-        self.con.execute("DROP TABLE IF EXISTS _src")
         return self.result(self.load_id, "landed", rows, rows_in, invalid + unmapped, message)
+
+    def _check_chunks(self) -> tuple[int, int, int, int]:
+        """Check the file's chunks in order, landing each one's valid rows and recording its rejected
+        rows (rejected, or quarantined for an unmapped id, until a refusal says otherwise); returns
+        (rows landed, rows in, invalid, unmapped)."""
+        seen = None
+        if self.layout.unique_key:
+            # The keys of the chunks checked so far, each with its first line: a key may repeat in a
+            # later chunk. Keys only, not rows: the file's rows are never held together.
+            seen = "_seen"
+            keys = {c.name: c.type for c in self.layout.columns if c.name in self.layout.primary_key}
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {seen}"
+                f" ({_column_defs([*keys.items(), ('_first_line', 'BIGINT')])})"
+            )
+        shape, file = self.plan.shape, self.plan.file
+        rows = rows_in = invalid = unmapped = 0
+        for source_sql, chunk in exact_chunks(self.plan, self.options.chunk_rows):
+            checked = checked_sql(shape, source_sql, file.relative, self.options.mapping.name, seen=seen)
+            # The chunk's checked rows, computed once for the statements below, held by Python (not a
+            # temporary table, which would keep every chunk's rows until the commit).
+            rows_checked = _checked_rows(self.con, checked, chunk)
+            del chunk
+            chunk_in, chunk_invalid, chunk_unmapped = _over_chunk(
+                self.con,
+                f"SELECT count(*), count(*) FILTER (_reason_kind = 'invalid'),"
+                f" count(*) FILTER (_reason_kind = $unmapped) FROM {CHUNK}",
+                {"unmapped": UNMAPPED},
+                rows_checked,
+            ).fetchall()[0]
+            rows += self._insert(f"SELECT * FROM {CHUNK} WHERE _reason IS NULL", rows_checked)
+            if chunk_invalid or chunk_unmapped:
+                self._reject(rows_checked)
+            if seen:
+                key_cols = ", ".join(quote_ident(k) for k in self.layout.primary_key)
+                _over_chunk(
+                    self.con,
+                    f"INSERT INTO {seen} SELECT {key_cols}, _line FROM {CHUNK} WHERE _new_key",
+                    {},
+                    rows_checked,
+                )
+            rows_in, invalid, unmapped = (
+                rows_in + chunk_in,
+                invalid + chunk_invalid,
+                unmapped + chunk_unmapped,
+            )
+        return rows, rows_in, invalid, unmapped
+
+    def _refuse(self) -> None:
+        """Nothing of a refused file lands: its rows leave raw, and its rejected rows (of either kind)
+        are recorded as refused. Inside the exact read's transaction."""
+        ids = {"load_id": self.load_id}
+        self.con.execute(f"DELETE FROM {self.raw} WHERE _load_id = $load_id", ids)
+        # Copied, not updated: an update of millions of rows is held in memory until the commit. In the
+        # order they were inserted (line order), so without a sort.
+        self.con.execute(
+            f"INSERT INTO {REJECTED} SELECT * REPLACE ('refused' AS disposition) FROM {REJECTED}"
+            " WHERE load_id = $load_id",
+            ids,
+        )
+        self.con.execute(f"DELETE FROM {REJECTED} WHERE load_id = $load_id AND disposition <> 'refused'", ids)
 
     def _refusal(self, rows_in: int, invalid: int, unmapped: int) -> str | None:
         name = self.plan.file.relative
         if unmapped and not self.options.quarantine_unmapped:
             ids = self.con.execute(
-                "SELECT DISTINCT _reason FROM _checked WHERE _reason_kind = $k ORDER BY 1 LIMIT 10",
-                {"k": UNMAPPED},
+                f"SELECT DISTINCT reason FROM {REJECTED} WHERE load_id = $load_id AND reason_kind = $k"
+                " ORDER BY 1 LIMIT 10",
+                {"load_id": self.load_id, "k": UNMAPPED},
             ).fetchall()
             return (
                 f"{name}: {unmapped} row(s) carry ids the mapping file ({self.options.mapping.name}) lacks,"
@@ -521,9 +714,9 @@ class _Load:
         self, limit: int, kinds: tuple[str, ...] | None = None
     ) -> list[tuple[int, str | None, str]]:
         return self.con.execute(
-            "SELECT _line, _reason_column, _reason FROM _checked WHERE _reason IS NOT NULL"
-            " AND ($kinds IS NULL OR list_contains($kinds, _reason_kind)) ORDER BY _line LIMIT $limit",
-            {"kinds": list(kinds) if kinds else None, "limit": limit},
+            f"SELECT line, column_name, reason FROM {REJECTED} WHERE load_id = $load_id"
+            " AND ($kinds IS NULL OR list_contains($kinds, reason_kind)) ORDER BY line LIMIT $limit",
+            {"load_id": self.load_id, "kinds": list(kinds) if kinds else None, "limit": limit},
         ).fetchall()
 
     def _problem_lines(self, kinds: tuple[str, ...]) -> str:
@@ -537,19 +730,21 @@ class _Load:
         where = f"{self.plan.file.relative}, {unit} {line}"
         return where + (f", column '{column}'" if column else "")
 
-    def _reject(self, disposition: str, kinds: tuple[str, ...] | None) -> None:
-        self.con.execute(
+    def _reject(self, rows_checked: object) -> None:
+        """Record a chunk's rejected rows: rejected, or quarantined for an unmapped id."""
+        _over_chunk(
+            self.con,
             f"INSERT INTO {REJECTED} SELECT $load_id, $source_file, $table, _line, _reason_column, _reason,"
-            " _reason_kind, _raw, $disposition, $at FROM _checked WHERE _reason IS NOT NULL"
-            " AND ($kinds IS NULL OR list_contains($kinds, _reason_kind)) ORDER BY _line",
+            f" _reason_kind, _raw, CASE _reason_kind WHEN $unmapped THEN 'quarantined' ELSE 'rejected' END,"
+            f" $at FROM {CHUNK} WHERE _reason IS NOT NULL ORDER BY _line",
             {
                 "load_id": self.load_id,
                 "source_file": self.plan.file.relative,
                 "table": self.layout.table,
-                "disposition": disposition,
+                "unmapped": UNMAPPED,
                 "at": self.loaded_at,
-                "kinds": list(kinds) if kinds else None,
             },
+            rows_checked,
         )
 
     def _replace_previous(self) -> list[tuple[str, int]]:
@@ -597,7 +792,7 @@ class _Load:
         self.con.execute(
             f"INSERT INTO {MANIFEST} ({', '.join(RECORDED)}) VALUES ($load_id, $source_file, $export_dir,"
             " $table, $checksum, $rows, $status, $message, $loaded_at, $shape, $rows_in,"
-            " $rows_rejected, $size, 0)",
+            " $rows_rejected, $size, 0, $modified_ns)",
             {
                 "load_id": load_id,
                 "source_file": file.relative,
@@ -612,6 +807,7 @@ class _Load:
                 "rows_in": rows_in,
                 "rows_rejected": rows_rejected,
                 "size": file.size,
+                "modified_ns": file.modified_ns or None,
             },
         )
 
@@ -700,15 +896,58 @@ def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
     con.commit()
 
 
-def _checksum(path: Path) -> str:
+# Bytes the digest looks for: a JSON lines value can only hold a control character through a
+# backslash (an escape) or a DEL, and a space or a '/' through itself or an escape.
+_LOOKED_FOR = (b"\\", b"\x7f", SPACE.encode(), SLASH.encode())
+
+
+def _digest(path: Path) -> _Digest:
     """xxh3-128 of the file, streamed: usage exports are gigabytes, and SHA-256 (1.4 s for 10M events
     on two cores, beside the load) would cost a fifth of the ingest. It finds re-sent files; it is
-    not a defence against forged ones."""
+    not a defence against forged ones. On the same pass, which of _LOOKED_FOR the file holds (byte
+    searches, at memory speed)."""
     digest = xxhash.xxh3_128()
+    found: set[bytes] = set()
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 22):
             digest.update(chunk)
-    return f"xxh3_128:{digest.hexdigest()}"
+            found.update(b for b in _LOOKED_FOR if b not in found and b in chunk)
+    return _Digest(f"xxh3_128:{digest.hexdigest()}", frozenset(found))
+
+
+def _absent_from_head(path: Path, size: int = 1 << 20) -> frozenset[str]:
+    """Which of SPACE and SLASH the file's first `size` bytes lack, if they hold no escape either."""
+    with path.open("rb") as fh:
+        head = fh.read(size)
+    if b"\\" in head:
+        return frozenset()
+    return frozenset(char for char in (SPACE, SLASH) if char.encode() not in head)
+
+
+def _holds(digest: _Digest, absent: frozenset[str]) -> bool:
+    """Whether the file holds one of the characters, or an escape that could give one."""
+    return bool(digest.found & {b"\\", *(char.encode() for char in absent)})
+
+
+assert CHUNK == "_exact_chunk", "the name _over_chunk's and _checked_rows's parameter has"
+
+
+def _over_chunk(
+    con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, object], _exact_chunk: object
+) -> duckdb.DuckDBPyConnection:
+    """Run sql, which may read a chunk of the exact read by the name readers.CHUNK: DuckDB finds this
+    function's parameter of that name (a replacement scan of the calling frame)."""
+    return con.execute(sql, params)
+
+
+def _checked_rows(con: duckdb.DuckDBPyConnection, sql: str, _exact_chunk: object) -> pa.Table:
+    """sql's rows as an Arrow table, sql reading the chunk as _over_chunk's does."""
+    return con.sql(sql).to_arrow_table()
+
+
+def _count(cursor: duckdb.DuckDBPyConnection) -> int:
+    [(count,)] = cursor.fetchall()
+    return count
 
 
 def _utc_now() -> datetime:

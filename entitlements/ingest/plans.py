@@ -34,6 +34,7 @@ class ExportFile:
     stem: str  # relative without its format suffixes, e.g. "usage/events_2024-07"
     file_format: str  # csv, jsonl, json or parquet
     size: int
+    modified_ns: int = 0  # st_mtime_ns when the export was discovered
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,9 @@ Two ways to read a file, giving the same columns (the shape's fields as text or 
 - fast: DuckDB's own reader (read_csv, read_json), streaming and parallel; no line numbers;
 - exact: Python reads the file record by record, keeping each record's physical line number, its
   raw text and any structural problem (wrong field count, invalid JSON, undecodable bytes), and
-  loads them into a temporary table ``_src`` in batches. Parquet is read by DuckDB with its row
-  numbers. Used for JSON documents and for any file the fast read or the checks refuse, so every
+  hands them to DuckDB in chunks of records (an Arrow table, one chunk at a time), so memory
+  stays flat however long the file. Parquet is read by DuckDB with its row numbers, in the same
+  chunks. Used for JSON documents and for any file the fast read or the checks refuse, so every
   rejected row can be named by line.
 """
 
@@ -20,18 +21,17 @@ import json
 import zlib
 from collections import deque
 from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import IO, Any
 
 import duckdb
-import pyarrow as pa
 
 from entitlements.ingest._sql import quote_ident, quote_literal, struct_literal
 from entitlements.ingest.plans import CsvDialect, FilePlan
 
 SAMPLE_RECORDS = 1000
 DELIMITERS = (",", ";", "\t", "|")
-BATCH_ROWS = 50_000
 # What reading a file can raise besides DuckDB's errors: a truncated or corrupt .gz (EOFError,
 # zlib.error, gzip.BadGzipFile, an OSError) and the file system's own errors.
 READ_ERRORS = (OSError, EOFError, zlib.error)
@@ -203,6 +203,7 @@ def _as_text(value: Any, type_: str) -> str | None:
 def fast_source_sql(plan: FilePlan) -> str | None:
     """DuckDB's reader for the file, giving the shape's fields; None when only the exact read applies."""
     path_sql = quote_literal(str(plan.file.path))
+    numbers: frozenset[str] = frozenset()
     if plan.file.file_format == "csv":
         dialect = plan.dialect or CsvDialect()
         encoding = dialect.duckdb_encoding
@@ -214,7 +215,12 @@ def fast_source_sql(plan: FilePlan) -> str | None:
             f" quote='\"', escape='\"', encoding={quote_literal(encoding)}, names={names})"
         )
     elif plan.file.file_format == "jsonl":
-        types = {plan.field_source[f]: t for f, t in plan.shape.fields.items() if f in plan.field_source}
+        numbers = _numbers_read_as_json(plan)
+        types = {
+            plan.field_source[f]: "JSON" if f in numbers else t
+            for f, t in plan.shape.fields.items()
+            if f in plan.field_source
+        }
         types |= dict.fromkeys(plan.extras, "JSON")
         if not types:
             return None
@@ -225,20 +231,43 @@ def fast_source_sql(plan: FilePlan) -> str | None:
         "NULL::BIGINT AS _line, NULL::VARCHAR AS _raw, NULL::VARCHAR AS _problem,"
         " NULL::VARCHAR AS _problem_column"
     )
-    return f"SELECT {_source_select(plan)}, {lineage} FROM {reader}"
+    return f"SELECT {_source_select(plan, numbers_as_json=numbers)}, {lineage} FROM {reader}"
 
 
-def _source_select(plan: FilePlan, cast_from_text: bool = False) -> str:
+def _numbers_read_as_json(plan: FilePlan) -> frozenset[str]:
+    """Fields of a JSON lines file that the fast read takes as JSON, not text: those landing as they
+    are in a DECIMAL column. DuckDB writes a number it reads as text in its own way (a third of the
+    time of reading a usage file's quantity), as JSON in another (the same digits, 1e-05 written
+    0.00001): the same value either way, and so the same checks' outcome. A string is taken out of
+    its quotes, as read as text."""
+    sources = list(plan.field_source.values())
+    return frozenset(
+        name
+        for name, column in plan.field_source.items()
+        if plan.shape.fields.get(name) == "VARCHAR"
+        and sources.count(column) == 1
+        and plan.shape.text_expr(name) == quote_ident(name)
+        and any(c.name == name and c.type.upper().startswith("DECIMAL") for c in plan.layout.columns)
+    )
+
+
+def _source_select(
+    plan: FilePlan, cast_from_text: bool = False, numbers_as_json: frozenset[str] = frozenset()
+) -> str:
     """The shape's fields (NULL when the file lacks one) and the extras as one JSON object."""
     items = []
     for name, type_ in plan.shape.fields.items():
         if name in plan.field_source:
             column = quote_ident(plan.field_source[name])
-            items.append(
-                f"TRY_CAST({column} AS {type_}) AS {quote_ident(name)}"
-                if cast_from_text
-                else f"{column} AS {quote_ident(name)}"
-            )
+            if cast_from_text:
+                items.append(f"TRY_CAST({column} AS {type_}) AS {quote_ident(name)}")
+            elif name in numbers_as_json:
+                items.append(
+                    f"CASE WHEN starts_with({column}, '\"') THEN {column} ->> '$'"
+                    f" ELSE CAST({column} AS VARCHAR) END AS {quote_ident(name)}"
+                )
+            else:
+                items.append(f"{column} AS {quote_ident(name)}")
         else:
             items.append(f"NULL::{type_} AS {quote_ident(name)}")
     if plan.extras:
@@ -255,59 +284,72 @@ def _source_select(plan: FilePlan, cast_from_text: bool = False) -> str:
 # --------------------------------------------------------------------------------------- exact
 
 
-def load_exact_source(con: duckdb.DuckDBPyConnection, plan: FilePlan) -> str:
-    """Read the file record by record into temp table _src; returns the SQL selecting the fields."""
+# Records per chunk of the exact read: all it holds at once, in Python and in DuckDB, however long
+# the file (a chunk of usage events is some 40 MB in Python).
+EXACT_CHUNK_ROWS = 50_000
+# The name a chunk's SQL reads it by: the caller's local variable holding the chunk (an Arrow table),
+# found by DuckDB's replacement scan. Not a registered view: a view dropped inside a transaction keeps
+# its table alive until the commit, so a file's chunks would pile up in memory.
+CHUNK = "_exact_chunk"
+
+
+def exact_chunks(plan: FilePlan, chunk_rows: int = EXACT_CHUNK_ROWS) -> Iterator[tuple[str, Any]]:
+    """The file read record by record, in chunks of chunk_rows records, in file order: for each chunk,
+    the SQL selecting its fields with _line, _raw, _problem and _problem_column, and the Arrow table
+    the SQL reads as CHUNK (None for Parquet, which DuckDB reads itself). A file with no records
+    gives no chunk."""
     columns = list(dict.fromkeys([*plan.field_source.values(), *plan.extras]))
-    con.execute("DROP TABLE IF EXISTS _src")
+    seen: set[str] = set()
+    for column in columns:  # JSON keys differing in case only: one column to SQL, so which is which?
+        if column.lower() in seen:
+            raise duckdb.CatalogException(f'Catalog Error: Column with name "{column}" already exists!')
+        seen.add(column.lower())
+    fields = _source_select(plan, cast_from_text=True)
     if plan.file.file_format == "parquet":
-        path_sql = quote_literal(str(plan.file.path))
-        row = ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in columns)
-        raw = f"to_json(struct_pack({row}))" if columns else "NULL::VARCHAR"
-        con.execute(
-            f"CREATE TEMP TABLE _src AS SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS _line,"
-            f" {raw} AS _raw, NULL::VARCHAR AS _problem, NULL::VARCHAR AS _problem_column"
-            f" FROM read_parquet({path_sql}, file_row_number=true)"
-        )
-        return _EXACT_SELECT.format(fields=_source_select(plan, cast_from_text=True))
-    defs = ", ".join(f"{quote_ident(c)} VARCHAR" for c in columns)
-    con.execute(
-        f"CREATE TEMP TABLE _src ({defs}{', ' if defs else ''}_line BIGINT, _raw VARCHAR, _problem VARCHAR,"
-        " _problem_column VARCHAR)"
-    )
+        yield from _parquet_chunks(plan, columns, fields, chunk_rows)
+        return
+    import pyarrow as pa  # only the exact read needs it: an ingest whose fast reads succeed never loads it
+
     field_types = {plan.field_source[f]: t for f, t in plan.shape.fields.items() if f in plan.field_source}
     records = (
         _csv_rows(plan, columns) if plan.file.file_format == "csv" else _json_rows(plan, columns, field_types)
     )
-    batch: list[tuple[Any, ...]] = []
-    for row in records:
-        batch.append(row)
-        if len(batch) >= BATCH_ROWS:
-            _append(con, batch, columns)
-            batch = []
-    _append(con, batch, columns)
-    return _EXACT_SELECT.format(fields=_source_select(plan, cast_from_text=True))
-
-
-# _problem_column: the file's column a structural problem starts at (the first a short record lacks).
-_EXACT_SELECT = "SELECT {fields}, _line, _raw, _problem, _problem_column FROM _src"
-
-
-def _append(con: duckdb.DuckDBPyConnection, batch: list[tuple[Any, ...]], columns: list[str]) -> None:
-    if not batch:
-        return
+    # _problem_column: the file's column a structural problem starts at (the first a short record lacks).
     names = [*columns, "_line", "_raw", "_problem", "_problem_column"]
-    arrays = list(zip(*batch, strict=True))
-    table = pa.table(
-        {
-            f"c{i}": pa.array(values, type=pa.int64() if name == "_line" else pa.string())
-            for i, (name, values) in enumerate(zip(names, arrays, strict=True))
-        }
-    )
-    con.register("_batch", table)
-    try:
-        con.execute("INSERT INTO _src SELECT * FROM _batch")
-    finally:
-        con.unregister("_batch")
+    types = [pa.int64() if name == "_line" else pa.string() for name in names]
+    select = f"SELECT {fields}, _line, _raw, _problem, _problem_column FROM {CHUNK}"
+    while batch := list(islice(records, chunk_rows)):
+        arrays = [pa.array(values, type=t) for values, t in zip(zip(*batch, strict=True), types, strict=True)]
+        del batch  # the Arrow table holds the chunk now
+        yield select, pa.Table.from_arrays(arrays, names=names)
+
+
+def _parquet_chunks(
+    plan: FilePlan, columns: list[str], fields: str, chunk_rows: int
+) -> Iterator[tuple[str, None]]:
+    """Parquet read by DuckDB with its row numbers; the filter on them skips the other row groups."""
+    path_sql = quote_literal(str(plan.file.path))
+    row = ", ".join(f"{quote_ident(c)} := {quote_ident(c)}" for c in columns)
+    raw = f"to_json(struct_pack({row}))" if columns else "NULL::VARCHAR"
+    rows = _parquet_rows(plan.file.path)
+    for start in range(0, rows, chunk_rows):
+        yield (
+            f"SELECT {fields}, _line, _raw, _problem, _problem_column FROM"
+            f" (SELECT * EXCLUDE (file_row_number), file_row_number + 1 AS _line, {raw} AS _raw,"
+            " NULL::VARCHAR AS _problem, NULL::VARCHAR AS _problem_column"
+            f" FROM read_parquet({path_sql}, file_row_number=true)"
+            f" WHERE file_row_number >= {start} AND file_row_number < {start + chunk_rows})",
+            None,
+        )
+
+
+def _parquet_rows(path: Path) -> int:
+    """A Parquet file's row count, from its footer."""
+    with duckdb.connect() as con:
+        [(rows,)] = con.execute(
+            f"SELECT coalesce(sum(num_rows), 0) FROM parquet_file_metadata({quote_literal(str(path))})"
+        ).fetchall()
+    return int(rows)
 
 
 def _csv_rows(plan: FilePlan, columns: list[str]) -> Iterator[tuple[Any, ...]]:

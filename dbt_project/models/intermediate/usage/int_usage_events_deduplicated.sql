@@ -29,9 +29,13 @@ identities as (
 ranked as (
     select
         *,
+        -- Deliveries alike in time and load (twice in one file) are told apart by their content,
+        -- so the same raw rows keep the same delivery whatever order they landed in.
         row_number() over (
             partition by event_id
-            order by sent_at, loaded_at, load_id
+            order by
+                sent_at, loaded_at, load_id,
+                customer_id, meter_code, occurred_at, quantity, distinct_value
         ) as delivery_no
     from events
 )
