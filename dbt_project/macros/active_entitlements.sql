@@ -35,26 +35,35 @@ current_period as (
     from grants
 ),
 
+-- Use is summed from each grant's current period (equal keys, then the day bound): for a
+-- caller asking many dates at once (a lateral join on them: check-batch), only the days of
+-- each date's period are read, not every day up to it.
 service_use as (
     select
-        customer_id,
-        contract_line_id,
-        service_code as entitlement_code,
-        period_start,
+        current_period.entitlement_id,
         count(*) as used_quantity
-    from deliveries
-    group by customer_id, contract_line_id, service_code, period_start
+    from current_period
+    inner join deliveries
+        on
+            current_period.customer_id = deliveries.customer_id
+            and current_period.contract_line_id = deliveries.contract_line_id
+            and current_period.entitlement_code = deliveries.service_code
+            and current_period.period_start = deliveries.period_start
+    group by current_period.entitlement_id
 ),
 
 metered_use as (
     select
-        customer_id,
-        contract_line_id,
-        meter_code as entitlement_code,
-        period_start,
-        sum(quantity) as used_quantity
-    from usage_days
-    group by customer_id, contract_line_id, meter_code, period_start
+        current_period.entitlement_id,
+        sum(usage_days.quantity) as used_quantity
+    from current_period
+    inner join usage_days
+        on
+            current_period.customer_id = usage_days.customer_id
+            and current_period.contract_line_id = usage_days.contract_line_id
+            and current_period.entitlement_code = usage_days.meter_code
+            and current_period.period_start = usage_days.period_start
+    group by current_period.entitlement_id
 ),
 
 override_extras as (
@@ -81,17 +90,9 @@ measured as (
         ) as used_quantity
     from current_period
     left join service_use
-        on
-            current_period.customer_id = service_use.customer_id
-            and current_period.contract_line_id = service_use.contract_line_id
-            and current_period.entitlement_code = service_use.entitlement_code
-            and current_period.period_start = service_use.period_start
+        on current_period.entitlement_id = service_use.entitlement_id
     left join metered_use
-        on
-            current_period.customer_id = metered_use.customer_id
-            and current_period.contract_line_id = metered_use.contract_line_id
-            and current_period.entitlement_code = metered_use.entitlement_code
-            and current_period.period_start = metered_use.period_start
+        on current_period.entitlement_id = metered_use.entitlement_id
     left join override_extras
         on
             current_period.contract_id = override_extras.contract_id
