@@ -25,6 +25,7 @@ from entitlements.quality.gates import (
     validate_landing,
     validate_marts,
 )
+from entitlements.transform.dbt_child import NODES_FILE
 from entitlements.transform.dbt_runner import target_dir
 from entitlements.warehouse import DBT_PROJECT_DIR, GX_DIR, connect
 
@@ -726,7 +727,7 @@ def test_dbt_test_results_are_recorded_in_dq_results(
     target = target_dir(canonical_run[1])
     warehouse = tmp_path / "warehouse.duckdb"
     shutil.copy(canonical_run[1], warehouse)
-    manifest = target / "manifest.json"
+    manifest = target / NODES_FILE
     # The runner keeps each command's run_results as run_results.<n>.json: the run's build is the
     # first (0), the analyses' compile the last (1, what DbtResult.results holds).
     build = json.loads((target / "run_results.0.json").read_text())["results"]

@@ -39,6 +39,7 @@ from entitlements.runs.build_plan import (
 from entitlements.runs.lock import run_lock
 from entitlements.runs.steps import DbtFailure, StepError, Steps, require_ok
 from entitlements.serve.queries import store_compiled_queries
+from entitlements.transform.dbt_child import NODES_FILE
 from entitlements.transform.dbt_runner import DbtSession, run_dbt_commands, target_dir
 from entitlements.warehouse import built_as_of, connect, table_exists
 
@@ -280,9 +281,7 @@ def build_step(
         commands = [build, ["compile", *ANALYSES]]
         result = run_dbt_commands(commands, warehouse, as_of, session=session)
         if result.run_results:  # the build's data tests, pass or fail, feed audit.dq_results
-            record_dbt_tests(
-                warehouse, run_id, result.run_results[0], target_dir(warehouse) / "manifest.json"
-            )
+            record_dbt_tests(warehouse, run_id, result.run_results[0], target_dir(warehouse) / NODES_FILE)
         try:
             require_ok("dbt build", result)
         except DbtFailure as exc:

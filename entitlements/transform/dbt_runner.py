@@ -25,6 +25,7 @@ from datetime import date
 from pathlib import Path
 
 from entitlements import audit
+from entitlements.transform.dbt_child import NODES_FILE
 from entitlements.warehouse import DBT_PROJECT_DIR, connect
 
 
@@ -150,8 +151,8 @@ class DbtSession:
         if self.dbt_vars:
             common += ["--vars", json.dumps(self.dbt_vars)]
         # A command that stops before running a node writes no run_results.json: never read a stale one.
-        for stale in target.glob("run_results*.json"):
-            stale.unlink()
+        for stale in (*target.glob("run_results*.json"), target / NODES_FILE):
+            stale.unlink(missing_ok=True)
         self.cached = _parse_cache(self.warehouse, self.dbt_vars)
         _restore_parse(self.cached, target)
         # Output to a file: a pipe nobody reads while the child parses could fill and stall it.
@@ -287,7 +288,7 @@ def _read_results(run_results: Path, target: Path) -> tuple[tuple[dict, ...], tu
     """A command's node results (its run_results.json) and those that did not run cleanly."""
     try:
         results = json.loads(run_results.read_text())["results"]
-        nodes = json.loads((target / "manifest.json").read_text())["nodes"]
+        nodes = json.loads((target / NODES_FILE).read_text())["nodes"]
     except (OSError, ValueError, KeyError):
         return (), ()
     failures = []
