@@ -11,10 +11,16 @@
     select count(*) as row_count from {{ model }} having count(*) <> 1
 {% endtest %}
 
-{#- A primary key: unique and never null, in one query (one test node instead of two per model). -#}
-{% test primary_key(model, column_name) %}
+{#- A primary key: unique and never null, in one query (one test node instead of two per model).
+    incremental_keys: true on an incremental model that records the keys it writes (its pre-hooks,
+    macros/incremental_keys.sql): after an incremental build, only the rows with those keys are
+    grouped (every duplicate and null is among them); after any other build, every row. -#}
+{% test primary_key(model, column_name, incremental_keys=false) %}
     select {{ column_name }}
     from {{ model }}
+    {%- if incremental_keys %}
+    where {{ incremental_keys_scope(model, column_name) }}
+    {%- endif %}
     group by {{ column_name }}
     having count(*) > 1 or {{ column_name }} is null
 {% endtest %}

@@ -219,9 +219,10 @@ class DbtSession:
         self.close()
 
 
-# Audit tables the main build reads as sources that a warehouse may not have yet (one only ingested
-# into has never recorded a build); the ingest and `migrate` create the others.
-AUDIT_SOURCES = ("built_loads",)
+# Audit tables the main build reads (a source) or writes (the incremental models' keys) that a
+# warehouse may not have yet (one only ingested into has never recorded a build); the ingest and
+# `migrate` create the others.
+AUDIT_SOURCES = ("built_loads", "incremental_keys")
 
 
 def _ensure_audit_sources(warehouse: Path) -> None:
