@@ -64,8 +64,10 @@
         ) }}
     {%- endif -%}
     {%- set recorded -%}
-        select key_value from {{ incremental_keys_relation() }}
-        where model_name = '{{ model.identifier }}' and invocation_id = '{{ invocation_id }}'
+        select recorded.key_value from {{ incremental_keys_relation() }} as recorded
+        where
+            recorded.model_name = '{{ model.identifier }}'
+            and recorded.invocation_id = '{{ invocation_id }}'
     {%- endset -%}
     (
         {{ column_name }} is null
