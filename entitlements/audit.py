@@ -111,6 +111,10 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     # and fingerprint (as-of date, configuration, dbt project), so a rerun knows what changed.
     "built_loads": (("load_id", "VARCHAR"), ("table_name", "VARCHAR")),
     "build_state": (("run_id", "VARCHAR"), ("fingerprint", "VARCHAR"), ("built_at", "TIMESTAMP")),
+    # Written by dbt: the keys an incremental model's last incremental build may have written (its
+    # pre-hooks), so that build's primary-key test groups only those rows; a model built in full
+    # keeps none (dbt_project/macros/incremental_keys.sql).
+    "incremental_keys": (("model_name", "VARCHAR"), ("key_value", "VARCHAR"), ("invocation_id", "VARCHAR")),
     # The configuration each ingest used, when it changed; the last one is what dbt applies.
     "configuration": (
         ("recorded_at", "TIMESTAMP"),

@@ -672,6 +672,9 @@ def _dbt_owned(models_yml: Path) -> dict[str, set[tuple[str, str | None]]]:
             if isinstance(test, dict) and "unique_combination" in test:
                 columns = test["unique_combination"]["arguments"]["columns"]
                 held.add(("expect_compound_columns_to_be_unique", ",".join(columns)))
+            if isinstance(test, dict) and "column_rules" in test:  # not_null, non_negative, positive
+                for rule, columns in test["column_rules"]["arguments"].items():
+                    held |= {(same[rule], column) for column in columns}
         for column in model.get("columns") or []:
             names = [t if isinstance(t, str) else next(iter(t)) for t in column.get("data_tests") or []]
             names += [c["type"] for c in column.get("constraints") or []]
@@ -731,20 +734,34 @@ def test_dbt_test_results_are_recorded_in_dq_results(
     # The runner keeps each command's run_results as run_results.<n>.json: the run's build is the
     # first (0), the analyses' compile the last (1, what DbtResult.results holds).
     build = json.loads((target / "run_results.0.json").read_text())["results"]
+    nodes = json.loads(manifest.read_text())["nodes"]
     data_tests = [r for r in build if r["unique_id"].startswith("test.")]
+    # A column_rules test is recorded as one row per rule and column it lists, any other test as one.
+    rules = {
+        r["unique_id"]: [
+            (rule, column)
+            for rule in ("not_null", "non_negative", "positive")
+            for column in nodes[r["unique_id"]]["test_metadata"]["kwargs"].get(rule, [])
+        ]
+        for r in data_tests
+        if nodes[r["unique_id"]].get("test_metadata", {}).get("name") == "column_rules"
+    }
+    checks = len(data_tests) - len(rules) + sum(len(pairs) for pairs in rules.values())
+    assert len(rules) > 20 and checks > len(data_tests) > 50
 
     report = record_dbt_tests(warehouse, "dbt-run", build, manifest)
 
-    assert report.step == "build" and len(report.results) == len(data_tests) > 50
+    assert report.step == "build" and len(report.results) == checks
     assert report.failures == []  # the build passed
     rows = query(
         warehouse,
         "select step, suite, table_name, batch, expectation, column_name, success, critical, observed_value,"
         " unexpected_sample from audit.dq_results where run_id = 'dbt-run'",
     )
-    assert len(rows) == len(data_tests)
+    assert len(rows) == checks
     assert {(r[0], r[1]) for r in rows} == {("build", "dbt")}
     by_name = {r[4]: r for r in rows}
+    assert len(by_name) == checks  # one name per check, as when each was a test of its own
     assert by_name["positive_fct_revenue_leakage_amount"] == (
         "build",
         "dbt",
@@ -758,6 +775,14 @@ def test_dbt_test_results_are_recorded_in_dq_results(
         None,
     )
     assert by_name["not_null_fct_leakage_kpis_fx_rate"][5:8] == ("fx_rate", True, False)  # severity warn
+    assert by_name["non_negative_fct_leakage_kpis_leaked_total"][2:8] == (
+        "marts.fct_leakage_kpis",
+        "marts.fct_leakage_kpis",
+        "non_negative_fct_leakage_kpis_leaked_total",
+        "leaked_total",
+        True,
+        True,
+    )
     combination = next(r for r in rows if r[4].startswith("unique_combination_fct_revenue_leakage"))
     assert combination[2] == "marts.fct_revenue_leakage" and combination[5] is None
     tables = {r[2] for r in rows}
@@ -768,43 +793,69 @@ def test_dbt_test_results_are_recorded_in_dq_results(
     assert set(reconciles[2].split(", ")) == {"marts.fct_leakage_kpis", "marts.fct_revenue_leakage"}
 
     # Failed, warned and errored tests, as a failing build reports them (same nodes, other outcomes).
+    # The column_rules failures are real: the copy gets two negative amounts and a null fx_rate,
+    # which record_dbt_tests finds by running those tests' compiled queries again.
+    con = connect(warehouse)
+    con.execute(
+        "update marts.fct_revenue_leakage set amount = -amount where leakage_id in"
+        " (select leakage_id from marts.fct_revenue_leakage order by leakage_id limit 2)"
+    )
+    con.execute(
+        "update marts.fct_leakage_kpis set fx_rate = null"
+        " where kpi_id = (select min(kpi_id) from marts.fct_leakage_kpis)"
+    )
+    con.close()
     outcomes = {
-        "positive_fct_revenue_leakage_amount": ("fail", 2, "Got 2 results, configured to fail if != 0"),
-        "not_null_fct_leakage_kpis_fx_rate": ("warn", 1, "Got 1 result, configured to warn if != 0"),
+        "column_rules_fct_revenue_leakage": ("fail", 1, "Got 1 result, configured to fail if != 0"),
+        "column_rules_fct_leakage_kpis_warn": ("warn", 1, "Got 1 result, configured to warn if != 0"),
         "primary_key_fct_revenue_leakage_leakage_id": ("error", None, "Binder Error: column not found"),
+        # An error names no column: each of the test's rules and columns failed with it.
+        "column_rules_fct_renewal_alerts": ("error", None, "Binder Error: column not found"),
+        # A failure the data no longer shows cannot say which column: each fails, saying why.
+        "column_rules_fct_underused_entitlements": ("fail", 1, "Got 1 result, configured to fail if != 0"),
     }
-    names = {uid: node["name"] for uid, node in json.loads(manifest.read_text())["nodes"].items()}
     bad = []
     for result in build:
-        outcome = outcomes.get(names.get(result["unique_id"], ""))
+        outcome = outcomes.get(nodes.get(result["unique_id"], {}).get("name", ""))
         if outcome:
             result = {**result, "status": outcome[0], "failures": outcome[1], "message": outcome[2]}
         bad.append(result)
     report = record_dbt_tests(warehouse, "dbt-bad", bad, manifest)
-    assert sorted((r.expectation, r.success, r.critical, r.observed_value) for r in report.failures) == [
-        (
-            "not_null_fct_leakage_kpis_fx_rate",
-            False,
-            False,
-            "1 failing row(s): Got 1 result, configured to warn if != 0",
-        ),
-        (
-            "positive_fct_revenue_leakage_amount",
-            False,
-            True,
-            "2 failing row(s): Got 2 results, configured to fail if != 0",
-        ),
-        ("primary_key_fct_revenue_leakage_leakage_id", False, True, "error: Binder Error: column not found"),
-    ]
-    assert len(report.critical_failures) == 2  # recorded, not raised: dbt's exit status judges the build
+    failures = {r.expectation: (r.success, r.critical, r.observed_value) for r in report.failures}
+    assert failures.pop("not_null_fct_leakage_kpis_fx_rate") == (False, False, "1 failing row(s)")
+    assert failures.pop("positive_fct_revenue_leakage_amount") == (False, True, "2 failing row(s)")
+    assert failures.pop("primary_key_fct_revenue_leakage_leakage_id") == (
+        False,
+        True,
+        "error: Binder Error: column not found",
+    )
+    alerts = [name for name in failures if "_fct_renewal_alerts_" in name]
+    assert "not_null_fct_renewal_alerts_is_due" in alerts and len(alerts) == 5
+    for name in alerts:
+        assert failures.pop(name) == (False, True, "error: Binder Error: column not found")
+    underused = [name for name in failures if "_fct_underused_entitlements_" in name]
+    assert len(underused) == 4
+    for name in underused:
+        success, critical, observed = failures.pop(name)
+        assert (success, critical) == (False, True)
+        assert observed.endswith(
+            "running it again found no failing column: the warehouse changed since dbt ran"
+        )
+    assert failures == {}
+    # The same test's other rules and columns passed.
+    recorded = {r.expectation: r for r in report.results}
+    assert recorded["not_null_fct_revenue_leakage_amount"].success
+    assert recorded["not_null_fct_revenue_leakage_explanation"].success
+    assert len(report.critical_failures) == 1 + 1 + 5 + 4  # recorded, not raised: dbt's exit status judges
     assert query(
         warehouse, "select count(*) from audit.dq_results where run_id = 'dbt-bad' and not success"
-    ) == [(3,)]
+    ) == [(2 + 1 + 5 + 4,)]
 
     # The results may be given as the run_results file itself.
-    assert len(
-        record_dbt_tests(warehouse, "dbt-file", target / "run_results.0.json", manifest).results
-    ) == len(data_tests)
+    assert (
+        len(record_dbt_tests(warehouse, "dbt-file", target / "run_results.0.json", manifest).results)
+        == checks
+    )
 
     # The compile's results hold no data test: nothing to record.
     compiled = json.loads((target / "run_results.1.json").read_text())["results"]

@@ -25,7 +25,8 @@ import yaml
 
 from entitlements.demo import generate_demo
 from entitlements.runs.build_plan import BuildPlan
-from entitlements.runs.pipeline import build_step, run_pipeline
+from entitlements.runs.pipeline import PipelineError, build_step, run_pipeline
+from entitlements.transform.dbt_runner import target_dir
 
 pytestmark = pytest.mark.e2e
 
@@ -106,6 +107,17 @@ def _assert_same_as_full_refresh(warehouse: Path, scratch: Path) -> None:
     shutil.copyfile(warehouse, full)
     assert build_step(full, uuid.uuid4().hex[:12], AS_OF, full_refresh=True).mode == "full"
     assert _differences(warehouse, full) == {}
+    assert _incremental_keys(full) == {}  # built in full: the key tests grouped every row
+
+
+def _incremental_keys(warehouse: Path) -> dict[str, int]:
+    """{model: keys its last build recorded for its key test} (macros/incremental_keys.sql)."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        rows = con.execute("select model_name, count(*) from audit.incremental_keys group by 1").fetchall()
+        return dict(rows)
+    finally:
+        con.close()
 
 
 def _one(warehouse: Path, sql: str, params: list | None = None) -> tuple:
@@ -135,6 +147,11 @@ def test_incremental_builds_give_what_a_full_refresh_gives(export: Path, tmp_pat
     assert (plan.mode, plan.reason) == ("incremental", "1 new and 0 removed load(s) of usage_events")
     (events_after,) = _one(warehouse, "select count(*) from intermediate.int_usage_events_deduplicated")
     assert events_after == events_before + 20
+    # The key tests grouped only the event ids the build redid: the new load's 21 (the one
+    # delivered again too) and, for the peak meter, every event of each touched customer's meter.
+    keys = _incremental_keys(warehouse)
+    assert keys["int_usage_events_deduplicated"] == 21
+    assert 20 <= keys["int_usage_events_attributed"] < events_after
     _assert_same_as_full_refresh(warehouse, tmp_path)
 
     # A corrected September file: its first event is gone, and a peak-meter reading is higher.
@@ -189,3 +206,57 @@ def test_incremental_builds_give_what_a_full_refresh_gives(export: Path, tmp_pat
         "full",
         "the as-of date, the configuration or the dbt project changed",
     )
+
+
+def test_an_incremental_builds_key_test_catches_a_duplicate_it_wrote(tmp_path: Path) -> None:
+    """The key test of an incremental build groups only the event ids the build redid; a duplicate
+    the build writes is among them. The bug planted: a customer's identity twice (a fan-out the
+    de-duplication's join would repeat every event of that customer with)."""
+    export = tmp_path / "export"
+    generate_demo(export, seed=11, customers=10, usage_events=1000, as_of=AS_OF)
+    warehouse = tmp_path / "warehouse" / "warehouse.duckdb"
+    assert _run(export, warehouse).mode == "full"
+    assert _incremental_keys(warehouse) == {}
+
+    # A day of usage: 5 events of one customer, 3 of another; the first one's identity doubled.
+    october = _events(export / "usage" / "usage_2026-10.jsonl")
+    customers = list(dict.fromkeys(e["customer_id"] for e in october))[:2]
+    day = [
+        next(e for e in october if e["customer_id"] == customer)
+        | {"event_id": f"day-{customer}-{n}", "occurred_at": f"2026-10-31T0{n}:00:00Z"}
+        | {"sent_at": f"2026-10-31T0{n}:30:00Z"}
+        for customer, count in zip(customers, (5, 3), strict=True)
+        for n in range(count)
+    ]
+    _write(export / "usage" / "usage_2026-10-31.jsonl", day)
+    con = duckdb.connect(str(warehouse))
+    try:
+        (identities,) = con.execute(
+            "select count(*) from intermediate.int_customer_identities where source_id = ?", [customers[0]]
+        ).fetchall()[0]
+        assert identities == 1
+        con.execute(
+            "insert into intermediate.int_customer_identities"
+            " select * from intermediate.int_customer_identities where source_id = ?",
+            [customers[0]],
+        )
+    finally:
+        con.close()
+
+    with pytest.raises(PipelineError, match="primary_key_int_usage_events_deduplicated_event_id"):
+        _run(export, warehouse)
+    results = json.loads((target_dir(warehouse) / "run_results.0.json").read_text())
+    assert not results["args"].get("full_refresh")  # built incrementally
+    key_test = next(
+        r
+        for r in results["results"]
+        if ".primary_key_int_usage_events_deduplicated_event_id." in r["unique_id"]
+    )
+    assert (key_test["status"], key_test["failures"]) == ("fail", 5)  # the first customer's 5 events
+    assert "incremental_keys" in key_test["compiled_code"]
+    assert _incremental_keys(warehouse) == {"int_usage_events_deduplicated": 8}  # the day's events only
+
+    # The failed build makes the next one full (int_customer_identities built again, the planted
+    # row gone), and its key tests group every row again.
+    assert _run(export, warehouse).mode == "full"
+    assert _incremental_keys(warehouse) == {}

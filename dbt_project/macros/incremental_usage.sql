@@ -22,6 +22,47 @@
     where changes.change_type = 'removed'
 {%- endmacro %}
 
+{#- The event ids int_usage_events_attributed redoes, from `deduplicated` (its ref): those new or
+    removed loads touch and, for a meter not summed (var meter_aggregations), every event of each
+    touched customer and meter, since what an event adds to its period depends on the events
+    before it. The model selects them and its pre-hook records them for its key test. -#}
+{% macro usage_events_redone(deduplicated) -%}
+    {%- set aggregations = var('meter_aggregations', {}) -%}
+    with
+
+    touched as (
+        {{ usage_events_touched(deduplicated) }}
+    ){% if aggregations %},
+
+    touched_meters as (
+        select
+            customer_id,
+            meter_code
+        from {{ deduplicated }}
+        where event_id in (select event_id from touched)
+        union
+        select
+            customer_id,
+            meter_code
+        from {{ this }}
+        where event_id in (select event_id from touched)
+    )
+
+    select event_id from touched
+    union
+    select deduplicated.event_id
+    from {{ deduplicated }} as deduplicated
+    inner join touched_meters
+        on
+            deduplicated.customer_id = touched_meters.customer_id
+            and deduplicated.meter_code = touched_meters.meter_code
+    where deduplicated.meter_code in ({{ "'" ~ aggregations.keys() | join("', '") ~ "'" }})
+    {%- else %}
+
+    select event_id from touched
+    {%- endif %}
+{%- endmacro %}
+
 {#- A post-hook: after the touched events are redone, a row still kept from a removed load is an
     event no current load delivers any more. -#}
 {% macro delete_removed_usage_loads() -%}

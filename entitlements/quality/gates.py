@@ -119,6 +119,10 @@ MIN_DISTINCT_KEY_SHARE = 0.5
 # dbt's data tests, recorded by record_dbt_tests: the run's step that ran them and their suite.
 BUILD = "build"
 DBT_SUITE = "dbt"
+# The generic test holding a model's single-column rules (dbt_project/macros/generic_tests.sql): its
+# arguments, each a list of columns; recorded as one row per rule and column.
+COLUMN_RULES = "column_rules"
+COLUMN_RULE_NAMES = ("not_null", "non_negative", "positive")
 
 DQ_COLUMNS = dict(audit.TABLES["dq_results"])
 
@@ -1327,20 +1331,58 @@ def record_dbt_tests(
     expectation the test's name, column_name its column (if any), success (status pass), critical
     (severity error), observed_value the failing rows or dbt's message. Nothing raises on a
     failed test: dbt's own exit status judges the build. Returns what was recorded.
+
+    A ``column_rules`` test (a model's not_null, non_negative and positive columns in one query)
+    is recorded as one row per rule and column, named as dbt names a single-column test,
+    ``<rule>_<model>_<column>`` (``not_null_fct_leakage_kpis_fx_rate``), with the test's severity.
+    When it failed or warned, its compiled query is run again on the warehouse (read-only; the
+    caller records right after the command, under the run's lock, so the data is what dbt tested):
+    its rows are the failing rule and column pairs with their failing rows. Any other outcome (an
+    error, a skip) is every pair's.
     """
     if isinstance(results, Path):
         results = json.loads(results.read_text())["results"]
     manifest = json.loads(Path(manifest_path).read_text())
     nodes = manifest.get("nodes", {})
     relations = {**manifest.get("sources", {}), **nodes}
+    tested_results = [
+        (result, nodes[str(result.get("unique_id"))])
+        for result in results
+        if nodes.get(str(result.get("unique_id")), {}).get("resource_type") == "test"
+    ]
+    failing_pairs = _failing_column_rules(warehouse, tested_results)
     checks = []
-    for result in results:
-        node = nodes.get(str(result.get("unique_id")))
-        if not node or node.get("resource_type") != "test":
-            continue
+    for result, node in tested_results:
         tested = [node["attached_node"]] if node.get("attached_node") else node["depends_on"]["nodes"]
         table = ", ".join(_relation(relations.get(unique_id), unique_id) for unique_id in tested)
         status = str(result.get("status"))
+        critical = str(node.get("config", {}).get("severity", "error")).lower() == "error"
+        if (node.get("test_metadata") or {}).get("name") == COLUMN_RULES:
+            model = (relations.get(node.get("attached_node") or "") or {}).get("name", table)
+            found = failing_pairs.get(node["unique_id"])
+            for rule, column in _column_rules(node):
+                if status == "pass":
+                    success, observed = True, _dbt_observed(status, result)
+                elif isinstance(found, dict):
+                    failures = found.get((rule, column), 0)
+                    success, observed = failures == 0, f"{failures} failing row(s)"
+                else:  # an error, a skip, or failing rows that could not be read again
+                    success, observed = False, _dbt_observed(status, result) + (found or "")
+                checks.append(
+                    CheckResult(
+                        step=BUILD,
+                        suite=DBT_SUITE,
+                        table=table,
+                        batch=table,
+                        expectation=f"{rule}_{model}_{column}",
+                        column=column,
+                        success=success,
+                        critical=critical,
+                        observed_value=_truncate(observed),
+                        unexpected_sample=None,
+                    )
+                )
+            continue
         checks.append(
             CheckResult(
                 step=BUILD,
@@ -1350,7 +1392,7 @@ def record_dbt_tests(
                 expectation=node["name"],
                 column=node.get("column_name") or None,
                 success=status == "pass",
-                critical=str(node.get("config", {}).get("severity", "error")).lower() == "error",
+                critical=critical,
                 observed_value=_dbt_observed(status, result),
                 unexpected_sample=None,
             )
@@ -1360,6 +1402,53 @@ def record_dbt_tests(
         _write(Path(warehouse), report)
     log.info("%s", report.summary().splitlines()[0])
     return report
+
+
+def _column_rules(node: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """A column_rules test's (rule, column) pairs, in rule order, then in the order listed."""
+    kwargs = (node.get("test_metadata") or {}).get("kwargs") or {}
+    return [(rule, str(column)) for rule in COLUMN_RULE_NAMES for column in kwargs.get(rule) or []]
+
+
+def _failing_column_rules(
+    warehouse: Path, tested: Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]
+) -> dict[str, dict[tuple[str, str], int] | str]:
+    """For each column_rules test that failed or warned: {(rule, column): failing rows}, read by
+    running its compiled query again; or, when that cannot tell, why (appended to dbt's message)."""
+    failed = [
+        (result, node)
+        for result, node in tested
+        if (node.get("test_metadata") or {}).get("name") == COLUMN_RULES
+        and str(result.get("status")) in ("fail", "warn")
+    ]
+    if not failed:
+        return {}
+    import duckdb
+
+    found: dict[str, dict[tuple[str, str], int] | str] = {}
+    con = connect(warehouse, read_only=True)
+    try:
+        for result, node in failed:
+            sql = result.get("compiled_code") or node.get("compiled_code")
+            if not sql:
+                found[node["unique_id"]] = (
+                    "; its compiled query is not in the results: which column failed is unknown"
+                )
+                continue
+            try:
+                rows = con.execute(
+                    f"select rule_name, column_name, failures from ({sql}) as failing"
+                ).fetchall()
+            except duckdb.Error as exc:
+                found[node["unique_id"]] = f"; running it again failed, which column failed is unknown: {exc}"
+                continue
+            pairs = {(str(rule), str(column)): int(failures) for rule, column, failures in rows}
+            found[node["unique_id"]] = (
+                pairs or "; running it again found no failing column: the warehouse changed since dbt ran"
+            )
+    finally:
+        con.close()
+    return found
 
 
 def _relation(node: Mapping[str, Any] | None, unique_id: str) -> str:

@@ -4,13 +4,18 @@
 -- Usage with no active entitlement keeps entitlement_id null.
 -- Incremental (macros/incremental_usage.sql): a build redoes the events a new or removed load
 -- touches; for a meter not summed, every event of each customer's touched meter, since what an
--- event adds to its period depends on the events before it.
+-- event adds to its period depends on the events before it. The pre-hooks record those ids for the
+-- key test (macros/incremental_keys.sql).
 -- depends_on: {{ ref('int_usage_load_changes') }}
 {{ config(
     materialized='incremental',
     unique_key='event_id',
     incremental_strategy='delete+insert',
     on_schema_change='fail',
+    pre_hook=[
+        "{{ forget_incremental_keys() }}",
+        "{{ record_incremental_keys(usage_events_redone(ref('int_usage_events_deduplicated'))) }}"
+    ],
     post_hook="{{ delete_removed_usage_loads() }}"
 ) }}
 
@@ -19,43 +24,10 @@
 with
 
 {% if is_incremental() -%}
-touched as (
-    {{ usage_events_touched(ref('int_usage_events_deduplicated')) }}
-),
-
-{% if aggregations -%}
-touched_meters as (
-    select
-        customer_id,
-        meter_code
-    from {{ ref('int_usage_events_deduplicated') }}
-    where event_id in (select event_id from touched)
-    union
-    select
-        customer_id,
-        meter_code
-    from {{ this }}
-    where event_id in (select event_id from touched)
-),
-
 redone as (
-    select event_id from touched
-    union
-    select deduplicated.event_id
-    from {{ ref('int_usage_events_deduplicated') }} as deduplicated
-    inner join touched_meters
-        on
-            deduplicated.customer_id = touched_meters.customer_id
-            and deduplicated.meter_code = touched_meters.meter_code
-    where deduplicated.meter_code in ({{ "'" ~ aggregations.keys() | join("', '") ~ "'" }})
+    {{ usage_events_redone(ref('int_usage_events_deduplicated')) }}
 ),
 
-{% else -%}
-redone as (
-    select event_id from touched
-),
-
-{% endif -%}
 {% endif -%}
 events as (
     select * from {{ ref('int_usage_events_deduplicated') }}

@@ -3,13 +3,18 @@
 -- resolved to the CRM account through int_customer_identities; an unresolved id is kept as it
 -- is (it matches no entitlement) and listed in fct_unresolved_customer_ids.
 -- Incremental (macros/incremental_usage.sql): a build redoes only the event ids a new or removed
--- load touches, ranking every delivery of each again.
+-- load touches, ranking every delivery of each again. The pre-hooks record those ids for the key
+-- test (macros/incremental_keys.sql).
 -- depends_on: {{ ref('int_usage_load_changes') }}
 {{ config(
     materialized='incremental',
     unique_key='event_id',
     incremental_strategy='delete+insert',
     on_schema_change='fail',
+    pre_hook=[
+        "{{ forget_incremental_keys() }}",
+        "{{ record_incremental_keys(usage_events_touched(ref('stg_usage__events'))) }}"
+    ],
     post_hook="{{ delete_removed_usage_loads() }}"
 ) }}
 
