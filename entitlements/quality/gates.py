@@ -1327,8 +1327,9 @@ def record_dbt_tests(
     results: the command's node results (``run_results.json``'s "results", or that file's path);
     manifest_path: the manifest.json of the same target, or the nodes.json a run's dbt child
     writes (entitlements.transform.dbt_child: the same shape, what is read here). One row per data
-    test (models, seeds, unit tests and the rest are left out): step ``build``, suite ``dbt``, table_name the tested
-    model as ``<schema>.<name>`` (a singular test's models, comma separated), batch the same,
+    test (models, seeds, unit tests and the rest are left out): step ``build``, suite ``dbt``,
+    table_name the tested model as ``<schema>.<name>`` (a singular test's models, comma
+    separated), batch the same,
     expectation the test's name, column_name its column (if any), success (status pass), critical
     (severity error), observed_value the failing rows or dbt's message. Nothing raises on a
     failed test: dbt's own exit status judges the build. Returns what was recorded.

@@ -63,7 +63,7 @@ def write_nodes(manifest: Any, path: Path) -> None:
     def entry(node: Any) -> dict[str, Any]:
         depends_on = getattr(node, "depends_on", None)
         metadata = getattr(node, "test_metadata", None)
-        return {
+        entry = {
             "unique_id": node.unique_id,
             "name": node.name,
             "resource_type": str(getattr(node.resource_type, "value", node.resource_type)),
@@ -79,6 +79,7 @@ def write_nodes(manifest: Any, path: Path) -> None:
                 {"name": metadata.name, "kwargs": metadata.kwargs} if metadata is not None else None
             ),
         }
+        return {key: value for key, value in entry.items() if value is not None}  # absent, as in the manifest
 
     nodes = {unique_id: entry(node) for unique_id, node in manifest.nodes.items()}
     sources = {unique_id: entry(node) for unique_id, node in manifest.sources.items()}
