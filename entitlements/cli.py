@@ -374,14 +374,15 @@ def build(warehouse: Path, as_of: datetime | None, full_refresh: bool) -> None:
 @click.option(
     "--force",
     is_flag=True,
-    help="Render every report, also one whose page was rendered from this build with these parameters.",
+    help="Render every report, also one whose page was rendered from these marts with these parameters.",
 )
 def report(name: str, warehouse: Path, out: Path, as_of: datetime | None, phase: str, force: bool) -> None:
     """Execute report notebooks against the warehouse (read-only) and write self-contained HTML + CSVs.
 
-    A page rendered from the warehouse's last build with the same parameters and code is kept (the
-    migration report is always rendered). Exit 0 when written or kept, 1 when a notebook failed, 2 on a
-    bad parameter (an as-of the marts were not built for, say).
+    A page rendered from the same content of the marts it reads, the same parameters and code is kept,
+    also after a build that changed other marts (the migration report is always rendered). Exit 0
+    when written or kept, 1 when a notebook failed, 2 on a bad parameter (an as-of the marts were not
+    built for, say).
     """
     from entitlements.reports.render import REPORTS, ReportSession
 
@@ -407,7 +408,7 @@ def report(name: str, warehouse: Path, out: Path, as_of: datetime | None, phase:
                     sys.exit(2)
                 _fail(f"report {report_name} failed in cell {exc.exec_count}: {exc.ename}: {exc.evalue}")
             if rendered.kept:
-                click.echo(f"report {report_name}: unchanged since build {rendered.build_id}, kept")
+                click.echo(rendered.kept_note())
             click.echo(f"report: {rendered.path}")
 
 

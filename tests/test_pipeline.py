@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from collections.abc import Callable
 from decimal import Decimal
@@ -11,7 +12,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from entitlements.bench import export_view
 from entitlements.demo import generate_demo
+from entitlements.reports import render
 from entitlements.reports.leakage import LEAKAGE_CATEGORIES as CATEGORIES
 from entitlements.reports.render import PIPELINE_REPORTS
 from tests.conftest import Built, entitlements, query_rows
@@ -27,6 +30,15 @@ def query(warehouse: Path, sql: str) -> list[tuple]:
         return con.execute(sql).fetchall()
     finally:
         con.close()
+
+
+def last_build(warehouse: Path) -> tuple[str]:
+    """The id of the warehouse's last successful build."""
+    return query(
+        warehouse,
+        "select run_id from audit.pipeline_runs where step = 'build' and status = 'ok'"
+        " order by started_at desc limit 1",
+    )[0]
 
 
 def table_counts(warehouse: Path, schema: str) -> dict[str, int]:
@@ -142,7 +154,9 @@ def test_second_run_changes_nothing_and_skips_every_file(
 ) -> None:
     """The whole run again, not only the ingest (whose skip by checksum is in test_ingest.py): it
     succeeds, lands nothing, dbt and the gates leave raw and the marts as they were, and it writes
-    the reports (the shared demo build runs without them)."""
+    the reports (the shared demo build runs without them). Then a day of usage (one event, far
+    from its limit): the incremental build changes the usage marts only, so the usage report is
+    rendered again and the leakage and renewals pages are kept, saying which build they show."""
     before = {s: table_counts(warehouse_copy, s) for s in ("raw", "marts")}
     again = entitlements("run", demo_build.exports, "--warehouse", warehouse_copy, "--reports", tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
@@ -156,6 +170,62 @@ def test_second_run_changes_nothing_and_skips_every_file(
     for name in PIPELINE_REPORTS:
         assert (tmp_path / f"{name}.html").stat().st_size > 0, name
         assert f"report: {tmp_path / name}.html" in again.stdout
+
+    a_day_of_usage_renders_only_the_reports_whose_marts_changed(demo_build, warehouse_copy, tmp_path)
+
+
+def a_day_of_usage_renders_only_the_reports_whose_marts_changed(
+    demo_build: Built, warehouse: Path, reports: Path
+) -> None:
+    (shown,) = last_build(warehouse)
+    assert {render.recorded_build(reports / f"{name}.html") for name in PIPELINE_REPORTS} == {shown}
+    as_of = json.loads((demo_build.exports / "export.json").read_text())["as_of"]
+    # A metered period open on the as-of date, used well under its limit: one more unit changes the
+    # usage marts (its use), not the leakage marts (nothing over a limit, no upsell) nor renewals.
+    customer, meter = query(
+        warehouse,
+        "select customer_id, entitlement_code from marts.fct_allowance_periods"
+        f" where entitlement_code in ('API_CALLS', 'DATA_GB') and aggregation = 'sum'"
+        f" and period_start <= date '{as_of}' and period_end > date '{as_of}' and pct_used between 10 and 60"
+        " order by customer_id, entitlement_code limit 1",
+    )[0]
+    exports = export_view(demo_build.exports, warehouse.parent / "exports_and_a_day")
+    (exports / "usage" / f"usage_{as_of}_day.jsonl").write_text(
+        json.dumps(
+            {
+                "event_id": "evt-one-more-day",
+                "customer_id": customer,
+                "meter_code": meter,
+                "quantity": 1,
+                "occurred_at": f"{as_of}T12:00:00Z",
+                "sent_at": f"{as_of}T12:05:00Z",
+            }
+        )
+        + "\n"
+    )
+    pages = {name: reports / f"{name}.html" for name in PIPELINE_REPORTS}
+
+    def marts() -> dict[str, dict[str, list[tuple]]]:
+        """Per report, the rows of each mart it reads."""
+        reads = render.report_reads()
+        return {n: {r: sorted(query(warehouse, f"from {r}"), key=repr) for r in reads[n]} for n in pages}
+
+    before = {name: (page.stat().st_mtime_ns, page.read_bytes()) for name, page in pages.items()}
+    marts_before = marts()
+
+    run = entitlements("run", exports, "--warehouse", warehouse, "--reports", reports)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "ingest: 1 files landed" in run.stdout and "dbt build: ok (incremental" in run.stdout
+    (built,) = last_build(warehouse)
+    marts_after = marts()
+    assert marts_after["usage"] != marts_before["usage"], "the day of usage changed the usage marts"
+    for name in ("leakage", "renewals"):
+        assert marts_after[name] == marts_before[name], f"the premise: the day left {name}'s marts"
+        assert f"report {name}: its marts unchanged since build {shown}, kept" in run.stdout
+        assert (pages[name].stat().st_mtime_ns, pages[name].read_bytes()) == before[name], name
+    assert "report usage: its marts" not in run.stdout
+    assert pages["usage"].stat().st_mtime_ns != before["usage"][0]
+    assert render.recorded_build(pages["usage"]) == built != shown
 
 
 def drop_currency_column(export: Path) -> None:

@@ -111,8 +111,9 @@ def test_each_report_renders_offline_in_chromium(reports, name):
 
 @pytest.mark.xdist_group("test_report.reports")  # shares the session fixture: one worker
 def test_a_second_report_all_keeps_the_pages_of_the_same_build(reports, demo_warehouse):
-    """Rendered from the same build, parameters and notebooks, a page is kept as it is; `--force`
-    renders it again (what a change re-renders: tests/test_report_session.py)."""
+    """Rendered from the same marts, parameters and notebooks, a page is kept as it is; `--force`
+    renders it again (what a change re-renders: tests/test_report_session.py; a build that changes
+    some marts only: tests/test_pipeline.py)."""
     (build,) = _mart(
         demo_warehouse,
         "select run_id from audit.pipeline_runs where step = 'build' and status = 'ok'"
@@ -123,7 +124,7 @@ def test_a_second_report_all_keeps_the_pages_of_the_same_build(reports, demo_war
     again = entitlements("report", "all", "--warehouse", demo_warehouse, "--out", reports)
     assert again.returncode == 0, again.stdout + again.stderr
     for name, page in pages.items():
-        assert f"report {name}: unchanged since build {build}, kept" in again.stdout
+        assert f"report {name}: its marts unchanged since build {build}, kept" in again.stdout
         assert f"report: {page}" in again.stdout
         assert (page.stat().st_mtime_ns, page.read_bytes()) == before[name], name
     assert "report migration:" not in again.stdout, "the migration report reads more than the build"

@@ -2,12 +2,17 @@
 
 Probe notebooks (jupytext text, registered as reports for the test) run through the real renderer:
 papermill, one Jupyter kernel, nbconvert. Their warehouse is a DuckDB file whose builds are rows of
-audit.pipeline_runs, as `entitlements build` records them (the marts' content does not matter to a
-probe). The real reports' second `entitlements report all` is in tests/test_report.py.
+audit.pipeline_runs, as `entitlements build` records them, and whose one mart, marts.probe, is what a
+probe is declared to read. The real reports' second `entitlements report all` is in
+tests/test_report.py; a run after a day of usage, keeping the pages whose marts it left as they were,
+in tests/test_pipeline.py. The declaration of what each real report reads (its dbt exposure) is
+checked against its notebook here: by the names its code mentions, and by rendering it from a
+warehouse holding only those marts.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -21,7 +26,7 @@ from entitlements import audit
 from entitlements.reports import render
 from entitlements.reports.render import ReportSession
 from entitlements.runs.pipeline import PipelineError, reports_step
-from entitlements.warehouse import IncompleteBuildError
+from entitlements.warehouse import PROJECT_ROOT, IncompleteBuildError
 
 pytestmark = pytest.mark.integration
 
@@ -42,12 +47,14 @@ FAILS = "# %%\nx = 1\n\n# %%\n1 / 0\n"
 
 
 def probe(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, *cells: str) -> Path:
-    """A notebook registered as report `name` (kept when unchanged, like the pipeline's reports)."""
+    """A notebook registered as report `name` reading marts.probe (kept while that mart holds the same
+    rows, like the pipeline's reports)."""
     source = tmp_path / "notebooks" / f"{name}.py"
     source.parent.mkdir(exist_ok=True)
     source.write_text(HEADER + PARAMETERS + "".join(cells), encoding="utf-8")
     monkeypatch.setitem(render.REPORTS, name, str(source))  # an absolute path wins over NOTEBOOKS_DIR
     monkeypatch.setattr(render, "KEPT_WHEN_UNCHANGED", (*render.KEPT_WHEN_UNCHANGED, name))
+    monkeypatch.setitem(render.report_reads(), name, ("marts.probe",))
     return source
 
 
@@ -65,9 +72,19 @@ def record_build(warehouse: Path, run_id: str, started: datetime, status: str = 
         con.close()
 
 
+def write_mart(warehouse: Path, sql: str) -> None:
+    con = duckdb.connect(str(warehouse))
+    try:
+        con.execute("create schema if not exists marts")
+        con.execute(sql)
+    finally:
+        con.close()
+
+
 @pytest.fixture
 def warehouse(tmp_path: Path) -> Path:
     path = tmp_path / "warehouse.duckdb"
+    write_mart(path, "create table marts.probe as select * from (values (1, 'a'), (2, 'b')) t(id, label)")
     record_build(path, "build000001", datetime(2026, 11, 1, 6))
     return path
 
@@ -133,11 +150,11 @@ def test_an_unchanged_report_is_kept_and_any_change_renders_it_again(
 
     assert run_step() == (True, "")
     first = page.read_bytes()
-    assert "build build000001" in render.recorded_from(page)
+    assert render.recorded_build(page) == "build000001"
 
     rendered, said = run_step()  # nothing changed
     assert not rendered and page.read_bytes() == first
-    assert said == "report probe_kept: unchanged since build build000001, kept\n"
+    assert said == "report probe_kept: its marts unchanged since build build000001, kept\n"
 
     with ReportSession() as session:  # one kernel for the changes below
 
@@ -153,12 +170,17 @@ def test_an_unchanged_report_is_kept_and_any_change_renders_it_again(
         assert renders(), "a changed notebook"
         assert not renders()
         record_build(warehouse, "build000002", datetime(2026, 11, 2, 6))
-        assert renders(), "a new build"
-        assert "build build000002" in render.recorded_from(page)
+        write_mart(warehouse, "create table marts.other as select 1 as id")  # not read by the probe
+        assert not renders(), "a new build that left the probe's mart as it was"
+        assert render.recorded_build(page) == "build000001", "the page shows build000001's marts"
+        record_build(warehouse, "build000003", datetime(2026, 11, 3, 6))
+        write_mart(warehouse, "update marts.probe set label = 'c' where id = 2")
+        assert renders(), "a new build that changed the probe's mart"
+        assert render.recorded_build(page) == "build000003"
         assert not renders()
     with ReportSession(force=True) as session:
         assert not session.render("probe_kept", warehouse, out, {"secret": "s"}).kept, "forced"
-    assert run_step() == (False, "report probe_kept: unchanged since build build000002, kept\n")
+    assert run_step() == (False, "report probe_kept: its marts unchanged since build build000003, kept\n")
 
 
 def test_a_page_that_records_nothing_or_another_report_is_rendered(tmp_path, monkeypatch, warehouse):
@@ -199,3 +221,76 @@ def test_a_notebook_that_kills_the_kernel_is_an_error_and_the_kernel_is_gone(
     with session, pytest.raises(DeadKernelError):
         session.render("probe_exits", warehouse, tmp_path)
     assert session._km is None and session._kc is None
+
+
+# --------------------------------------------------------------------------- what a page vouches for
+
+
+def fingerprint(sql: str, relations: tuple[str, ...] = ("marts.m",)) -> str:
+    """The fingerprint of marts.m as `sql` (statements run on a fresh in-memory database) leaves it."""
+    con = duckdb.connect()
+    try:
+        con.execute("create schema marts")
+        con.execute(sql)
+        return render.marts_fingerprint(con, relations)
+    finally:
+        con.close()
+
+
+def test_the_marts_fingerprint_changes_with_the_content_and_only_with_it():
+    values = "(1, 'a', 2.50), (2, null, 1.00)"
+    rows = f"create table marts.m as select * from (values {values}) t(id, label, amount)"
+    same = fingerprint(rows)
+    assert fingerprint(rows + "; create table marts.other as select 1") == same, "another relation"
+    assert fingerprint(rows.replace(values, "(2, null, 1.00), (1, 'a', 2.50)")) == same, "another order"
+    changed = {
+        "a value": rows.replace("2.50", "2.51"),
+        "a null": rows.replace("'a'", "null"),
+        "a row more": rows.replace("(2, null, 1.00)", "(2, null, 1.00), (3, 'c', 0.00)"),
+        "a row repeated": rows.replace("(2, null, 1.00)", "(2, null, 1.00), (2, null, 1.00)"),
+        "a column renamed": rows.replace("amount)", "total)"),
+        "a type": rows.replace("2.50", "2.50::decimal(18, 2)").replace("1.00)", "1.00::decimal(18, 2))"),
+        "no rows": rows + "; delete from marts.m",
+    }
+    for what, sql in changed.items():
+        assert fingerprint(sql) != same, what
+    absent = fingerprint("select 1", ("marts.absent",))
+    assert absent != fingerprint("create table marts.absent (id int)", ("marts.absent",)), "absent, empty"
+
+
+# The relations a notebook or its report module names in its code or prose: schema.table.
+RELATION = re.compile(r"\b(?:raw|raw_superseded|staging|intermediate|marts|audit)\.[a-z_][a-z0-9_]*\b")
+REPORTS_PACKAGE = PROJECT_ROOT / "entitlements" / "reports"
+
+
+@pytest.mark.parametrize("name", render.KEPT_WHEN_UNCHANGED)
+def test_a_kept_report_names_no_relation_its_exposure_does_not_declare(name):
+    """Every relation the notebook and the report modules it imports mention, on any code path."""
+    notebook = render.notebook_path(name).read_text(encoding="utf-8")
+    imported = re.findall(r"^from entitlements\.reports import (.+)$", notebook, flags=re.M)
+    modules = [m.strip() for line in imported for m in line.split(",")]
+    assert modules, f"{name}: its notebook imports no report module"
+    texts = [notebook, *((REPORTS_PACKAGE / f"{m}.py").read_text(encoding="utf-8") for m in modules)]
+    named = {relation for text in texts for relation in RELATION.findall(text)}
+    declared = set(render.report_reads()[name])
+    assert named <= declared, f"{name} reads {sorted(named - declared)}, not in {render.EXPOSURES}"
+    assert declared <= named, f"{name}'s exposure declares {sorted(declared - named)}, which it never reads"
+
+
+@pytest.mark.e2e  # three real reports rendered
+def test_each_kept_report_renders_from_the_marts_its_exposure_declares_alone(demo_warehouse, as_of, tmp_path):
+    """What the notebook actually queries: on a warehouse holding only the declared marts (and the
+    build record every reader checks), a report reading anything else fails naming it."""
+    with ReportSession() as session:
+        for name in render.KEPT_WHEN_UNCHANGED:
+            only = tmp_path / f"{name}.duckdb"
+            con = duckdb.connect(str(only))
+            try:
+                con.execute(f"attach '{demo_warehouse}' as demo (read_only)")
+                for relation in (*render.report_reads()[name], "audit.pipeline_runs"):
+                    con.execute(f"create schema if not exists {relation.split('.')[0]}")
+                    con.execute(f"create table {relation} as from demo.{relation}")
+            finally:
+                con.close()
+            done = session.render(name, only, tmp_path / "out", {"as_of": as_of.isoformat()})
+            assert not done.kept and done.path.stat().st_size > 0

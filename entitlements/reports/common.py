@@ -1,7 +1,8 @@
 """The pieces every notebook and report shares: the read-only open, queries, parameters, tables, figures.
 
 Tables are shown styled and, when the report runner passes out_dir, written as CSV (money with exactly
-two decimals); figures render offline (plotly.js embedded once per page, no CDN).
+two decimals); figures render offline (plotly.js embedded once per page, no CDN): in the notebook's
+output, or, on the report runner's kernel, in the page's head by the runner (render.PLOTLYJS_ENV).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import csv
 import functools
 import html
+import importlib
+import os
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime
@@ -16,11 +19,13 @@ from pathlib import Path
 
 import duckdb
 import pandas as pd
+import plotly.express as px
 import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.io.base_renderers import MimetypeRenderer
 from plotly.offline import get_plotlyjs
 
+from entitlements.reports.render import PLOTLYJS_ENV, PLOTLYJS_SCRIPTS
 from entitlements.serve.spreadsheet import safe_frame
 from entitlements.warehouse import DBT_PROJECT_DIR, PROJECT_ROOT, connect_marts
 
@@ -94,13 +99,11 @@ class OfflineHtmlRenderer(MimetypeRenderer):
     """
 
     def activate(self) -> None:
+        if os.environ.get(PLOTLYJS_ENV) == "page":  # the report runner puts it in the page's head
+            return
         from IPython.display import display_html
 
-        display_html(
-            "<script>window.PlotlyConfig = {MathJaxConfig: 'local'};</script>"
-            f"<script>{get_plotlyjs()}</script>",
-            raw=True,
-        )
+        display_html(PLOTLYJS_SCRIPTS.format(plotlyjs=get_plotlyjs()), raw=True)
 
     def to_mimebundle(self, fig_dict: dict) -> dict:
         html = pio.to_html(
@@ -227,3 +230,28 @@ class ReportTables:
         if caption:
             styler = styler.set_caption(caption)
         return styler
+
+
+# --------------------------------------------------------------------------- the report kernel
+
+
+def warm_up(modules: Sequence[str]) -> None:
+    """Import the report modules and build one small figure and table of each kind the reports draw,
+    displaying nothing: a new kernel pays for plotly's and pandas' lazy loading (trace validators,
+    templates, the Styler's template) here, ahead, instead of in the first notebook's cells. Only
+    caches are filled; no setting a notebook reads (renderer, default template) is changed."""
+    for module in modules:
+        importlib.import_module(f"entitlements.reports.{module}")
+    frame = pd.DataFrame({"label": ["a", "b"], "value": [1.0, 2.0], "panel": ["p", "q"]})
+    figures = (
+        px.bar(frame, x="value", y="label", color="label", facet_col="panel", template="plotly_white"),
+        px.histogram(frame, x="value", facet_col="panel", facet_col_wrap=2, template="plotly_white"),
+    )
+    _ = pio.renderers.default  # plotly.io's renderers are imported on first use (setup_plotly's)
+    for fig in figures:
+        strip_facet_labels(fig).update_layout(showlegend=False, margin={"l": 10, "r": 10})
+        OfflineHtmlRenderer().to_mimebundle(fig.to_dict())
+        pio.to_json(fig, validate=False)  # what the plotly_mimetype renderer sends
+    ReportTables("warm_up").show(frame, "warm_up", money=("value",))._repr_html_()
+    with duckdb.connect() as con:  # DuckDB's first query and its first result as a DataFrame
+        query(con, "select 1.5::decimal(18, 2) as amount, current_date as day")

@@ -11,18 +11,26 @@ Reports (REPORTS): leakage (analysts), renewals (finance), usage (usage and limi
 
 The notebook (jupytext py:percent) is executed by papermill on a kernel of the interpreter running
 this code (so a plain `pip install` is enough: no kernel has to be installed first) with the
-parameters injected, then exported by nbconvert with code hidden. plotly.js is embedded inline once;
-the page loads nothing from the network (no require.js, MathJax or mermaid from a CDN).
+parameters injected, then exported by nbconvert with code hidden. plotly.js is embedded inline once,
+in the page's head, added after nbconvert (_page) rather than sent as a notebook output (4.8 MB
+through the kernel's messages, the executed notebook and nbconvert for every page); the page loads
+nothing from the network (no require.js, MathJax or mermaid from a CDN).
 
 A session runs its notebooks one after another on one kernel (starting a kernel and importing pandas,
-plotly and duckdb is most of a small report's cost), each in a namespace of its own. Each page records
-what it was rendered from (the warehouse's build, the parameters, the code); a session without `force`
-keeps a page that records the same and renders nothing.
+plotly and duckdb is most of a small report's cost), each in a namespace of its own. start() launches
+the kernel on a thread; the kernel imports what the reports import and draws a figure of each kind as
+it starts (common.warm_up) while this process readies nbconvert, so a run that starts the session
+during its build finds all of it ready.
+
+Each page records what it was rendered from: the content of the marts its report reads (declared by
+the report's dbt exposure: report_reads; fingerprinted by marts_fingerprint), its parameters and its
+code, and the build those marts came from. Without `force` a session keeps a page that records the
+same marts, parameters and code, and renders nothing: after a build that changed other marts (a day
+of usage leaves the renewals marts as they were) the page stays, recording the older build.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import hashlib
 import html
@@ -32,14 +40,17 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from entitlements.warehouse import NOTEBOOKS_DIR, PROJECT_ROOT, connect_marts, last_build
+from entitlements.ingest._sql import quote_ident
+from entitlements.warehouse import DBT_PROJECT_DIR, NOTEBOOKS_DIR, PROJECT_ROOT, connect_marts, last_build
 
 if TYPE_CHECKING:  # nbconvert, nbclient and papermill take seconds to import: only when a page is rendered
+    import duckdb
     from jupyter_client.asynchronous import AsyncKernelClient
     from jupyter_client.manager import AsyncKernelManager
     from nbconvert import HTMLExporter
@@ -62,13 +73,30 @@ TITLES: dict[str, str] = {
     "usage": "Usage and limits",
     "migration": "Legacy migration validation",
 }
-# Reports that read nothing but a build's marts, so the build's id vouches for their input. The
-# migration report also reads audit.migration_*, which `migrate validate` changes with no build: it is
-# always rendered.
+# Reports that read nothing but the marts their dbt exposure names (report_reads): a page is kept while
+# those marts hold the same rows. The migration report also reads audit.migration_*, which `migrate
+# validate` changes with no build: it is always rendered.
 KEPT_WHEN_UNCHANGED: tuple[str, ...] = PIPELINE_REPORTS
+# The one declaration of which marts a notebook reads: its exposure's depends_on, for dbt's lineage and
+# docs and for keeping its page. tests/test_report_session.py renders each report from these alone.
+EXPOSURES = DBT_PROJECT_DIR / "models" / "marts" / "_marts__exposures.yml"
+# Files besides the notebook and this package that shape a page: the leakage categories' order, colours
+# and labels (common.leakage_categories). A change to them may leave every mart as it was.
+PAGE_INPUT_FILES: tuple[Path, ...] = (DBT_PROJECT_DIR / "seeds" / "leakage_categories.csv",)
+# What draws the page: plotly's version is the plotly.js embedded, nbconvert's the template.
+PAGE_LIBRARIES = ("plotly", "pandas", "nbconvert")
+
+# Set in the kernel's environment: common.OfflineHtmlRenderer then leaves plotly.js out of the
+# notebook's outputs, and _page adds it to the page's head, once, if the page has a figure.
+PLOTLYJS_ENV = "ENTITLEMENTS_PLOTLYJS"
+PLOTLYJS_SCRIPTS = (
+    "<script>window.PlotlyConfig = {{MathJaxConfig: 'local'}};</script><script>{plotlyjs}</script>"
+)
+_PLOTLYJS_SLOT = "<!-- entitlements: plotly.js -->"
 
 _TEMPLATE_NAME = "entitlements_report.html.j2"
-# The lab template minus every script it would fetch from a CDN, plus what the page was rendered from.
+# The lab template minus every script it would fetch from a CDN, plus what the page was rendered from
+# (first in the head: recorded_from reads the page's first 16 kB) and a slot for plotly.js (_page).
 _TEMPLATE = """\
 {%- extends 'index.html.j2' -%}
 {%- block html_head_js -%}{%- endblock html_head_js -%}
@@ -76,14 +104,15 @@ _TEMPLATE = """\
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
 {% block extra_css %}
 <meta name="entitlements-rendered-from" content="{{ resources.rendered_from | e }}">
+<meta name="entitlements-marts-build" content="{{ resources.marts_build | e }}">
 <style type="text/css">
   main { max-width: 1600px; margin: 0 auto; padding: 16px 24px; }
   .jp-OutputArea-output { overflow-x: auto; }
   .jp-OutputArea-output table caption { caption-side: top; text-align: left; font-weight: bold; }
   .jp-RenderedHTMLCommon table { margin-left: 0; }
 </style>
-{% endblock extra_css %}
 """
+_TEMPLATE += _PLOTLYJS_SLOT + "\n{% endblock extra_css %}\n"
 # Where a page is written and which warehouse file it read do not change what it shows (a copy of the
 # warehouse has the same build and marts).
 _PATH_PARAMETERS = ("warehouse", "out_dir")
@@ -95,18 +124,21 @@ _RESET = (
     "get_ipython().reset(new_session=False)\n"
     "get_ipython().execution_count = 1\n"
 )
-# What every report imports (a second or more): the kernel imports it as it starts, while this process
-# imports papermill and nbconvert.
-_WARM_UP = "import entitlements.reports.common, plotly.express"
+# Run by the kernel as it starts, before it answers (a second or two: pandas, plotly, duckdb, plotly's
+# first figures), while this process readies papermill and nbconvert. The reset before each notebook
+# clears its names; a failure here is only logged by the kernel, and the notebook importing it says why.
+_WARM_UP = f"from entitlements.reports import common\ncommon.warm_up({tuple(REPORTS)!r})"
 _KERNEL_ARGUMENTS = [
     "--IPKernelApp.log_level=CRITICAL",  # its own log (e.g. its TCP transport warning) is not report content
     "--HistoryManager.hist_file=:memory:",  # as nbclient starts kernels: no shared history database
+    f"--IPKernelApp.exec_lines={_WARM_UP}",
 ]
+# A tiny notebook exported as the session starts: nbconvert loads and compiles its templates then.
+_EMPTY_NOTEBOOK = {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
 
 
-@contextlib.contextmanager
-def _this_interpreters_kernel() -> Iterator[None]:
-    """A kernel spec named KERNEL_NAME that runs this very interpreter, first on JUPYTER_PATH.
+def _this_interpreters_kernels() -> Path:
+    """A kernels folder holding one spec, KERNEL_NAME, that runs this very interpreter.
 
     Whatever kernels are installed (none after a plain `pip install`, or an `entitlements` kernel of
     another virtual environment), the report runs with the packages of the process that asked for it.
@@ -128,15 +160,7 @@ def _this_interpreters_kernel() -> Iterator[None]:
         partial = spec.with_name(f"kernel.{os.getpid()}.tmp")
         partial.write_text(json.dumps(wanted))
         os.replace(partial, spec)
-    before = os.environ.get("JUPYTER_PATH")
-    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(root), before]))
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop("JUPYTER_PATH", None)
-        else:
-            os.environ["JUPYTER_PATH"] = before
+    return root / "kernels"
 
 
 def notebook_path(name: str) -> Path:
@@ -162,32 +186,104 @@ def _exporter() -> HTMLExporter:
     return exporter
 
 
-def rendered_from(name: str, build_id: str | None, parameters: dict[str, Any]) -> str:
-    """What a page of report `name` is rendered from: "build <id> <digest of its parameters and code>"."""
+_REF = re.compile(r"ref\(\s*['\"]([A-Za-z0-9_]+)['\"]\s*\)")
+
+
+@functools.cache
+def report_reads() -> dict[str, tuple[str, ...]]:
+    """Report name -> the relations its notebook reads ("marts.<model>"): the depends_on of the dbt
+    exposure whose url names the report's notebook (EXPOSURES). A report without one reads nothing
+    declared."""
+    import yaml
+
+    exposures = yaml.safe_load(EXPOSURES.read_text(encoding="utf-8"))["exposures"]
+    reads: dict[str, tuple[str, ...]] = {}
+    for name, notebook in REPORTS.items():
+        found = [e for e in exposures if str(e.get("url", "")).rsplit("/", 1)[-1] == notebook]
+        if len(found) > 1:
+            raise ValueError(f"{EXPOSURES}: {len(found)} exposures name notebooks/{notebook}; one may")
+        if found:
+            refs = [_REF.fullmatch(ref.strip()) for ref in found[0].get("depends_on", [])]
+            if not all(refs):
+                raise ValueError(f"{EXPOSURES}: exposure {found[0]['name']} depends on other than ref('...')")
+            reads[name] = tuple(sorted(f"marts.{ref.group(1)}" for ref in refs if ref))
+    return reads
+
+
+def _reads(name: str) -> tuple[str, ...]:
+    try:
+        return report_reads()[name]
+    except KeyError:
+        raise ValueError(
+            f"report {name} is kept while its marts are unchanged, but no exposure in {EXPOSURES}"
+            f" names its notebook ({REPORTS[name]}) and the marts it reads"
+        ) from None
+
+
+def marts_fingerprint(con: duckdb.DuckDBPyConnection, relations: tuple[str, ...]) -> str:
+    """A digest of the relations' columns and rows, in any row order: per relation its columns and
+    types, its row count and the sum of DuckDB's hash() of each row (a sum, not a xor: two equal rows
+    do not cancel out). A relation that does not exist counts as such. The marts are aggregates; this
+    reads them once (tests/test_report_session.py; docs/architecture.md gives its cost)."""
+    digest = hashlib.sha256()
+    for relation in sorted(relations):
+        schema, table = relation.split(".")
+        columns = con.execute(
+            "select column_name, data_type from information_schema.columns"
+            " where table_catalog = current_database() and table_schema = ? and table_name = ?"
+            " order by ordinal_position",
+            [schema, table],
+        ).fetchall()
+        rows: list[Any] = []
+        if columns:
+            names = ", ".join(quote_ident(column) for column, _ in columns)
+            rows = con.execute(
+                f"select count(*), coalesce(sum(hash({names})::hugeint), 0)::varchar"
+                f" from {quote_ident(schema)}.{quote_ident(table)}"
+            ).fetchall()
+        digest.update(json.dumps([relation, columns, rows], default=str).encode())
+    return digest.hexdigest()[:32]
+
+
+def rendered_from(name: str, marts: str | None, parameters: dict[str, Any]) -> str:
+    """What a page of report `name` is rendered from: "marts <fingerprint of the marts it reads>
+    <digest of its parameters, code and PAGE_INPUT_FILES>" (marts "-" when they are not compared)."""
+    from importlib.metadata import version
+
     digest = hashlib.sha256(name.encode())
     shown = {k: v for k, v in parameters.items() if k not in _PATH_PARAMETERS}
     digest.update(json.dumps(shown, sort_keys=True, default=str).encode())
+    digest.update(" ".join(f"{lib} {version(lib)}" for lib in PAGE_LIBRARIES).encode())
     digest.update(notebook_path(name).read_bytes())
-    for module in sorted(Path(__file__).parent.glob("*.py")):  # its queries and charts, this template
-        digest.update(module.read_bytes())
-    return f"build {build_id} {digest.hexdigest()[:32]}"
+    # its queries and charts, this template, the files it reads
+    for path in (*sorted(Path(__file__).parent.glob("*.py")), *PAGE_INPUT_FILES):
+        digest.update(path.read_bytes())
+    return f"marts {marts or '-'} {digest.hexdigest()[:32]}"
 
 
-# The template's meta tag, as nbconvert writes it out (attributes reordered, either quote).
-_RECORD_TAG = re.compile(r"<meta\b[^>]*\bname=[\"']?entitlements-rendered-from\b[^>]*>")
-_RECORD_CONTENT = re.compile(r"\bcontent=(?:\"([^\"]*)\"|'([^']*)')")
+# The template's meta tags, as nbconvert writes them out (attributes reordered, either quote).
+_CONTENT = re.compile(r"\bcontent=(?:\"([^\"]*)\"|'([^']*)')")
+
+
+def _recorded(page: Path, name: str) -> str | None:
+    try:
+        with page.open("rb") as handle:
+            head = handle.read(16_384).decode("utf-8", "replace")  # the tags are near the top of <head>
+    except OSError:
+        return None
+    tag = re.search(rf"<meta\b[^>]*\bname=[\"']?{name}\b[^>]*>", head)
+    content = _CONTENT.search(tag.group(0)) if tag else None
+    return html.unescape(content.group(1) or content.group(2)) if content else None
 
 
 def recorded_from(page: Path) -> str | None:
-    """What an HTML page records it was rendered from (a meta tag in its head), if anything."""
-    try:
-        with page.open("rb") as handle:
-            head = handle.read(16_384).decode("utf-8", "replace")  # the tag is near the top of <head>
-    except OSError:
-        return None
-    tag = _RECORD_TAG.search(head)
-    content = _RECORD_CONTENT.search(tag.group(0)) if tag else None
-    return html.unescape(content.group(1) or content.group(2)) if content else None
+    """What an HTML page records it was rendered from (rendered_from, a meta tag in its head), if anything."""
+    return _recorded(page, "entitlements-rendered-from")
+
+
+def recorded_build(page: Path) -> str | None:
+    """The build whose marts an HTML page shows (a meta tag in its head), if it records one."""
+    return _recorded(page, "entitlements-marts-build")
 
 
 def _write_whole(path: Path, text: str) -> None:
@@ -204,12 +300,38 @@ def _write_whole(path: Path, text: str) -> None:
 class Rendered:
     name: str
     path: Path  # the HTML page
-    kept: bool  # the page on disk recorded this very build, parameters and code: left as it was
+    kept: bool  # the page on disk recorded these marts' content, parameters and code: left as it was
     build_id: str | None  # the warehouse's last (finished) build, None for a warehouse with no build record
+    # The build whose marts the page shows: build_id, or for a kept page the build it was rendered
+    # from, which may be older (its marts then held the same rows as now).
+    marts_build: str | None
+
+    def kept_note(self) -> str:
+        """What a run or `report` says of a kept page, and why it was kept."""
+        return f"report {self.name}: its marts unchanged since build {self.marts_build}, kept"
 
 
-# What rendering imports in this process (seconds): a run imports it while dbt builds.
-HEAVY_IMPORTS = ("papermill", "nbconvert", "jupytext")
+def _notebook(data: dict[str, Any]) -> NotebookNode:
+    import nbformat
+
+    return nbformat.from_dict(data)
+
+
+@functools.cache
+def _plotlyjs() -> str:
+    from plotly.offline import get_plotlyjs
+
+    return PLOTLYJS_SCRIPTS.format(plotlyjs=get_plotlyjs())
+
+
+def _page(body: str) -> str:
+    """The page nbconvert wrote, with plotly.js in its head's slot if it draws a figure (its kernel
+    left plotly.js out: PLOTLYJS_ENV). The slot is in the template's head, before any output, so the
+    first occurrence is the template's whatever the data holds."""
+    head, slot, rest = body.partition(_PLOTLYJS_SLOT)
+    if not slot:
+        raise RuntimeError("the report template has no slot for plotly.js")
+    return head + (_plotlyjs() if 'class="plotly-graph-div"' in rest else "") + rest
 
 
 class ReportSession:
@@ -218,15 +340,16 @@ class ReportSession:
     Between two notebooks the kernel's namespace, output history and cell counter are reset (_RESET):
     each notebook sees only its own variables and parameters, numbered as on a kernel of its own.
     Without `force`, a report in KEPT_WHEN_UNCHANGED whose page records what it would be rendered from
-    (rendered_from) is kept, and no kernel is started for it.
+    (rendered_from: its marts' content, parameters and code) is kept, and no kernel is started for it.
     """
 
     def __init__(self, *, force: bool = False) -> None:
         self.force = force
         self._km: AsyncKernelManager | None = None
-        self._kc: AsyncKernelClient | None = None
-        self._ready = False  # the kernel answered (checked once, when the first notebook is run)
+        self._kc: AsyncKernelClient | None = None  # made, and the kernel awaited, by the first notebook
         self._html: HTMLExporter | None = None
+        self._starting: threading.Thread | None = None  # start(): the kernel's launch, nbconvert's set-up
+        self._start_error: BaseException | None = None
 
     def __enter__(self) -> ReportSession:
         return self
@@ -236,6 +359,9 @@ class ReportSession:
 
     def close(self) -> None:
         """Stop the kernel, if one was started (also one that died: its files are removed)."""
+        if self._starting is not None:
+            self._starting.join()  # a kernel launched meanwhile is stopped below
+            self._starting, self._start_error = None, None
         from jupyter_core.utils import ensure_async, run_sync
 
         async def stop(km: AsyncKernelManager) -> None:
@@ -270,6 +396,10 @@ class ReportSession:
         con = connect_marts(warehouse)
         try:
             build = last_build(con)  # finished ok: connect_marts refuses any other
+            # What a kept page vouches for is its marts' content, not the build's id: a build that left
+            # them as they were (a day of usage, for a report not reading usage) keeps the page.
+            compared = name in KEPT_WHEN_UNCHANGED and build is not None
+            marts = marts_fingerprint(con, _reads(name)) if compared else None
         finally:
             con.close()
         build_id = str(build[0]) if build else None
@@ -283,47 +413,70 @@ class ReportSession:
             "out_dir": str(out_dir),
             "report_name": name,
         }
-        record = rendered_from(name, build_id, params)
+        record = rendered_from(name, marts, params)
         if (
             not self.force
-            and build_id is not None
-            and name in KEPT_WHEN_UNCHANGED
+            and marts is not None
             and recorded_from(html_path) == record
+            and (shown := recorded_build(html_path))
         ):
-            return Rendered(name, html_path, kept=True, build_id=build_id)
+            return Rendered(name, html_path, kept=True, build_id=build_id, marts_build=shown)
 
-        self.start()
+        html_export = self._started()
         executed = self._execute(source, out_dir / f"{name}.ipynb", params)
         import nbformat
 
         title = TITLES.get(name, f"{name} report")
         executed.metadata["title"] = title
-        if self._html is None:
-            self._html = _exporter()
-        body, _ = self._html.from_notebook_node(
-            nbformat.from_dict(executed), resources={"metadata": {"name": title}, "rendered_from": record}
-        )
-        _write_whole(html_path, body)
-        return Rendered(name, html_path, kept=False, build_id=build_id)
+        resources = {"metadata": {"name": title}, "rendered_from": record, "marts_build": build_id or ""}
+        body, _ = html_export.from_notebook_node(nbformat.from_dict(executed), resources=resources)
+        _write_whole(html_path, _page(body))
+        return Rendered(name, html_path, kept=False, build_id=build_id, marts_build=build_id)
 
     def start(self) -> None:
-        """Start the kernel now, without waiting for it (a run does so as its build starts, so the
-        kernel's imports overlap the build); otherwise the first report rendered starts it."""
-        if self._km is None:
-            self._start_kernel()
+        """Launch the kernel (which warms up as it starts: _WARM_UP) and ready nbconvert and papermill,
+        on a thread: the caller does not wait (a run starts it as its build starts, so all of it
+        overlaps the build). Otherwise the first report rendered starts it, and waits."""
+        if self._starting is None:
+            self._starting = threading.Thread(target=self._start, name="report session", daemon=True)
+            self._starting.start()
 
-    def _start_kernel(self) -> None:
-        """Launch the kernel, and have it import what reports import, without waiting for either."""
+    def _start(self) -> None:
+        try:
+            self._launch_kernel()
+            self._html = _exporter()
+            resources = {"metadata": {"name": ""}, "rendered_from": "", "marts_build": ""}
+            self._html.from_notebook_node(_notebook(_EMPTY_NOTEBOOK), resources=resources)
+            import jupytext  # noqa: F401  (what _execute imports: seconds, the first time in a process)
+            import papermill  # noqa: F401
+
+            _register_session_engine()
+        except BaseException as exc:  # raised in the thread that renders (_started)
+            self._start_error = exc
+
+    def _started(self) -> HTMLExporter:
+        """Start, if nothing did, wait for start() to be done and raise what failed in it."""
+        self.start()
+        assert self._starting is not None
+        self._starting.join()
+        if self._start_error is not None:
+            raise self._start_error
+        assert self._html is not None
+        return self._html
+
+    def _launch_kernel(self) -> None:
+        """Launch the kernel without waiting for it to answer (run_on_kernel does)."""
+        from jupyter_client.kernelspec import KernelSpecManager
         from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import run_sync
 
-        self._km = AsyncKernelManager(kernel_name=KERNEL_NAME)
-        with _this_interpreters_kernel():
-            run_sync(self._km.start_kernel)(cwd=str(PROJECT_ROOT), extra_arguments=_KERNEL_ARGUMENTS)
-        self._kc = self._km.client()
-        self._kc.allow_stdin = False
-        self._kc.start_channels()
-        self._kc.execute(_WARM_UP, silent=True, store_history=False)  # queued until the kernel listens
+        specs = KernelSpecManager(kernel_dirs=[str(_this_interpreters_kernels())])
+        self._km = AsyncKernelManager(kernel_name=KERNEL_NAME, kernel_spec_manager=specs)
+        run_sync(self._km.start_kernel)(
+            cwd=str(PROJECT_ROOT),
+            extra_arguments=_KERNEL_ARGUMENTS,
+            env=os.environ | {PLOTLYJS_ENV: "page"},
+        )
 
     def _execute(self, source: Path, executed_path: Path, params: dict[str, Any]) -> NotebookNode:
         import jupytext
@@ -350,10 +503,12 @@ class ReportSession:
         from jupyter_core.utils import run_sync
         from papermill.clientwrap import PapermillNotebookClient
 
-        assert self._km is not None and self._kc is not None, "render() starts the kernel first"
-        if not self._ready:  # a kernel that died or hangs as it starts: an error, as nbclient raises it
-            run_sync(self._kc.wait_for_ready)(timeout=client_options.get("startup_timeout", 60))
-            self._ready = True
+        assert self._km is not None, "render() starts the kernel first"
+        if self._kc is None:  # a kernel that died or hangs as it starts: an error, as nbclient raises it
+            self._kc = self._km.client()
+            self._kc.allow_stdin = False
+            self._kc.start_channels()
+            run_sync(_until_ready)(self._km, self._kc, client_options.get("startup_timeout", 60))
         # Given a kernel manager and a client, nbclient starts neither and leaves the kernel running.
         client = PapermillNotebookClient(nb_man, km=self._km, **client_options)
         client.kc = self._kc
@@ -361,6 +516,32 @@ class ReportSession:
         if not reply or reply["content"]["status"] != "ok":
             raise RuntimeError("the report kernel could not be reset for the next notebook")
         return client.execute()
+
+
+async def _until_ready(km: AsyncKernelManager, kc: AsyncKernelClient, timeout: float) -> None:
+    """jupyter_client's wait_for_ready less its last step, a 0.2 s wait for IOPub to fall silent: the
+    kernel answered on the shell channel and IOPub delivers, and every reader here tells the messages
+    of its own request by their parent id (nbclient, _RESET's reply)."""
+    from queue import Empty
+
+    deadline = time.monotonic() + timeout
+    while True:
+        kc.kernel_info()
+        try:
+            reply = await kc.shell_channel.get_msg(timeout=1)
+        except Empty:
+            pass
+        else:
+            if reply["msg_type"] == "kernel_info_reply":
+                try:
+                    await kc.iopub_channel.get_msg(timeout=0.2)  # its status: IOPub is connected
+                    return
+                except Empty:
+                    pass
+        if not await km.is_alive():
+            raise RuntimeError("the report kernel died before replying to kernel_info")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"the report kernel did not reply in {timeout:.0f} seconds")
 
 
 @functools.cache

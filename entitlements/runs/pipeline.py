@@ -12,6 +12,7 @@ import json
 import threading
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -49,7 +50,8 @@ if TYPE_CHECKING:
 # The run's build: everything but the legacy migration (built step by step by `migrate`) and the
 # dbt unit tests, which test the models' logic on fixed rows, not the data: they run once per
 # change of the project (tests/test_dbt_unit_tests.py in `make test`), not once per run.
-# The stages of a run, in order, as run_pipeline's on_stage names them.
+# The stages of a run, in order, as run_pipeline's on_stage names them. The data docs stage starts GX
+# writing them on a thread; they are written while the reports render, and the reports stage waits.
 STAGES = ("ingest", "landing checks", "dbt build", "mart checks", "data docs", "reports")
 BUILD_SELECTION = ("--exclude", "tag:migration", "--exclude-resource-type", "unit_test")
 ANALYSES = ("--select", "path:analyses")  # compiled SQL the check and as-of commands execute
@@ -318,13 +320,13 @@ def reports_step(
     session: ReportSession | None = None,
 ) -> list[Path]:
     """Render reports; a notebook that raises is a PipelineError naming the report and its error.
-    echo: told of each page kept as it was (rendered from the same build, parameters and code).
+    echo: told of each page kept as it was (rendered from the same marts' content, parameters and code).
     session: the ReportSession (one kernel) to render on, closed at the end; default a new one."""
     from entitlements.reports.render import ReportSession
 
     written = []
-    # One kernel for all the reports; a page already rendered from this build, these parameters and
-    # this code is kept as it is.
+    # One kernel for all the reports; a page already rendered from the same content of the marts it
+    # reads, these parameters and this code is kept as it is.
     with session or ReportSession() as session:
         for name in names:
             try:
@@ -338,7 +340,7 @@ def reports_step(
                     failure = f"could not be written: {type(exc).__name__}: {exc}"
             else:
                 if rendered.kept:
-                    echo(f"report {name}: unchanged since build {rendered.build_id}, kept")
+                    echo(rendered.kept_note())
                 written.append(rendered.path)
                 continue
             raise PipelineError(
@@ -372,7 +374,11 @@ def run_pipeline(
     # It parses with the vars the ingest is about to record; if they turn out other, the build
     # starts a child of its own (run_dbt_commands).
     dbt_vars = json.loads(json.dumps(config.dbt_vars())) | {"as_of_date": as_of.isoformat()}
-    with run_lock(warehouse, "run"), DbtSession(warehouse, dbt_vars) as session:
+    with (
+        run_lock(warehouse, "run"),
+        DbtSession(warehouse, dbt_vars) as session,
+        contextlib.ExitStack() as stack,
+    ):
         run_id = uuid.uuid4().hex[:12]
         result = RunResult(run_id, as_of)
         echo(f"run {run_id}: as of {as_of}, exports {export_dir}, warehouse {warehouse}")
@@ -406,15 +412,13 @@ def run_pipeline(
         on_stage("dbt build")
         echo("dbt build: running")
         report_session = _report_session(reports_dir)
+        if report_session is not None:  # a run stopped by a gate stops the kernel it started too
+            stack.callback(report_session.close)
 
         def meanwhile(_: BuildPlan) -> None:  # dbt's child builds: this process waits, so it prepares
-            if report_session is None:
-                _import_in_background(HEAVY_IMPORTS)
-                return
-            from entitlements.reports.render import HEAVY_IMPORTS as REPORT_IMPORTS
-
-            _import_in_background(HEAVY_IMPORTS + REPORT_IMPORTS)
-            report_session.start()
+            _import_in_background(HEAVY_IMPORTS)
+            if report_session is not None:  # on a thread of its own: the kernel, papermill, nbconvert
+                report_session.start()
 
         result.build = build_step(
             warehouse, run_id, as_of, full_refresh=full_refresh, session=session, on_build=meanwhile
@@ -435,18 +439,27 @@ def run_pipeline(
         reports_dir.mkdir(parents=True, exist_ok=True)
         on_stage("data docs")
         docs = data_docs_index(reports_dir)
+        writing: Future[Path] | None = None
         if result.build.mode == "skip" and docs.exists():  # no result of this run to show
             echo("data docs: unchanged, kept")
-            result.reports.append(docs)
         else:
-            result.reports.append(build_data_docs(reports_dir, warehouse))
+            # Written by GX in this process while the kernel renders the reports (this process mostly
+            # waits on it then); independent outputs, both after the gates that guard them.
+            writing = stack.enter_context(ThreadPoolExecutor(1, "data docs")).submit(
+                build_data_docs, reports_dir, warehouse
+            )
         from entitlements.reports.render import PIPELINE_REPORTS
 
         on_stage("reports")
         parameters = {"as_of": as_of.isoformat()}
-        result.reports += reports_step(
-            warehouse, reports_dir, PIPELINE_REPORTS, parameters, echo, session=report_session
-        )
+        try:
+            pages = reports_step(
+                warehouse, reports_dir, PIPELINE_REPORTS, parameters, echo, session=report_session
+            )
+        finally:
+            if writing is not None:
+                wait([writing])  # a failed report's error is the run's; the docs are written all the same
+        result.reports = [writing.result() if writing is not None else docs, *pages]
         return result
 
 
