@@ -164,8 +164,11 @@ def test_the_bench_at_the_tiny_scale(tmp_path: Path) -> None:
         for stage in (*bench.STAGES, "total"):
             row = found.get(("tiny", run, stage))
             assert (row is None) == (stage in skipped), (run, stage)
-            if row is not None:  # a stage with nothing to do (a kept page) can take under 1 ms
-                assert float(row["seconds"]) >= 0 if run == "no-change" else float(row["seconds"]) > 0, row
+            # A stage with nothing to do (a kept page) can take under 1 ms, and so can data docs,
+            # which only starts GX writing them (they are written while the reports render).
+            if row is not None:
+                quick = run == "no-change" or stage == "data docs"
+                assert float(row["seconds"]) >= 0 if quick else float(row["seconds"]) > 0, row
                 assert float(row["peak_mib"]) > 0, row
         assert float(found[("tiny", run, "total")]["warehouse_mib"]) > 0
     assert "dbt build: skipped, nothing changed" in found[("tiny", "no-change", "dbt build")]["note"]
