@@ -1359,46 +1359,46 @@ def record_dbt_tests(
         table = ", ".join(_relation(relations.get(unique_id), unique_id) for unique_id in tested)
         status = str(result.get("status"))
         critical = str(node.get("config", {}).get("severity", "error")).lower() == "error"
-        if (node.get("test_metadata") or {}).get("name") == COLUMN_RULES:
-            model = (relations.get(node.get("attached_node") or "") or {}).get("name", table)
-            found = failing_pairs.get(node["unique_id"])
-            for rule, column in _column_rules(node):
-                if status == "pass":
-                    success, observed = True, _dbt_observed(status, result)
-                elif isinstance(found, dict):
-                    failures = found.get((rule, column), 0)
-                    success, observed = failures == 0, f"{failures} failing row(s)"
-                else:  # an error, a skip, or failing rows that could not be read again
-                    success, observed = False, _dbt_observed(status, result) + (found or "")
-                checks.append(
-                    CheckResult(
-                        step=BUILD,
-                        suite=DBT_SUITE,
-                        table=table,
-                        batch=table,
-                        expectation=f"{rule}_{model}_{column}",
-                        column=column,
-                        success=success,
-                        critical=critical,
-                        observed_value=_truncate(observed),
-                        unexpected_sample=None,
-                    )
+
+        # What every row recorded for this test shares.
+        base = {
+            "step": BUILD,
+            "suite": DBT_SUITE,
+            "table": table,
+            "batch": table,
+            "critical": critical,
+            "unexpected_sample": None,
+        }
+        if (node.get("test_metadata") or {}).get("name") != COLUMN_RULES:
+            checks.append(
+                CheckResult(
+                    **base,
+                    expectation=node["name"],
+                    column=node.get("column_name") or None,
+                    success=status == "pass",
+                    observed_value=_dbt_observed(status, result),
                 )
-            continue
-        checks.append(
-            CheckResult(
-                step=BUILD,
-                suite=DBT_SUITE,
-                table=table,
-                batch=table,
-                expectation=node["name"],
-                column=node.get("column_name") or None,
-                success=status == "pass",
-                critical=critical,
-                observed_value=_dbt_observed(status, result),
-                unexpected_sample=None,
             )
-        )
+            continue
+        model = (relations.get(node.get("attached_node") or "") or {}).get("name", table)
+        found = failing_pairs.get(node["unique_id"])
+        for rule, column in _column_rules(node):
+            if status == "pass":
+                success, observed = True, _dbt_observed(status, result)
+            elif isinstance(found, dict):
+                failures = found.get((rule, column), 0)
+                success, observed = failures == 0, f"{failures} failing row(s)"
+            else:  # an error, a skip, or failing rows that could not be read again
+                success, observed = False, _dbt_observed(status, result) + (found or "")
+            checks.append(
+                CheckResult(
+                    **base,
+                    expectation=f"{rule}_{model}_{column}",
+                    column=column,
+                    success=success,
+                    observed_value=_truncate(observed),
+                )
+            )
     report = GateReport(run_id=run_id, step=BUILD, results=checks)
     if checks:
         _write(Path(warehouse), report)
