@@ -29,6 +29,11 @@ DEFAULT_MEMORY_LIMIT = "1536MB"  # profiles.yml's default too (tests/test_dbt_pr
 TEMP_DIRECTORY_ENV = "ENTITLEMENTS_TEMP_DIRECTORY"  # default: <warehouse>.tmp, DuckDB's own
 
 
+def memory_limit() -> str:
+    """The memory limit every connection to a warehouse gets (ENTITLEMENTS_MEMORY_LIMIT)."""
+    return os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+
+
 def _apply_settings(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     """Set the memory limit and temp directory on a new connection (see DEFAULT_MEMORY_LIMIT).
 
@@ -37,7 +42,7 @@ def _apply_settings(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     The temp directory is set only when asked for and not already in use: DuckDB refuses to change
     one it has spilled to, and its default is already <warehouse>.tmp.
     """
-    con.execute(f"SET memory_limit = '{os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT}'")
+    con.execute(f"SET memory_limit = '{memory_limit()}'")
     wanted = os.environ.get(TEMP_DIRECTORY_ENV)
     current = con.execute("select current_setting('temp_directory')").fetchall()[0][0]
     if wanted and wanted != current:

@@ -67,7 +67,7 @@ from entitlements.ingest.mapping import Mapping, load_mapping
 from entitlements.ingest.plans import FilePlan
 from entitlements.ingest.readers import CHUNK, EXACT_CHUNK_ROWS, READ_ERRORS, exact_chunks, fast_source_sql
 from entitlements.ingest.shapes import SLASH, SPACE, Lookup
-from entitlements.warehouse import connect
+from entitlements.warehouse import connect, memory_limit
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -568,13 +568,14 @@ class _Load:
         rows refused, in the same transaction."""
         if previous := self.already_landed():
             raise _AlreadyLanded(previous)
-        # DuckDB keeps the blocks it writes cached up to its memory limit (most of the machine's
-        # memory): bounded here, the exact read's memory is one chunk and this, however long the file.
+        # DuckDB keeps the blocks it writes cached up to its memory limit: bounded here, the exact
+        # read's memory is one chunk and this, however long the file. Then the warehouse's limit
+        # again (RESET would give DuckDB's default, most of the machine's memory).
         self.con.execute(f"SET memory_limit = '{EXACT_MEMORY_LIMIT}'")
         try:
             return self._exact()
         finally:
-            self.con.execute("RESET memory_limit")
+            self.con.execute(f"SET memory_limit = '{memory_limit()}'")
 
     def _exact(self) -> FileResult:
         with _transaction(self.con):
