@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from datetime import date
@@ -32,6 +33,22 @@ TEMP_DIRECTORY_ENV = "ENTITLEMENTS_TEMP_DIRECTORY"  # default: <warehouse>.tmp, 
 def memory_limit() -> str:
     """The memory limit every connection to a warehouse gets (ENTITLEMENTS_MEMORY_LIMIT)."""
     return os.environ.get(MEMORY_LIMIT_ENV) or DEFAULT_MEMORY_LIMIT
+
+
+# Work a run does ahead of need (warm-up imports, the report kernel starting) runs at this niceness,
+# so on a small machine it takes the cores dbt's child leaves idle, not the ones it builds on.
+BACKGROUND_NICENESS = 10
+
+
+def background_priority() -> None:
+    """Lower the calling thread's CPU priority to BACKGROUND_NICENESS, never raise it (Linux:
+    niceness is per thread, and a process it starts inherits it); elsewhere, or if refused, nothing."""
+    import threading
+
+    with contextlib.suppress(AttributeError, OSError):
+        thread = threading.get_native_id()
+        now = os.getpriority(os.PRIO_PROCESS, thread)
+        os.setpriority(os.PRIO_PROCESS, thread, max(now, BACKGROUND_NICENESS))
 
 
 def _apply_settings(con: duckdb.DuckDBPyConnection, path: Path) -> None:

@@ -12,7 +12,9 @@ warehouse holding only those marts.
 
 from __future__ import annotations
 
+import os
 import re
+import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +28,7 @@ from entitlements import audit
 from entitlements.reports import render
 from entitlements.reports.render import ReportSession
 from entitlements.runs.pipeline import PipelineError, reports_step
-from entitlements.warehouse import PROJECT_ROOT, IncompleteBuildError
+from entitlements.warehouse import BACKGROUND_NICENESS, PROJECT_ROOT, IncompleteBuildError
 
 pytestmark = pytest.mark.integration
 
@@ -221,6 +223,19 @@ def test_a_notebook_that_kills_the_kernel_is_an_error_and_the_kernel_is_gone(
     with session, pytest.raises(DeadKernelError):
         session.render("probe_exits", warehouse, tmp_path)
     assert session._km is None and session._kc is None
+
+
+def test_the_kernel_starts_at_background_priority_so_a_build_keeps_its_cores():
+    caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    session = ReportSession()
+    with session:
+        session.start()
+        session._started()
+        assert session._km is not None
+        kernel = session._km.provisioner.process.pid
+        assert os.getpriority(os.PRIO_PROCESS, kernel) >= BACKGROUND_NICENESS
+    # only the session's thread and its kernel were lowered, not the caller
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller
 
 
 # --------------------------------------------------------------------------- what a page vouches for

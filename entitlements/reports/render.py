@@ -47,7 +47,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from entitlements.ingest._sql import quote_ident
-from entitlements.warehouse import DBT_PROJECT_DIR, NOTEBOOKS_DIR, PROJECT_ROOT, connect_marts, last_build
+from entitlements.warehouse import (
+    DBT_PROJECT_DIR,
+    NOTEBOOKS_DIR,
+    PROJECT_ROOT,
+    background_priority,
+    connect_marts,
+    last_build,
+)
 
 if TYPE_CHECKING:  # nbconvert, nbclient and papermill take seconds to import: only when a page is rendered
     import duckdb
@@ -443,6 +450,7 @@ class ReportSession:
 
     def _start(self) -> None:
         try:
+            background_priority()  # the kernel it launches inherits it: a run starts it during the build
             self._launch_kernel()
             self._html = _exporter()
             resources = {"metadata": {"name": ""}, "rendered_from": "", "marts_build": ""}

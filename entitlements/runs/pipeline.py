@@ -42,7 +42,7 @@ from entitlements.runs.steps import DbtFailure, StepError, Steps, require_ok
 from entitlements.serve.queries import store_compiled_queries
 from entitlements.transform.dbt_child import NODES_FILE
 from entitlements.transform.dbt_runner import DbtSession, run_dbt_commands, target_dir
-from entitlements.warehouse import built_as_of, connect, table_exists
+from entitlements.warehouse import background_priority, built_as_of, connect, table_exists
 
 if TYPE_CHECKING:
     from entitlements.reports.render import ReportSession
@@ -475,6 +475,7 @@ def _import_in_background(modules: Sequence[str]) -> None:
     """Import modules on a daemon thread; whoever imports one later waits for it (the import lock)."""
 
     def load() -> None:
+        background_priority()
         for name in modules:
             with contextlib.suppress(ImportError):  # the step importing it for real says what is wrong
                 importlib.import_module(name)
