@@ -176,10 +176,14 @@ def test_the_bench_at_the_tiny_scale(tmp_path: Path) -> None:
     assert "events dated 2026-10-31 in one more usage file" in found[("tiny", "add-a-day", "total")]["note"]
     assert "of the full run" in found[("tiny", "add-a-day", "total")]["note"]
     assert found[("tiny", "full", "total")]["target"] == "< 10 s"
+    command = found[("tiny", "serve", "check command")]
+    assert command["target"] == "median < 150 ms" and command["verdict"].startswith(("meets", "MISSES"))
+    assert f"over {bench.CLI_CHECKS} commands" in command["note"]
     for key in [
         ("tiny", "generate", "generate"),
         ("tiny", "bare read", "duckdb bare read"),
         ("tiny", "serve", "check latency"),
+        ("tiny", "serve", "check command"),
         ("tiny", "serve", "check batch"),
         *(("usage file 2k", "usage file", s) for s in ("duckdb bare read", "ingest", "pandas read + insert")),
     ]:

@@ -415,8 +415,10 @@ def run_pipeline(
         if report_session is not None:  # a run stopped by a gate stops the kernel it started too
             stack.callback(report_session.close)
 
+        warming: list[threading.Thread] = []
+
         def meanwhile(_: BuildPlan) -> None:  # dbt's child builds: this process waits, so it prepares
-            _import_in_background(HEAVY_IMPORTS)
+            warming.append(_import_in_background(HEAVY_IMPORTS))
             if report_session is not None:  # on a thread of its own: the kernel, papermill, nbconvert
                 report_session.start()
 
@@ -429,6 +431,7 @@ def run_pipeline(
         else:
             echo(f"dbt build: ok ({result.build.mode}: {result.build.reason})")
             on_stage("mart checks")
+            _join(warming)
             result.marts = marts_step(warehouse, run_id)
             echo(
                 f"mart checks: {len(result.marts.results)} expectations, "
@@ -443,6 +446,7 @@ def run_pipeline(
         if result.build.mode == "skip" and docs.exists():  # no result of this run to show
             echo("data docs: unchanged, kept")
         else:
+            _join(warming)
             # Written by GX in this process while the kernel renders the reports (this process mostly
             # waits on it then); independent outputs, both after the gates that guard them.
             writing = stack.enter_context(ThreadPoolExecutor(1, "data docs")).submit(
@@ -471,8 +475,10 @@ def _report_session(reports_dir: Path | None) -> ReportSession | None:
     return ReportSession()
 
 
-def _import_in_background(modules: Sequence[str]) -> None:
-    """Import modules on a daemon thread; whoever imports one later waits for it (the import lock)."""
+def _import_in_background(modules: Sequence[str]) -> threading.Thread:
+    """Import modules on a daemon thread, at background priority. Join it before importing them on
+    another thread (_join): a package imported on two threads at once can hand one of them a half
+    initialised module (Great Expectations' circular imports raise ImportError then)."""
 
     def load() -> None:
         background_priority()
@@ -480,4 +486,11 @@ def _import_in_background(modules: Sequence[str]) -> None:
             with contextlib.suppress(ImportError):  # the step importing it for real says what is wrong
                 importlib.import_module(name)
 
-    threading.Thread(target=load, name="warm-up imports", daemon=True).start()
+    thread = threading.Thread(target=load, name="warm-up imports", daemon=True)
+    thread.start()
+    return thread
+
+
+def _join(threads: Sequence[threading.Thread]) -> None:
+    for thread in threads:
+        thread.join()
