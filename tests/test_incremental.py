@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import duckdb
@@ -143,8 +143,11 @@ def test_incremental_builds_give_what_a_full_refresh_gives(export: Path, tmp_pat
     assert {e["type"] for e in day} >= {"com.demo.api_calls", "com.demo.data_gb"}
     again = _events(export / "usage" / "usage_2025-03.jsonl")[0] | {"recordedtime": "2026-10-31T12:00:00Z"}
     _write(export / "usage" / "usage_2026-10-31.jsonl", [*day, again])
+    stored = _compiled_queries(warehouse)
     plan = _run(export, warehouse)
     assert (plan.mode, plan.reason) == ("incremental", "1 new and 0 removed load(s) of usage_events")
+    # Same project, vars and as-of date: the analyses the full build compiled are kept, not redone.
+    assert _compiled_queries(warehouse) == stored and len(stored) >= 4
     (events_after,) = _one(warehouse, "select count(*) from intermediate.int_usage_events_deduplicated")
     assert events_after == events_before + 20
     # The key tests grouped only the event ids the build redid: the new load's 21 (the one
@@ -206,6 +209,19 @@ def test_incremental_builds_give_what_a_full_refresh_gives(export: Path, tmp_pat
         "full",
         "the as-of date, the configuration or the dbt project changed",
     )
+    recompiled = _compiled_queries(warehouse)
+    assert recompiled.keys() == stored.keys()
+    assert all(recompiled[name][1] > stored[name][1] for name in stored)  # compiled again
+
+
+def _compiled_queries(warehouse: Path) -> dict[str, tuple[str, datetime]]:
+    """audit.compiled_queries: name -> (sql, compiled_at)."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        rows = con.execute("select name, sql, compiled_at from audit.compiled_queries").fetchall()
+    finally:
+        con.close()
+    return {name: (sql, compiled_at) for name, sql, compiled_at in rows}
 
 
 def test_an_incremental_builds_key_test_catches_a_duplicate_it_wrote(tmp_path: Path) -> None:

@@ -274,13 +274,14 @@ def build_step(
             return plan
         _start_build(warehouse, run_id, as_of)
         on_build(plan)
-        # One dbt process, one parse: the build, then the analyses compiled for this warehouse.
-        build = (
-            ["build", *INCREMENTAL_SELECTION, *BUILD_SELECTION]
-            if plan.mode == "incremental"
-            else ["build", *BUILD_SELECTION, "--full-refresh"]
-        )
-        commands = [build, ["compile", *ANALYSES]]
+        # One dbt process, one parse: the build, then the analyses compiled for this warehouse. An
+        # incremental build has the project, vars and as-of date of the last build (else it would be
+        # full), so the analyses that build stored are still what dbt would compile: kept.
+        incremental = plan.mode == "incremental"
+        if incremental:
+            commands = [["build", *INCREMENTAL_SELECTION, *BUILD_SELECTION]]
+        else:
+            commands = [["build", *BUILD_SELECTION, "--full-refresh"], ["compile", *ANALYSES]]
         result = run_dbt_commands(commands, warehouse, as_of, session=session)
         if result.run_results:  # the build's data tests, pass or fail, feed audit.dq_results
             record_dbt_tests(warehouse, run_id, result.run_results[0], target_dir(warehouse) / NODES_FILE)
@@ -289,7 +290,8 @@ def build_step(
         except DbtFailure as exc:
             _finish_build(warehouse, run_id, "failed", exc.result.output[-4000:])
             raise PipelineError("dbt build", str(exc)) from exc
-        store_analyses(warehouse)
+        if not incremental:
+            store_analyses(warehouse)
         _finish_build(
             warehouse,
             run_id,
