@@ -6,16 +6,36 @@ currency; nothing ever adds USD to EUR.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from decimal import Decimal
 
 import duckdb
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from entitlements.reports.common import leakage_categories, parse_as_of, query, strip_facet_labels
+from entitlements.reports.common import (
+    PageContext,
+    category_colours,
+    leakage_categories,
+    parse_as_of,
+    query,
+    strip_facet_labels,
+)
+from entitlements.reports.layout import (
+    Figure,
+    Headline,
+    Value,
+    count,
+    money,
+    money_value,
+    month,
+    percent,
+    percent_value,
+)
 
 LEAKAGE_TABLE = "marts.fct_revenue_leakage"
 
@@ -459,3 +479,132 @@ def override_hotspots_figure(hotspots: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(title_text="overrides")
     fig.update_layout(barmode="stack", height=420, margin={"l": 10, "r": 10})
     return strip_facet_labels(fig)
+
+
+# --------------------------------------------------------------------------- the headline
+
+
+def headline(con: duckdb.DuckDBPyConnection, flt: LeakageFilter, page: PageContext) -> Headline:
+    """The report's key figures, per currency: leaked in total and its share of billed revenue, still
+    recoverable, the as-of month against the month before, the largest category. Leak totals follow the
+    filters (a drill-down narrows them); billed revenue and recoverable value are the KPI mart's, per
+    month and currency (months on or before `as_of`, one currency or all), whatever the customer."""
+    where, params = flt.where()
+    # The as-of month (a build without a date: the latest month with a leak)
+    anchor = page.as_of or con.execute(f"select max(occurred_on) from {LEAKAGE_TABLE}").fetchone()[0]  # type: ignore[index]
+    this_month = (anchor or date(2000, 1, 1)).replace(day=1)
+    last_month = (this_month - timedelta(days=1)).replace(day=1)
+    leaks = con.execute(
+        f"""
+        with leaks as (select * from {LEAKAGE_TABLE} where {where}),
+        by_category as (
+            select currency, category, sum(amount) as amount from leaks group by all
+        )
+        select currency,
+               sum(amount) as leaked,
+               count(*) as leak_count,
+               count(distinct customer_id) as customers,
+               coalesce(sum(amount) filter (where date_trunc('month', occurred_on) = ?), 0) as this_month,
+               coalesce(sum(amount) filter (where date_trunc('month', occurred_on) = ?), 0) as last_month,
+               (select arg_max(category, amount) from by_category c where c.currency = leaks.currency)
+                   as largest_category,
+               (select max(amount) from by_category c where c.currency = leaks.currency) as largest_amount
+        from leaks
+        group by currency
+        order by currency
+        """,
+        [*params, this_month, last_month],
+    ).fetchall()
+    kpi_clauses, kpi_params = ["1 = 1"], []
+    if flt.as_of is not None:
+        kpi_clauses.append("period_month <= ?")
+        kpi_params.append(flt.as_of)
+    if flt.currency is not None:
+        kpi_clauses.append("currency = ?")
+        kpi_params.append(flt.currency)
+    kpis = {
+        currency: (billed, leaked, recoverable)
+        for currency, billed, leaked, recoverable in con.execute(
+            f"""
+            select currency, sum(billed_revenue), sum(leaked_total), sum(recoverable_value)
+            from {KPI_TABLE} where {" and ".join(kpi_clauses)}
+            group by currency order by currency
+            """,
+            kpi_params,
+        ).fetchall()
+    }
+    labels = {row["category"]: row["label"] for row in leakage_categories()}
+    drilled = flt.customer is not None or flt.category is not None
+    every = "all customers and categories: " if drilled else ""
+    total_leaks = sum(row[2] for row in leaks)
+
+    figures = (
+        Figure(
+            "Leaked in total",
+            tuple(money_value("leaked_total", leaked, cur, count(n, "leak")) for cur, leaked, n, *_ in leaks),
+            f"{count(total_leaks, 'leak')} for {count(sum(r[3] for r in leaks), 'customer')}"
+            f" ({html.escape(flt.describe())}).",
+            "bad",
+        ),
+        Figure(
+            "Share of billed revenue",
+            tuple(
+                percent_value("leakage_share_pct", leaked, billed, cur, f"of {money(billed, cur)}")
+                for cur, (billed, leaked, _) in kpis.items()
+            ),
+            f"{every}leakage over the same currency's invoiced revenue; SaaS benchmarks put billing"
+            " leakage at 1-5 %.",
+            "warn",
+        ),
+        Figure(
+            "Still recoverable",
+            tuple(
+                money_value(
+                    "recoverable_value", recoverable, cur, f"{percent(recoverable, leaked) or '-'} of it"
+                )
+                for cur, (_, leaked, recoverable) in kpis.items()
+            ),
+            f"{every}leaks young enough to invoice now (dbt var recoverable_billing_window_days).",
+            "good",
+        ),
+        Figure(
+            f"Leaked in {month(this_month)}",
+            tuple(
+                money_value("leaked_this_month", now, cur, _against(now, before, cur, month(last_month)))
+                for cur, _, _, _, now, before, *_ in leaks
+            ),
+            f"The as-of month against {month(last_month)}.",
+        ),
+        Figure(
+            "Largest category",
+            tuple(
+                Value(
+                    "largest_category",
+                    labels.get(category, category),
+                    category,
+                    cur,
+                    money(amount, cur),
+                    colour=category_colours().get(category),
+                )
+                for cur, *_, category, amount in leaks
+            ),
+            "Each category has one colour in every chart and table.",
+        ),
+    )
+    n_currencies = len(leaks)
+    lead = (
+        f"{count(total_leaks, 'leak')} found in {count(n_currencies, 'currency', 'currencies')}: "
+        "the totals, what can still be invoiced and where it comes from; the evidence rows follow."
+        if leaks
+        else "No leakage matches the filters."
+    )
+    return Headline(page.report, page.title, page.as_of, page.marts_version, lead, figures)
+
+
+def _against(now: object, before: object, currency: str, label: str) -> str:
+    """'vs 2026-09: USD 7.76, up 12.0 %'."""
+    if not before:
+        return f"vs {label}: none"
+    change = percent(Decimal(str(now)) - Decimal(str(before)), before) or ""
+    direction = f"down {change[1:]}" if change.startswith("-") else f"up {change}"
+    return f"vs {label}: {money(before, currency)}, {direction}"

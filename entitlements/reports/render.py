@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from entitlements.ingest._sql import quote_ident
+from entitlements.reports import layout
 from entitlements.warehouse import DBT_PROJECT_DIR, NOTEBOOKS_DIR, PROJECT_ROOT, connect_marts, last_build
 
 if TYPE_CHECKING:  # nbconvert, nbclient and papermill take seconds to import: only when a page is rendered
@@ -82,7 +83,10 @@ KEPT_WHEN_UNCHANGED: tuple[str, ...] = PIPELINE_REPORTS
 EXPOSURES = DBT_PROJECT_DIR / "models" / "marts" / "_marts__exposures.yml"
 # Files besides the notebook and this package that shape a page: the leakage categories' order, colours
 # and labels (common.leakage_categories). A change to them may leave every mart as it was.
-PAGE_INPUT_FILES: tuple[Path, ...] = (DBT_PROJECT_DIR / "seeds" / "leakage_categories.csv",)
+PAGE_INPUT_FILES: tuple[Path, ...] = (
+    DBT_PROJECT_DIR / "seeds" / "leakage_categories.csv",
+    *layout.ASSET_FILES,  # the page's CSS and table component
+)
 # What draws the page: plotly's version is the plotly.js embedded, nbconvert's the template.
 PAGE_LIBRARIES = ("plotly", "pandas", "nbconvert")
 
@@ -111,11 +115,14 @@ _TEMPLATE = """\
   .jp-OutputArea-output table caption { caption-side: top; text-align: left; font-weight: bold; }
   .jp-RenderedHTMLCommon table { margin-left: 0; }
 </style>
+{{ resources.page_assets }}
 """
 _TEMPLATE += _PLOTLYJS_SLOT + "\n{% endblock extra_css %}\n"
 # Where a page is written and which warehouse file it read do not change what it shows (a copy of the
 # warehouse has the same build and marts).
 _PATH_PARAMETERS = ("warehouse", "out_dir")
+# Cells the page leaves out: a notebook's title cell, for JupyterLab (the page's headline band has it).
+NOTEBOOK_ONLY_TAG = "notebook_only"
 _ENGINE = "entitlements-session"
 # Run silently between two notebooks: no variable of one is seen by the next, and its cells are numbered
 # from 1 as on a kernel of its own (errors name the cell by that number). Modules stay imported.
@@ -399,7 +406,10 @@ class ReportSession:
             # What a kept page vouches for is its marts' content, not the build's id: a build that left
             # them as they were (a day of usage, for a report not reading usage) keeps the page.
             compared = name in KEPT_WHEN_UNCHANGED and build is not None
-            marts = marts_fingerprint(con, _reads(name)) if compared else None
+            reads = _reads(name) if compared else report_reads().get(name)
+            # Also what the page shows as its marts' version: the same marts, the same page.
+            fingerprint = marts_fingerprint(con, reads) if reads is not None else None
+            marts = fingerprint if compared else None
         finally:
             con.close()
         build_id = str(build[0]) if build else None
@@ -412,6 +422,9 @@ class ReportSession:
             "warehouse": str(warehouse),
             "out_dir": str(out_dir),
             "report_name": name,
+            # Shown in the page's header (layout.Headline); the notebook computes them when run by hand.
+            "marts_version": fingerprint,
+            "built_as_of": build[2].isoformat() if build is not None and build[2] is not None else None,
         }
         record = rendered_from(name, marts, params)
         if (
@@ -428,7 +441,22 @@ class ReportSession:
 
         title = TITLES.get(name, f"{name} report")
         executed.metadata["title"] = title
-        resources = {"metadata": {"name": title}, "rendered_from": record, "marts_build": build_id or ""}
+        # Cell ids are random (jupytext, papermill's parameters cell); numbered, the same marts give the
+        # same page byte for byte.
+        # Code cells show only their outputs: one with none would be an empty gap above the headline.
+        executed.cells = [
+            c
+            for c in executed.cells
+            if NOTEBOOK_ONLY_TAG not in c.metadata.get("tags", ()) and (c.cell_type != "code" or c.outputs)
+        ]
+        for number, cell in enumerate(executed.cells):
+            cell["id"] = f"cell-{number}"
+        resources = {
+            "metadata": {"name": title},
+            "rendered_from": record,
+            "marts_build": build_id or "",
+            "page_assets": layout.page_assets(),
+        }
         body, _ = html_export.from_notebook_node(nbformat.from_dict(executed), resources=resources)
         _write_whole(html_path, _page(body))
         return Rendered(name, html_path, kept=False, build_id=build_id, marts_build=build_id)
@@ -445,7 +473,7 @@ class ReportSession:
         try:
             self._launch_kernel()
             self._html = _exporter()
-            resources = {"metadata": {"name": ""}, "rendered_from": "", "marts_build": ""}
+            resources = {"metadata": {"name": ""}, "rendered_from": "", "marts_build": "", "page_assets": ""}
             self._html.from_notebook_node(_notebook(_EMPTY_NOTEBOOK), resources=resources)
             import jupytext  # noqa: F401  (what _execute imports: seconds, the first time in a process)
             import papermill  # noqa: F401
@@ -605,6 +633,39 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     path = render_report(args.name, args.warehouse, args.out_dir, params)
     print(f"wrote {path} in {time.perf_counter() - start:.1f}s")
+
+
+# The other sites a reports folder may hold, linked from its index page when they exist.
+INDEX_LINKS: tuple[tuple[str, str], ...] = (
+    ("Data quality checks (Great Expectations Data Docs)", "data_docs/index.html"),
+    ("Models, lineage and the reports reading them (dbt docs)", "dbt_docs/index.html"),
+)
+
+
+def write_index(out_dir: Path) -> Path:
+    """`<out_dir>/index.html`: a link to each report written there with its headline figures (the
+    `<report>_headline.json` its notebook wrote beside the page), and the Data Docs and dbt docs when
+    they exist. Rewritten only when its content changes; it holds no date or run of its own."""
+    out_dir = Path(out_dir).expanduser().resolve()
+    entries = []
+    for name in REPORTS:
+        page = out_dir / f"{name}.html"
+        headline = None
+        try:
+            data = json.loads((out_dir / f"{name}_headline.json").read_text(encoding="utf-8"))
+            headline = layout.headline_from_json(data)
+        except (OSError, ValueError, KeyError, TypeError):  # none yet, or a page from an older version
+            pass
+        entries.append(
+            layout.IndexEntry(name, TITLES.get(name, name), page.name if page.exists() else None, headline)
+        )
+    links = [(text, href) for text, href in INDEX_LINKS if (out_dir / href).exists()]
+    path = out_dir / "index.html"
+    text = layout.index_page(entries, links)
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _write_whole(path, text)
+    return path
 
 
 def write_dbt_docs(warehouse: Path, out_dir: Path) -> Path:
