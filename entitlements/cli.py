@@ -384,7 +384,7 @@ def report(name: str, warehouse: Path, out: Path, as_of: datetime | None, phase:
     when written or kept, 1 when a notebook failed, 2 on a bad parameter (an as-of the marts were not
     built for, say).
     """
-    from entitlements.reports.render import REPORTS, ReportSession
+    from entitlements.reports.render import REPORTS, ReportSession, write_index
 
     names = [n for n in REPORTS if name in (n, "all")]
     with ReportSession(force=force) as session:  # one kernel for all of them
@@ -410,6 +410,7 @@ def report(name: str, warehouse: Path, out: Path, as_of: datetime | None, phase:
             if rendered.kept:
                 click.echo(rendered.kept_note())
             click.echo(f"report: {rendered.path}")
+    click.echo(f"index: {write_index(out)}")
 
 
 @cli.command()
@@ -417,7 +418,7 @@ def report(name: str, warehouse: Path, out: Path, as_of: datetime | None, phase:
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_REPORTS, show_default=True)
 def docs(warehouse: Path, out: Path) -> None:
     """Write the dbt docs site (models, lineage, the notebooks and reports reading them) as one page."""
-    from entitlements.reports.render import write_dbt_docs
+    from entitlements.reports.render import write_dbt_docs, write_index
 
     try:
         with _writing(warehouse, "docs"):
@@ -426,6 +427,7 @@ def docs(warehouse: Path, out: Path) -> None:
         raise click.UsageError(str(exc)) from exc
     except RuntimeError as exc:
         _fail(str(exc))
+    click.echo(f"index: {write_index(out)}")  # which now links the docs
 
 
 @cli.group()
@@ -523,11 +525,12 @@ def _write_migration_reports(warehouse: Path, reports_dir: Path, phase: str | No
     """Data Docs and the migration report, after a validation that passed or stopped; a report that
     cannot be written is said, never raised over the validation's own outcome."""
     from entitlements.quality.gates import build_data_docs
-    from entitlements.reports.render import render_report
+    from entitlements.reports.render import render_report, write_index
 
     try:
         click.echo(f"data docs: {build_data_docs(reports_dir, warehouse)}")
         click.echo(f"report: {render_report('migration', warehouse, reports_dir, {'phase': phase or 'all'})}")
+        click.echo(f"index: {write_index(reports_dir)}")
     except Exception as exc:  # the report is secondary to the validation's exit code and message
         click.secho(
             f"the migration report could not be written: {str(exc).splitlines()[0]}", fg="yellow", err=True
