@@ -251,6 +251,15 @@ class BrowserPage:
         path.write_bytes(base64.b64decode(shot["data"]))
         return path
 
+    def headline_figures(self) -> dict[tuple[str, str], str]:
+        """The headline's figures (layout.Headline) as the page holds them: (figure key, its currency or
+        item, e.g. a migration step) -> its exact value."""
+        found = self.evaluate(
+            "[...document.querySelectorAll('.ent-headline [data-figure]')].map(e => [e.dataset.figure,"
+            " e.dataset.currency || e.dataset.item || '', e.dataset.value])"
+        )
+        return {(key, of): value for key, of, value in found}
+
     @property
     def errors(self) -> list[str]:
         return _errors(self._browser.events)

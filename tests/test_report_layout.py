@@ -20,18 +20,13 @@ import pytest
 from entitlements.reports import layout
 from entitlements.reports.render import REPORTS, render_report
 from entitlements.warehouse import DEFAULT_REPORTS, PROJECT_ROOT
-from tests.browser import BrowserPage, browse
+from tests.browser import browse
 from tests.conftest import query_rows, read_csv
 
 FIRST_SCREEN = (1400, 900)
 PIPELINE = ("leakage", "renewals", "usage")
 SHOTS = PROJECT_ROOT / DEFAULT_REPORTS
 
-# Every headline figure as the page holds it: (figure key, currency or item, exact value).
-FIGURES_JS = """
-[...document.querySelectorAll('.ent-headline [data-figure]')].map(e => [
-  e.dataset.figure, e.dataset.currency || e.dataset.item || '', e.dataset.value])
-"""
 # Per table: its name, rows, and the rows a reader sees (not hidden by the pager or the filter).
 TABLES_JS = """
 [...document.querySelectorAll('table.ent-table')].map(t => ({
@@ -69,10 +64,6 @@ def page_figures(text: str) -> list[str]:
     parser = _Figures()
     parser.feed(text)
     return parser.found
-
-
-def shown_figures(page: BrowserPage) -> dict[tuple[str, str], str]:
-    return {(key, of): value for key, of, value in page.evaluate(FIGURES_JS)}
 
 
 def cents(value: object) -> str:
@@ -223,7 +214,7 @@ def test_the_first_screen_shows_the_headline_and_the_main_chart(reports, demo_wa
             " first_table: document.querySelector('table.ent-table').getBoundingClientRect().top,"
             " meta: document.querySelector('.ent-meta').textContent}; })()"
         )
-        shown = shown_figures(page)
+        shown = page.headline_figures()
         assert page.errors == [] and page.external_requests == []
     assert plots and plots[0]["points"], "the main chart is drawn"
     assert 0 <= band["band_top"] < band["band_bottom"] < band["chart_top"] < FIRST_SCREEN[1] - 200, band

@@ -113,6 +113,7 @@ class Figure:
     values: tuple[Value, ...]
     comparison: str = ""
     tone: str = "neutral"  # the card's accent: neutral, good, warn, bad
+    wide: bool = False  # two columns of the band: values with longer words (a migration step's result)
 
     def __post_init__(self) -> None:
         if self.tone not in TONES:
@@ -195,10 +196,9 @@ def _value_html(value: Value) -> str:
 def _figure_html(figure: Figure) -> str:
     values = "".join(_value_html(v) for v in figure.values) or '<div class="ent-value">none</div>'
     comparison = f'<div class="ent-comparison">{figure.comparison}</div>' if figure.comparison else ""
-    return (
-        f'<div class="ent-figure ent-{figure.tone}"><div class="ent-label">{html.escape(figure.label)}</div>'
-        f"{values}{comparison}</div>"
-    )
+    classes = f"ent-figure ent-{figure.tone}" + (" ent-wide" if figure.wide else "")
+    label = f'<div class="ent-label">{html.escape(figure.label)}</div>'
+    return f'<div class="{classes}">{label}{values}{comparison}</div>'
 
 
 def meta_html(headline: Headline) -> str:
@@ -233,7 +233,13 @@ def headline_html(headline: Headline, *, level: int = 1, link: str | None = None
 
 def headline_from_json(data: Mapping) -> Headline:
     figures = tuple(
-        Figure(f["label"], tuple(Value(**v) for v in f["values"]), f["comparison"], f["tone"])
+        Figure(
+            f["label"],
+            tuple(Value(**v) for v in f["values"]),
+            f["comparison"],
+            f["tone"],
+            f.get("wide", False),
+        )
         for f in data["figures"]
     )
     as_of = date.fromisoformat(data["as_of"]) if data.get("as_of") else None

@@ -385,6 +385,7 @@ def headline(
             tuple(values),
             "Critical checks stop the migration at their step; warnings list records to fix.",
             tone,
+            wide=True,
         ),
         Figure(
             "Contracts arrived intact",
