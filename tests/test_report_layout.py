@@ -143,7 +143,7 @@ def expected_headline(name: str, warehouse: Path, as_of: date) -> dict[tuple[str
             unbilled[r["currency"]] += r["v"]
         for cur in overage.keys() | unbilled.keys():
             out["overage_value", cur] = cents(overage[cur])
-            out["unbilled_overage", cur] = cents(unbilled[cur])
+            out["overage_not_invoiced", cur] = cents(unbilled[cur])
         (underused,) = rows("select count(*) as n from marts.fct_underused_entitlements")
         out["underused", ""] = str(underused["n"])
     return out

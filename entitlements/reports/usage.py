@@ -268,7 +268,7 @@ def headline(con: duckdb.DuckDBPyConnection, flt: UsageFilter, page: PageContext
         Figure(
             "Overage never invoiced",
             tuple(
-                money_value("unbilled_overage", u, cur, f"{percent(u, v) or '-'} of the overage")
+                money_value("overage_not_invoiced", u, cur, f"{percent(u, v) or '-'} of the overage")
                 for cur, v, u in overage
             ),
             "Leakage: usage over the limit with no invoice line, or one short (the leakage report has the"
