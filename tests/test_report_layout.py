@@ -9,15 +9,18 @@ headline is tested with a migrated warehouse in tests/test_migration.py.
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from entitlements.reports import layout
+from entitlements.reports.common import ReportTables
 from entitlements.reports.render import REPORTS, render_report
 from entitlements.warehouse import DEFAULT_REPORTS, PROJECT_ROOT
 from tests.browser import browse
@@ -164,6 +167,15 @@ def test_money_has_each_currencys_decimals_and_separators():
         layout.count(1, "contract") == "1 contract"
         and layout.count(1204, "entry", "entries") == "1,204 entries"
     )
+
+
+@pytest.mark.unit
+def test_a_table_shows_each_rows_amounts_with_its_currencys_decimals_and_is_the_components(tmp_path):
+    frame = pd.DataFrame({"currency": ["USD", "JPY"], "amount": [1234.5, 1058.0], "category": ["x", "y"]})
+    page = ReportTables("probe", tmp_path).show(frame, "amounts").to_html()
+    assert re.findall(r">([\d,.]+)</td>", page) == ["1,234.50", "1,058"]
+    assert 'class="ent-table"' in page and 'data-table="amounts"' in page and 'id="T_probe_amounts"' in page
+    assert (tmp_path / "probe_amounts.csv").read_text().splitlines()[1:] == ["USD,1234.50,x", "JPY,1058.00,y"]
 
 
 @pytest.mark.unit

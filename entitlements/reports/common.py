@@ -276,6 +276,12 @@ class ReportTables:
                 fmt[c] = _quantity
         # Source text (a customer name, a legacy field) is escaped: it is data, not markup.
         styler = df.style.format(fmt, na_rep="", escape="html").hide(axis="index")
+        money_cols = [c for c in money if c in df.columns]
+        if money_cols and "currency" in df.columns:  # each row's amounts with its currency's decimals (JPY 0)
+            for currency in sorted(df["currency"].dropna().unique()):
+                if (places := layout.decimals(currency)) != 2:
+                    rows = df.index[df["currency"] == currency]
+                    styler = styler.format(f"{{:,.{places}f}}", subset=(rows, money_cols), na_rep="")
         # Named, not a random uuid (the same page for the same marts); the table component's class.
         styler = styler.set_uuid(f"{self.name}_{table}").set_table_attributes(layout.table_attributes(table))
         styler = styler.set_table_styles(_TABLE_STYLES)
