@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a gate failed (bad data or a failed check), 2 bad usage
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
@@ -376,7 +377,12 @@ def build(warehouse: Path, as_of: datetime | None, full_refresh: bool) -> None:
     is_flag=True,
     help="Render every report, also one whose page was rendered from these marts with these parameters.",
 )
-def report(name: str, warehouse: Path, out: Path, as_of: datetime | None, phase: str, force: bool) -> None:
+@click.option(
+    "--pdf", is_flag=True, help="Also print each report to <report>.pdf for mail (needs Chromium installed)."
+)
+def report(
+    name: str, warehouse: Path, out: Path, as_of: datetime | None, phase: str, force: bool, pdf: bool
+) -> None:
     """Execute report notebooks against the warehouse (read-only) and write self-contained HTML + CSVs.
 
     A page rendered from the same content of the marts it reads, the same parameters and code is kept,
@@ -384,9 +390,11 @@ def report(name: str, warehouse: Path, out: Path, as_of: datetime | None, phase:
     when written or kept, 1 when a notebook failed, 2 on a bad parameter (an as-of the marts were not
     built for, say).
     """
-    from entitlements.reports.render import REPORTS, ReportSession, write_index
+    from entitlements.reports.render import REPORTS, ReportSession, chromium, write_index, write_pdf
 
     names = [n for n in REPORTS if name in (n, "all")]
+    if pdf and chromium() is None:
+        raise click.UsageError("--pdf needs Chromium: install it (Debian: `apt-get install chromium`)")
     with ReportSession(force=force) as session:  # one kernel for all of them
         for report_name in names:
             parameters: dict[str, Any] = {"phase": phase} if report_name == "migration" else {}
@@ -410,6 +418,11 @@ def report(name: str, warehouse: Path, out: Path, as_of: datetime | None, phase:
             if rendered.kept:
                 click.echo(rendered.kept_note())
             click.echo(f"report: {rendered.path}")
+            if pdf:
+                try:
+                    click.echo(f"pdf: {write_pdf(rendered.path)}")
+                except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+                    _fail(f"report {report_name}: {exc}")
     click.echo(f"index: {write_index(out)}")
 
 

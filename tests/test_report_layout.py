@@ -10,6 +10,7 @@ headline is tested with a migrated warehouse in tests/test_migration.py.
 from __future__ import annotations
 
 import re
+import shutil
 from collections import defaultdict
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -24,7 +25,7 @@ from entitlements.reports.common import ReportTables
 from entitlements.reports.render import REPORTS, render_report
 from entitlements.warehouse import DEFAULT_REPORTS, PROJECT_ROOT
 from tests.browser import browse
-from tests.conftest import query_rows, read_csv
+from tests.conftest import entitlements, query_rows, read_csv
 
 FIRST_SCREEN = (1400, 900)
 PIPELINE = ("leakage", "renewals", "usage")
@@ -314,6 +315,24 @@ def test_the_index_links_every_report_with_its_headline(reports):
     for name, figures in on_index:
         assert figures == page_figures((reports / f"{name}.html").read_text(encoding="utf-8")), name
     assert [name for name, _ in on_index] == list(REPORTS)
+
+
+@pytest.mark.e2e
+@pytest.mark.xdist_group("test_report.reports")  # shares the session fixture: one worker
+def test_report_pdf_prints_a_kept_page_with_every_row(reports, demo_warehouse, tmp_path):
+    """`report --pdf` on a page already rendered from these marts: kept, and printed for mail."""
+    for name in ("renewals.html", "renewals_headline.json"):
+        shutil.copy(reports / name, tmp_path / name)
+    done = entitlements("report", "renewals", "--pdf", "--warehouse", demo_warehouse, "--out", tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (
+        "report renewals: its marts unchanged" in done.stdout
+        and f"pdf: {tmp_path / 'renewals.pdf'}" in done.stdout
+    )
+    pdf = (tmp_path / "renewals.pdf").read_bytes()
+    assert pdf.startswith(b"%PDF-")
+    # the renewals' 126 table rows and a chart do not fit one A4 page: the pager's hidden rows are printed
+    assert len(re.findall(rb"/Type\s*/Page\b(?!s)", pdf)) >= 4
 
 
 @pytest.mark.e2e

@@ -635,6 +635,61 @@ def main(argv: list[str] | None = None) -> None:
     print(f"wrote {path} in {time.perf_counter() - start:.1f}s")
 
 
+# Printed for mail: A4 landscape; the page is laid out at the printable width (277 mm at 96 dpi, less
+# the margins), so the figures are drawn at the width they are printed at.
+_PDF_WINDOW = "1000,800"
+_PDF_FLAGS = (
+    "--headless",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--hide-scrollbars",
+    # the page needs no network: nothing resolves and every proxied request goes to a closed port
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--proxy-server=127.0.0.1:9",
+    "--proxy-bypass-list=<-loopback>",
+    "--no-pdf-header-footer",
+    "--virtual-time-budget=10000",  # the figures are drawn by script after load
+    f"--window-size={_PDF_WINDOW}",
+)
+
+
+def chromium() -> str | None:
+    """Headless Chromium's path (Debian's `chromium`), if installed."""
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def write_pdf(page: Path) -> Path:
+    """`<page>.pdf` beside an HTML report, printed by headless Chromium (every row of every table: the
+    print style shows the rows the pager hides). Kept when newer than its page."""
+    import subprocess
+
+    page = Path(page).resolve()
+    pdf = page.with_suffix(".pdf")
+    if pdf.exists() and pdf.stat().st_mtime_ns >= page.stat().st_mtime_ns:
+        return pdf
+    binary = chromium()
+    if binary is None:
+        raise RuntimeError("a PDF needs Chromium: install it (Debian: `apt-get install chromium`)")
+    sandbox = ("--no-sandbox",) if os.geteuid() == 0 else ()  # Chromium refuses root with its sandbox
+    with tempfile.TemporaryDirectory(prefix="entitlements-pdf-") as profile:
+        partial = pdf.with_name(f".{pdf.stem}.{os.getpid()}.tmp.pdf")
+        argv = [binary, *_PDF_FLAGS, *sandbox, f"--user-data-dir={profile}", f"--print-to-pdf={partial}"]
+        try:
+            done = subprocess.run([*argv, page.as_uri()], capture_output=True, text=True, timeout=180)
+            if done.returncode != 0 or not partial.exists():
+                raise RuntimeError(f"Chromium could not print {page}: {done.stderr.strip()[-500:]}")
+            os.replace(partial, pdf)
+        finally:
+            partial.unlink(missing_ok=True)
+    return pdf
+
+
 # The other sites a reports folder may hold, linked from its index page when they exist.
 INDEX_LINKS: tuple[tuple[str, str], ...] = (
     ("Data quality checks (Great Expectations Data Docs)", "data_docs/index.html"),
