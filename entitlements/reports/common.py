@@ -1,5 +1,9 @@
 """The pieces every notebook and report shares: the read-only open, queries, parameters, tables, figures.
 
+The look (formats, the headline band, the table component, the index page) is layout.py's; tables shown
+here are the component's (sortable, filterable, paged), with each row's amounts in its currency's
+decimals, and a leakage category with its colour.
+
 Tables are shown styled and, when the report runner passes out_dir, written as CSV (money with exactly
 two decimals); figures render offline (plotly.js embedded once per page, no CDN): in the notebook's
 output, or, on the report runner's kernel, in the page's head by the runner (render.PLOTLYJS_ENV).

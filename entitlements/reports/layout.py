@@ -36,6 +36,7 @@ CURRENCY_NOTE = (
     " added across currencies."
 )
 TONES = ("neutral", "good", "warn", "bad")
+MONTH_TICKS = "%Y-%m"  # a chart's month axis, in the pages' one date format (day, month)
 
 
 # --------------------------------------------------------------------------- formats

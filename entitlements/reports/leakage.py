@@ -26,6 +26,7 @@ from entitlements.reports.common import (
     strip_facet_labels,
 )
 from entitlements.reports.layout import (
+    MONTH_TICKS,
     Figure,
     Headline,
     Value,
@@ -416,12 +417,12 @@ def monthly_trend_figure(trend: pd.DataFrame) -> go.Figure:
         title="Leakage by month and category, per currency",
     )
     fig.update_traces(
-        hovertemplate="%{x|%b %Y}<br>%{y:,.2f} %{customdata[0]}<br>%{customdata[1]} leaks<extra></extra>"
+        hovertemplate="%{x|%Y-%m}<br>%{y:,.2f} %{customdata[0]}<br>%{customdata[1]} leaks<extra></extra>"
     )
     fig.update_yaxes(matches=None, title_text="", tickformat=",.0f")
     # A fixed bar width (not the gap between a trace's months) so sparse currencies still get thin bars.
     fig.update_traces(width=_MONTH_BAR_MS)
-    fig.update_xaxes(dtick="M1", tickformat="%b\n%Y", title_text="")
+    fig.update_xaxes(dtick="M1", tickformat=MONTH_TICKS, title_text="")
     fig.update_layout(
         barmode="stack",
         height=180 + 240 * len(currencies),

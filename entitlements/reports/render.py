@@ -26,7 +26,12 @@ Each page records what it was rendered from: the content of the marts its report
 the report's dbt exposure: report_reads; fingerprinted by marts_fingerprint), its parameters and its
 code, and the build those marts came from. Without `force` a session keeps a page that records the
 same marts, parameters and code, and renders nothing: after a build that changed other marts (a day
-of usage leaves the renewals marts as they were) the page stays, recording the older build.
+of usage leaves the renewals marts as they were) the page stays, recording the older build. A page
+rendered again from the same marts is the same bytes: the header shows the marts' fingerprint, not a
+run id, and cells, tables and figures carry ids from their position, name or content.
+
+Beside the pages: write_index (index.html: each report's headline figures, links to the Data Docs and
+dbt docs) and write_pdf (a report printed by headless Chromium, for mail).
 """
 
 from __future__ import annotations

@@ -16,7 +16,16 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from entitlements.reports.common import PageContext, parse_as_of, query, strip_facet_labels
-from entitlements.reports.layout import Figure, Headline, count, count_value, money_value, month, percent
+from entitlements.reports.layout import (
+    MONTH_TICKS,
+    Figure,
+    Headline,
+    count,
+    count_value,
+    money_value,
+    month,
+    percent,
+)
 
 PERIODS_TABLE = "marts.fct_allowance_periods"
 BREACHES_TABLE = "marts.fct_limit_breaches"
@@ -176,7 +185,7 @@ def crossings_figure(by_month: pd.DataFrame) -> go.Figure:
         category_orders={"threshold": [f"{t} %" for t in THRESHOLDS]},
         title="Allowance periods crossing 80, 90 and 100 % of their limit, by month of the crossing",
     )
-    fig.update_xaxes(dtick="M1", tickformat="%b\n%Y", title_text="")
+    fig.update_xaxes(dtick="M1", tickformat=MONTH_TICKS, title_text="")
     fig.update_yaxes(title_text="periods")
     return fig
 
