@@ -224,11 +224,16 @@ class ReportTables:
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
 
-    def headline(self, headline: layout.Headline) -> layout.Headline:
-        """Write `<name>_headline.json` (the index page shows it) and return the band for display."""
+    def headline(self, headline: layout.Headline):
+        """Write `<name>_headline.json` (the index page shows it) and return the band for display: as it
+        is on the report runner (the page's head has the styles), with the styles in JupyterLab."""
         if self.out_dir is not None:
             headline.save(self.out_dir)
-        return headline
+        if os.environ.get(PLOTLYJS_ENV) == "page":
+            return headline
+        from IPython.display import HTML
+
+        return HTML(layout.page_assets() + headline._repr_html_())
 
     def save(self, df: pd.DataFrame, table: str, *, money: Sequence[str] = MONEY_COLUMNS) -> Path | None:
         """Write the CSV only (e.g. a figure's data). Money columns are written with exactly two decimals."""
