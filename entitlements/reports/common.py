@@ -233,7 +233,7 @@ class ReportTables:
             return headline
         from IPython.display import HTML
 
-        return HTML(layout.page_assets() + headline._repr_html_())
+        return HTML(layout.page_styles() + headline._repr_html_())  # no script: tables stay as they are
 
     def save(self, df: pd.DataFrame, table: str, *, money: Sequence[str] = MONEY_COLUMNS) -> Path | None:
         """Write the CSV only (e.g. a figure's data). Money columns are written with exactly two decimals."""

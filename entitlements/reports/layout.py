@@ -260,10 +260,16 @@ def headline_from_json(data: Mapping) -> Headline:
 
 
 @functools.cache
+def page_styles() -> str:
+    css = ASSET_FILES[0].read_text(encoding="utf-8")
+    return f'<style type="text/css">\n{css}</style>\n'
+
+
+@functools.cache
 def page_assets() -> str:
     """The CSS and the table component, inlined in every page's head (no file, no network)."""
-    css, js = (path.read_text(encoding="utf-8") for path in ASSET_FILES)
-    return f'<style type="text/css">\n{css}</style>\n<script>\n{js}</script>\n'
+    js = ASSET_FILES[1].read_text(encoding="utf-8")
+    return f"{page_styles()}<script>\n{js}</script>\n"
 
 
 def table_attributes(name: str) -> str:
