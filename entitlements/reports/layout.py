@@ -190,7 +190,8 @@ def _value_html(value: Value) -> str:
         attrs += f' data-item="{html.escape(value.item)}"'
     note = f'<span class="ent-note">{html.escape(value.note)}</span>' if value.note else ""
     colour = chip(value.colour) if value.colour else ""
-    text = f'<span class="ent-amount">{colour}{html.escape(value.text)}</span>'
+    kind = "ent-text" if value.colour else "ent-amount"  # a category's name may wrap, a number may not
+    text = f'<span class="{kind}">{colour}{html.escape(value.text)}</span>'
     return f'<div class="ent-value" {attrs}>{text}{note}</div>'
 
 

@@ -543,8 +543,8 @@ def headline(con: duckdb.DuckDBPyConnection, flt: LeakageFilter, page: PageConte
         Figure(
             "Leaked in total",
             tuple(money_value("leaked_total", leaked, cur, count(n, "leak")) for cur, leaked, n, *_ in leaks),
-            f"{count(total_leaks, 'leak')} for {count(sum(r[3] for r in leaks), 'customer')}"
-            f" ({html.escape(flt.describe())}).",
+            f"{count(total_leaks, 'leak')} for {count(sum(r[3] for r in leaks), 'customer')}."
+            f" Scope: {html.escape(flt.describe())}.",
             "bad",
         ),
         Figure(
