@@ -368,11 +368,22 @@ def _category_order(categories: Iterable[str]) -> list[str]:
     return known + sorted(present - set(known))
 
 
+# A chart names a category in the seed's plain words ("Unbilled service"), in its colour; tables and
+# CSVs keep the code, which is what a filter or a query takes.
+CATEGORY_LABELS: dict[str, str] = {row["category"]: row["label"] for row in leakage_categories()}
+LABEL_COLORS: dict[str, str] = {CATEGORY_LABELS[c]: colour for c, colour in CATEGORY_COLORS.items()}
+
+
+def _labelled(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The frame with each category's label in place of its code, and the labels in display order."""
+    order = [CATEGORY_LABELS.get(c, c) for c in _category_order(frame["category"])]
+    return frame.assign(category=frame["category"].map(lambda c: CATEGORY_LABELS.get(c, c))), order
+
+
 def category_totals_figure(category_totals: pd.DataFrame) -> go.Figure:
     """Horizontal bars of leakage per category, one panel per currency (own axis each)."""
-    df = category_totals.copy()
+    df, order = _labelled(category_totals)
     currencies = sorted(df["currency"].unique())
-    order = _category_order(df["category"])
     fig = px.bar(
         df,
         x="total_amount",
@@ -382,7 +393,7 @@ def category_totals_figure(category_totals: pd.DataFrame) -> go.Figure:
         facet_col="currency",
         facet_col_spacing=0.08,
         category_orders={"category": order, "currency": currencies},
-        color_discrete_map=CATEGORY_COLORS,
+        color_discrete_map=LABEL_COLORS,
         custom_data=["currency", "leak_count", "share_of_currency_pct"],
         title="Leakage by category, per currency",
     )
@@ -401,7 +412,7 @@ _MONTH_BAR_MS = 24 * 24 * 3600 * 1000  # 24 days
 
 def monthly_trend_figure(trend: pd.DataFrame) -> go.Figure:
     """Stacked monthly bars by category, one row per currency (own axis each)."""
-    df = trend.copy()
+    df, order = _labelled(trend)
     df["month"] = pd.to_datetime(df["month"])
     currencies = sorted(df["currency"].unique())
     fig = px.bar(
@@ -411,8 +422,8 @@ def monthly_trend_figure(trend: pd.DataFrame) -> go.Figure:
         color="category",
         facet_row="currency",
         facet_row_spacing=0.07,
-        category_orders={"category": _category_order(df["category"]), "currency": currencies},
-        color_discrete_map=CATEGORY_COLORS,
+        category_orders={"category": order, "currency": currencies},
+        color_discrete_map=LABEL_COLORS,
         custom_data=["currency", "leak_count"],
         title="Leakage by month and category, per currency",
     )
