@@ -699,6 +699,7 @@ def write_pdf(page: Path) -> Path:
 INDEX_LINKS: tuple[tuple[str, str], ...] = (
     ("Data quality checks (Great Expectations Data Docs)", "data_docs/index.html"),
     ("Models, lineage and the reports reading them (dbt docs)", "dbt_docs/index.html"),
+    ("Speed and memory (make bench)", "bench.html"),
 )
 
 
