@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 a gate failed (bad data or a failed check), 2 bad usage
 from __future__ import annotations
 
 import contextlib
+import subprocess
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
@@ -376,7 +377,12 @@ def build(warehouse: Path, as_of: datetime | None, full_refresh: bool) -> None:
     is_flag=True,
     help="Render every report, also one whose page was rendered from these marts with these parameters.",
 )
-def report(name: str, warehouse: Path, out: Path, as_of: datetime | None, phase: str, force: bool) -> None:
+@click.option(
+    "--pdf", is_flag=True, help="Also print each report to <report>.pdf for mail (needs Chromium installed)."
+)
+def report(
+    name: str, warehouse: Path, out: Path, as_of: datetime | None, phase: str, force: bool, pdf: bool
+) -> None:
     """Execute report notebooks against the warehouse (read-only) and write self-contained HTML + CSVs.
 
     A page rendered from the same content of the marts it reads, the same parameters and code is kept,
@@ -384,9 +390,11 @@ def report(name: str, warehouse: Path, out: Path, as_of: datetime | None, phase:
     when written or kept, 1 when a notebook failed, 2 on a bad parameter (an as-of the marts were not
     built for, say).
     """
-    from entitlements.reports.render import REPORTS, ReportSession
+    from entitlements.reports.render import REPORTS, ReportSession, chromium, write_index, write_pdf
 
     names = [n for n in REPORTS if name in (n, "all")]
+    if pdf and chromium() is None:
+        raise click.UsageError("--pdf needs Chromium: install it (Debian: `apt-get install chromium`)")
     with ReportSession(force=force) as session:  # one kernel for all of them
         for report_name in names:
             parameters: dict[str, Any] = {"phase": phase} if report_name == "migration" else {}
@@ -410,6 +418,12 @@ def report(name: str, warehouse: Path, out: Path, as_of: datetime | None, phase:
             if rendered.kept:
                 click.echo(rendered.kept_note())
             click.echo(f"report: {rendered.path}")
+            if pdf:
+                try:
+                    click.echo(f"pdf: {write_pdf(rendered.path)}")
+                except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+                    _fail(f"report {report_name}: {exc}")
+    click.echo(f"index: {write_index(out)}")
 
 
 @cli.command()
@@ -417,7 +431,7 @@ def report(name: str, warehouse: Path, out: Path, as_of: datetime | None, phase:
 @click.option("--out", type=click.Path(path_type=Path), default=DEFAULT_REPORTS, show_default=True)
 def docs(warehouse: Path, out: Path) -> None:
     """Write the dbt docs site (models, lineage, the notebooks and reports reading them) as one page."""
-    from entitlements.reports.render import write_dbt_docs
+    from entitlements.reports.render import write_dbt_docs, write_index
 
     try:
         with _writing(warehouse, "docs"):
@@ -426,6 +440,7 @@ def docs(warehouse: Path, out: Path) -> None:
         raise click.UsageError(str(exc)) from exc
     except RuntimeError as exc:
         _fail(str(exc))
+    click.echo(f"index: {write_index(out)}")  # which now links the docs
 
 
 @cli.group()
@@ -523,11 +538,12 @@ def _write_migration_reports(warehouse: Path, reports_dir: Path, phase: str | No
     """Data Docs and the migration report, after a validation that passed or stopped; a report that
     cannot be written is said, never raised over the validation's own outcome."""
     from entitlements.quality.gates import build_data_docs
-    from entitlements.reports.render import render_report
+    from entitlements.reports.render import render_report, write_index
 
     try:
         click.echo(f"data docs: {build_data_docs(reports_dir, warehouse)}")
         click.echo(f"report: {render_report('migration', warehouse, reports_dir, {'phase': phase or 'all'})}")
+        click.echo(f"index: {write_index(reports_dir)}")
     except Exception as exc:  # the report is secondary to the validation's exit code and message
         click.secho(
             f"the migration report could not be written: {str(exc).splitlines()[0]}", fg="yellow", err=True

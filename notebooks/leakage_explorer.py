@@ -11,13 +11,8 @@
 #     name: entitlements
 # ---
 
-# %% [markdown]
+# %% [markdown] tags=["notebook_only"]
 # # Revenue leakage explorer
-#
-# Where the business delivered more than it billed, from `marts.fct_revenue_leakage`.
-# Amounts are in each contract's currency, so every total is **per currency**: USD, EUR and GBP
-# are never added together. Set `customer` and/or `category` to drill down: every section then
-# narrows to that selection, down to the evidence rows.
 
 # %%
 from entitlements.reports import common, leakage
@@ -37,12 +32,33 @@ out_dir = None
 report_name = "leakage"
 top_n = 10
 evidence_limit = 200
+# Set by the report runner for the page's header (computed here when None).
+marts_version = None
+built_as_of = None
 
 # %%
 common.setup_plotly()
 con = common.open_warehouse(warehouse)
 flt = leakage.leakage_filter(con, as_of=as_of, currency=currency, customer=customer, category=category)
 tables = common.ReportTables(report_name, out_dir)
+page = common.page_context(
+    con, report_name, as_of=as_of, marts_version=marts_version, built_as_of=built_as_of
+)
+
+# %%
+tables.headline(leakage.headline(con, flt, page))
+
+# %%
+category_totals = leakage.leakage_category_totals(con, flt)
+common.figure_or_note(category_totals, leakage.category_totals_figure, "No leakage matches the filters.")
+
+# %% [markdown]
+# ## About this report
+#
+# Where the business delivered more than it billed, from `marts.fct_revenue_leakage`.
+# Amounts are in each contract's currency, so every total is **per currency**: USD, EUR and GBP
+# are never added together. Set `customer` and/or `category` to drill down: every section then
+# narrows to that selection, down to the evidence rows.
 
 # %% [markdown]
 # ## Scope
@@ -74,14 +90,10 @@ tables.show(key_figures, "key_figures", money=leakage.KPI_MONEY_COLUMNS)
 # %% [markdown]
 # ## By category
 #
-# Each currency has its own panel and axis.
+# The chart at the top: each currency has its own panel and axis.
 
 # %%
-category_totals = leakage.leakage_category_totals(con, flt)
 tables.show(category_totals, "category_totals")
-
-# %%
-common.figure_or_note(category_totals, leakage.category_totals_figure, "No leakage matches the filters.")
 
 # %% [markdown]
 # ## Trend by month and category

@@ -11,14 +11,8 @@
 #     name: entitlements
 # ---
 
-# %% [markdown]
+# %% [markdown] tags=["notebook_only"]
 # # Legacy migration validation
-#
-# Did every legacy contract arrive intact in the new model? From `entitlements migrate validate`:
-# each step's checks (extract, map, load, reconcile), the reconciliation contract by contract
-# (`marts.fct_migration_reconciliation`), the field differences, the parallel run of both systems'
-# entitlements on one date, and the accounts that need a manual sign-off before cut-over.
-# Amounts are in each contract's currency and are never added across currencies.
 
 # %%
 from IPython.display import Markdown, display
@@ -33,6 +27,9 @@ warehouse = "data/warehouse.duckdb"
 phase = "all"
 out_dir = None
 report_name = "migration"
+# Set by the report runner for the page's header (computed here when None).
+marts_version = None
+built_as_of = None
 
 # %%
 common.setup_plotly()
@@ -40,6 +37,24 @@ con = common.open_warehouse(warehouse)
 tables = common.ReportTables(report_name, out_dir)
 latest = migration.latest_run(con, phase) if migration.has_migration(con) else None
 shown_run = migration.results_run(con, phase)
+checks = migration.step_checks(con, latest["run_id"] if latest else "", out_dir)
+counts = migration.status_counts(con, phase)
+page = common.page_context(con, report_name, marts_version=marts_version, built_as_of=built_as_of)
+
+# %%
+tables.headline(migration.headline(con, latest, checks, phase, page))
+
+# %%
+common.figure_or_note(counts, migration.status_figure, "No reconciliation for this phase yet.")
+
+# %% [markdown]
+# ## About this report
+#
+# Did every legacy contract arrive intact in the new model? From `entitlements migrate validate`:
+# each step's checks (extract, map, load, reconcile), the reconciliation contract by contract
+# (`marts.fct_migration_reconciliation`), the field differences, the parallel run of both systems'
+# entitlements on one date, and the accounts that need a manual sign-off before cut-over.
+# Amounts are in each contract's currency and are never added across currencies.
 
 # %% [markdown]
 # ## Scope and status
@@ -64,7 +79,6 @@ tables.show(migration.plan(con), "plan", wrap=("description", "rule"))
 # ([all suites](data_docs/index.html)).
 
 # %%
-checks = migration.step_checks(con, latest["run_id"] if latest else "", out_dir)
 tables.show(migration.step_summary(checks), "step_summary")
 
 # %%
@@ -75,11 +89,7 @@ tables.show(failing, "failing_checks", links={"data_docs": "Data Docs"}, wrap=("
 # ## Reconciliation: contracts by status
 
 # %%
-counts = migration.status_counts(con, phase)
 tables.show(counts, "status_counts")
-
-# %%
-common.figure_or_note(counts, migration.status_figure, "No reconciliation for this phase yet.")
 
 # %% [markdown]
 # ## Value reconciled per currency

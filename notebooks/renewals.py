@@ -11,15 +11,8 @@
 #     name: entitlements
 # ---
 
-# %% [markdown]
+# %% [markdown] tags=["notebook_only"]
 # # Renewals: what renews when, and the value at risk
-#
-# From `marts.fct_renewal_pipeline` and `marts.fct_renewal_alerts`, measured from the build's as-of
-# date. A contract's window counts the days to its end: 0-30, 31-60, 61-90, later; `renewed` when a
-# signed successor names it, `expired_not_renewed` when it ended without one (a missed renewal).
-# **Value at risk** is the annual value of contracts ending within 90 days (or already ended) that
-# are neither renewed nor auto-renewing. Amounts are in each contract's currency: every total is
-# per currency.
 
 # %%
 from entitlements.reports import common, renewals
@@ -33,12 +26,35 @@ as_of = None
 currency = None
 out_dir = None
 report_name = "renewals"
+# Set by the report runner for the page's header (computed here when None).
+marts_version = None
+built_as_of = None
 
 # %%
 common.setup_plotly()
 con = common.open_warehouse(warehouse)
 flt = renewals.renewal_filter(con, as_of=as_of, currency=currency)
 tables = common.ReportTables(report_name, out_dir)
+page = common.page_context(
+    con, report_name, as_of=as_of, marts_version=marts_version, built_as_of=built_as_of
+)
+
+# %%
+tables.headline(renewals.headline(con, flt, page))
+
+# %%
+by_window = renewals.pipeline_by_window(con, flt)
+common.figure_or_note(by_window, renewals.value_at_risk_figure, "No contracts in the pipeline.")
+
+# %% [markdown]
+# ## About this report
+#
+# From `marts.fct_renewal_pipeline` and `marts.fct_renewal_alerts`, measured from the build's as-of
+# date. A contract's window counts the days to its end: 0-30, 31-60, 61-90, later; `renewed` when a
+# signed successor names it, `expired_not_renewed` when it ended without one (a missed renewal).
+# **Value at risk** is the annual value of contracts ending within 90 days (or already ended) that
+# are neither renewed nor auto-renewing. Amounts are in each contract's currency: every total is
+# per currency.
 
 # %% [markdown]
 # ## Per currency
@@ -53,11 +69,7 @@ tables.show(renewals.currency_summary(con, flt), "currency_summary", money=renew
 # ## The pipeline by window
 
 # %%
-by_window = renewals.pipeline_by_window(con, flt)
 tables.show(by_window, "pipeline_by_window", money=renewals.RENEWAL_MONEY)
-
-# %%
-common.figure_or_note(by_window, renewals.value_at_risk_figure, "No contracts in the pipeline.")
 
 # %%
 common.figure_or_note(by_window, renewals.pipeline_figure, "No contracts in the pipeline.")

@@ -11,13 +11,8 @@
 #     name: entitlements
 # ---
 
-# %% [markdown]
+# %% [markdown] tags=["notebook_only"]
 # # Usage and limits
-#
-# Who hits their limits and who leaves them unused, from `marts.fct_allowance_periods` (every
-# allowance period and its use), `marts.fct_limit_breaches` (periods that crossed 80 % of the limit
-# in force that day) and `marts.fct_underused_entitlements`. Overage values are in each contract's
-# currency: every total is per currency.
 
 # %%
 from entitlements.reports import common, usage
@@ -32,12 +27,34 @@ entitlement = None
 currency = None
 out_dir = None
 report_name = "usage"
+# Set by the report runner for the page's header (computed here when None).
+marts_version = None
+built_as_of = None
 
 # %%
 common.setup_plotly()
 con = common.open_warehouse(warehouse)
 flt = usage.usage_filter(con, as_of=as_of, entitlement=entitlement, currency=currency)
 tables = common.ReportTables(report_name, out_dir)
+page = common.page_context(
+    con, report_name, as_of=as_of, marts_version=marts_version, built_as_of=built_as_of
+)
+
+# %%
+tables.headline(usage.headline(con, flt, page))
+
+# %%
+by_month = usage.crossings_by_month(con, flt)
+tables.save(by_month, "crossings_by_month")
+common.figure_or_note(by_month, usage.crossings_figure, "No period crossed a threshold.")
+
+# %% [markdown]
+# ## About this report
+#
+# Who hits their limits and who leaves them unused, from `marts.fct_allowance_periods` (every
+# allowance period and its use), `marts.fct_limit_breaches` (periods that crossed 80 % of the limit
+# in force that day) and `marts.fct_underused_entitlements`. Overage values are in each contract's
+# currency: every total is per currency.
 
 # %% [markdown]
 # ## Thresholds crossed
@@ -47,11 +64,6 @@ tables = common.ReportTables(report_name, out_dir)
 
 # %%
 tables.show(usage.threshold_summary(con, flt), "threshold_summary", money=usage.USAGE_MONEY)
-
-# %%
-by_month = usage.crossings_by_month(con, flt)
-tables.save(by_month, "crossings_by_month")
-common.figure_or_note(by_month, usage.crossings_figure, "No period crossed a threshold.")
 
 # %% [markdown]
 # ## Limits reached

@@ -2,7 +2,8 @@
 
 Drives Chromium over the DevTools protocol on a pipe (--remote-debugging-pipe), so it needs no
 extra package and no socket. `open_report` returns what the page did: the plotly figures it drew,
-console errors and any request that left the file system, and saves a full-page screenshot.
+console errors and any request that left the file system, and saves a full-page screenshot; `browse`
+keeps the page open to read its DOM, click in it and take a screenshot of its first screen.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -187,8 +189,89 @@ def chromium_binary() -> str:
     return binary
 
 
-def open_report(html: Path, screenshot: Path) -> RenderedPage:
-    """Load `html` offline, wait for its figures to draw, save a full-page PNG to `screenshot`."""
+class BrowserPage:
+    """A page loaded offline in Chromium (`browse`): run JavaScript in it, click, take screenshots."""
+
+    def __init__(self, browser: Chromium, session: str, width: int):
+        self._browser = browser
+        self._session = session
+        self.width = width
+
+    def evaluate(self, expression: str):
+        """The value of a JavaScript expression in the page (JSON-serialisable), exceptions raised."""
+        reply = self._browser.call(
+            "Runtime.evaluate",
+            {"expression": expression, "returnByValue": True, "awaitPromise": True},
+            session=self._session,
+        )
+        if "exceptionDetails" in reply:
+            raise RuntimeError(f"{expression!r}: {reply['exceptionDetails']}")
+        return reply["result"].get("value")
+
+    def click(self, selector: str) -> None:
+        """A click on the first element matching the CSS selector (as the reader's mouse would)."""
+        found = self.evaluate(
+            f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+            " if (!e) return false; e.click(); return true; })()"
+        )
+        if not found:
+            raise AssertionError(f"no element matches {selector!r}")
+
+    def wait_for_plots(self, timeout: float = 20) -> list[dict]:
+        deadline = time.monotonic() + timeout
+        while True:
+            plots = self.evaluate(PLOTS_JS)
+            if (plots and all(p["mainSvg"] and p["points"] for p in plots)) or time.monotonic() > deadline:
+                return plots
+            self._browser._pump(0.25)
+
+    def screenshot(self, path: Path, *, full_page: bool = False) -> Path:
+        """A PNG of the first screen (the viewport), or of the whole page (up to MAX_SHOT_HEIGHT)."""
+        metrics = self._browser.call("Page.getLayoutMetrics", session=self._session)
+        height = (
+            metrics["cssContentSize"]["height"] if full_page else metrics["cssLayoutViewport"]["clientHeight"]
+        )
+        shot = self._browser.call(
+            "Page.captureScreenshot",
+            {
+                "format": "png",
+                "captureBeyondViewport": full_page,
+                "clip": {
+                    "x": 0,
+                    "y": 0,
+                    "width": self.width,
+                    "height": min(height, MAX_SHOT_HEIGHT),
+                    "scale": 1,
+                },
+            },
+            session=self._session,
+            timeout=60,
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(shot["data"]))
+        return path
+
+    def headline_figures(self) -> dict[tuple[str, str], str]:
+        """The headline's figures (layout.Headline) as the page holds them: (figure key, its currency or
+        item, e.g. a migration step) -> its exact value."""
+        found = self.evaluate(
+            "[...document.querySelectorAll('.ent-headline [data-figure]')].map(e => [e.dataset.figure,"
+            " e.dataset.currency || e.dataset.item || '', e.dataset.value])"
+        )
+        return {(key, of): value for key, of, value in found}
+
+    @property
+    def errors(self) -> list[str]:
+        return _errors(self._browser.events)
+
+    @property
+    def external_requests(self) -> list[str]:
+        return _external_requests(self._browser.events)
+
+
+@contextlib.contextmanager
+def browse(html: Path, width: int = VIEWPORT_WIDTH, height: int = 900) -> Iterator[BrowserPage]:
+    """`html` loaded in headless Chromium at width x height with the network off, its load event fired."""
     binary = chromium_binary()
     with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
         browser = Chromium(binary, Path(profile))
@@ -205,38 +288,19 @@ def open_report(html: Path, screenshot: Path) -> RenderedPage:
             )
             browser.call(
                 "Emulation.setDeviceMetricsOverride",
-                {"width": VIEWPORT_WIDTH, "height": 900, "deviceScaleFactor": 1, "mobile": False},
+                {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
                 session=session,
             )
             browser.call("Page.navigate", {"url": html.resolve().as_uri()}, session=session)
             browser.wait_for("Page.loadEventFired", timeout=60)
-
-            deadline = time.monotonic() + 20
-            while True:
-                plots = browser.call(
-                    "Runtime.evaluate", {"expression": PLOTS_JS, "returnByValue": True}, session=session
-                )["result"]["value"]
-                if plots and all(p["mainSvg"] and p["points"] for p in plots):
-                    break
-                if time.monotonic() > deadline:
-                    break
-                browser._pump(0.25)
-
-            height = browser.call("Page.getLayoutMetrics", session=session)["cssContentSize"]["height"]
-            shot = browser.call(
-                "Page.captureScreenshot",
-                {
-                    "format": "png",
-                    "captureBeyondViewport": True,
-                    "clip": {"x": 0, "y": 0, "width": VIEWPORT_WIDTH, "height": min(height, MAX_SHOT_HEIGHT)}
-                    | {"scale": 1},
-                },
-                session=session,
-                timeout=60,
-            )
-            events = list(browser.events)
+            yield BrowserPage(browser, session, width)
         finally:
             browser.close()
-    screenshot.parent.mkdir(parents=True, exist_ok=True)
-    screenshot.write_bytes(base64.b64decode(shot["data"]))
-    return RenderedPage(plots, _errors(events), _external_requests(events))
+
+
+def open_report(html: Path, screenshot: Path) -> RenderedPage:
+    """Load `html` offline, wait for its figures to draw, save a full-page PNG to `screenshot`."""
+    with browse(html) as page:
+        plots = page.wait_for_plots()
+        page.screenshot(screenshot, full_page=True)
+        return RenderedPage(plots, page.errors, page.external_requests)

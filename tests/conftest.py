@@ -155,6 +155,18 @@ def demo_warehouse(demo_build: Built) -> Path:
     return demo_build.warehouse
 
 
+# Session scope: a module fixture is rebuilt whenever another module's test runs in between
+# on the same xdist worker; this one renders every report once. Its tests (test_report.py,
+# test_report_layout.py) share the xdist_group "test_report.reports".
+@pytest.fixture(scope="session")
+def reports(demo_warehouse: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Every report, written as a user would (`entitlements report all`); how fast is `make bench`'s job."""
+    out = tmp_path_factory.mktemp("reports")
+    run = entitlements("report", "all", "--warehouse", demo_warehouse, "--out", out)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return out
+
+
 @pytest.fixture
 def warehouse_copy(demo_build: Built, tmp_path: Path) -> Path:
     copy = tmp_path / "warehouse.duckdb"

@@ -25,7 +25,7 @@ from entitlements.demo import generate_demo
 from entitlements.demo.catalog import resolved_terms
 from entitlements.runs.migration import MigrationPlanError, Phase, load_plan, resolve_plan
 from entitlements.warehouse import DEFAULT_REPORTS, PROJECT_ROOT
-from tests.browser import open_report
+from tests.browser import browse, open_report
 from tests.conftest import Built, entitlements, query_rows, read_csv
 
 pytestmark = pytest.mark.e2e
@@ -275,6 +275,48 @@ def test_the_migration_report_renders_offline_in_chromium(migrated):
     assert len(page.plots) == 3, page.plots
     assert all(p["mainSvg"] and p["traces"] and p["data"] for p in page.plots), page.plots
     assert "Traceback" not in html.read_text(encoding="utf-8")
+
+
+@pytest.mark.xdist_group("test_migration.migrated")  # shares the session fixture: one worker
+def test_the_migration_reports_first_screen_says_whether_each_step_passed(migrated):
+    """At 1400 x 900: each step's result, contracts and value that arrived intact, the accounts to sign
+    off, then the status chart; the figures equal audit.dq_results and the marts (this test's SQL)."""
+    with browse(migrated.reports / "migration.html", 1400, 900) as page:
+        plots = page.wait_for_plots()
+        page.screenshot(PROJECT_ROOT / DEFAULT_REPORTS / "migration_first_screen.png")
+        shown = page.headline_figures()
+        chart_top = page.evaluate("document.querySelector('.plotly-graph-div').getBoundingClientRect().top")
+        assert page.errors == [] and page.external_requests == []
+    assert plots and chart_top < 900 - 200
+    expected = {}
+    for r in query_rows(
+        migrated.warehouse,
+        "select replace(step, 'migration.', '') as step,"
+        " count(*) filter (where not success and critical) as c,"
+        " count(*) filter (where not success and not critical) as w from audit.dq_results where run_id ="
+        " (select run_id from audit.migration_runs where phase = 'all' order by finished_at desc limit 1)"
+        " and step like 'migration.%' group by all",
+    ):
+        expected["step_result", r["step"]] = "failed" if r["c"] else ("warnings" if r["w"] else "passed")
+    (contracts,) = query_rows(
+        migrated.warehouse,
+        "select count(*) filter (where status = 'matched') as n from marts.fct_migration_reconciliation"
+        " where phase = 'all'",
+    )
+    expected["contracts_matched", ""] = str(contracts["n"])
+    for r in query_rows(
+        migrated.warehouse,
+        "select currency, round(100 * sum(case when status = 'matched' then legacy_value else 0 end)"
+        " / sum(legacy_value), 2) as pct from marts.fct_migration_reconciliation where phase = 'all'"
+        " group by currency",
+    ):
+        expected["matched_value_pct", r["currency"]] = f"{r['pct']:.2f}"
+    (review,) = query_rows(
+        migrated.warehouse, "select count(*) as n from marts.fct_migration_review_list where phase = 'all'"
+    )
+    expected["review_accounts", ""] = str(review["n"])
+    assert len([k for k in expected if k[0] == "step_result"]) == 4
+    assert shown == expected
 
 
 @pytest.mark.xdist_group("test_migration.migrated")  # shares the session fixture: one worker

@@ -32,17 +32,6 @@ pytestmark = pytest.mark.e2e
 FIGURES = {"leakage": 4, "renewals": 2, "usage": 2}
 
 
-# Session scope: a module fixture is rebuilt whenever another module's test runs in between
-# on the same xdist worker; this one is a full run, built once.
-@pytest.fixture(scope="session")
-def reports(demo_warehouse: Path, tmp_path_factory) -> Path:
-    """Every report, written as a user would (`entitlements report all`); how fast is `make bench`'s job."""
-    out = tmp_path_factory.mktemp("reports")
-    run = entitlements("report", "all", "--warehouse", demo_warehouse, "--out", out)
-    assert run.returncode == 0, run.stdout + run.stderr
-    return out
-
-
 def _mart(warehouse: Path, sql: str, params: list | None = None) -> list[tuple]:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:

@@ -1,5 +1,9 @@
 """The pieces every notebook and report shares: the read-only open, queries, parameters, tables, figures.
 
+The look (formats, the headline band, the table component, the index page) is layout.py's; tables shown
+here are the component's (sortable, filterable, paged), with each row's amounts in its currency's
+decimals, and a leakage category with its colour.
+
 Tables are shown styled and, when the report runner passes out_dir, written as CSV (money with exactly
 two decimals); figures render offline (plotly.js embedded once per page, no CDN): in the notebook's
 output, or, on the report runner's kernel, in the page's head by the runner (render.PLOTLYJS_ENV).
@@ -9,11 +13,13 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import html
 import importlib
 import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
 
@@ -25,9 +31,17 @@ import plotly.io as pio
 from plotly.io.base_renderers import MimetypeRenderer
 from plotly.offline import get_plotlyjs
 
-from entitlements.reports.render import PLOTLYJS_ENV, PLOTLYJS_SCRIPTS
+from entitlements.reports import layout
+from entitlements.reports.render import (
+    PLOTLYJS_ENV,
+    PLOTLYJS_SCRIPTS,
+    TITLES,
+    marts_fingerprint,
+    report_reads,
+)
 from entitlements.serve.spreadsheet import safe_frame
 from entitlements.warehouse import DBT_PROJECT_DIR, PROJECT_ROOT, connect_marts
+from entitlements.warehouse import built_as_of as warehouse_as_of
 
 # Columns holding an amount of money (DECIMAL(18,2) in the marts).
 MONEY_COLUMNS: tuple[str, ...] = ("amount", "total_amount", "annual_value")
@@ -35,7 +49,11 @@ MONEY_COLUMNS: tuple[str, ...] = ("amount", "total_amount", "annual_value")
 # Long free text: wrapped in a wide column; everything else stays on one line.
 WRAP_COLUMNS: tuple[str, ...] = ("explanation", "categories")
 
+# Columns holding one leakage category: shown with the category's colour.
+CATEGORY_COLUMNS: tuple[str, ...] = ("category", "largest_category")
+
 RENDERER_NAME = "entitlements_offline"
+_FIGURE_ID = "entitlements-figure-id"  # replaced by a digest of the figure (OfflineHtmlRenderer)
 
 # The leakage categories' one definition, which dbt reads too (the seed leakage_categories).
 LEAKAGE_CATEGORIES_SEED = DBT_PROJECT_DIR / "seeds" / "leakage_categories.csv"
@@ -73,7 +91,40 @@ def leakage_categories() -> tuple[dict[str, str], ...]:
         return tuple(sorted(csv.DictReader(handle), key=lambda row: int(row["display_order"])))
 
 
+@functools.cache
+def category_colours() -> dict[str, str]:
+    """Leakage category -> its colour (the seed's), the same in every chart, table and headline."""
+    return {row["category"]: row["colour"] for row in leakage_categories()}
+
+
 # --------------------------------------------------------------------------- parameters
+
+
+@dataclass(frozen=True)
+class PageContext:
+    """What a report's header shows besides its figures: its name and title, the date its marts answer
+    for, and the marts' version (their content fingerprint)."""
+
+    report: str
+    title: str
+    as_of: date | None
+    marts_version: str | None
+
+
+def page_context(
+    con: duckdb.DuckDBPyConnection,
+    report_name: str,
+    *,
+    as_of: date | datetime | str | None = None,
+    marts_version: str | None = None,
+    built_as_of: date | datetime | str | None = None,
+) -> PageContext:
+    """The header's facts. The report runner passes marts_version and built_as_of (it has read both);
+    a notebook run by hand reads them here: as_of, else the last build's as-of date."""
+    if marts_version is None and report_name in report_reads():
+        marts_version = marts_fingerprint(con, report_reads()[report_name])
+    shown = parse_as_of(as_of) or parse_as_of(built_as_of) or warehouse_as_of(con)
+    return PageContext(report_name, TITLES.get(report_name, report_name), shown, marts_version)
 
 
 def parse_as_of(value: date | datetime | str | None) -> date | None:
@@ -115,8 +166,12 @@ class OfflineHtmlRenderer(MimetypeRenderer):
             default_height=520,
             config={"displaylogo": False, "responsive": True},
             validate=False,
+            div_id=_FIGURE_ID,
         )
-        return {"text/html": html}
+        # plotly names each figure's div with a random uuid; named after its content instead, the same
+        # marts draw the same page byte for byte.
+        digest = hashlib.sha256(html.encode()).hexdigest()[:16]
+        return {"text/html": html.replace(_FIGURE_ID, f"figure-{digest}")}
 
 
 def setup_plotly() -> None:
@@ -169,6 +224,17 @@ class ReportTables:
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
 
+    def headline(self, headline: layout.Headline):
+        """Write `<name>_headline.json` (the index page shows it) and return the band for display: as it
+        is on the report runner (the page's head has the styles), with the styles in JupyterLab."""
+        if self.out_dir is not None:
+            headline.save(self.out_dir)
+        if os.environ.get(PLOTLYJS_ENV) == "page":
+            return headline
+        from IPython.display import HTML
+
+        return HTML(layout.page_styles() + headline._repr_html_())  # no script: tables stay as they are
+
     def save(self, df: pd.DataFrame, table: str, *, money: Sequence[str] = MONEY_COLUMNS) -> Path | None:
         """Write the CSV only (e.g. a figure's data). Money columns are written with exactly two decimals."""
         if not _TABLE_NAME.match(table):
@@ -202,6 +268,12 @@ class ReportTables:
         fmt = {c: "{:,.2f}" for c in money if c in df.columns}
         for column, text in (links or {}).items():
             fmt[column] = lambda url, text=text: f'<a href="{html.escape(url)}">{text}</a>' if url else ""
+        colours = category_colours()
+        for column in CATEGORY_COLUMNS:  # a leakage category shows its colour, as in the charts
+            if column in df.columns and column not in fmt:
+                fmt[column] = lambda v: (
+                    (layout.chip(colours[v]) + v) if v in colours else ("" if pd.isna(v) else v)
+                )
         for c in df.columns:
             if c in fmt:
                 continue
@@ -213,6 +285,14 @@ class ReportTables:
                 fmt[c] = _quantity
         # Source text (a customer name, a legacy field) is escaped: it is data, not markup.
         styler = df.style.format(fmt, na_rep="", escape="html").hide(axis="index")
+        money_cols = [c for c in money if c in df.columns]
+        if money_cols and "currency" in df.columns:  # each row's amounts with its currency's decimals (JPY 0)
+            for currency in sorted(df["currency"].dropna().unique()):
+                if (places := layout.decimals(currency)) != 2:
+                    rows = df.index[df["currency"] == currency]
+                    styler = styler.format(f"{{:,.{places}f}}", subset=(rows, money_cols), na_rep="")
+        # Named, not a random uuid (the same page for the same marts); the table component's class.
+        styler = styler.set_uuid(f"{self.name}_{table}").set_table_attributes(layout.table_attributes(table))
         styler = styler.set_table_styles(_TABLE_STYLES)
         num_cols = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
         text_cols = [c for c in df.columns if c not in num_cols]

@@ -6,16 +6,37 @@ currency; nothing ever adds USD to EUR.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
+from decimal import Decimal
 
 import duckdb
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from entitlements.reports.common import leakage_categories, parse_as_of, query, strip_facet_labels
+from entitlements.reports.common import (
+    PageContext,
+    category_colours,
+    leakage_categories,
+    parse_as_of,
+    query,
+    strip_facet_labels,
+)
+from entitlements.reports.layout import (
+    MONTH_TICKS,
+    Figure,
+    Headline,
+    Value,
+    count,
+    money,
+    money_value,
+    month,
+    percent,
+    percent_value,
+)
 
 LEAKAGE_TABLE = "marts.fct_revenue_leakage"
 
@@ -347,11 +368,22 @@ def _category_order(categories: Iterable[str]) -> list[str]:
     return known + sorted(present - set(known))
 
 
+# A chart names a category in the seed's plain words ("Unbilled service"), in its colour; tables and
+# CSVs keep the code, which is what a filter or a query takes.
+CATEGORY_LABELS: dict[str, str] = {row["category"]: row["label"] for row in leakage_categories()}
+LABEL_COLORS: dict[str, str] = {CATEGORY_LABELS[c]: colour for c, colour in CATEGORY_COLORS.items()}
+
+
+def _labelled(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The frame with each category's label in place of its code, and the labels in display order."""
+    order = [CATEGORY_LABELS.get(c, c) for c in _category_order(frame["category"])]
+    return frame.assign(category=frame["category"].map(lambda c: CATEGORY_LABELS.get(c, c))), order
+
+
 def category_totals_figure(category_totals: pd.DataFrame) -> go.Figure:
     """Horizontal bars of leakage per category, one panel per currency (own axis each)."""
-    df = category_totals.copy()
+    df, order = _labelled(category_totals)
     currencies = sorted(df["currency"].unique())
-    order = _category_order(df["category"])
     fig = px.bar(
         df,
         x="total_amount",
@@ -361,7 +393,7 @@ def category_totals_figure(category_totals: pd.DataFrame) -> go.Figure:
         facet_col="currency",
         facet_col_spacing=0.08,
         category_orders={"category": order, "currency": currencies},
-        color_discrete_map=CATEGORY_COLORS,
+        color_discrete_map=LABEL_COLORS,
         custom_data=["currency", "leak_count", "share_of_currency_pct"],
         title="Leakage by category, per currency",
     )
@@ -380,7 +412,7 @@ _MONTH_BAR_MS = 24 * 24 * 3600 * 1000  # 24 days
 
 def monthly_trend_figure(trend: pd.DataFrame) -> go.Figure:
     """Stacked monthly bars by category, one row per currency (own axis each)."""
-    df = trend.copy()
+    df, order = _labelled(trend)
     df["month"] = pd.to_datetime(df["month"])
     currencies = sorted(df["currency"].unique())
     fig = px.bar(
@@ -390,18 +422,18 @@ def monthly_trend_figure(trend: pd.DataFrame) -> go.Figure:
         color="category",
         facet_row="currency",
         facet_row_spacing=0.07,
-        category_orders={"category": _category_order(df["category"]), "currency": currencies},
-        color_discrete_map=CATEGORY_COLORS,
+        category_orders={"category": order, "currency": currencies},
+        color_discrete_map=LABEL_COLORS,
         custom_data=["currency", "leak_count"],
         title="Leakage by month and category, per currency",
     )
     fig.update_traces(
-        hovertemplate="%{x|%b %Y}<br>%{y:,.2f} %{customdata[0]}<br>%{customdata[1]} leaks<extra></extra>"
+        hovertemplate="%{x|%Y-%m}<br>%{y:,.2f} %{customdata[0]}<br>%{customdata[1]} leaks<extra></extra>"
     )
     fig.update_yaxes(matches=None, title_text="", tickformat=",.0f")
     # A fixed bar width (not the gap between a trace's months) so sparse currencies still get thin bars.
     fig.update_traces(width=_MONTH_BAR_MS)
-    fig.update_xaxes(dtick="M1", tickformat="%b\n%Y", title_text="")
+    fig.update_xaxes(dtick="M1", tickformat=MONTH_TICKS, title_text="")
     fig.update_layout(
         barmode="stack",
         height=180 + 240 * len(currencies),
@@ -459,3 +491,132 @@ def override_hotspots_figure(hotspots: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(title_text="overrides")
     fig.update_layout(barmode="stack", height=420, margin={"l": 10, "r": 10})
     return strip_facet_labels(fig)
+
+
+# --------------------------------------------------------------------------- the headline
+
+
+def headline(con: duckdb.DuckDBPyConnection, flt: LeakageFilter, page: PageContext) -> Headline:
+    """The report's key figures, per currency: leaked in total and its share of billed revenue, still
+    recoverable, the as-of month against the month before, the largest category. Leak totals follow the
+    filters (a drill-down narrows them); billed revenue and recoverable value are the KPI mart's, per
+    month and currency (months on or before `as_of`, one currency or all), whatever the customer."""
+    where, params = flt.where()
+    # The as-of month (a build without a date: the latest month with a leak)
+    anchor = page.as_of or con.execute(f"select max(occurred_on) from {LEAKAGE_TABLE}").fetchone()[0]  # type: ignore[index]
+    this_month = (anchor or date(2000, 1, 1)).replace(day=1)
+    last_month = (this_month - timedelta(days=1)).replace(day=1)
+    leaks = con.execute(
+        f"""
+        with leaks as (select * from {LEAKAGE_TABLE} where {where}),
+        by_category as (
+            select currency, category, sum(amount) as amount from leaks group by all
+        )
+        select currency,
+               sum(amount) as leaked,
+               count(*) as leak_count,
+               count(distinct customer_id) as customers,
+               coalesce(sum(amount) filter (where date_trunc('month', occurred_on) = ?), 0) as this_month,
+               coalesce(sum(amount) filter (where date_trunc('month', occurred_on) = ?), 0) as last_month,
+               (select arg_max(category, amount) from by_category c where c.currency = leaks.currency)
+                   as largest_category,
+               (select max(amount) from by_category c where c.currency = leaks.currency) as largest_amount
+        from leaks
+        group by currency
+        order by currency
+        """,
+        [*params, this_month, last_month],
+    ).fetchall()
+    kpi_clauses, kpi_params = ["1 = 1"], []
+    if flt.as_of is not None:
+        kpi_clauses.append("period_month <= ?")
+        kpi_params.append(flt.as_of)
+    if flt.currency is not None:
+        kpi_clauses.append("currency = ?")
+        kpi_params.append(flt.currency)
+    kpis = {
+        currency: (billed, leaked, recoverable)
+        for currency, billed, leaked, recoverable in con.execute(
+            f"""
+            select currency, sum(billed_revenue), sum(leaked_total), sum(recoverable_value)
+            from {KPI_TABLE} where {" and ".join(kpi_clauses)}
+            group by currency order by currency
+            """,
+            kpi_params,
+        ).fetchall()
+    }
+    labels = {row["category"]: row["label"] for row in leakage_categories()}
+    drilled = flt.customer is not None or flt.category is not None
+    every = "all customers and categories: " if drilled else ""
+    total_leaks = sum(row[2] for row in leaks)
+
+    figures = (
+        Figure(
+            "Leaked in total",
+            tuple(money_value("leaked_total", leaked, cur, count(n, "leak")) for cur, leaked, n, *_ in leaks),
+            f"{count(total_leaks, 'leak')} for {count(sum(r[3] for r in leaks), 'customer')}."
+            f" Scope: {html.escape(flt.describe())}.",
+            "bad",
+        ),
+        Figure(
+            "Share of billed revenue",
+            tuple(
+                percent_value("leakage_share_pct", leaked, billed, cur, f"of {money(billed, cur)}")
+                for cur, (billed, leaked, _) in kpis.items()
+            ),
+            f"{every}leakage over the same currency's invoiced revenue; SaaS benchmarks put billing"
+            " leakage at 1-5 %.",
+            "warn",
+        ),
+        Figure(
+            "Still recoverable",
+            tuple(
+                money_value(
+                    "recoverable_value", recoverable, cur, f"{percent(recoverable, leaked) or '-'} of it"
+                )
+                for cur, (_, leaked, recoverable) in kpis.items()
+            ),
+            f"{every}leaks young enough to invoice now (dbt var recoverable_billing_window_days).",
+            "good",
+        ),
+        Figure(
+            f"Leaked in {month(this_month)}",
+            tuple(
+                money_value("leaked_this_month", now, cur, _against(now, before, cur, month(last_month)))
+                for cur, _, _, _, now, before, *_ in leaks
+            ),
+            f"The as-of month against {month(last_month)}.",
+        ),
+        Figure(
+            "Largest category",
+            tuple(
+                Value(
+                    "largest_category",
+                    labels.get(category, category),
+                    category,
+                    cur,
+                    money(amount, cur),
+                    colour=category_colours().get(category),
+                )
+                for cur, *_, category, amount in leaks
+            ),
+            "Each category has one colour in every chart and table.",
+        ),
+    )
+    n_currencies = len(leaks)
+    lead = (
+        f"{count(total_leaks, 'leak')} found in {count(n_currencies, 'currency', 'currencies')}: "
+        "the totals, what can still be invoiced and where it comes from; the evidence rows follow."
+        if leaks
+        else "No leakage matches the filters."
+    )
+    return Headline(page.report, page.title, page.as_of, page.marts_version, lead, figures)
+
+
+def _against(now: object, before: object, currency: str, label: str) -> str:
+    """'vs 2026-09: USD 7.76, up 12.0 %'."""
+    if not before:
+        return f"vs {label}: none"
+    change = percent(Decimal(str(now)) - Decimal(str(before)), before) or ""
+    direction = f"down {change[1:]}" if change.startswith("-") else f"up {change}"
+    return f"vs {label}: {money(before, currency)}, {direction}"

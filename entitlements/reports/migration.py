@@ -15,7 +15,17 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from entitlements.quality.gates import data_docs_pages
-from entitlements.reports.common import query, strip_facet_labels
+from entitlements.reports.common import PageContext, query, strip_facet_labels
+from entitlements.reports.layout import (
+    Figure,
+    Headline,
+    Value,
+    count,
+    count_value,
+    money,
+    percent,
+    percent_value,
+)
 from entitlements.warehouse import table_exists
 
 STATUSES: tuple[str, ...] = ("matched", "changed", "duplicate", "missing_in_new", "unexpected_in_new")
@@ -314,3 +324,98 @@ def parallel_run_figure(by_entitlement: pd.DataFrame) -> go.Figure:
     )
     fig.update_layout(xaxis_title=None, yaxis_title="customer and scope rows")
     return fig
+
+
+# --------------------------------------------------------------------------- the headline
+
+STEPS: tuple[str, ...] = ("extract", "map", "load", "reconcile")
+
+
+def headline(
+    con: duckdb.DuckDBPyConnection, latest: dict | None, checks: pd.DataFrame, phase: str, page: PageContext
+) -> Headline:
+    """Did each step pass (its checks: critical failures, warnings), how many contracts and how much value
+    arrived intact, and how many accounts need a sign-off by hand."""
+    values = []
+    for step in STEPS:
+        mine = checks[checks["step"] == step] if not checks.empty else checks
+        if mine.empty:
+            values.append(Value("step_result", f"{step}: not run", "not_run", item=step))
+            continue
+        critical = int((~mine["success"].astype(bool) & mine["critical"].astype(bool)).sum())
+        warnings = int((~mine["success"].astype(bool) & ~mine["critical"].astype(bool)).sum())
+        result = "failed" if critical else ("warnings" if warnings else "passed")
+        text = {
+            "failed": f"{step}: FAILED",
+            "warnings": f"{step}: passed, {count(warnings, 'warning')}",
+            "passed": f"{step}: passed",
+        }[result]
+        note = f"{count(critical, 'critical failure')}" if critical else count(len(mine), "check")
+        values.append(Value("step_result", text, result, note=note, item=step))
+    results = {v.raw for v in values}
+    tone = "bad" if results & {"failed", "not_run"} else ("warn" if "warnings" in results else "good")
+    contracts = _mart_query(
+        con,
+        "marts.fct_migration_reconciliation",
+        "select count(*) filter (where status = 'matched') as matched, count(*) as contracts"
+        " from marts.fct_migration_reconciliation where phase = ?",
+        [phase],
+    )
+    matched, total = (int(contracts.iloc[0, 0]), int(contracts.iloc[0, 1])) if not contracts.empty else (0, 0)
+    by_currency = (
+        con.execute(
+            "select currency, coalesce(sum(legacy_value) filter (where status = 'matched'), 0),"
+            " sum(legacy_value)"
+            " from marts.fct_migration_reconciliation where phase = ? group by currency order by currency",
+            [phase],
+        ).fetchall()
+        if total
+        else []
+    )
+    review = _mart_query(
+        con,
+        "marts.fct_migration_review_list",
+        "select count(*) as accounts from marts.fct_migration_review_list where phase = ?",
+        [phase],
+    )
+    accounts = int(review.iloc[0, 0]) if not review.empty else 0
+    figures = (
+        Figure(
+            "Did each step pass?",
+            tuple(values),
+            "Critical checks stop the migration at their step; warnings list records to fix.",
+            tone,
+            wide=True,
+        ),
+        Figure(
+            "Contracts arrived intact",
+            (
+                count_value(
+                    "contracts_matched",
+                    matched,
+                    "contract",
+                    note=f"of {total:,}, {percent(matched, total) or '-'}",
+                ),
+            ),
+            "Matched field by field; every other contract is listed below with its reason.",
+            "good" if total and matched == total else "warn",
+        ),
+        Figure(
+            "Value arrived unchanged",
+            tuple(
+                percent_value("matched_value_pct", m, v, cur, f"of {money(v, cur)}")
+                for cur, m, v in by_currency
+            ),
+            "Legacy contract value whose contracts arrived unchanged, per currency.",
+        ),
+        Figure(
+            "Accounts to sign off by hand",
+            (count_value("review_accounts", accounts, "account"),),
+            "High value or complex: reviewed before cut-over.",
+            "warn" if accounts else "good",
+        ),
+    )
+    run = f"run {latest['run_id']}" if latest else "not validated yet"
+    lead = f"Phase {phase}: did every legacy contract arrive intact in the new model, step by step?"
+    as_of = latest["as_of_date"] if latest else page.as_of
+    return Headline(page.report, page.title, as_of, page.marts_version, lead, figures, extra_meta=(run,))

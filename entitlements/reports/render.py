@@ -26,7 +26,12 @@ Each page records what it was rendered from: the content of the marts its report
 the report's dbt exposure: report_reads; fingerprinted by marts_fingerprint), its parameters and its
 code, and the build those marts came from. Without `force` a session keeps a page that records the
 same marts, parameters and code, and renders nothing: after a build that changed other marts (a day
-of usage leaves the renewals marts as they were) the page stays, recording the older build.
+of usage leaves the renewals marts as they were) the page stays, recording the older build. A page
+rendered again from the same marts is the same bytes: the header shows the marts' fingerprint, not a
+run id, and cells, tables and figures carry ids from their position, name or content.
+
+Beside the pages: write_index (index.html: each report's headline figures, links to the Data Docs and
+dbt docs) and write_pdf (a report printed by headless Chromium, for mail).
 """
 
 from __future__ import annotations
@@ -47,6 +52,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from entitlements.ingest._sql import quote_ident
+from entitlements.reports import layout
 from entitlements.warehouse import (
     DBT_PROJECT_DIR,
     NOTEBOOKS_DIR,
@@ -89,7 +95,10 @@ KEPT_WHEN_UNCHANGED: tuple[str, ...] = PIPELINE_REPORTS
 EXPOSURES = DBT_PROJECT_DIR / "models" / "marts" / "_marts__exposures.yml"
 # Files besides the notebook and this package that shape a page: the leakage categories' order, colours
 # and labels (common.leakage_categories). A change to them may leave every mart as it was.
-PAGE_INPUT_FILES: tuple[Path, ...] = (DBT_PROJECT_DIR / "seeds" / "leakage_categories.csv",)
+PAGE_INPUT_FILES: tuple[Path, ...] = (
+    DBT_PROJECT_DIR / "seeds" / "leakage_categories.csv",
+    *layout.ASSET_FILES,  # the page's CSS and table component
+)
 # What draws the page: plotly's version is the plotly.js embedded, nbconvert's the template.
 PAGE_LIBRARIES = ("plotly", "pandas", "nbconvert")
 
@@ -118,11 +127,14 @@ _TEMPLATE = """\
   .jp-OutputArea-output table caption { caption-side: top; text-align: left; font-weight: bold; }
   .jp-RenderedHTMLCommon table { margin-left: 0; }
 </style>
+{{ resources.page_assets }}
 """
 _TEMPLATE += _PLOTLYJS_SLOT + "\n{% endblock extra_css %}\n"
 # Where a page is written and which warehouse file it read do not change what it shows (a copy of the
 # warehouse has the same build and marts).
 _PATH_PARAMETERS = ("warehouse", "out_dir")
+# Cells the page leaves out: a notebook's title cell, for JupyterLab (the page's headline band has it).
+NOTEBOOK_ONLY_TAG = "notebook_only"
 _ENGINE = "entitlements-session"
 # Run silently between two notebooks: no variable of one is seen by the next, and its cells are numbered
 # from 1 as on a kernel of its own (errors name the cell by that number). Modules stay imported.
@@ -406,7 +418,10 @@ class ReportSession:
             # What a kept page vouches for is its marts' content, not the build's id: a build that left
             # them as they were (a day of usage, for a report not reading usage) keeps the page.
             compared = name in KEPT_WHEN_UNCHANGED and build is not None
-            marts = marts_fingerprint(con, _reads(name)) if compared else None
+            reads = _reads(name) if compared else report_reads().get(name)
+            # Also what the page shows as its marts' version: the same marts, the same page.
+            fingerprint = marts_fingerprint(con, reads) if reads is not None else None
+            marts = fingerprint if compared else None
         finally:
             con.close()
         build_id = str(build[0]) if build else None
@@ -419,6 +434,9 @@ class ReportSession:
             "warehouse": str(warehouse),
             "out_dir": str(out_dir),
             "report_name": name,
+            # Shown in the page's header (layout.Headline); the notebook computes them when run by hand.
+            "marts_version": fingerprint,
+            "built_as_of": build[2].isoformat() if build is not None and build[2] is not None else None,
         }
         record = rendered_from(name, marts, params)
         if (
@@ -435,7 +453,22 @@ class ReportSession:
 
         title = TITLES.get(name, f"{name} report")
         executed.metadata["title"] = title
-        resources = {"metadata": {"name": title}, "rendered_from": record, "marts_build": build_id or ""}
+        # Cell ids are random (jupytext, papermill's parameters cell); numbered, the same marts give the
+        # same page byte for byte.
+        # Code cells show only their outputs: one with none would be an empty gap above the headline.
+        executed.cells = [
+            c
+            for c in executed.cells
+            if NOTEBOOK_ONLY_TAG not in c.metadata.get("tags", ()) and (c.cell_type != "code" or c.outputs)
+        ]
+        for number, cell in enumerate(executed.cells):
+            cell["id"] = f"cell-{number}"
+        resources = {
+            "metadata": {"name": title},
+            "rendered_from": record,
+            "marts_build": build_id or "",
+            "page_assets": layout.page_assets(),
+        }
         body, _ = html_export.from_notebook_node(nbformat.from_dict(executed), resources=resources)
         _write_whole(html_path, _page(body))
         return Rendered(name, html_path, kept=False, build_id=build_id, marts_build=build_id)
@@ -453,7 +486,7 @@ class ReportSession:
             background_priority()  # the kernel it launches inherits it: a run starts it during the build
             self._launch_kernel()
             self._html = _exporter()
-            resources = {"metadata": {"name": ""}, "rendered_from": "", "marts_build": ""}
+            resources = {"metadata": {"name": ""}, "rendered_from": "", "marts_build": "", "page_assets": ""}
             self._html.from_notebook_node(_notebook(_EMPTY_NOTEBOOK), resources=resources)
             import jupytext  # noqa: F401  (what _execute imports: seconds, the first time in a process)
             import papermill  # noqa: F401
@@ -613,6 +646,95 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     path = render_report(args.name, args.warehouse, args.out_dir, params)
     print(f"wrote {path} in {time.perf_counter() - start:.1f}s")
+
+
+# Printed for mail: A4 landscape; the page is laid out at the printable width (277 mm at 96 dpi, less
+# the margins), so the figures are drawn at the width they are printed at.
+_PDF_WINDOW = "1000,800"
+_PDF_FLAGS = (
+    "--headless",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-extensions",
+    "--hide-scrollbars",
+    # the page needs no network: nothing resolves and every proxied request goes to a closed port
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+    "--proxy-server=127.0.0.1:9",
+    "--proxy-bypass-list=<-loopback>",
+    "--no-pdf-header-footer",
+    "--virtual-time-budget=10000",  # the figures are drawn by script after load
+    f"--window-size={_PDF_WINDOW}",
+)
+
+
+def chromium() -> str | None:
+    """Headless Chromium's path (Debian's `chromium`), if installed."""
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def write_pdf(page: Path) -> Path:
+    """`<page>.pdf` beside an HTML report, printed by headless Chromium (every row of every table: the
+    print style shows the rows the pager hides). Kept when newer than its page."""
+    import subprocess
+
+    page = Path(page).resolve()
+    pdf = page.with_suffix(".pdf")
+    if pdf.exists() and pdf.stat().st_mtime_ns >= page.stat().st_mtime_ns:
+        return pdf
+    binary = chromium()
+    if binary is None:
+        raise RuntimeError("a PDF needs Chromium: install it (Debian: `apt-get install chromium`)")
+    sandbox = ("--no-sandbox",) if os.geteuid() == 0 else ()  # Chromium refuses root with its sandbox
+    with tempfile.TemporaryDirectory(prefix="entitlements-pdf-") as profile:
+        partial = pdf.with_name(f".{pdf.stem}.{os.getpid()}.tmp.pdf")
+        argv = [binary, *_PDF_FLAGS, *sandbox, f"--user-data-dir={profile}", f"--print-to-pdf={partial}"]
+        try:
+            done = subprocess.run([*argv, page.as_uri()], capture_output=True, text=True, timeout=180)
+            if done.returncode != 0 or not partial.exists():
+                raise RuntimeError(f"Chromium could not print {page}: {done.stderr.strip()[-500:]}")
+            os.replace(partial, pdf)
+        finally:
+            partial.unlink(missing_ok=True)
+    return pdf
+
+
+# The other sites a reports folder may hold, linked from its index page when they exist.
+INDEX_LINKS: tuple[tuple[str, str], ...] = (
+    ("Data quality checks (Great Expectations Data Docs)", "data_docs/index.html"),
+    ("Models, lineage and the reports reading them (dbt docs)", "dbt_docs/index.html"),
+    ("Speed and memory (make bench)", "bench.html"),
+)
+
+
+def write_index(out_dir: Path) -> Path:
+    """`<out_dir>/index.html`: a link to each report written there with its headline figures (the
+    `<report>_headline.json` its notebook wrote beside the page), and the Data Docs and dbt docs when
+    they exist. Rewritten only when its content changes; it holds no date or run of its own."""
+    out_dir = Path(out_dir).expanduser().resolve()
+    entries = []
+    for name in REPORTS:
+        page = out_dir / f"{name}.html"
+        headline = None
+        try:
+            data = json.loads((out_dir / f"{name}_headline.json").read_text(encoding="utf-8"))
+            headline = layout.headline_from_json(data)
+        except (OSError, ValueError, KeyError, TypeError):  # none yet, or a page from an older version
+            pass
+        entries.append(
+            layout.IndexEntry(name, TITLES.get(name, name), page.name if page.exists() else None, headline)
+        )
+    links = [(text, href) for text, href in INDEX_LINKS if (out_dir / href).exists()]
+    path = out_dir / "index.html"
+    text = layout.index_page(entries, links)
+    if not path.exists() or path.read_text(encoding="utf-8") != text:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _write_whole(path, text)
+    return path
 
 
 def write_dbt_docs(warehouse: Path, out_dir: Path) -> Path:

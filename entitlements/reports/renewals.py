@@ -16,7 +16,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from entitlements.reports.common import parse_as_of, query, strip_facet_labels
+from entitlements.reports.common import PageContext, parse_as_of, query, strip_facet_labels
+from entitlements.reports.layout import Figure, Headline, count, count_value, day, money_value, percent
 
 PIPELINE_TABLE = "marts.fct_renewal_pipeline"
 ALERTS_TABLE = "marts.fct_renewal_alerts"
@@ -243,3 +244,70 @@ def pipeline_figure(by_window: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(title_text="")
     fig.update_layout(barmode="stack", margin={"l": 10, "r": 10})
     return strip_facet_labels(fig)
+
+
+# --------------------------------------------------------------------------- the headline
+
+
+def headline(con: duckdb.DuckDBPyConnection, flt: RenewalFilter, page: PageContext) -> Headline:
+    """Per currency: the value renewing in the next 90 days and the part of it at risk, the renewals
+    missed; the alerts due on the as-of date."""
+    where, params = flt.where()
+    soon = ", ".join(f"'{w}'" for w in ("0-30", "31-60", "61-90"))
+    rows = con.execute(
+        f"""
+        select currency,
+               count(*) filter (where renewal_window in ({soon})) as renewing,
+               coalesce(sum(annual_value) filter (where renewal_window in ({soon})), 0) as renewing_value,
+               count(*) filter (where renewal_window in ({soon}) and value_at_risk > 0) as at_risk,
+               coalesce(sum(value_at_risk) filter (where renewal_window in ({soon})), 0) as at_risk_value,
+               count(*) filter (where renewal_window = 'expired_not_renewed') as missed,
+               coalesce(sum(annual_value) filter (where renewal_window = 'expired_not_renewed'), 0)
+                   as missed_value
+        from {PIPELINE_TABLE} where {where}
+        group by currency order by currency
+        """,
+        params,
+    ).fetchall()
+    due, missed_alerts = con.execute(
+        f"select count(*) filter (where alert_status = 'due'), count(*) filter (where alert_status <> 'due')"
+        f" from {ALERTS_TABLE} where {where} and is_due",
+        params,
+    ).fetchone()  # type: ignore[misc]
+    figures = (
+        Figure(
+            "Renewing in the next 90 days",
+            tuple(money_value("renewing_value_90d", v, cur, count(n, "contract")) for cur, n, v, *_ in rows),
+            "Annual value of the contracts ending within 90 days of the as-of date.",
+        ),
+        Figure(
+            "At risk in the next 90 days",
+            tuple(
+                money_value(
+                    "value_at_risk_90d",
+                    risk,
+                    cur,
+                    f"{percent(risk, value) or '-'} of it, {count(n, 'contract')}",
+                )
+                for cur, _, value, n, risk, *_ in rows
+            ),
+            "Neither renewed nor renewing by itself: each needs a signature before it ends.",
+            "bad",
+        ),
+        Figure(
+            "Missed renewals",
+            tuple(money_value("missed_value", v, cur, count(n, "contract")) for cur, *_, n, v in rows),
+            "Ended without a signed successor (within dbt var renewal_lookback_days).",
+            "warn",
+        ),
+        Figure(
+            f"Alerts due on {day(flt.as_of)}",
+            (count_value("alerts_due", due, "alert", note=f"and {count(missed_alerts, 'missed alert')}"),),
+            "The 90, 60 and 30-day alerts to send today; missed: the contract already ended unrenewed.",
+        ),
+    )
+    lead = (
+        "What renews in the next 90 days, what of it is at risk and what was missed; the contracts follow,"
+        " soonest first."
+    )
+    return Headline(page.report, page.title, flt.as_of, page.marts_version, lead, figures)

@@ -8,18 +8,29 @@ only ever summed per currency.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 import duckdb
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
-from entitlements.reports.common import parse_as_of, query, strip_facet_labels
+from entitlements.reports.common import PageContext, parse_as_of, query, strip_facet_labels
+from entitlements.reports.layout import (
+    MONTH_TICKS,
+    Figure,
+    Headline,
+    count,
+    count_value,
+    money_value,
+    month,
+    percent,
+)
 
 PERIODS_TABLE = "marts.fct_allowance_periods"
 BREACHES_TABLE = "marts.fct_limit_breaches"
 UNDERUSED_TABLE = "marts.fct_underused_entitlements"
+LEAKAGE_TABLE = "marts.fct_revenue_leakage"  # the headline's overage never invoiced
 THRESHOLDS: tuple[int, ...] = (80, 90, 100)
 THRESHOLD_COLORS = {80: "#f9a825", 90: "#ef6c00", 100: "#c62828"}
 USAGE_MONEY: tuple[str, ...] = ("overage_value",)
@@ -149,16 +160,13 @@ def utilisation_summary(con: duckdb.DuckDBPyConnection, flt: UsageFilter) -> pd.
 
 def underused(con: duckdb.DuckDBPyConnection, flt: UsageFilter) -> pd.DataFrame:
     """Lines under 10 % of their limit over their last completed periods: candidates for review."""
-    clauses, params = ["1 = 1"], []
-    if flt.entitlement is not None:
-        clauses.append("entitlement_code = ?")
-        params.append(flt.entitlement)
+    where, params = _underused_where(flt)
     return query(
         con,
         f"""
         select customer_id, contract_id, package_code, entitlement_code, unit, periods_assessed,
                first_period_start, last_period_end, limit_quantity, used_quantity, pct_used, is_in_force
-        from {UNDERUSED_TABLE} where {" and ".join(clauses)}
+        from {UNDERUSED_TABLE} where {where}
         order by pct_used, customer_id, entitlement_code
         """,
         params,
@@ -177,7 +185,7 @@ def crossings_figure(by_month: pd.DataFrame) -> go.Figure:
         category_orders={"threshold": [f"{t} %" for t in THRESHOLDS]},
         title="Allowance periods crossing 80, 90 and 100 % of their limit, by month of the crossing",
     )
-    fig.update_xaxes(dtick="M1", tickformat="%b\n%Y", title_text="")
+    fig.update_xaxes(dtick="M1", tickformat=MONTH_TICKS, title_text="")
     fig.update_yaxes(title_text="periods")
     return fig
 
@@ -202,3 +210,92 @@ def utilisation_figure(periods: pd.DataFrame) -> go.Figure:
     fig.update_xaxes(title_text="% of limit")
     fig.update_layout(height=260 + 200 * ((len(codes) + 1) // 2), margin={"l": 10, "r": 10})
     return strip_facet_labels(fig)
+
+
+# --------------------------------------------------------------------------- the headline
+
+
+def headline(con: duckdb.DuckDBPyConnection, flt: UsageFilter, page: PageContext) -> Headline:
+    """Periods that reached their limit (and in the as-of month against the month before), the overage's
+    value per currency and the part never invoiced (the leakage mart's unbilled_overage), the entitlements
+    left unused."""
+    where, params = flt.where()
+    anchor = page.as_of or con.execute(f"select max(period_start) from {PERIODS_TABLE}").fetchone()[0]  # type: ignore[index]
+    this_month = (anchor or date(2000, 1, 1)).replace(day=1)
+    last_month = (this_month - timedelta(days=1)).replace(day=1)
+    reached, customers, near, now, before = con.execute(
+        f"""
+        select count(*) filter (where threshold_crossed = 100),
+               count(distinct customer_id) filter (where threshold_crossed = 100),
+               count(*) filter (where threshold_crossed < 100),
+               count(*) filter (where date_trunc('month', crossed_100_on) = ?),
+               count(*) filter (where date_trunc('month', crossed_100_on) = ?)
+        from {BREACHES_TABLE} where {where}
+        """,
+        [this_month, last_month, *params],
+    ).fetchone()  # type: ignore[misc]
+    # Unbilled overage: leaks of the usage periods the filter selects (occurred_on is a period's start).
+    leak_where = where.replace("period_start", "occurred_on")
+    overage = con.execute(
+        f"""
+        with valued as (
+            select currency, sum(overage_value) as value
+            from {BREACHES_TABLE} where {where} and threshold_crossed = 100 group by currency
+        ),
+        unbilled as (
+            select currency, sum(amount) as amount
+            from {LEAKAGE_TABLE} where {leak_where} and category = 'unbilled_overage' group by currency
+        )
+        select currency, coalesce(valued.value, 0), coalesce(unbilled.amount, 0)
+        from valued full join unbilled using (currency)
+        order by currency
+        """,
+        params * 2,
+    ).fetchall()
+    underused_where, underused_params = _underused_where(flt)
+    (underused_lines,) = con.execute(
+        f"select count(*) from {UNDERUSED_TABLE} where {underused_where}", underused_params
+    ).fetchone()  # type: ignore[misc]
+    figures = (
+        Figure(
+            "Limits reached",
+            (count_value("limits_reached", reached, "period", note=f"{count(customers, 'customer')}"),),
+            f"Allowance periods at or over 100 % of their limit; {count(near, 'more period')} crossed 80 or"
+            " 90 %.",
+            "warn",
+        ),
+        Figure(
+            f"Reached in {month(this_month)}",
+            (count_value("reached_this_month", now, "period", note=f"vs {month(last_month)}: {before}"),),
+            "Periods whose use crossed the limit in the as-of month, against the month before.",
+        ),
+        Figure(
+            "Overage value",
+            tuple(money_value("overage_value", v, cur) for cur, v, _ in overage),
+            "Use above the limit at the price-book unit price, invoiced or not.",
+        ),
+        Figure(
+            "Overage never invoiced",
+            tuple(
+                money_value("overage_not_invoiced", u, cur, f"{percent(u, v) or '-'} of the overage")
+                for cur, v, u in overage
+            ),
+            "Leakage: usage over the limit with no invoice line, or one short (the leakage report has the"
+            " rows).",
+            "bad",
+        ),
+        Figure(
+            "Underused entitlements",
+            (count_value("underused", underused_lines, "contract line"),),
+            "Under 10 % of their limit over their last completed periods: candidates for review.",
+        ),
+    )
+    lead = "Who reached their limits, what the overage is worth and what of it was never invoiced; then who"
+    lead += " leaves their allowance unused."
+    return Headline(page.report, page.title, page.as_of, page.marts_version, lead, figures)
+
+
+def _underused_where(flt: UsageFilter) -> tuple[str, list]:
+    if flt.entitlement is None:
+        return "1 = 1", []
+    return "entitlement_code = ?", [flt.entitlement]

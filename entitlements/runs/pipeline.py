@@ -454,7 +454,7 @@ def run_pipeline(
             writing = stack.enter_context(ThreadPoolExecutor(1, "data docs")).submit(
                 build_data_docs, reports_dir, warehouse
             )
-        from entitlements.reports.render import PIPELINE_REPORTS
+        from entitlements.reports.render import PIPELINE_REPORTS, write_index
 
         on_stage("reports")
         parameters = {"as_of": as_of.isoformat()}
@@ -466,6 +466,8 @@ def run_pipeline(
             if writing is not None:
                 wait([writing])  # a failed report's error is the run's; the docs are written all the same
         result.reports = [writing.result() if writing is not None else docs, *pages]
+        # After the Data Docs, which it links to: each report's headline figures and where to find more.
+        result.reports.append(write_index(reports_dir))
         return result
 
 
