@@ -24,6 +24,8 @@ from pathlib import Path
 
 import pytest
 
+from entitlements.reports.render import CHROMIUM_OFFLINE_FLAGS
+
 VIEWPORT_WIDTH = 1600
 MAX_SHOT_HEIGHT = 16000
 
@@ -31,23 +33,7 @@ MAX_SHOT_HEIGHT = 16000
 class Chromium:
     """Just enough of the Chrome DevTools Protocol, over --remote-debugging-pipe (fds 3 and 4)."""
 
-    FLAGS = (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-extensions",
-        "--hide-scrollbars",
-        "--remote-debugging-pipe",
-        # networking off: nothing resolves and every proxied request goes to a closed port
-        "--host-resolver-rules=MAP * ~NOTFOUND",
-        "--proxy-server=127.0.0.1:9",
-        "--proxy-bypass-list=<-loopback>",
-    )
+    FLAGS = (*CHROMIUM_OFFLINE_FLAGS, "--no-sandbox", "--disable-quic", "--remote-debugging-pipe")
 
     def __init__(self, binary: str, profile: Path):
         to_child_r, self._w = os.pipe()

@@ -71,6 +71,18 @@ class LeakageFilter:
             params.append(self.as_of)
         return " and ".join(clauses), params
 
+    def kpi_where(self) -> tuple[str, list]:
+        """The KPI mart's rows this filter keeps (months up to as_of, one currency): it has no
+        customer or category."""
+        clauses, params = ["1 = 1"], []
+        if self.as_of is not None:
+            clauses.append("period_month <= ?")
+            params.append(self.as_of)
+        if self.currency is not None:
+            clauses.append("currency = ?")
+            params.append(self.currency)
+        return " and ".join(clauses), params
+
     def describe(self) -> str:
         parts = [f"leaks on or before {self.as_of.isoformat()}" if self.as_of else "all leaks"]
         parts.append(
@@ -210,13 +222,7 @@ def leakage_key_figures(con: duckdb.DuckDBPyConnection, flt: LeakageFilter) -> p
     """Per currency, from the KPI mart: billed revenue, leakage and its share of that currency's billing,
     value still recoverable, share of billable records misaligned with billing, and the leakage converted
     to the reporting currency (empty when a month lacks a rate). Months that start on or before `as_of`."""
-    clauses, params = ["1 = 1"], []
-    if flt.as_of is not None:
-        clauses.append("period_month <= ?")
-        params.append(flt.as_of)
-    if flt.currency is not None:
-        clauses.append("currency = ?")
-        params.append(flt.currency)
+    where, params = flt.kpi_where()
     return query(
         con,
         f"""
@@ -229,7 +235,7 @@ def leakage_key_figures(con: duckdb.DuckDBPyConnection, flt: LeakageFilter) -> p
                case when not bool_or(is_fx_rate_missing) then sum(leaked_total_reporting) end
                    as leaked_total_reporting,
                any_value(reporting_currency) as reporting_currency
-        from {KPI_TABLE} where {" and ".join(clauses)}
+        from {KPI_TABLE} where {where}
         group by currency
         order by currency
         """,
@@ -527,19 +533,13 @@ def headline(con: duckdb.DuckDBPyConnection, flt: LeakageFilter, page: PageConte
         """,
         [*params, this_month, last_month],
     ).fetchall()
-    kpi_clauses, kpi_params = ["1 = 1"], []
-    if flt.as_of is not None:
-        kpi_clauses.append("period_month <= ?")
-        kpi_params.append(flt.as_of)
-    if flt.currency is not None:
-        kpi_clauses.append("currency = ?")
-        kpi_params.append(flt.currency)
+    kpi_where, kpi_params = flt.kpi_where()
     kpis = {
         currency: (billed, leaked, recoverable)
         for currency, billed, leaked, recoverable in con.execute(
             f"""
             select currency, sum(billed_revenue), sum(leaked_total), sum(recoverable_value)
-            from {KPI_TABLE} where {" and ".join(kpi_clauses)}
+            from {KPI_TABLE} where {kpi_where}
             group by currency order by currency
             """,
             kpi_params,

@@ -651,7 +651,9 @@ def main(argv: list[str] | None = None) -> None:
 # Printed for mail: A4 landscape; the page is laid out at the printable width (277 mm at 96 dpi, less
 # the margins), so the figures are drawn at the width they are printed at.
 _PDF_WINDOW = "1000,800"
-_PDF_FLAGS = (
+# Headless Chromium on a page that needs no network (the PDF here, the browser tests too): nothing
+# resolves and every proxied request goes to a closed port.
+CHROMIUM_OFFLINE_FLAGS = (
     "--headless",
     "--disable-gpu",
     "--no-first-run",
@@ -660,10 +662,12 @@ _PDF_FLAGS = (
     "--disable-sync",
     "--disable-extensions",
     "--hide-scrollbars",
-    # the page needs no network: nothing resolves and every proxied request goes to a closed port
     "--host-resolver-rules=MAP * ~NOTFOUND",
     "--proxy-server=127.0.0.1:9",
     "--proxy-bypass-list=<-loopback>",
+)
+_PDF_FLAGS = (
+    *CHROMIUM_OFFLINE_FLAGS,
     "--no-pdf-header-footer",
     "--virtual-time-budget=10000",  # the figures are drawn by script after load
     f"--window-size={_PDF_WINDOW}",
