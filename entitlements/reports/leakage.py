@@ -509,7 +509,7 @@ def headline(con: duckdb.DuckDBPyConnection, flt: LeakageFilter, page: PageConte
     month and currency (months on or before `as_of`, one currency or all), whatever the customer."""
     where, params = flt.where()
     # The as-of month (a build without a date: the latest month with a leak)
-    anchor = page.as_of or con.execute(f"select max(occurred_on) from {LEAKAGE_TABLE}").fetchone()[0]  # type: ignore[index]
+    anchor = page.as_of or con.execute(f"select max(occurred_on) from {LEAKAGE_TABLE}").fetchall()[0][0]
     this_month = (anchor or date(2000, 1, 1)).replace(day=1)
     last_month = (this_month - timedelta(days=1)).replace(day=1)
     leaks = con.execute(

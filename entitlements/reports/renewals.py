@@ -273,7 +273,12 @@ def headline(con: duckdb.DuckDBPyConnection, flt: RenewalFilter, page: PageConte
         f"select count(*) filter (where alert_status = 'due'), count(*) filter (where alert_status <> 'due')"
         f" from {ALERTS_TABLE} where {where} and is_due",
         params,
-    ).fetchone()  # type: ignore[misc]
+    ).fetchall()[0]
+
+    def of_it(risk: object, value: object) -> str:  # nothing renewing: no share to give
+        share = percent(risk, value)
+        return f"{share} of it" if share else ""
+
     figures = (
         Figure(
             "Renewing in the next 90 days",
@@ -287,7 +292,7 @@ def headline(con: duckdb.DuckDBPyConnection, flt: RenewalFilter, page: PageConte
                     "value_at_risk_90d",
                     risk,
                     cur,
-                    f"{percent(risk, value) or '-'} of it, {count(n, 'contract')}",
+                    ", ".join(part for part in (of_it(risk, value), count(n, "contract")) if part),
                 )
                 for cur, _, value, n, risk, *_ in rows
             ),

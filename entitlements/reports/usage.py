@@ -220,7 +220,7 @@ def headline(con: duckdb.DuckDBPyConnection, flt: UsageFilter, page: PageContext
     value per currency and the part never invoiced (the leakage mart's unbilled_overage), the entitlements
     left unused."""
     where, params = flt.where()
-    anchor = page.as_of or con.execute(f"select max(period_start) from {PERIODS_TABLE}").fetchone()[0]  # type: ignore[index]
+    anchor = page.as_of or con.execute(f"select max(period_start) from {PERIODS_TABLE}").fetchall()[0][0]
     this_month = (anchor or date(2000, 1, 1)).replace(day=1)
     last_month = (this_month - timedelta(days=1)).replace(day=1)
     reached, customers, near, now, before = con.execute(
@@ -233,7 +233,7 @@ def headline(con: duckdb.DuckDBPyConnection, flt: UsageFilter, page: PageContext
         from {BREACHES_TABLE} where {where}
         """,
         [this_month, last_month, *params],
-    ).fetchone()  # type: ignore[misc]
+    ).fetchall()[0]
     # Unbilled overage: leaks of the usage periods the filter selects (occurred_on is a period's start).
     leak_where = where.replace("period_start", "occurred_on")
     overage = con.execute(
@@ -255,7 +255,7 @@ def headline(con: duckdb.DuckDBPyConnection, flt: UsageFilter, page: PageContext
     underused_where, underused_params = _underused_where(flt)
     (underused_lines,) = con.execute(
         f"select count(*) from {UNDERUSED_TABLE} where {underused_where}", underused_params
-    ).fetchone()  # type: ignore[misc]
+    ).fetchall()[0]
     figures = (
         Figure(
             "Limits reached",
