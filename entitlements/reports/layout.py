@@ -74,6 +74,17 @@ def percent(part: object, whole: object, places: int = 1) -> str | None:
     return f"{share.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)} %"
 
 
+def notes(*parts: str | None) -> str:
+    """A figure's note from its parts, the empty ones (a share with no base, say) left out."""
+    return ", ".join(part for part in parts if part)
+
+
+def share_of(part: object, whole: object, of: str) -> str | None:
+    """'40.2 % of it' (of='of it'), None when there is no whole to take a share of."""
+    shown = percent(part, whole)
+    return f"{shown} {of}" if shown else None
+
+
 def day(value: date | datetime | str | None) -> str:
     """The one date format of every page: ISO, 2026-10-31."""
     if value is None or value == "":

@@ -34,8 +34,10 @@ from entitlements.reports.layout import (
     money,
     money_value,
     month,
+    notes,
     percent,
     percent_value,
+    share_of,
 )
 
 LEAKAGE_TABLE = "marts.fct_revenue_leakage"
@@ -572,7 +574,7 @@ def headline(con: duckdb.DuckDBPyConnection, flt: LeakageFilter, page: PageConte
             "Still recoverable",
             tuple(
                 money_value(
-                    "recoverable_value", recoverable, cur, f"{percent(recoverable, leaked) or '-'} of it"
+                    "recoverable_value", recoverable, cur, notes(share_of(recoverable, leaked, "of it"))
                 )
                 for cur, (_, leaked, recoverable) in kpis.items()
             ),

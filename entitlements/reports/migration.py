@@ -23,6 +23,7 @@ from entitlements.reports.layout import (
     count,
     count_value,
     money,
+    notes,
     percent,
     percent_value,
 )
@@ -394,7 +395,7 @@ def headline(
                     "contracts_matched",
                     matched,
                     "contract",
-                    note=f"of {total:,}, {percent(matched, total) or '-'}",
+                    note=notes(f"of {total:,}", percent(matched, total)),
                 ),
             ),
             "Matched field by field; every other contract is listed below with its reason.",

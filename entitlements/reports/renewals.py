@@ -17,7 +17,16 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 from entitlements.reports.common import PageContext, parse_as_of, query, strip_facet_labels
-from entitlements.reports.layout import Figure, Headline, count, count_value, day, money_value, percent
+from entitlements.reports.layout import (
+    Figure,
+    Headline,
+    count,
+    count_value,
+    day,
+    money_value,
+    notes,
+    share_of,
+)
 
 PIPELINE_TABLE = "marts.fct_renewal_pipeline"
 ALERTS_TABLE = "marts.fct_renewal_alerts"
@@ -275,10 +284,6 @@ def headline(con: duckdb.DuckDBPyConnection, flt: RenewalFilter, page: PageConte
         params,
     ).fetchall()[0]
 
-    def of_it(risk: object, value: object) -> str:  # nothing renewing: no share to give
-        share = percent(risk, value)
-        return f"{share} of it" if share else ""
-
     figures = (
         Figure(
             "Renewing in the next 90 days",
@@ -292,7 +297,7 @@ def headline(con: duckdb.DuckDBPyConnection, flt: RenewalFilter, page: PageConte
                     "value_at_risk_90d",
                     risk,
                     cur,
-                    ", ".join(part for part in (of_it(risk, value), count(n, "contract")) if part),
+                    notes(share_of(risk, value, "of it"), count(n, "contract")),
                 )
                 for cur, _, value, n, risk, *_ in rows
             ),

@@ -24,7 +24,8 @@ from entitlements.reports.layout import (
     count_value,
     money_value,
     month,
-    percent,
+    notes,
+    share_of,
 )
 
 PERIODS_TABLE = "marts.fct_allowance_periods"
@@ -277,7 +278,7 @@ def headline(con: duckdb.DuckDBPyConnection, flt: UsageFilter, page: PageContext
         Figure(
             "Overage never invoiced",
             tuple(
-                money_value("overage_not_invoiced", u, cur, f"{percent(u, v) or '-'} of the overage")
+                money_value("overage_not_invoiced", u, cur, notes(share_of(u, v, "of the overage")))
                 for cur, v, u in overage
             ),
             "Leakage: usage over the limit with no invoice line, or one short (the leakage report has the"
