@@ -315,10 +315,10 @@ select
     package_limit_quantity,
     limit_quantity,
     used_so_far as used_quantity,
-    -- a double on every engine (DuckDB divides decimals as doubles, Spark as decimals)
+    -- a double on every engine (DuckDB divides decimals as doubles, Spark as decimals), rounded alike
     case
         when limit_quantity > 0
-            then round(cast(100.0 * used_so_far as double) / limit_quantity, 2)
+            then {{ round_double('cast(100.0 * used_so_far as double) / limit_quantity', 2) }}
     end as pct_used,
     crossed_80_on,
     crossed_90_on,

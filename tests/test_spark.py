@@ -1,0 +1,128 @@
+"""The same dbt project on Apache Spark (issue 19, docs/engines.md): a small demo built on DuckDB and
+on a local Spark (dbt-spark's session method) from the same landed export, their marts compared row
+for row, and the Spark-built marts held to the demo's ground truth.
+
+Tier `spark` (and e2e: it starts a JVM and builds the whole project, a few minutes on two cores):
+`pytest -m spark`. Skipped when the `spark` extra (`pip install -e '.[spark]'`) or Java is missing.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from entitlements.demo import generate_demo
+from entitlements.transform.spark import mart_folder, spark_dir
+from tests.conftest import entitlements
+from tests.test_pipeline import assert_matches_ground_truth
+
+pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.xdist_group("spark")]
+
+# The marts the issue names: leakage, renewals and limits.
+COMPARED = (
+    "fct_revenue_leakage",
+    "fct_leakage_kpis",
+    "fct_renewal_pipeline",
+    "fct_renewal_alerts",
+    "fct_allowance_periods",
+    "fct_limit_breaches",
+    "fct_upsell_candidates",
+    "fct_underused_entitlements",
+)
+
+
+@dataclass(frozen=True)
+class Engines:
+    exports: Path
+    duckdb: Path  # built by DuckDB
+    spark: Path  # the same landed export, built by Spark (its marts: views over Spark's Parquet)
+
+
+@pytest.fixture(scope="module")
+def engines(tmp_path_factory: pytest.TempPathFactory) -> Engines:
+    pytest.importorskip("pyspark")
+    pytest.importorskip("dbt.adapters.spark")
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs Java (17)")
+    root = tmp_path_factory.mktemp("spark")
+    exports, on_duckdb, on_spark = (
+        root / "exports",
+        root / "duck" / "warehouse.duckdb",
+        root / "spark" / "w.duckdb",
+    )
+    summary = generate_demo(exports, seed=42, customers=20, usage_events=2000)
+    as_of = summary.as_of.isoformat()
+    landed = entitlements("ingest", exports, "--warehouse", on_duckdb)
+    assert landed.returncode == 0, landed.stdout + landed.stderr
+    on_spark.parent.mkdir()
+    shutil.copy(on_duckdb, on_spark)  # one landing: the same load ids in both
+    for warehouse, engine in ((on_duckdb, "duckdb"), (on_spark, "spark")):
+        built = entitlements("build", "--warehouse", warehouse, "--as-of", as_of, "--engine", engine)
+        assert built.returncode == 0, f"{engine}: {built.stdout[-6000:]}{built.stderr[-6000:]}"
+    return Engines(exports, on_duckdb, on_spark)
+
+
+def sort_key(row: tuple) -> tuple:
+    """Rows in a total order: None last, equal decimals alike whatever their scale."""
+    return tuple(
+        (value is None, repr(value.normalize()) if isinstance(value, Decimal) else repr(value))
+        for value in row
+    )
+
+
+def rows(con: duckdb.DuckDBPyConnection, relation: str) -> tuple[list[str], list[tuple]]:
+    cursor = con.execute(f"select * from {relation}")
+    return [d[0] for d in cursor.description], sorted(cursor.fetchall(), key=sort_key)
+
+
+@pytest.mark.parametrize("mart", COMPARED)
+def test_spark_builds_the_same_mart_as_duckdb(engines: Engines, mart: str) -> None:
+    """Read through DuckDB: the Parquet files Spark wrote against the DuckDB warehouse's table.
+    Exact: decimals as decimals (no tolerance), dates, timestamps, nulls."""
+    files = mart_folder(spark_dir(engines.spark), "marts", mart) / "*.parquet"
+    con = duckdb.connect(str(engines.duckdb), read_only=True)
+    try:
+        duck_columns, duck_rows = rows(con, f"marts.{mart}")
+        spark_columns, spark_rows = rows(con, f"read_parquet('{files}')")
+    finally:
+        con.close()
+    assert spark_columns == duck_columns
+    assert duck_rows, f"{mart} is empty on the small demo: nothing compared"
+    only_duckdb = [row for row in duck_rows if row not in spark_rows]
+    only_spark = [row for row in spark_rows if row not in duck_rows]
+    assert (only_duckdb[:5], only_spark[:5]) == ([], [])
+    assert spark_rows == duck_rows  # and as many of each
+
+
+def test_the_spark_built_marts_find_every_planted_leak_to_the_cent(engines: Engines) -> None:
+    """The demo's ground truth (test_pipeline's check) on the warehouse whose marts Spark built."""
+    assert_matches_ground_truth(engines.exports, engines.spark)
+
+
+def test_the_duckdb_build_of_the_small_demo_holds_its_ground_truth(engines: Engines) -> None:
+    assert_matches_ground_truth(engines.exports, engines.duckdb)
+
+
+def test_the_warehouse_reads_the_marts_spark_wrote(engines: Engines) -> None:
+    """After a Spark build the warehouse's marts are views over Spark's Parquet (the readers, reports
+    and `check` included, read them unchanged)."""
+    con = duckdb.connect(str(engines.spark), read_only=True)
+    try:
+        kinds = dict(
+            con.execute(
+                "select table_name, table_type from information_schema.tables where table_schema = 'marts'"
+            ).fetchall()
+        )
+        definition = con.execute(
+            "select sql from duckdb_views() where schema_name = 'marts' and view_name = 'fct_revenue_leakage'"
+        ).fetchall()
+    finally:
+        con.close()
+    assert set(COMPARED) <= set(kinds)
+    assert {kinds[mart] for mart in COMPARED} == {"VIEW"}
+    assert "read_parquet" in definition[0][0]
