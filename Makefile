@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export GX_ANALYTICS_ENABLED := false
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: venv demo test test-fast lint bench lab clean browser
+.PHONY: venv demo test test-fast test-spark lint bench lab clean browser
 
 venv: $(STAMP)
 
@@ -40,6 +40,13 @@ test: venv browser
 test-fast: venv
 	$(PYTEST) -m "not e2e"
 
+# The Spark tier (docs/engines.md): installs the spark extra (dbt-spark, pyspark 4.0; needs Java 17)
+# and builds a small demo on DuckDB and on a local Spark (a few minutes). Without the extra, the
+# tier is skipped by `make test`.
+test-spark: venv
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
+	$(BIN)/python -m pytest -m spark --durations=10
+
 # sqlfluff's dbt templater compiles the project, which opens a warehouse: use a scratch one.
 lint: venv
 	$(BIN)/ruff check .
@@ -57,4 +64,4 @@ lab: venv
 	$(BIN)/jupyter lab notebooks/
 
 clean:
-	rm -rf data/exports data/warehouse.duckdb data/reports dbt_project/target dbt_project/logs
+	rm -rf data/exports data/warehouse.duckdb data/warehouse.spark data/reports dbt_project/target dbt_project/logs
