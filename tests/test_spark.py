@@ -141,3 +141,24 @@ def test_every_dbt_unit_test_passes_on_spark(engines: Engines) -> None:
     assert result.ok, "\n".join(result.error_lines(40))
     assert len(unit_tests) >= 40, f"only {len(unit_tests)} unit tests ran: is the selection right?"
     assert {r["status"] for r in unit_tests} == {"pass"}
+
+
+def test_check_answers_alike_from_spark_built_marts(engines: Engines) -> None:
+    """`entitlements check` (the analyses compiled for DuckDB, over the Spark-built tables) answers
+    as it does on the DuckDB build."""
+    con = duckdb.connect(str(engines.duckdb), read_only=True)
+    try:
+        requests = con.execute(
+            "select distinct customer_id, entitlement_code from marts.fct_active_entitlements"
+            " order by all limit 3"
+        ).fetchall()
+    finally:
+        con.close()
+    assert requests
+    for customer, code in requests:
+        answers = [
+            entitlements("check", "--customer", customer, "--entitlement", code, "--warehouse", warehouse)
+            for warehouse in (engines.duckdb, engines.spark)
+        ]
+        assert answers[0].returncode in (0, 1), answers[0].stdout + answers[0].stderr
+        assert [(a.returncode, a.stdout) for a in answers[1:]] == [(answers[0].returncode, answers[0].stdout)]
