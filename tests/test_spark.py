@@ -8,6 +8,7 @@ Tier `spark` (and e2e: it starts a JVM and builds the whole project, a few minut
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from decimal import Decimal
@@ -162,3 +163,22 @@ def test_check_answers_alike_from_spark_built_marts(engines: Engines) -> None:
         ]
         assert answers[0].returncode in (0, 1), answers[0].stdout + answers[0].stderr
         assert [(a.returncode, a.stdout) for a in answers[1:]] == [(answers[0].returncode, answers[0].stdout)]
+
+
+def test_a_duckdb_build_after_a_spark_build_replaces_its_views(engines: Engines, tmp_path: Path) -> None:
+    """Switching back: DuckDB builds over the views (and the seeds copied from Spark) a Spark build
+    left, and finds the same leaks."""
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(engines.spark, copy)  # its views still read the fixture's Spark folder
+    as_of = json.loads((engines.exports / "export.json").read_text())["as_of"]
+    built = entitlements("build", "--warehouse", copy, "--as-of", as_of, "--full-refresh")
+    assert built.returncode == 0, built.stdout[-4000:] + built.stderr[-4000:]
+    con = duckdb.connect(str(copy), read_only=True)
+    try:
+        kinds = con.execute(
+            "select distinct table_type from information_schema.tables where table_schema = 'marts'"
+        ).fetchall()
+    finally:
+        con.close()
+    assert kinds == [("BASE TABLE",)]
+    assert_matches_ground_truth(engines.exports, copy)

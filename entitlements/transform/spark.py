@@ -84,9 +84,12 @@ def mart_folder(out: Path, schema: str, table: str) -> Path:
     return out / "warehouse" / f"{schema}.db" / table
 
 
-def attach_spark_tables(con: duckdb.DuckDBPyConnection, out: Path, schema: str = "marts") -> list[str]:
+def attach_spark_tables(
+    con: duckdb.DuckDBPyConnection, out: Path, schema: str = "marts", *, copy: bool = False
+) -> list[str]:
     """Make each table Spark built in `schema` a DuckDB view of the same name over its Parquet
-    files (replacing a table or view DuckDB had there), and return their names."""
+    files (replacing a table or view DuckDB had there), and return their names. copy: a table
+    holding its rows instead (the seeds: dbt-duckdb refuses to seed over a view)."""
     folder = out / "warehouse" / f"{schema}.db"
     con.execute(f'create schema if not exists "{schema}"')
     kinds = dict(
@@ -98,17 +101,20 @@ def attach_spark_tables(con: duckdb.DuckDBPyConnection, out: Path, schema: str =
     for table in sorted(path for path in folder.iterdir() if path.is_dir()) if folder.is_dir() else ():
         if not any(table.glob("*.parquet")):
             continue
-        if kinds.get(table.name) == "BASE TABLE":
-            con.execute(f'drop table "{schema}"."{table.name}"')
+        kind = {"BASE TABLE": "table", "VIEW": "view"}.get(kinds.get(table.name, ""))
+        if kind is not None:
+            con.execute(f'drop {kind} "{schema}"."{table.name}"')
         files = str(table / "*.parquet").replace("'", "''")
         con.execute(
-            f'create or replace view "{schema}"."{table.name}" as select * from read_parquet(\'{files}\')'
+            f'create {"table" if copy else "view"} "{schema}"."{table.name}"'
+            f" as select * from read_parquet('{files}')"
         )
         names.append(table.name)
     return names
 
 
-# The schemas whose tables Spark builds and DuckDB then reads (staging: its seeds; its models are views).
+# The schemas whose tables Spark builds and DuckDB then reads (staging: its seeds, copied; its models
+# are views, which the DuckDB compile after a Spark build makes in the warehouse).
 PUBLISHED_SCHEMAS = ("staging", "intermediate", "marts")
 
 
@@ -140,6 +146,9 @@ def publish_spark_tables(warehouse: Path) -> dict[str, list[str]]:
     out = spark_dir(warehouse)
     con = connect(warehouse)
     try:
-        return {schema: attach_spark_tables(con, out, schema) for schema in PUBLISHED_SCHEMAS}
+        return {
+            schema: attach_spark_tables(con, out, schema, copy=schema == "staging")
+            for schema in PUBLISHED_SCHEMAS
+        }
     finally:
         con.close()
