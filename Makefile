@@ -6,14 +6,14 @@ STAMP := $(VENV)/.installed
 export GX_ANALYTICS_ENABLED := false
 export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 
-.PHONY: venv demo test test-fast lint bench lab clean browser
+.PHONY: venv demo test test-fast test-spark lint bench lab clean browser
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name entitlements --display-name "entitlements (.venv)" >/dev/null
 	touch $(STAMP)
 
@@ -40,6 +40,11 @@ test: venv browser
 test-fast: venv
 	$(PYTEST) -m "not e2e"
 
+# The Spark tier alone (docs/engines.md): a small demo built on DuckDB and on a local Spark (the
+# spark extra, which .venv has, and Java 17), a few minutes. `make test` runs it with the rest.
+test-spark: venv
+	$(PYTEST) -m spark
+
 # sqlfluff's dbt templater compiles the project, which opens a warehouse: use a scratch one.
 lint: venv
 	$(BIN)/ruff check .
@@ -57,4 +62,4 @@ lab: venv
 	$(BIN)/jupyter lab notebooks/
 
 clean:
-	rm -rf data/exports data/warehouse.duckdb data/reports dbt_project/target dbt_project/logs
+	rm -rf data/exports data/warehouse.duckdb data/warehouse.spark data/reports dbt_project/target dbt_project/logs

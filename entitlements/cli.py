@@ -36,6 +36,14 @@ full_refresh_option = click.option(
     help="Build every model from scratch, even when only usage loads changed or nothing did"
     " (docs/architecture.md, incremental builds).",
 )
+engine_option = click.option(
+    "--engine",
+    type=click.Choice(["duckdb", "spark"]),
+    default="duckdb",
+    show_default=True,
+    help="Where dbt builds: duckdb (the warehouse) or spark (a local pyspark from the raw layer as"
+    " Parquet; pip install '.[spark]'; docs/engines.md). The marts stay readable here either way.",
+)
 reports_option = click.option(
     "--reports",
     "reports_dir",
@@ -267,6 +275,7 @@ def _resolve_as_of(as_of: datetime | None, export_dir: Path | None, warehouse: P
     help="Stop after the mart checks: no Data Docs, no reports (later: `entitlements report all`).",
 )
 @full_refresh_option
+@engine_option
 @_ingest_options
 def run(
     export_dir: Path,
@@ -275,6 +284,7 @@ def run(
     as_of: datetime | None,
     no_reports: bool,
     full_refresh: bool,
+    engine: str,
     **ingest_options: Any,
 ) -> None:
     """Ingest EXPORT_DIR, check it, build the marts, check them, write the reports."""
@@ -292,6 +302,7 @@ def run(
                 echo=click.echo,
                 ingest_options=ingest_options,
                 full_refresh=full_refresh,
+                engine=engine,
             )
     except PipelineError as exc:
         _fail(str(exc))
@@ -345,14 +356,17 @@ def validate(warehouse: Path, step: str, reports_dir: Path) -> None:
 @warehouse_option
 @_as_of_option("Date the marts answer for (default: the warehouse's last build).")
 @full_refresh_option
-def build(warehouse: Path, as_of: datetime | None, full_refresh: bool) -> None:
+@engine_option
+def build(warehouse: Path, as_of: datetime | None, full_refresh: bool, engine: str) -> None:
     """Build and test the dbt models (staging, intermediate, marts): what changed since the last build."""
     from entitlements.runs.pipeline import PipelineError, build_step
 
     as_of_date = _resolve_as_of(as_of, None, warehouse)
     try:
         with _writing(warehouse, "build"):
-            plan = build_step(warehouse, uuid.uuid4().hex[:12], as_of_date, full_refresh=full_refresh)
+            plan = build_step(
+                warehouse, uuid.uuid4().hex[:12], as_of_date, full_refresh=full_refresh, engine=engine
+            )
     except PipelineError as exc:
         _fail(str(exc))
     if plan.mode == "skip":

@@ -93,7 +93,7 @@ def test_another_fingerprint_rebuilds_everything(con: duckdb.DuckDBPyConnection)
     plan = plan_build(con, "0" * 64)
     assert (plan.mode, plan.reason) == (
         "full",
-        "the as-of date, the configuration or the dbt project changed",
+        "the as-of date, the configuration, the engine or the dbt project changed",
     )
 
 

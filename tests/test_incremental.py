@@ -207,7 +207,7 @@ def test_incremental_builds_give_what_a_full_refresh_gives(export: Path, tmp_pat
     plan = _run(export, warehouse)
     assert (plan.mode, plan.reason) == (
         "full",
-        "the as-of date, the configuration or the dbt project changed",
+        "the as-of date, the configuration, the engine or the dbt project changed",
     )
     recompiled = _compiled_queries(warehouse)
     assert recompiled.keys() == stored.keys()

@@ -49,7 +49,7 @@
         case
             {%- for condition in conditions %}
                 when coalesce(({{ condition }}), false)
-                    then '{{ condition | replace("'", "''") }}'
+                    then '{{ dbt.escape_single_quotes(condition) }}'
             {%- endfor %}
         end
     {%- else -%}

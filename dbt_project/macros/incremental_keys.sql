@@ -32,16 +32,16 @@
     model (dbt-project-evaluator: no model reads a source but staging). -#}
 
 {% macro incremental_keys_relation() -%}
-    {{ return(api.Relation.create(database=target.database, schema='audit', identifier='incremental_keys')) }}
+    {#- Spark's relations have no database (its schemas are its databases): none there. -#}
+    {%- set database = target.database if target.database is defined else none -%}
+    {{ return(api.Relation.create(database=database, schema='audit', identifier='incremental_keys')) }}
 {%- endmacro %}
 
 {#- Pre-hooks of an incremental model, in this order:
     forget_incremental_keys(), then record_incremental_keys(keys): `keys` is SQL selecting the
     model's unique_key column, every key its incremental branch may write (the same macro its
     `where ... in (...)` uses). -#}
-{% macro forget_incremental_keys() -%}
-    delete from {{ incremental_keys_relation() }} where model_name = '{{ this.identifier }}'
-{%- endmacro %}
+{#- forget_incremental_keys: macros/engine/incremental.sql (a delete, none on Spark). -#}
 
 {% macro record_incremental_keys(keys) -%}
     {%- if is_incremental() -%}

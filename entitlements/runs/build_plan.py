@@ -1,7 +1,7 @@
 """What a build has to do: nothing, apply new usage loads, or build everything again.
 
 A successful build records what it was built from: the loads (audit.built_loads) and a
-fingerprint of the as-of date, the configuration's dbt vars and the dbt project's files
+fingerprint of the as-of date, the configuration's dbt vars, the engine and the dbt project's files
 (audit.build_state). The next build compares the warehouse with that record:
 
 - nothing changed: the build is skipped, and the run says so;
@@ -9,8 +9,8 @@ fingerprint of the as-of date, the configuration's dbt vars and the dbt project'
   a reverted load): an incremental build. The incremental usage models redo the events those
   loads touch (dbt_project/macros/incremental_usage.sql), and only the models downstream of
   usage are built again;
-- anything else (a CRM or billing load, the configuration, the as-of date, a change to the
-  project, a build that did not finish, or --full-refresh): everything is built again, the
+- anything else (a CRM or billing load, the configuration, the as-of date, the engine, a change
+  to the project, a build that did not finish, or --full-refresh): everything is built again, the
   incremental models from scratch.
 """
 
@@ -65,9 +65,10 @@ def project_digest() -> str:
     return digest.hexdigest()
 
 
-def fingerprint(as_of: date, dbt_vars: dict) -> str:
-    """What, besides the loads, a build's result depends on."""
-    key = json.dumps([as_of.isoformat(), dbt_vars, project_digest()], sort_keys=True, default=str)
+def fingerprint(as_of: date, dbt_vars: dict, engine: str = "duckdb") -> str:
+    """What, besides the loads, a build's result depends on. The engine too: after a Spark build
+    the warehouse's marts are views over Spark's Parquet, which a DuckDB build must replace."""
+    key = json.dumps([as_of.isoformat(), dbt_vars, project_digest(), engine], sort_keys=True, default=str)
     return hashlib.sha256(key.encode()).hexdigest()
 
 
@@ -100,7 +101,9 @@ def plan_build(
     if latest is None or latest[0] != run_id or latest[1] != "ok":
         return BuildPlan("full", "the last build did not finish")
     if recorded != build_fingerprint:
-        return BuildPlan("full", "the as-of date, the configuration or the dbt project changed", run_id)
+        return BuildPlan(
+            "full", "the as-of date, the configuration, the engine or the dbt project changed", run_id
+        )
     built = dict(con.execute(f"select load_id, table_name from {audit.table('built_loads')}").fetchall())
     now = current_loads(con)
     changed = {load: table for load, table in (now.items() ^ built.items())}

@@ -42,6 +42,7 @@ from entitlements.runs.steps import DbtFailure, StepError, Steps, require_ok
 from entitlements.serve.queries import store_compiled_queries
 from entitlements.transform.dbt_child import NODES_FILE
 from entitlements.transform.dbt_runner import DbtSession, run_dbt_commands, target_dir
+from entitlements.transform.spark import build_on_spark
 from entitlements.warehouse import background_priority, built_as_of, connect, table_exists
 
 if TYPE_CHECKING:
@@ -233,8 +234,8 @@ def landing_step(warehouse: Path, run_id: str) -> GateReport:
         )
 
 
-def _plan(warehouse: Path, as_of: date, full_refresh: bool) -> tuple[BuildPlan, str]:
-    build_fingerprint = fingerprint(as_of, recorded_dbt_vars(warehouse))
+def _plan(warehouse: Path, as_of: date, full_refresh: bool, engine: str) -> tuple[BuildPlan, str]:
+    build_fingerprint = fingerprint(as_of, recorded_dbt_vars(warehouse), engine)
     con = connect(warehouse, read_only=True)
     try:
         return plan_build(con, build_fingerprint, full_refresh=full_refresh), build_fingerprint
@@ -250,6 +251,7 @@ def build_step(
     full_refresh: bool = False,
     session: DbtSession | None = None,
     on_build: Callable[[BuildPlan], None] = lambda _: None,
+    engine: str = "duckdb",
 ) -> BuildPlan:
     """Landing gate for any load not yet validated, dbt build, then compile the analyses and store
     them in the warehouse (entitlements.serve.queries). No unvalidated row reaches a mart.
@@ -263,10 +265,14 @@ def build_step(
     The build's row in audit.pipeline_runs is written as it starts (status running) and closed
     when it ends, so readers refuse marts a killed or failed build left half-built.
     The legacy migration's models (tag migration) are built by `entitlements migrate`, step by step.
+
+    engine `spark`: the build runs on a local Spark from the raw layer exported as Parquet, always
+    in full (entitlements.transform.spark, docs/engines.md); the warehouse's marts then read the
+    Parquet tables Spark wrote, and the analyses are compiled for DuckDB as before.
     """
     with run_lock(warehouse, "build"):
         landing_step(warehouse, run_id)
-        plan, build_fingerprint = _plan(warehouse, as_of, full_refresh)
+        plan, build_fingerprint = _plan(warehouse, as_of, full_refresh or engine == "spark", engine)
         if plan.mode == "skip":
             if session is not None:
                 session.close()
@@ -278,18 +284,28 @@ def build_step(
         # incremental build has the project, vars and as-of date of the last build (else it would be
         # full), so the analyses that build stored are still what dbt would compile: kept.
         incremental = plan.mode == "incremental"
-        if incremental:
-            commands = [["build", *INCREMENTAL_SELECTION, *BUILD_SELECTION]]
+        if engine == "spark":  # always a full build (_plan above)
+            result = build_on_spark(warehouse, as_of, ["build", *BUILD_SELECTION], session=session)
+            build_results = result.run_results[1:2]  # after the sources' registration
         else:
-            commands = [["build", *BUILD_SELECTION, "--full-refresh"], ["compile", *ANALYSES]]
-        result = run_dbt_commands(commands, warehouse, as_of, session=session)
-        if result.run_results:  # the build's data tests, pass or fail, feed audit.dq_results
-            record_dbt_tests(warehouse, run_id, result.run_results[0], target_dir(warehouse) / NODES_FILE)
+            if incremental:
+                commands = [["build", *INCREMENTAL_SELECTION, *BUILD_SELECTION]]
+            else:
+                commands = [["build", *BUILD_SELECTION, "--full-refresh"], ["compile", *ANALYSES]]
+            result = run_dbt_commands(commands, warehouse, as_of, session=session)
+            build_results = result.run_results[:1]
+        if build_results:  # the build's data tests, pass or fail, feed audit.dq_results
+            record_dbt_tests(warehouse, run_id, build_results[0], target_dir(warehouse) / NODES_FILE)
         try:
             require_ok("dbt build", result)
         except DbtFailure as exc:
             _finish_build(warehouse, run_id, "failed", exc.result.output[-4000:])
             raise PipelineError("dbt build", str(exc)) from exc
+        if engine == "spark":
+            # The analyses (check, as-of) run on the warehouse: DuckDB SQL, over its staging views
+            # (Spark's staging models are Spark views) and the published intermediate tables.
+            views = ["run", "--select", "path:models/staging", "--exclude", "tag:migration"]
+            require_ok("dbt compile", run_dbt_commands([views, ["compile", *ANALYSES]], warehouse, as_of))
         if not incremental:
             store_analyses(warehouse)
         _finish_build(
@@ -365,11 +381,13 @@ def run_pipeline(
     ingest_options: dict[str, Any] | None = None,
     full_refresh: bool = False,
     on_stage: Callable[[str], None] = lambda _: None,
+    engine: str = "duckdb",
 ) -> RunResult:
     """The whole run under one lock (entitlements.runs.lock): no other command changes the warehouse
     between its stages. reports_dir None: no Data Docs and no reports. A run whose build finds
     nothing changed (entitlements.runs.build_plan) checks no mart again and keeps the reports.
-    on_stage: told each stage's name (STAGES) as it starts (`make bench` times them so)."""
+    on_stage: told each stage's name (STAGES) as it starts (`make bench` times them so).
+    engine: where dbt builds, `duckdb` (the warehouse itself) or `spark` (build_step)."""
     options = dict(ingest_options or {})
     config = run_config(export_dir, options.pop("config", None))
     # dbt starts now and parses while the files land and are checked: a few seconds off every run.
@@ -378,7 +396,7 @@ def run_pipeline(
     dbt_vars = json.loads(json.dumps(config.dbt_vars())) | {"as_of_date": as_of.isoformat()}
     with (
         run_lock(warehouse, "run"),
-        DbtSession(warehouse, dbt_vars) as session,
+        DbtSession(warehouse, dbt_vars, "spark" if engine == "spark" else None) as session,
         contextlib.ExitStack() as stack,
     ):
         run_id = uuid.uuid4().hex[:12]
@@ -425,7 +443,13 @@ def run_pipeline(
                 report_session.start()
 
         result.build = build_step(
-            warehouse, run_id, as_of, full_refresh=full_refresh, session=session, on_build=meanwhile
+            warehouse,
+            run_id,
+            as_of,
+            full_refresh=full_refresh,
+            session=session,
+            on_build=meanwhile,
+            engine=engine,
         )
         if result.build.mode == "skip":
             echo(f"dbt build: skipped, {result.build.reason}")

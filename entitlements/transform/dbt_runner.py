@@ -70,9 +70,11 @@ class DbtResult:
 def dbt_env(warehouse: Path) -> dict[str, str]:
     """The child's environment. It runs in the warehouse's folder and names the file relative to
     it: dbt hashes the profile's values into its saved parse, so an absolute path would make every
-    warehouse's parse differ, and each run parse the whole project again."""
+    warehouse's parse differ, and each run parse the whole project again. The same for the Spark
+    target's folder (`<warehouse stem>.spark`, entitlements.transform.spark)."""
     env = dict(os.environ)
     env["ENTITLEMENTS_WAREHOUSE"] = Path(warehouse).name
+    env["ENTITLEMENTS_SPARK_DIR"] = f"{Path(warehouse).stem}.spark"
     env["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
     env.setdefault("DBT_LOG_FORMAT", "text")
     # dbt's file log (<warehouse dir>/dbt/<stem>/logs/dbt.log) stays at its default, debug: every
@@ -106,19 +108,21 @@ def run_dbt_commands(
     *,
     dbt_vars: dict | None = None,
     session: DbtSession | None = None,
+    target: str | None = None,
 ) -> DbtResult:
     """Run dbt commands (e.g. ["build", "--exclude", ...]) one after the other in one child process
     that parses the project once; stop at the first that fails. The result is that command's (or
     the last one's): its node results come from its run_results.json.
 
     session: a child started earlier for the warehouse (DbtSession), parsed already; used when it
-    parsed with the vars these commands need, else closed and a child started as usual."""
+    parsed with the vars and target these commands need, else closed and a child started as usual.
+    target: the profile's output (default duckdb; `spark`: entitlements.transform.spark)."""
     all_vars = dbt_vars_for(warehouse, as_of, dbt_vars)
-    if session is not None and session.dbt_vars == all_vars:
+    if session is not None and session.dbt_vars == all_vars and session.target_name == target:
         return session.run(commands)
     if session is not None:
         session.close()
-    return DbtSession(warehouse, all_vars).run(commands)
+    return DbtSession(warehouse, all_vars, target).run(commands)
 
 
 def dbt_vars_for(warehouse: Path, as_of: date | None = None, dbt_vars: dict | None = None) -> dict:
@@ -137,9 +141,12 @@ class DbtSession:
     session that will not be used (the build was skipped, the run stopped); a caller that dies
     takes the child with it (_die_with_parent)."""
 
-    def __init__(self, warehouse: Path, dbt_vars: dict) -> None:
+    def __init__(self, warehouse: Path, dbt_vars: dict, target: str | None = None) -> None:
+        """target: the profile's output to build with (profiles.yml), default its own (duckdb);
+        `spark` builds on a local Spark (entitlements.transform.spark)."""
         self.warehouse = Path(warehouse).resolve()
         self.dbt_vars = dict(dbt_vars)
+        self.target_name = target
         self.target = target = target_dir(self.warehouse)
         self.warehouse.parent.mkdir(parents=True, exist_ok=True)  # the child runs in it
         common = [
@@ -154,10 +161,12 @@ class DbtSession:
         ]
         if self.dbt_vars:
             common += ["--vars", json.dumps(self.dbt_vars)]
+        if self.target_name is not None:
+            common += ["--target", self.target_name]
         # A command that stops before running a node writes no run_results.json: never read a stale one.
         for stale in (*target.glob("run_results*.json"), target / NODES_FILE):
             stale.unlink(missing_ok=True)
-        self.cached = _parse_cache(self.warehouse, self.dbt_vars)
+        self.cached = _parse_cache(self.warehouse, self.dbt_vars, self.target_name)
         _restore_parse(self.cached, target)
         # Output to a file: a pipe nobody reads while the child parses could fill and stall it.
         self.output = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (closed by run or close)
@@ -241,7 +250,7 @@ def _ensure_audit_sources(warehouse: Path) -> None:
 PARSE_FILE = "partial_parse.msgpack"
 
 
-def _parse_cache(warehouse: Path, dbt_vars: dict) -> Path:
+def _parse_cache(warehouse: Path, dbt_vars: dict, target: str | None = None) -> Path:
     """Where the project keeps its parse for these vars and this database name.
 
     dbt parses the whole project again (4-7 s of a 20-30 s run) when the target folder holds no
@@ -250,7 +259,7 @@ def _parse_cache(warehouse: Path, dbt_vars: dict) -> Path:
     vars and the profile (see dbt_env) and parses again when one differs; the key keeps one parse
     per vars and database name, so runs with other vars (a migration's phases) do not evict it.
     """
-    key = json.dumps([warehouse.stem, dbt_vars], sort_keys=True)
+    key = json.dumps([warehouse.stem, dbt_vars] + ([target] if target else []), sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     return DBT_PROJECT_DIR / "target" / "parse_cache" / f"{digest}.msgpack"
 

@@ -315,7 +315,11 @@ select
     package_limit_quantity,
     limit_quantity,
     used_so_far as used_quantity,
-    case when limit_quantity > 0 then round(100.0 * used_so_far / limit_quantity, 2) end as pct_used,
+    -- a double on every engine (DuckDB divides decimals as doubles, Spark as decimals), rounded alike
+    case
+        when limit_quantity > 0
+            then {{ round_double('cast(100.0 * used_so_far as double) / limit_quantity', 2) }}
+    end as pct_used,
     crossed_80_on,
     crossed_90_on,
     crossed_100_on,

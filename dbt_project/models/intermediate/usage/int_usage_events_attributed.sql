@@ -8,7 +8,7 @@
 -- key test (macros/incremental_keys.sql).
 -- depends_on: {{ ref('int_usage_load_changes') }}
 {{ config(
-    materialized='incremental',
+    materialized=usage_events_materialization(),
     unique_key='event_id',
     incremental_strategy='delete+insert',
     on_schema_change='fail',

@@ -7,7 +7,7 @@
 -- test (macros/incremental_keys.sql).
 -- depends_on: {{ ref('int_usage_load_changes') }}
 {{ config(
-    materialized='incremental',
+    materialized=usage_events_materialization(),
     unique_key='event_id',
     incremental_strategy='delete+insert',
     on_schema_change='fail',
@@ -35,12 +35,14 @@ ranked as (
     select
         *,
         -- Deliveries alike in time and load (twice in one file) are told apart by their content,
-        -- so the same raw rows keep the same delivery whatever order they landed in.
+        -- so the same raw rows keep the same delivery whatever order they landed in. Nulls last
+        -- said explicitly: DuckDB's default, Spark sorts them first (sent_at, distinct_value).
         row_number() over (
             partition by event_id
             order by
-                sent_at, loaded_at, load_id,
-                customer_id, meter_code, occurred_at, quantity, distinct_value
+                sent_at asc nulls last, loaded_at asc nulls last, load_id asc nulls last,
+                customer_id asc nulls last, meter_code asc nulls last, occurred_at asc nulls last,
+                quantity asc nulls last, distinct_value asc nulls last
         ) as delivery_no
     from events
 )

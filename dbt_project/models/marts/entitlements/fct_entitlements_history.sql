@@ -41,7 +41,7 @@ versions as (
             else coalesce(grants.change_reason, 'granted')
         end as change_type,
         grants.limit_quantity,
-        cast(null as varchar) as approved_by,
+        cast(null as {{ dbt.type_string() }}) as approved_by,
         grants.valid_from,
         grants.valid_to
     from grants
@@ -63,7 +63,7 @@ expiries as (
         grants.location_id,
         'expired' as change_type,
         cast(0 as decimal(38, 4)) as limit_quantity,
-        cast(null as varchar) as approved_by,
+        cast(null as {{ dbt.type_string() }}) as approved_by,
         grants.valid_to as valid_from,
         cast(null as date) as valid_to
     from grants
@@ -77,15 +77,15 @@ expiries as (
 overridden as (
     select
         overrides.override_id as history_id,
-        cast(null as varchar) as entitlement_id,
+        cast(null as {{ dbt.type_string() }}) as entitlement_id,
         overrides.customer_id,
         overrides.contract_id,
-        cast(null as varchar) as contract_line_id,
+        cast(null as {{ dbt.type_string() }}) as contract_line_id,
         cast(null as integer) as version_no,
-        cast(null as varchar) as package_code,
+        cast(null as {{ dbt.type_string() }}) as package_code,
         overrides.entitlement_code,
-        cast(null as varchar) as asset_id,
-        cast(null as varchar) as location_id,
+        cast(null as {{ dbt.type_string() }}) as asset_id,
+        cast(null as {{ dbt.type_string() }}) as location_id,
         'overridden' as change_type,
         overrides.extra_quantity as limit_quantity,
         overrides.approved_by,

@@ -1,0 +1,34 @@
+{#- The raw layer on Spark (docs/engines.md). `entitlements.transform.spark.export_raw` writes every
+    table the dbt sources read (and audit.incremental_keys) as Parquet, one folder per table, under
+    $ENTITLEMENTS_SPARK_DIR/raw/<schema>/<table>/; this operation registers each folder as an
+    external Spark table, replacing the one registered before (dropping an external table leaves
+    its files). The CLI runs it before a Spark build (`dbt run-operation register_spark_sources
+    --target spark`); on other engines it does nothing. -#}
+{% macro register_spark_sources() -%}
+    {%- if target.type != 'spark' -%}
+        {{ return('') }}
+    {%- endif -%}
+    {%- set tables = [('audit', 'incremental_keys')] -%}
+    {%- for source in graph.sources.values() -%}
+        {%- if (source.schema, source.identifier) not in tables -%}
+            {%- do tables.append((source.schema, source.identifier)) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- for schema in tables | map(attribute=0) | unique -%}
+        {%- do run_query('create database if not exists ' ~ schema) -%}
+    {%- endfor -%}
+    {#- A relative location is read against the schema's folder: the raw folder is named from the
+        absolute one Spark gives the schema (<spark dir>/warehouse/<schema>.db), so
+        ENTITLEMENTS_SPARK_DIR may stay relative (dbt keeps a parse per profile's values). -#}
+    {%- set described = run_query('describe database ' ~ tables[0][0]) -%}
+    {%- set location = described.rows | selectattr(0, 'equalto', 'Location') | map(attribute=1) | first -%}
+    {%- set root = location.rsplit('/', 2)[0] ~ '/raw' -%}
+    {%- for schema, identifier in tables -%}
+        {%- do run_query('drop table if exists ' ~ schema ~ '.' ~ identifier) -%}
+        {%- do run_query(
+            'create table ' ~ schema ~ '.' ~ identifier ~ ' using parquet location '
+            ~ "'" ~ root ~ '/' ~ schema ~ '/' ~ identifier ~ "'"
+        ) -%}
+    {%- endfor -%}
+    {{ log('registered ' ~ tables | length ~ ' Parquet tables from ' ~ root, info=true) }}
+{%- endmacro %}

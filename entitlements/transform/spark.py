@@ -1,0 +1,154 @@
+"""The raw layer for a dbt build on Apache Spark (the `spark` target, docs/engines.md).
+
+The ingest stays as it is: it checks and lands every file in the DuckDB warehouse (raw.*, the
+manifest, rejected rows). Before a Spark build, `export_raw` writes what the dbt sources read as
+Parquet, one folder per table, in the warehouse's Spark folder (`<warehouse>.spark/raw/<schema>/
+<table>/`); the dbt project's on-run-start macro `register_spark_sources` registers each folder as
+an external Spark table (`using parquet location ...`). Spark writes the staging, intermediate and
+mart tables as Parquet under `<warehouse>.spark/warehouse/<schema>.db/<table>/`, which DuckDB
+reads (`attach_spark_marts`), so the readers of the marts run unchanged.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import yaml
+
+from entitlements import audit
+from entitlements.transform.dbt_runner import DbtResult, DbtSession, run_dbt_commands
+from entitlements.warehouse import DBT_PROJECT_DIR, connect
+
+SPARK_DIR_ENV = "ENTITLEMENTS_SPARK_DIR"  # profiles.yml's spark target reads it
+EXPORT_FILE = "data.parquet"
+
+
+def spark_dir(warehouse: Path) -> Path:
+    """The Spark folder of a warehouse file: beside it, `<name>.spark`."""
+    warehouse = Path(warehouse).resolve()
+    return warehouse.parent / f"{warehouse.stem}.spark"
+
+
+def source_tables() -> list[tuple[str, str]]:
+    """(schema, table) of every dbt source the project declares, and audit.incremental_keys (the
+    incremental models' key tests read it without a source: macros/incremental_keys.sql)."""
+    tables = {("audit", "incremental_keys")}
+    for path in sorted((DBT_PROJECT_DIR / "models").glob("**/_*__sources.yml")):
+        for source in yaml.safe_load(path.read_text()).get("sources", ()):
+            schema = source.get("schema", source["name"])
+            for table in source.get("tables", ()):
+                tables.add((schema, table.get("identifier", table["name"])))
+    return sorted(tables)
+
+
+def export_raw(warehouse: Path, out: Path | None = None) -> Path:
+    """Write every table the dbt sources read from the warehouse as Parquet, one folder per table
+    (`<out>/raw/<schema>/<table>/data.parquet`, replaced whole), and return the Spark folder.
+
+    An audit table the warehouse does not have yet (the migration's, before any `migrate`) is
+    written empty with its declared columns (entitlements.audit), so every source resolves on
+    Spark as it does on DuckDB. Decimals, dates and timestamps keep their types in Parquet.
+    """
+    out = Path(out) if out is not None else spark_dir(warehouse)
+    root = out / "raw"
+    con = connect(warehouse, read_only=True)
+    scratch = duckdb.connect()
+    try:
+        present = set(
+            con.execute("select table_schema, table_name from information_schema.tables").fetchall()
+        )
+        for schema, table in source_tables():
+            folder = root / schema / table
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            target = str(folder / EXPORT_FILE).replace("'", "''")
+            if (schema, table) in present:
+                con.execute(f'copy "{schema}"."{table}" to \'{target}\' (format parquet)')
+            elif schema == audit.SCHEMA and table in audit.TABLES:
+                audit.ensure(scratch, table)
+                scratch.execute(f"copy {audit.table(table)} to '{target}' (format parquet)")
+            else:
+                raise LookupError(f"{schema}.{table}: a dbt source the warehouse {warehouse} does not have")
+    finally:
+        scratch.close()
+        con.close()
+    return out
+
+
+def mart_folder(out: Path, schema: str, table: str) -> Path:
+    """Where Spark keeps a table the dbt project built (its Parquet files)."""
+    return out / "warehouse" / f"{schema}.db" / table
+
+
+def attach_spark_tables(
+    con: duckdb.DuckDBPyConnection, out: Path, schema: str = "marts", *, copy: bool = False
+) -> list[str]:
+    """Make each table Spark built in `schema` a DuckDB view of the same name over its Parquet
+    files (replacing a table or view DuckDB had there), and return their names. copy: a table
+    holding its rows instead (the seeds: dbt-duckdb refuses to seed over a view)."""
+    folder = out / "warehouse" / f"{schema}.db"
+    con.execute(f'create schema if not exists "{schema}"')
+    kinds = dict(
+        con.execute(
+            "select table_name, table_type from information_schema.tables where table_schema = ?", [schema]
+        ).fetchall()
+    )
+    names = []
+    for table in sorted(path for path in folder.iterdir() if path.is_dir()) if folder.is_dir() else ():
+        if not any(table.glob("*.parquet")):
+            continue
+        kind = {"BASE TABLE": "table", "VIEW": "view"}.get(kinds.get(table.name, ""))
+        if kind is not None:
+            con.execute(f'drop {kind} "{schema}"."{table.name}"')
+        files = str(table / "*.parquet").replace("'", "''")
+        con.execute(
+            f'create {"table" if copy else "view"} "{schema}"."{table.name}"'
+            f" as select * from read_parquet('{files}')"
+        )
+        names.append(table.name)
+    return names
+
+
+# The schemas whose tables Spark builds and DuckDB then reads (staging: its seeds, copied; its models
+# are views, which the DuckDB compile after a Spark build makes in the warehouse).
+PUBLISHED_SCHEMAS = ("staging", "intermediate", "marts")
+
+
+def build_on_spark(
+    warehouse: Path,
+    as_of: date | None,
+    build: Sequence[str],
+    *,
+    dbt_vars: dict | None = None,
+    session: DbtSession | None = None,
+) -> DbtResult:
+    """Build the dbt project on a local Spark from the warehouse's raw layer: export it as Parquet,
+    register it (`run-operation register_spark_sources`) and run `build` (a dbt command, e.g.
+    ["build", "--exclude", "tag:migration"]) with the `spark` target, in one dbt child. When the
+    build succeeds, the warehouse's intermediate and mart relations become views over the Parquet
+    tables Spark wrote, so every reader (check, reports, the mart gates) reads the Spark-built
+    marts unchanged. The result's run_results are the registration's, then the build's. session: a
+    dbt child started ahead (run_dbt_commands uses it when it parsed for the spark target)."""
+    export_raw(warehouse)
+    commands = [["run-operation", "register_spark_sources"], list(build)]
+    result = run_dbt_commands(commands, warehouse, as_of, dbt_vars=dbt_vars, session=session, target="spark")
+    if result.ok:
+        publish_spark_tables(warehouse)
+    return result
+
+
+def publish_spark_tables(warehouse: Path) -> dict[str, list[str]]:
+    """Point the warehouse's intermediate and mart relations at the Parquet tables Spark built."""
+    out = spark_dir(warehouse)
+    con = connect(warehouse)
+    try:
+        return {
+            schema: attach_spark_tables(con, out, schema, copy=schema == "staging")
+            for schema in PUBLISHED_SCHEMAS
+        }
+    finally:
+        con.close()
