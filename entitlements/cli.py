@@ -42,7 +42,8 @@ engine_option = click.option(
     default="duckdb",
     show_default=True,
     help="Where dbt builds: duckdb (the warehouse) or spark (a local pyspark from the raw layer as"
-    " Parquet; pip install '.[spark]'; docs/engines.md). The marts stay readable here either way.",
+    " Parquet; needs the spark extra and Java 17; docs/engines.md). The marts stay readable here"
+    " either way.",
 )
 reports_option = click.option(
     "--reports",

@@ -3,10 +3,10 @@
 The ingest stays as it is: it checks and lands every file in the DuckDB warehouse (raw.*, the
 manifest, rejected rows). Before a Spark build, `export_raw` writes what the dbt sources read as
 Parquet, one folder per table, in the warehouse's Spark folder (`<warehouse>.spark/raw/<schema>/
-<table>/`); the dbt project's on-run-start macro `register_spark_sources` registers each folder as
-an external Spark table (`using parquet location ...`). Spark writes the staging, intermediate and
-mart tables as Parquet under `<warehouse>.spark/warehouse/<schema>.db/<table>/`, which DuckDB
-reads (`attach_spark_marts`), so the readers of the marts run unchanged.
+<table>/`); the dbt macro `register_spark_sources` (a run-operation before the build) registers
+each folder as an external Spark table (`using parquet location ...`). Spark writes the staging,
+intermediate and mart tables as Parquet under `<warehouse>.spark/warehouse/<schema>.db/<table>/`,
+which DuckDB reads (`attach_spark_marts`), so the readers of the marts run unchanged.
 """
 
 from __future__ import annotations
