@@ -28,13 +28,14 @@ children_mib is shown only when a child of that stage set a new peak for the run
     python -m entitlements.bench                          # tiny, 1M, 10M and the 10M-event file
     python -m entitlements.bench --events tiny 100k --usage-file 0
     python -m entitlements.bench --huge                   # adds 100M (its export is cached)
+    python -m entitlements.bench --events 100k --usage-file 0 --spark   # DuckDB vs Spark builds
     python -m entitlements.bench --render a/bench.csv b/bench.csv   # two runs' rows, side by side
 
 Output: the table on stdout (progress on stderr); <out>/bench.csv, one row per scale x run x stage
-(run: generate, bare read, full, no-change, add-a-day, serve, usage file; stage: a step of the run
-or its total) with seconds, peak_mib, self_mib, children_mib, warehouse_mib, the issue's target and
-verdict, a note, run_at and commit; and <out>/bench.html (plotly, its JavaScript embedded: readable
-with no network).
+(run: generate, bare read, full, no-change, add-a-day, serve, engines, usage file; stage: a step
+of the run or its total) with seconds, peak_mib, self_mib, children_mib, warehouse_mib, the issue's
+target and verdict, a note, run_at and commit; and <out>/bench.html (plotly, its JavaScript
+embedded: readable with no network).
 """
 
 from __future__ import annotations
@@ -89,6 +90,12 @@ CHECK_P95_TARGET_MS = 5.0  # a warm check
 CHECK_CLI_TARGET_MS = 150.0  # `entitlements check` as a command, median wall time
 BATCH_TARGET = 5_000  # check-batch, checks a second
 CLI_CHECKS, CLI_WARMUP = 20, 2
+# --spark: the same full build on DuckDB and on a local Spark at each of these masters (executor cores).
+ENGINE_BUILDS: tuple[tuple[str, str | None], ...] = (
+    ("duckdb", None),
+    ("spark", "local[1]"),
+    ("spark", "local[2]"),
+)
 
 # The stages of `entitlements run`: startup, run_pipeline's own (on_stage), the CLI's summary.
 STAGES = ("startup", *PIPELINE_STAGES, "summary")
@@ -115,7 +122,7 @@ CSV_COLUMNS = (
 class Row:
     scale: str
     events: int
-    run: str  # generate, bare read, full, no-change, add-a-day, serve, usage file
+    run: str  # generate, bare read, full, no-change, add-a-day, serve, engines, usage file
     stage: str
     seconds: float
     peak_mib: float
@@ -516,6 +523,29 @@ def pandas_read_file(path: Path, database: Path) -> int:
         return con.execute("SELECT count(*) FROM events").fetchall()[0][0]
 
 
+def entitlements_command() -> str:
+    """The `entitlements` console script of this interpreter's environment."""
+    return str(Path(sys.executable).with_name("entitlements"))
+
+
+def engine_label(engine: str, master: str | None) -> str:
+    return f"build {engine}" + (f" {master}" if master else "")
+
+
+def engine_build(warehouse: Path, as_of: date, engine: str, master: str | None) -> str:
+    """`entitlements build --full-refresh --engine ENGINE` on a warehouse (Spark at `master`): what it
+    said last. A Spark build exports the raw layer to Parquet, starts a JVM and builds every model."""
+    env = os.environ | ({"ENTITLEMENTS_SPARK_MASTER": master} if master else {})
+    argv = [entitlements_command(), "build", "--warehouse", str(warehouse), "--as-of", as_of.isoformat()]
+    done = subprocess.run(
+        [*argv, "--full-refresh", "--engine", engine], capture_output=True, text=True, env=env, check=False
+    )
+    if done.returncode != 0:
+        said = done.stdout[-2000:] + done.stderr[-2000:]
+        raise RuntimeError(f"build on {engine_label(engine, master)} exited {done.returncode}: {said}")
+    return done.stdout.strip().splitlines()[-1]
+
+
 def check_serving(warehouse: Path, as_of: date, checks: int, batch: int, workdir: Path) -> dict[str, Any]:
     """Latency of single checks through one warm EntitlementChecker, and check-batch throughput.
 
@@ -571,7 +601,7 @@ def check_serving(warehouse: Path, as_of: date, checks: int, batch: int, workdir
     if checks:
         # `entitlements check` as a user types it: a process each (interpreter, imports, opening the
         # warehouse read-only, one query), so what counts is its start. Warm-ups fill the OS cache.
-        command = str(Path(sys.executable).with_name("entitlements"))
+        command = entitlements_command()
         walls: list[float] = []
         for n, (customer_id, code, on) in enumerate(draw(CLI_CHECKS + CLI_WARMUP)):
             argv = [command, "check", "--customer", customer_id, "--entitlement", code]
@@ -615,8 +645,10 @@ def bench_scale(
     checks: int,
     batch: int,
     echo: Callable[[str], None],
+    engines: bool = False,
 ) -> list[Row]:
-    """Generate, bare read, full run, no-change rerun, add-a-day rerun, checks: the scale's rows."""
+    """Generate, bare read, full run, no-change rerun, add-a-day rerun, checks, and (engines) the
+    full build on DuckDB and on Spark from the same landed warehouse: the scale's rows."""
     from entitlements.runs.pipeline import export_as_of
 
     here = workdir / scale.label
@@ -663,6 +695,10 @@ def bench_scale(
         size = sum(
             f.stat().st_size for f in warehouse.parent.glob(warehouse.name + "*") if f.suffix != ".lock"
         )
+        if run == "full" and engines:  # the landed export as the full run left it, for the engines
+            landed = here / "engines" / "landed.duckdb"
+            landed.parent.mkdir()
+            shutil.copy(warehouse, landed)
         for s in stages:
             total = s["stage"] == "total"
             note = s["note"]
@@ -703,6 +739,16 @@ def bench_scale(
             judge(rows[-1], f">= {BATCH_TARGET:,} checks/s", rate >= BATCH_TARGET, f"{rate:,.0f} checks/s")
         elif served.get("batch_missing"):
             echo("entitlements.serve.check has no check_batch: batch throughput not measured")
+    if engines:
+        for engine, master in ENGINE_BUILDS:
+            label = engine_label(engine, master)
+            echo(f"{scale.label}: {label}")
+            copy = here / "engines" / re.sub(r"\W+", "_", label) / "w.duckdb"
+            copy.parent.mkdir(parents=True)
+            shutil.copy(here / "engines" / "landed.duckdb", copy)
+            secs, mib, said = measure(engine_build, copy, as_of, engine, master)
+            add("engines", label, secs, mib, note=said)
+            shutil.rmtree(copy.parent)
     judge_scale(rows)
     return rows
 
@@ -895,6 +941,14 @@ def table(rows: list[Row], scales: list[str]) -> str:
         ("  command p50/p95 ms", at("serve", "check command", p50_p95, mark="")),
         ("  batch checks/s", at("serve", "check batch", lambda r: r.note.split(", ")[-1].split()[0])),
     ]
+    if any(r.run == "engines" for r in rows):
+        lines += [
+            "full build, seconds (--spark)",
+            *(
+                (f"  {engine_label(*build)}", at("engines", engine_label(*build), secs))
+                for build in ENGINE_BUILDS
+            ),
+        ]
     filled = [item if isinstance(item, str) else (item[0], [item[1](s) for s in scales]) for item in lines]
     width = max(len(item[0]) for item in filled if not isinstance(item, str))
     cols = [
@@ -1050,6 +1104,12 @@ def main(argv: list[str] | None = None) -> None:
         help="keep exports and warehouses here (default: a temporary folder, removed)",
     )
     parser.add_argument(
+        "--spark",
+        action="store_true",
+        help="also the full build on DuckDB and on a local Spark (local[1], local[2]) from each scale's"
+        " landed export, side by side (the spark extra and Java 17; minutes even at small scales)",
+    )
+    parser.add_argument(
         "--render",
         type=Path,
         nargs="+",
@@ -1088,7 +1148,14 @@ def run_bench(args: argparse.Namespace) -> list[Row]:
         workdir = args.workdir or Path(tmp)
         for scale in dict.fromkeys(scales):  # a scale named twice runs once
             rows += bench_scale(
-                scale, workdir, args.cache_dir, args.demo_max_events, args.checks, args.batch, echo
+                scale,
+                workdir,
+                args.cache_dir,
+                args.demo_max_events,
+                args.checks,
+                args.batch,
+                echo,
+                args.spark,
             )
             if args.workdir is None:
                 shutil.rmtree(workdir / scale.label)  # free the disk before the next, larger scale
