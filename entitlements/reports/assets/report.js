@@ -16,6 +16,14 @@
     return /^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$/.test(plain) ? parseFloat(plain) : null;
   }
 
+  function button(className, text) {
+    var made = document.createElement("button");
+    made.type = "button";
+    made.className = className;
+    made.textContent = text;
+    return made;
+  }
+
   function enhance(table) {
     var body = table.tBodies[0];
     var head = table.tHead;
@@ -32,16 +40,10 @@
     filter.setAttribute("aria-label", "Filter the rows of this table");
     var count = document.createElement("span");
     count.className = "ent-count";
-    var previous = document.createElement("button");
-    previous.type = "button";
-    previous.className = "ent-previous";
-    previous.textContent = "\u2039 Previous";
+    var previous = button("ent-previous", "\u2039 Previous");
     var pageInfo = document.createElement("span");
     pageInfo.className = "ent-page";
-    var next = document.createElement("button");
-    next.type = "button";
-    next.className = "ent-next";
-    next.textContent = "Next \u203A";
+    var next = button("ent-next", "Next \u203A");
     bar.appendChild(filter);
     bar.appendChild(count);
     if (rows.length > PAGE_SIZE) {
