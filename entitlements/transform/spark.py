@@ -6,7 +6,7 @@ Parquet, one folder per table, in the warehouse's Spark folder (`<warehouse>.spa
 <table>/`); the dbt macro `register_spark_sources` (a run-operation before the build) registers
 each folder as an external Spark table (`using parquet location ...`). Spark writes the staging,
 intermediate and mart tables as Parquet under `<warehouse>.spark/warehouse/<schema>.db/<table>/`,
-which DuckDB reads (`attach_spark_marts`), so the readers of the marts run unchanged.
+which DuckDB reads (`attach_spark_tables`), so the readers of the marts run unchanged.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import duckdb
 import yaml
 
 from entitlements import audit
+from entitlements.ingest._sql import quote_ident
 from entitlements.transform.dbt_runner import DbtResult, DbtSession, run_dbt_commands
 from entitlements.warehouse import DBT_PROJECT_DIR, connect
 
@@ -67,7 +68,7 @@ def export_raw(warehouse: Path, out: Path | None = None) -> Path:
             folder.mkdir(parents=True)
             target = str(folder / EXPORT_FILE).replace("'", "''")
             if (schema, table) in present:
-                con.execute(f'copy "{schema}"."{table}" to \'{target}\' (format parquet)')
+                con.execute(f"copy {quote_ident(schema)}.{quote_ident(table)} to '{target}' (format parquet)")
             elif schema == audit.SCHEMA and table in audit.TABLES:
                 audit.ensure(scratch, table)
                 scratch.execute(f"copy {audit.table(table)} to '{target}' (format parquet)")
@@ -91,7 +92,7 @@ def attach_spark_tables(
     files (replacing a table or view DuckDB had there), and return their names. copy: a table
     holding its rows instead (the seeds: dbt-duckdb refuses to seed over a view)."""
     folder = out / "warehouse" / f"{schema}.db"
-    con.execute(f'create schema if not exists "{schema}"')
+    con.execute(f"create schema if not exists {quote_ident(schema)}")
     kinds = dict(
         con.execute(
             "select table_name, table_type from information_schema.tables where table_schema = ?", [schema]
@@ -103,10 +104,10 @@ def attach_spark_tables(
             continue
         kind = {"BASE TABLE": "table", "VIEW": "view"}.get(kinds.get(table.name, ""))
         if kind is not None:
-            con.execute(f'drop {kind} "{schema}"."{table.name}"')
+            con.execute(f"drop {kind} {quote_ident(schema)}.{quote_ident(table.name)}")
         files = str(table / "*.parquet").replace("'", "''")
         con.execute(
-            f'create {"table" if copy else "view"} "{schema}"."{table.name}"'
+            f"create {'table' if copy else 'view'} {quote_ident(schema)}.{quote_ident(table.name)}"
             f" as select * from read_parquet('{files}')"
         )
         names.append(table.name)
