@@ -506,6 +506,7 @@ def migrate() -> None:
 @click.option(
     "--no-report", is_flag=True, help="Skip the Data Docs and the HTML report (e.g. in automation)."
 )
+@engine_option
 def migrate_validate(
     legacy_dir: Path,
     warehouse: Path,
@@ -517,6 +518,7 @@ def migrate_validate(
     review_value: float,
     review_contracts: int,
     no_report: bool,
+    engine: str,
 ) -> None:
     """Extract, map, load and reconcile LEGACY_DIR against the warehouse's new model, each step checked.
 
@@ -532,7 +534,7 @@ def migrate_validate(
     )
 
     as_of_date = _resolve_as_of(as_of, None, warehouse)
-    options = MigrationOptions(phase, phases_file, max_fault_share, review_value, review_contracts)
+    options = MigrationOptions(phase, phases_file, max_fault_share, review_value, review_contracts, engine)
     try:
         with _writing(warehouse, "migrate validate"):
             validate_migration(legacy_dir, warehouse, as_of_date, options, echo=click.echo)

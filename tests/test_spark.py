@@ -19,7 +19,8 @@ import pytest
 
 from entitlements.demo import generate_demo
 from entitlements.transform.spark import mart_folder, spark_dir
-from tests.conftest import entitlements
+from tests.conftest import entitlements, query_rows, read_csv
+from tests.test_migration import assert_faults_explained, assert_faults_reported
 from tests.test_pipeline import assert_matches_ground_truth
 
 pytestmark = [pytest.mark.e2e, pytest.mark.spark, pytest.mark.xdist_group("spark")]
@@ -132,8 +133,7 @@ def test_the_warehouse_reads_the_marts_spark_wrote(engines: Engines) -> None:
 def test_every_dbt_unit_test_passes_on_spark(engines: Engines) -> None:
     """The dbt unit tests (fixed rows in, expected rows out) on Spark, as tests/test_dbt_unit_tests.py
     runs them on DuckDB: the models' logic is the same on both engines, not only on the demo's data.
-    (The migration's unit tests passed on Spark too, with its models built there first by hand; the
-    migration is not yet wired to --engine spark: docs/engines.md.)"""
+    The migration's unit tests run in test_every_migration_unit_test_passes_on_spark."""
     from entitlements.transform.dbt_runner import run_dbt_commands
 
     command = ["test", "--select", "test_type:unit", "--exclude", "tag:migration"]
@@ -183,3 +183,133 @@ def test_a_duckdb_build_after_a_spark_build_replaces_its_views(engines: Engines,
         con.close()
     assert kinds == [("BASE TABLE",)]
     assert_matches_ground_truth(engines.exports, copy)
+
+
+# --------------------------------------------------------------------------- the legacy migration
+
+MIGRATION_MARTS = (
+    "fct_migration_reconciliation",
+    "fct_migration_differences",
+    "fct_migration_parallel_run",
+    "fct_migration_review_list",
+)
+
+
+@pytest.fixture(scope="module")
+def migrated(engines: Engines) -> Engines:
+    """`migrate validate` of the demo's legacy export on each engine: the whole migration, then the
+    pilot phase (on Spark twice: validating a phase again must replace its partition, not add to it).
+    The warehouses are the module's own, so this runs after the tests above read their marts."""
+    legacy = engines.exports / "legacy"
+    for warehouse, engine, phases in (
+        (engines.duckdb, "duckdb", ("all", "pilot")),
+        (engines.spark, "spark", ("all", "pilot", "pilot")),
+    ):
+        for phase in phases:
+            args = ["--phase", phase] if phase != "all" else []
+            run = entitlements(
+                "migrate",
+                "validate",
+                legacy,
+                "--warehouse",
+                warehouse,
+                "--engine",
+                engine,
+                "--no-report",
+                *args,
+            )
+            assert run.returncode == 0, f"{engine} {phase}: {run.stdout[-6000:]}{run.stderr[-6000:]}"
+            assert f"phase {phase}: " in run.stdout, run.stdout
+    return engines
+
+
+def migration_rows(warehouse: Path, mart: str) -> tuple[list[str], list[tuple]]:
+    """A migration mart's rows but their run id (each engine's runs have their own), columns by name:
+    Spark keeps the partition column (phase) last."""
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        names = sorted(
+            name
+            for (name,) in con.execute(
+                "select column_name from information_schema.columns"
+                " where table_schema = 'marts' and table_name = ?",
+                [mart],
+            ).fetchall()
+            if name != "run_id"
+        )
+        return names, rows(con, f"(select {', '.join(names)} from marts.{mart})")[1]
+    finally:
+        con.close()
+
+
+@pytest.mark.parametrize("mart", MIGRATION_MARTS)
+def test_spark_builds_the_same_migration_marts_as_duckdb(migrated: Engines, mart: str) -> None:
+    """Both phases validated (all, pilot), row for row; on Spark each phase is a partition."""
+    duck_columns, duck_rows = migration_rows(migrated.duckdb, mart)
+    spark_columns, spark_rows = migration_rows(migrated.spark, mart)
+    assert spark_columns == duck_columns
+    assert {row[duck_columns.index("phase")] for row in duck_rows} == {"all", "pilot"}, mart
+    only_duckdb = [row for row in duck_rows if row not in spark_rows]
+    only_spark = [row for row in spark_rows if row not in duck_rows]
+    assert (only_duckdb[:5], only_spark[:5]) == ([], [])
+    assert spark_rows == duck_rows
+    phases = sorted(path.name for path in mart_folder(spark_dir(migrated.spark), "marts", mart).iterdir())
+    assert phases == ["phase=all", "phase=pilot"]
+
+
+def test_the_spark_built_migration_finds_every_planted_fault(migrated: Engines) -> None:
+    """The migration's ground truth (test_migration's checks) on the marts Spark built."""
+    truth = read_csv(migrated.exports / "ground_truth" / "migration_faults.csv")
+    assert truth
+    assert_faults_reported(migrated.spark, truth)
+    assert_faults_explained(migrated.spark, truth)
+
+
+def test_validating_a_phase_again_on_spark_replaces_its_rows(migrated: Engines) -> None:
+    """The pilot was validated twice on Spark: its rows are the last run's only; the whole migration's
+    rows are still those of its own run."""
+    runs = query_rows(
+        migrated.spark,
+        "select phase, run_id from audit.migration_runs where status = 'ok' order by finished_at",
+    )
+    assert [r["phase"] for r in runs] == ["all", "pilot", "pilot"]
+    for mart in MIGRATION_MARTS:
+        written = query_rows(
+            migrated.spark, f"select phase, run_id, count(*) as n from marts.{mart} group by all order by all"
+        )
+        expected = {("all", runs[0]["run_id"]), ("pilot", runs[2]["run_id"])}
+        assert {(r["phase"], r["run_id"]) for r in written} == expected, mart
+
+
+def test_every_migration_unit_test_passes_on_spark(migrated: Engines) -> None:
+    """The migration's dbt unit tests on Spark, once its models exist there (a unit test reads its
+    inputs' column types from their relations)."""
+    from entitlements.transform.dbt_runner import run_dbt_commands
+
+    command = ["test", "--select", "test_type:unit,tag:migration"]
+    result = run_dbt_commands([command], migrated.spark, target="spark")
+    unit_tests = [r for r in result.results if r["unique_id"].startswith("unit_test.")]
+    assert result.ok, "\n".join(result.error_lines(40))
+    assert len(unit_tests) >= 4, f"only {len(unit_tests)} migration unit tests ran: is the selection right?"
+    assert {r["status"] for r in unit_tests} == {"pass"}
+
+
+def test_a_migration_on_spark_needs_a_new_model_built_on_spark(engines: Engines, tmp_path: Path) -> None:
+    """The migration's models compare with the new model in Spark's metastore: a warehouse DuckDB
+    built is refused before anything is landed, saying which build to run."""
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(engines.duckdb, copy)
+    before = copy.read_bytes()
+    run = entitlements(
+        "migrate",
+        "validate",
+        engines.exports / "legacy",
+        "--warehouse",
+        copy,
+        "--engine",
+        "spark",
+        "--no-report",
+    )
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "built on DuckDB" in run.stderr and "--engine spark" in run.stderr, run.stderr
+    assert copy.read_bytes() == before

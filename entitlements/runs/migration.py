@@ -54,6 +54,7 @@ from entitlements.runs.lock import run_lock
 from entitlements.runs.pipeline import PipelineError, ingest_step
 from entitlements.runs.steps import DbtFailure, StepError, Steps
 from entitlements.transform.dbt_runner import DbtResult, run_dbt
+from entitlements.transform.spark import build_on_spark
 from entitlements.warehouse import DBT_PROJECT_DIR, connect, table_exists
 
 ALL = "all"  # the phase of every account: a validation without --phase
@@ -269,9 +270,14 @@ class MigrationOptions:
     max_fault_share: float = DEFAULT_MAX_FAULT_SHARE
     review_value: float = DEFAULT_REVIEW_VALUE
     review_min_contracts: int = DEFAULT_REVIEW_MIN_CONTRACTS
+    engine: str = "duckdb"  # where dbt builds the steps' models: duckdb or spark (docs/engines.md)
 
 
-def _require_new_model(warehouse: Path) -> None:
+def _require_new_model(warehouse: Path, engine: str = "duckdb") -> None:
+    """The warehouse holds a new model to compare with, built by the engine the migration builds on:
+    on Spark the migration's models read the new model's tables from Spark's own metastore, which
+    only a Spark build fills (its marts are then views over Spark's Parquet in the warehouse; a
+    later DuckDB build makes them tables again)."""
     if not Path(warehouse).exists():
         raise MigrationPlanError(
             f"warehouse {warehouse} does not exist: build the new model first (`entitlements run EXPORT_DIR`)"
@@ -283,8 +289,18 @@ def _require_new_model(warehouse: Path) -> None:
                 f"warehouse {warehouse} holds no new model to compare with: run `entitlements run EXPORT_DIR`"
                 " on the new system's export first"
             )
+        kind = con.execute(
+            "select table_type from information_schema.tables"
+            " where table_schema = 'marts' and table_name = 'fct_active_entitlements'"
+        ).fetchall()
     finally:
         con.close()
+    if engine == "spark" and kind != [("VIEW",)]:
+        raise MigrationPlanError(
+            f"warehouse {warehouse}: its new model was built on DuckDB, and a migration on Spark compares"
+            f" with the new model Spark built: run `entitlements build --warehouse {warehouse} --engine"
+            " spark` first (or validate with --engine duckdb)"
+        )
 
 
 def _record_run(warehouse: Path, values: Sequence[Any]) -> None:
@@ -319,7 +335,7 @@ def _validate_migration(
     echo: Callable[[str], None],
 ) -> MigrationResult:
     legacy_dir, warehouse = Path(legacy_dir), Path(warehouse)
-    _require_new_model(warehouse)
+    _require_new_model(warehouse, options.engine)
     plan_file = options.phases_file or legacy_dir / MIGRATION_PLAN
     phases = load_plan(plan_file) if (options.phases_file or plan_file.is_file()) else []
     phase = options.phase or ALL
@@ -338,7 +354,10 @@ def _validate_migration(
         "migration_review_value": options.review_value,
         "migration_review_min_contracts": options.review_min_contracts,
     }
-    echo(f"migration run {run_id}: phase {phase}, as of {as_of}, legacy {legacy_dir}, warehouse {warehouse}")
+    echo(
+        f"migration run {run_id}: phase {phase}, as of {as_of}, legacy {legacy_dir}, warehouse {warehouse}"
+        + (f", engine {options.engine}" if options.engine != "duckdb" else "")
+    )
 
     def finish(status: str, step: str | None = None, message: str = "") -> None:
         finished = datetime.now(UTC).replace(tzinfo=None)
@@ -382,10 +401,10 @@ def _validate_migration(
     # The extract, map and load models are the run's scratch tables: built together, checked step by
     # step. The reconciliation's marts keep every phase's results, so they are built only once the
     # three steps passed.
-    built = _build(warehouse, ("extract", "map", "load"), dbt_vars)
+    built = _build(warehouse, ("extract", "map", "load"), dbt_vars, options.engine)
     for step in MIGRATION_STEPS:
         if step == "reconcile":
-            built = _build(warehouse, ("reconcile",), dbt_vars)
+            built = _build(warehouse, ("reconcile",), dbt_vars, options.engine)
 
         def check(step: str = step, built: _Built = built) -> GateReport:
             if built.failures.get(step):
@@ -419,10 +438,15 @@ class _Built:
     failures: dict[str, list[str]]  # by step: what failed
 
 
-def _build(warehouse: Path, steps: Sequence[str], dbt_vars: Mapping[str, Any]) -> _Built:
-    """dbt build of the steps' models (tags migration_<step>); what failed, by step."""
-    selection = [f"tag:migration_{step}" for step in steps]
-    built = run_dbt("build", warehouse, None, "--select", *selection, dbt_vars=dict(dbt_vars))
+def _build(warehouse: Path, steps: Sequence[str], dbt_vars: Mapping[str, Any], engine: str) -> _Built:
+    """dbt build of the steps' models (tags migration_<step>); what failed, by step. On Spark the
+    raw layer (the legacy files just landed, the plan) is exported first and the tables Spark built
+    are published to the warehouse (entitlements.transform.spark), where the checks read them."""
+    selection = ["--select", *(f"tag:migration_{step}" for step in steps)]
+    if engine == "spark":
+        built = build_on_spark(warehouse, None, ["build", *selection], dbt_vars=dict(dbt_vars))
+    else:
+        built = run_dbt("build", warehouse, None, *selection, dbt_vars=dict(dbt_vars))
     if built.ok:
         return _Built(built, {})
     by_step: dict[str, list[str]] = {}

@@ -100,18 +100,34 @@ def attach_spark_tables(
     )
     names = []
     for table in sorted(path for path in folder.iterdir() if path.is_dir()) if folder.is_dir() else ():
-        if not any(table.glob("*.parquet")):
+        source = _parquet_source(table)
+        if source is None:
             continue
         kind = {"BASE TABLE": "table", "VIEW": "view"}.get(kinds.get(table.name, ""))
         if kind is not None:
             con.execute(f"drop {kind} {quote_ident(schema)}.{quote_ident(table.name)}")
-        files = str(table / "*.parquet").replace("'", "''")
         con.execute(
             f"create {'table' if copy else 'view'} {quote_ident(schema)}.{quote_ident(table.name)}"
-            f" as select * from read_parquet('{files}')"
+            f" as select * from {source}"
         )
         names.append(table.name)
     return names
+
+
+def _parquet_source(table: Path) -> str | None:
+    """DuckDB's read of a table folder Spark wrote: its Parquet files, or for a table partitioned by
+    columns (`<column>=<value>/` folders: the migration marts, by phase) every partition's, the
+    partition columns read as text (a phase named 2027 stays '2027') and placed last, as in
+    Spark's own schema. None: no data file (a partitioned table no partition of which has rows).
+    """
+    if any(table.glob("*.parquet")):
+        files, options = table / "*.parquet", ""
+    elif any(table.glob("*=*/**/*.parquet")):
+        files, options = table / "**" / "*.parquet", ", hive_partitioning = true, hive_types_autocast = false"
+    else:
+        return None
+    quoted = str(files).replace("'", "''")
+    return f"read_parquet('{quoted}'{options})"
 
 
 # The schemas whose tables Spark builds and DuckDB then reads (staging: its seeds, copied; its models

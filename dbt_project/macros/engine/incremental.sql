@@ -28,3 +28,17 @@
 
 {% macro spark__forget_incremental_keys() -%}
 {%- endmacro %}
+
+{#- Replacing a validated phase's rows in a migration mart (dbt_project.yml, marts/migration): a
+    delete before the append where the engine has one; on Spark the marts are partitioned by phase
+    and insert_overwrite replaces the phase's partition, so nothing is deleted first. -#}
+{% macro forget_migration_phase() -%}
+    {{ return(adapter.dispatch('forget_migration_phase', 'entitlements')()) }}
+{%- endmacro %}
+
+{% macro default__forget_migration_phase() -%}
+    delete from {{ this }} where phase = {{ migration_run('phase') }}
+{%- endmacro %}
+
+{% macro spark__forget_migration_phase() -%}
+{%- endmacro %}
