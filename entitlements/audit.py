@@ -7,7 +7,10 @@ so no module carries DDL of its own.
 
 from __future__ import annotations
 
-import duckdb
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: the check command starts without the duckdb package (warehouse)
+    import duckdb
 
 SCHEMA = "audit"
 

@@ -8,7 +8,14 @@ import re
 from datetime import date
 from pathlib import Path
 
-import duckdb
+try:
+    # DuckDB's engine module itself. The duckdb package re-exports it (the same classes, functions and
+    # exceptions) and adds a Python layer (relational helpers, typing, its version looked up through
+    # importlib.metadata) that costs a one-check `entitlements check` ~80 ms of its start to import,
+    # for nothing a connection here uses (issue 17). Modules that need that layer import duckdb.
+    import _duckdb as duckdb
+except ImportError:  # a DuckDB that names its engine module otherwise
+    import duckdb
 
 # The package is installed editable from the repository, so the dbt project and
 # the GX context are found beside it.

@@ -67,13 +67,14 @@ from datetime import date, timedelta
 from decimal import Decimal
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
-
-import duckdb
+from typing import TYPE_CHECKING, Any
 
 from entitlements.serve.queries import MissingQueryError, compiled_query
 from entitlements.serve.spreadsheet import safe_row
 from entitlements.warehouse import WarehouseLockedError, built_as_of, connect_marts
+
+if TYPE_CHECKING:  # annotations only: a check connects through entitlements.warehouse
+    import duckdb
 
 QUERY = "entitlement_check"  # one request, its parameters bound: a cold checker
 BATCH_QUERY = "entitlement_checks"  # every request of the temporary table check_requests

@@ -11,10 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import duckdb
-
 from entitlements import audit
-from entitlements.warehouse import connect
+from entitlements.warehouse import connect, duckdb  # DuckDB's engine module (see warehouse)
 
 
 class MissingQueryError(LookupError):
