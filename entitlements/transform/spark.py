@@ -2,17 +2,22 @@
 
 The ingest stays as it is: it checks and lands every file in the DuckDB warehouse (raw.*, the
 manifest, rejected rows). Before a Spark build, `export_raw` writes what the dbt sources read as
-Parquet, one folder per table, in the warehouse's Spark folder (`<warehouse>.spark/raw/<schema>/
-<table>/`); the dbt macro `register_spark_sources` (a run-operation before the build) registers
-each folder as an external Spark table (`using parquet location ...`). Spark writes the staging,
-intermediate and mart tables as Parquet under `<warehouse>.spark/warehouse/<schema>.db/<table>/`,
-which DuckDB reads (`attach_spark_tables`), so the readers of the marts run unchanged.
+Parquet, one folder per table and one file per load, in the warehouse's Spark folder
+(`<warehouse>.spark/raw/<schema>/<table>/`), writing only the loads not written yet; the dbt
+macro `register_spark_sources` (a run-operation before the build) registers each folder as an
+external Spark table (`using parquet location ...`). Spark writes the staging, intermediate and
+mart tables as Parquet under `<warehouse>.spark/warehouse/<schema>.db/<table>/`, which DuckDB
+reads (`attach_spark_tables`), so the readers of the marts run unchanged.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
@@ -20,12 +25,13 @@ import duckdb
 import yaml
 
 from entitlements import audit
-from entitlements.ingest._sql import quote_ident
+from entitlements.ingest._sql import quote_ident, quote_literal
 from entitlements.transform.dbt_runner import DbtResult, DbtSession, run_dbt_commands
 from entitlements.warehouse import DBT_PROJECT_DIR, connect
 
 SPARK_DIR_ENV = "ENTITLEMENTS_SPARK_DIR"  # profiles.yml's spark target reads it
-EXPORT_FILE = "data.parquet"
+LOAD_COLUMN = "_load_id"  # the raw tables' load id (entitlements.ingest.land): one file per load
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")  # Spark skips names starting with _ or .
 
 
 def spark_dir(warehouse: Path) -> Path:
@@ -46,16 +52,33 @@ def source_tables() -> list[tuple[str, str]]:
     return sorted(tables)
 
 
-def export_raw(warehouse: Path, out: Path | None = None) -> Path:
+@dataclass
+class ExportedRaw:
+    """What export_raw did: the Spark folder, and the Parquet files it wrote and removed."""
+
+    out: Path
+    written: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
+
+
+def export_raw(warehouse: Path, out: Path | None = None) -> ExportedRaw:
     """Write every table the dbt sources read from the warehouse as Parquet, one folder per table
-    (`<out>/raw/<schema>/<table>/data.parquet`, replaced whole), and return the Spark folder.
+    (`<out>/raw/<schema>/<table>/`), and say what changed.
+
+    A table with a load id (every raw table) has one file per load, `<load id>.<columns>.parquet`
+    (columns: a digest of its column names and types): a load's rows never change once landed
+    (a revert or a supersession moves whole loads), so only the loads not yet written are
+    written, and the files of loads the table no longer holds, or of an older set of columns,
+    removed. A day of usage exports one file. Another table (the audit tables) is one file,
+    `data.<columns>.parquet`, written again each time (they are small). Each file is written
+    under a temporary name and renamed, so a file of the final name is always whole.
 
     An audit table the warehouse does not have yet (the migration's, before any `migrate`) is
     written empty with its declared columns (entitlements.audit), so every source resolves on
     Spark as it does on DuckDB. Decimals, dates and timestamps keep their types in Parquet.
     """
     out = Path(out) if out is not None else spark_dir(warehouse)
-    root = out / "raw"
+    done = ExportedRaw(out)
     con = connect(warehouse, read_only=True)
     scratch = duckdb.connect()
     try:
@@ -63,21 +86,56 @@ def export_raw(warehouse: Path, out: Path | None = None) -> Path:
             con.execute("select table_schema, table_name from information_schema.tables").fetchall()
         )
         for schema, table in source_tables():
-            folder = root / schema / table
-            shutil.rmtree(folder, ignore_errors=True)
-            folder.mkdir(parents=True)
-            target = str(folder / EXPORT_FILE).replace("'", "''")
+            folder = out / "raw" / schema / table
             if (schema, table) in present:
-                con.execute(f"copy {quote_ident(schema)}.{quote_ident(table)} to '{target}' (format parquet)")
+                _export_table(con, f"{quote_ident(schema)}.{quote_ident(table)}", folder, done)
             elif schema == audit.SCHEMA and table in audit.TABLES:
                 audit.ensure(scratch, table)
-                scratch.execute(f"copy {audit.table(table)} to '{target}' (format parquet)")
+                _export_table(scratch, audit.table(table), folder, done)
             else:
                 raise LookupError(f"{schema}.{table}: a dbt source the warehouse {warehouse} does not have")
     finally:
         scratch.close()
         con.close()
-    return out
+    return done
+
+
+def _export_table(con: duckdb.DuckDBPyConnection, relation: str, folder: Path, done: ExportedRaw) -> None:
+    columns = con.execute(f"select column_name, column_type from (describe {relation})").fetchall()
+    digest = hashlib.sha256(json.dumps(columns).encode()).hexdigest()[:12]
+    wanted: dict[str, str] = {}  # file name -> the query of its rows
+    if any(name == LOAD_COLUMN for name, _ in columns):
+        for (load_id,) in con.execute(f"select distinct {LOAD_COLUMN} from {relation}").fetchall():
+            rows = "is null" if load_id is None else f"= {quote_literal(load_id)}"
+            wanted[f"{_file_stem(load_id)}.{digest}.parquet"] = (
+                f"select * from {relation} where {LOAD_COLUMN} {rows}"
+            )
+        fresh = set()  # a load's file, once written, holds its rows for good
+    else:
+        wanted[f"data.{digest}.parquet"] = f"select * from {relation}"
+        fresh = set(wanted)  # written again every time
+    folder.mkdir(parents=True, exist_ok=True)
+    for path in sorted(folder.iterdir()):  # other loads, other columns, the last export's audit file
+        if path.name not in wanted or path.name in fresh:
+            path.unlink() if path.is_file() else shutil.rmtree(path)
+            done.removed.append(path)
+    for name, query in wanted.items():
+        target = folder / name
+        if target.exists():
+            continue
+        partial = folder / f".{name}.partial"  # Spark skips names starting with a dot
+        con.execute(f"copy ({query}) to {quote_literal(str(partial))} (format parquet)")
+        partial.replace(target)
+        done.written.append(target)
+
+
+def _file_stem(load_id: str | None) -> str:
+    """A load's file name: its id when that is a plain name (the ingest's are), else a digest of it."""
+    if load_id is None:
+        return "no-load-id"
+    if _SAFE_NAME.match(load_id) and load_id != "data":
+        return load_id
+    return "load-" + hashlib.sha256(load_id.encode()).hexdigest()[:16]
 
 
 def mart_folder(out: Path, schema: str, table: str) -> Path:

@@ -1,9 +1,9 @@
 {#- The raw layer on Spark (docs/engines.md). `entitlements.transform.spark.export_raw` writes every
-    table the dbt sources read (and audit.incremental_keys) as Parquet, one folder per table, under
-    $ENTITLEMENTS_SPARK_DIR/raw/<schema>/<table>/; this operation registers each folder as an
-    external Spark table, replacing the one registered before (dropping an external table leaves
-    its files). The CLI runs it before a Spark build (`dbt run-operation register_spark_sources
-    --target spark`); on other engines it does nothing. -#}
+    table the dbt sources read (and audit.incremental_keys) as Parquet, one folder per table and a
+    file per load, under $ENTITLEMENTS_SPARK_DIR/raw/<schema>/<table>/; this operation registers
+    each folder as an external Spark table, replacing the one registered before (dropping an
+    external table leaves its files). The CLI runs it before a Spark build (`dbt run-operation
+    register_spark_sources --target spark`); on other engines it does nothing. -#}
 {% macro register_spark_sources() -%}
     {%- if target.type != 'spark' -%}
         {{ return('') }}
