@@ -130,20 +130,6 @@ def test_the_warehouse_reads_the_marts_spark_wrote(engines: Engines) -> None:
     assert "read_parquet" in definition[0][0]
 
 
-def test_every_dbt_unit_test_passes_on_spark(engines: Engines) -> None:
-    """The dbt unit tests (fixed rows in, expected rows out) on Spark, as tests/test_dbt_unit_tests.py
-    runs them on DuckDB: the models' logic is the same on both engines, not only on the demo's data.
-    The migration's unit tests run in test_every_migration_unit_test_passes_on_spark."""
-    from entitlements.transform.dbt_runner import run_dbt_commands
-
-    command = ["test", "--select", "test_type:unit", "--exclude", "tag:migration"]
-    result = run_dbt_commands([command], engines.spark, target="spark")
-    unit_tests = [r for r in result.results if r["unique_id"].startswith("unit_test.")]
-    assert result.ok, "\n".join(result.error_lines(40))
-    assert len(unit_tests) >= 40, f"only {len(unit_tests)} unit tests ran: is the selection right?"
-    assert {r["status"] for r in unit_tests} == {"pass"}
-
-
 def test_check_answers_alike_from_spark_built_marts(engines: Engines) -> None:
     """`entitlements check` (the analyses compiled for DuckDB, over the Spark-built tables) answers
     as it does on the DuckDB build."""
@@ -281,19 +267,6 @@ def test_validating_a_phase_again_on_spark_replaces_its_rows(migrated: Engines) 
         assert {(r["phase"], r["run_id"]) for r in written} == expected, mart
 
 
-def test_every_migration_unit_test_passes_on_spark(migrated: Engines) -> None:
-    """The migration's dbt unit tests on Spark, once its models exist there (a unit test reads its
-    inputs' column types from their relations)."""
-    from entitlements.transform.dbt_runner import run_dbt_commands
-
-    command = ["test", "--select", "test_type:unit,tag:migration"]
-    result = run_dbt_commands([command], migrated.spark, target="spark")
-    unit_tests = [r for r in result.results if r["unique_id"].startswith("unit_test.")]
-    assert result.ok, "\n".join(result.error_lines(40))
-    assert len(unit_tests) >= 4, f"only {len(unit_tests)} migration unit tests ran: is the selection right?"
-    assert {r["status"] for r in unit_tests} == {"pass"}
-
-
 def test_a_migration_on_spark_needs_a_new_model_built_on_spark(engines: Engines, tmp_path: Path) -> None:
     """The migration's models compare with the new model in Spark's metastore: a warehouse DuckDB
     built is refused before anything is landed, saying which build to run."""
@@ -313,3 +286,17 @@ def test_a_migration_on_spark_needs_a_new_model_built_on_spark(engines: Engines,
     assert run.returncode == 2, run.stdout + run.stderr
     assert "built on DuckDB" in run.stderr and "--engine spark" in run.stderr, run.stderr
     assert copy.read_bytes() == before
+
+
+def test_every_dbt_unit_test_passes_on_spark(migrated: Engines) -> None:
+    """The dbt unit tests (fixed rows in, expected rows out) on Spark, as tests/test_dbt_unit_tests.py
+    runs them on DuckDB: the models' logic is the same on both engines, not only on the demo's data.
+    Last, once the migration's models exist on Spark too (a unit test reads its inputs' column
+    types from their relations); one dbt run, one JVM, for all of them."""
+    from entitlements.transform.dbt_runner import run_dbt_commands
+
+    result = run_dbt_commands([["test", "--select", "test_type:unit"]], migrated.spark, target="spark")
+    unit_tests = [r for r in result.results if r["unique_id"].startswith("unit_test.")]
+    assert result.ok, "\n".join(result.error_lines(40))
+    assert len(unit_tests) >= 48, f"only {len(unit_tests)} unit tests ran: is the selection right?"
+    assert {r["status"] for r in unit_tests} == {"pass"}

@@ -51,6 +51,25 @@ def test_each_load_is_written_once_and_a_reverted_one_removed(demo_warehouse: Pa
     assert loads_in_files(out / USAGE) == loads_in_table(warehouse)
     assert len(loads_in_table(warehouse)) > 10  # the demo's usage is a file a month
 
+    every_table = sorted((out / "raw").glob("*/*"))
+    assert every_table and all(any(folder.glob("*.parquet")) for folder in every_table)  # empty ones too
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        empty = [
+            (schema, table)
+            for schema, table in con.execute(
+                "select schema_name, table_name from duckdb_tables() where schema_name = 'raw'"
+            ).fetchall()
+            if not con.execute(f'select count(*) from {schema}."{table}"').fetchall()[0][0]
+        ]
+    finally:
+        con.close()
+    assert empty, "the demo has an empty raw table (a kind of file it does not export)"
+    for schema, table in empty:
+        (file,) = (out / "raw" / schema / table).glob("*.parquet")
+        assert file.name.startswith("empty."), file
+        assert duckdb.sql(f"select count(*) from read_parquet('{file}')").fetchall() == [(0,)]
+
     again = export_raw(warehouse)  # nothing landed since: no raw file written or removed
     assert not [p for p in again.written + again.removed if "/raw/raw/" in p.as_posix()]
     assert {p.parent.parent.name for p in again.written} == {"audit"}  # the small audit tables, whole

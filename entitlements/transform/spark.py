@@ -59,6 +59,10 @@ class ExportedRaw:
     out: Path
     written: list[Path] = field(default_factory=list)
     removed: list[Path] = field(default_factory=list)
+    # Tables ("schema.table") whose files now have other columns than before, or that had none:
+    # Spark must register them (again); the others' registration still holds (its files are
+    # listed when a query reads them).
+    reshaped: list[str] = field(default_factory=list)
 
 
 def export_raw(warehouse: Path, out: Path | None = None) -> ExportedRaw:
@@ -69,7 +73,8 @@ def export_raw(warehouse: Path, out: Path | None = None) -> ExportedRaw:
     (columns: a digest of its column names and types): a load's rows never change once landed
     (a revert or a supersession moves whole loads), so only the loads not yet written are
     written, and the files of loads the table no longer holds, or of an older set of columns,
-    removed. A day of usage exports one file. Another table (the audit tables) is one file,
+    removed. A day of usage exports one file; a table with no load yet, an empty file (Spark takes
+    a table's columns from its files). Another table (the audit tables) is one file,
     `data.<columns>.parquet`, written again each time (they are small). Each file is written
     under a temporary name and renamed, so a file of the final name is always whole.
 
@@ -88,19 +93,24 @@ def export_raw(warehouse: Path, out: Path | None = None) -> ExportedRaw:
         for schema, table in source_tables():
             folder = out / "raw" / schema / table
             if (schema, table) in present:
-                _export_table(con, f"{quote_ident(schema)}.{quote_ident(table)}", folder, done)
+                digest = _export_table(con, f"{quote_ident(schema)}.{quote_ident(table)}", folder, done)
             elif schema == audit.SCHEMA and table in audit.TABLES:
                 audit.ensure(scratch, table)
-                _export_table(scratch, audit.table(table), folder, done)
+                digest = _export_table(scratch, audit.table(table), folder, done)
             else:
                 raise LookupError(f"{schema}.{table}: a dbt source the warehouse {warehouse} does not have")
+            if digest is not None:
+                done.reshaped.append(f"{schema}.{table}")
     finally:
         scratch.close()
         con.close()
     return done
 
 
-def _export_table(con: duckdb.DuckDBPyConnection, relation: str, folder: Path, done: ExportedRaw) -> None:
+def _export_table(
+    con: duckdb.DuckDBPyConnection, relation: str, folder: Path, done: ExportedRaw
+) -> str | None:
+    """Bring a table's folder up to date; its columns' digest when no file had it before, else None."""
     columns = con.execute(f"select column_name, column_type from (describe {relation})").fetchall()
     digest = hashlib.sha256(json.dumps(columns).encode()).hexdigest()[:12]
     wanted: dict[str, str] = {}  # file name -> the query of its rows
@@ -110,11 +120,14 @@ def _export_table(con: duckdb.DuckDBPyConnection, relation: str, folder: Path, d
             wanted[f"{_file_stem(load_id)}.{digest}.parquet"] = (
                 f"select * from {relation} where {LOAD_COLUMN} {rows}"
             )
+        if not wanted:  # no load yet: Spark infers a table's columns from a file, so an empty one
+            wanted[f"empty.{digest}.parquet"] = f"select * from {relation} limit 0"
         fresh = set()  # a load's file, once written, holds its rows for good
     else:
         wanted[f"data.{digest}.parquet"] = f"select * from {relation}"
         fresh = set(wanted)  # written again every time
     folder.mkdir(parents=True, exist_ok=True)
+    before = {path.name.split(".")[-2] for path in folder.glob("*.parquet")}  # <stem>.<digest>.parquet
     for path in sorted(folder.iterdir()):  # other loads, other columns, the last export's audit file
         if path.name not in wanted or path.name in fresh:
             path.unlink() if path.is_file() else shutil.rmtree(path)
@@ -127,13 +140,14 @@ def _export_table(con: duckdb.DuckDBPyConnection, relation: str, folder: Path, d
         con.execute(f"copy ({query}) to {quote_literal(str(partial))} (format parquet)")
         partial.replace(target)
         done.written.append(target)
+    return None if before == {digest} else digest
 
 
 def _file_stem(load_id: str | None) -> str:
     """A load's file name: its id when that is a plain name (the ingest's are), else a digest of it."""
     if load_id is None:
         return "no-load-id"
-    if _SAFE_NAME.match(load_id) and load_id != "data":
+    if _SAFE_NAME.match(load_id) and load_id not in ("data", "empty"):
         return load_id
     return "load-" + hashlib.sha256(load_id.encode()).hexdigest()[:16]
 
@@ -208,8 +222,9 @@ def build_on_spark(
     tables Spark wrote, so every reader (check, reports, the mart gates) reads the Spark-built
     marts unchanged. The result's run_results are the registration's, then the build's. session: a
     dbt child started ahead (run_dbt_commands uses it when it parsed for the spark target)."""
-    export_raw(warehouse)
-    commands = [["run-operation", "register_spark_sources"], list(build)]
+    reshaped = export_raw(warehouse).reshaped
+    register = ["run-operation", "register_spark_sources", "--args", json.dumps({"replace": reshaped})]
+    commands = [register, list(build)]
     result = run_dbt_commands(commands, warehouse, as_of, dbt_vars=dbt_vars, session=session, target="spark")
     if result.ok:
         publish_spark_tables(warehouse)

@@ -3,8 +3,12 @@
     file per load, under $ENTITLEMENTS_SPARK_DIR/raw/<schema>/<table>/; this operation registers
     each folder as an external Spark table, replacing the one registered before (dropping an
     external table leaves its files). The CLI runs it before a Spark build (`dbt run-operation
-    register_spark_sources --target spark`); on other engines it does nothing. -#}
-{% macro register_spark_sources() -%}
+    register_spark_sources --target spark`); on other engines it does nothing.
+
+    replace: the tables ("schema.table") to register again (export_raw's `reshaped`: their files'
+    columns changed); the others are registered only when the metastore lacks them, since Spark
+    lists a table's files whenever a query reads it. None (by hand): every table again. -#}
+{% macro register_spark_sources(replace=none) -%}
     {%- if target.type != 'spark' -%}
         {{ return('') }}
     {%- endif -%}
@@ -23,12 +27,28 @@
     {%- set described = run_query('describe database ' ~ tables[0][0]) -%}
     {%- set location = described.rows | selectattr(0, 'equalto', 'Location') | map(attribute=1) | first -%}
     {%- set root = location.rsplit('/', 2)[0] ~ '/raw' -%}
+    {%- set registered = [] -%}
+    {%- if replace is not none -%}
+        {%- for schema in tables | map(attribute=0) | unique -%}
+            {%- for row in run_query('show tables in ' ~ schema).rows -%}
+                {%- do registered.append(schema ~ '.' ~ row[1]) -%}
+            {%- endfor -%}
+        {%- endfor -%}
+    {%- endif -%}
+    {%- set created = [] -%}
     {%- for schema, identifier in tables -%}
-        {%- do run_query('drop table if exists ' ~ schema ~ '.' ~ identifier) -%}
-        {%- do run_query(
-            'create table ' ~ schema ~ '.' ~ identifier ~ ' using parquet location '
-            ~ "'" ~ root ~ '/' ~ schema ~ '/' ~ identifier ~ "'"
-        ) -%}
+        {%- set name = schema ~ '.' ~ identifier -%}
+        {%- if replace is none or name in replace or name not in registered -%}
+            {%- do run_query('drop table if exists ' ~ name) -%}
+            {%- do run_query(
+                'create table ' ~ name ~ ' using parquet location '
+                ~ "'" ~ root ~ '/' ~ schema ~ '/' ~ identifier ~ "'"
+            ) -%}
+            {%- do created.append(name) -%}
+        {%- endif -%}
     {%- endfor -%}
-    {{ log('registered ' ~ tables | length ~ ' Parquet tables from ' ~ root, info=true) }}
+    {{ log(
+        'registered ' ~ created | length ~ ' of ' ~ tables | length ~ ' Parquet tables from ' ~ root
+        ~ ' (the others were already)', info=true
+    ) }}
 {%- endmacro %}
