@@ -51,10 +51,11 @@ lint: venv
 	$(BIN)/ruff format --check .
 	ENTITLEMENTS_WAREHOUSE=$(CURDIR)/$(VENV)/sqlfluff.duckdb $(BIN)/sqlfluff lint dbt_project/models
 
-# Scales tiny, 1M, 10M side by side (data/reports/bench.csv, bench.html); more with BENCH_ARGS,
-# e.g. make bench BENCH_ARGS=--huge (adds 100M, its export cached in data/bench/).
+# Scales tiny, 1M, 10M side by side (data/reports/bench.csv, bench.html), each run three times
+# (medians: this machine is noisy); more with BENCH_ARGS, e.g. make bench BENCH_ARGS="--huge
+# --repeat 1" (adds 100M, its export cached in data/bench/; one run each, 8 minutes a full run).
 bench: venv
-	$(BIN)/python -m entitlements.bench $(BENCH_ARGS)
+	$(BIN)/python -m entitlements.bench --repeat 3 $(BENCH_ARGS)
 
 # JupyterLab on notebooks/ with the project's kernel ("entitlements (.venv)"); the notebooks are
 # jupytext py:percent files: open one with "Open With > Notebook". Build a warehouse first (make demo).

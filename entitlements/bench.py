@@ -19,7 +19,10 @@ Then the one-file ingest bench: one usage file of --usage-file events (default 1
 of JSON lines), landed by the ingest and read by DuckDB alone, alternately, twice each (medians),
 and read by pandas and inserted into DuckDB once.
 
-Machines are noisy, so the ingest is judged as a ratio to the bare read measured in the same run.
+Machines are noisy, so the ingest is judged as a ratio to the bare read measured in the same run,
+and --repeat N runs each scale's bare read and full run N times alternately, then the no-change
+run N times and the add-a-day run N times (each from the warehouse and reports the no-change run
+left): every stage is judged on its median (`make bench` runs three).
 Memory: peak_mib is the largest process's peak RSS (getrusage: the run's Python process, or its
 largest waited-for child such as dbt); self_mib and children_mib are the two. Each stage's
 self_mib is its own (the peak is reset between stages, Linux /proc/self/clear_refs); its
@@ -27,6 +30,7 @@ children_mib is shown only when a child of that stage set a new peak for the run
 
     python -m entitlements.bench                          # tiny, 1M, 10M and the 10M-event file
     python -m entitlements.bench --events tiny 100k --usage-file 0
+    python -m entitlements.bench --events tiny --repeat 5 --usage-file 0   # medians of five
     python -m entitlements.bench --huge                   # adds 100M (its export is cached)
     python -m entitlements.bench --events 100k --usage-file 0 --spark   # DuckDB vs Spark builds
     python -m entitlements.bench --render a/bench.csv b/bench.csv   # two runs' rows, side by side
@@ -646,9 +650,12 @@ def bench_scale(
     batch: int,
     echo: Callable[[str], None],
     engines: bool = False,
+    repeat: int = 1,
 ) -> list[Row]:
     """Generate, bare read, full run, no-change rerun, add-a-day rerun, checks, and (engines) the
-    full build on DuckDB and on Spark from the same landed warehouse: the scale's rows."""
+    full build on DuckDB and on Spark from the same landed warehouse: the scale's rows. repeat:
+    the bare read and each run that many times (add-a-day each time from the warehouse and reports
+    the no-change run left), each stage's seconds the median, its memory the largest."""
     from entitlements.runs.pipeline import export_as_of
 
     here = workdir / scale.label
@@ -681,29 +688,51 @@ def bench_scale(
     as_of = export_as_of(exports)
     assert as_of is not None
 
-    echo(f"{scale.label}: DuckDB bare read of the export")
-    secs, mib, read = measure(bare_read, exports, here / "bare.duckdb")
-    (here / "bare.duckdb").unlink()
-    add("bare read", "duckdb bare read", secs, mib, note=f"{read:,} rows, {read / secs:,.0f} rows/s")
-
     warehouse, reports = here / "warehouse" / "warehouse.duckdb", here / "reports"
+    bare: list[tuple[float, float]] = []
+    measured: dict[str, list[list[dict]]] = {run: [] for run in RUNS}
+    for rep in range(repeat):
+        # Alternately, so a machine slowing down for a while weighs on both sides of the ratio.
+        echo(f"{scale.label}: DuckDB bare read of the export{_of(rep, repeat)}")
+        secs, mib, read = measure(bare_read, exports, here / "bare.duckdb")
+        (here / "bare.duckdb").unlink()
+        bare.append((secs, mib))
+        shutil.rmtree(warehouse.parent, ignore_errors=True)  # each full run from nothing
+        shutil.rmtree(reports, ignore_errors=True)
+        echo(f"{scale.label}: full run{_of(rep, repeat)}")
+        measured["full"].append(measure(pipeline_run, exports, warehouse, reports, time.time())[2])
+    secs = statistics.median(s for s, _ in bare)
+    note = f"{read:,} rows, {read / secs:,.0f} rows/s{_medians([s for s, _ in bare])}"
+    add("bare read", "duckdb bare read", secs, max(m for _, m in bare), note=note)
+    size = {"full": _warehouse_size(warehouse)}
+    if engines:  # the landed export as the full run left it, for the engines
+        landed = here / "engines" / "landed.duckdb"
+        landed.parent.mkdir()
+        shutil.copy(warehouse, landed)
+    for rep in range(repeat):
+        echo(f"{scale.label}: no-change run{_of(rep, repeat)}")
+        measured["no-change"].append(measure(pipeline_run, exports, warehouse, reports, time.time())[2])
+    size["no-change"] = _warehouse_size(warehouse)
+    day_events = write_day_file(exports, as_of, events)
+    before = here / "before_the_day"  # each add-a-day run from the same warehouse and reports
+    if repeat > 1:
+        shutil.copytree(warehouse.parent, before / "warehouse", symlinks=True)
+        shutil.copytree(reports, before / "reports", symlinks=True)
+    for rep in range(repeat):
+        if rep:
+            for kept, live in ((before / "warehouse", warehouse.parent), (before / "reports", reports)):
+                shutil.rmtree(live)
+                shutil.copytree(kept, live, symlinks=True)
+        echo(f"{scale.label}: add-a-day run{_of(rep, repeat)}")
+        measured["add-a-day"].append(measure(pipeline_run, exports, warehouse, reports, time.time())[2])
+    shutil.rmtree(before, ignore_errors=True)
+    size["add-a-day"] = _warehouse_size(warehouse)
     for run in RUNS:
-        if run == "add-a-day":
-            day_events = write_day_file(exports, as_of, events)
-        echo(f"{scale.label}: {run} run")
-        _, _, stages = measure(pipeline_run, exports, warehouse, reports, time.time())
-        size = sum(
-            f.stat().st_size for f in warehouse.parent.glob(warehouse.name + "*") if f.suffix != ".lock"
-        )
-        if run == "full" and engines:  # the landed export as the full run left it, for the engines
-            landed = here / "engines" / "landed.duckdb"
-            landed.parent.mkdir()
-            shutil.copy(warehouse, landed)
-        for s in stages:
+        for s in _median_stages(measured[run]):
             total = s["stage"] == "total"
             note = s["note"]
             if total and run == "add-a-day":
-                note = f"{day_events:,} events dated {as_of} in one more usage file"
+                note = f"{day_events:,} events dated {as_of} in one more usage file{s['medians']}"
             add(
                 run,
                 s["stage"],
@@ -711,7 +740,7 @@ def bench_scale(
                 max(s["self_mib"], s["children_mib"] or 0.0),
                 self_mib=s["self_mib"],
                 children_mib=s["children_mib"],
-                warehouse_mib=size / 2**20 if total else None,
+                warehouse_mib=size[run] / 2**20 if total else None,
                 note=note,
             )
 
@@ -751,6 +780,41 @@ def bench_scale(
             shutil.rmtree(copy.parent)
     judge_scale(rows)
     return rows
+
+
+def _of(rep: int, repeat: int) -> str:
+    return f" ({rep + 1} of {repeat})" if repeat > 1 else ""
+
+
+def _medians(values: list[float]) -> str:
+    """A note's ending: the values a median was taken of, when there were several."""
+    return f"; median of {' / '.join(f'{v:.2f}' for v in values)} s" if len(values) > 1 else ""
+
+
+def _warehouse_size(warehouse: Path) -> int:
+    return sum(f.stat().st_size for f in warehouse.parent.glob(warehouse.name + "*") if f.suffix != ".lock")
+
+
+def _median_stages(runs: list[list[dict]]) -> list[dict]:
+    """One stage list from repeated runs: each stage's median seconds and largest memory, the
+    first run's note. A stage only some runs had (none do: the runs are alike) counts where it ran."""
+    merged = []
+    for first in runs[0]:
+        same = [s for stages in runs for s in stages if s["stage"] == first["stage"]]
+        seconds = [s["seconds"] for s in same]
+        children = [s["children_mib"] for s in same if s["children_mib"] is not None]
+        medians = _medians(seconds)
+        merged.append(
+            first
+            | {
+                "seconds": statistics.median(seconds),
+                "self_mib": max(s["self_mib"] for s in same),
+                "children_mib": max(children) if children else None,
+                "note": (first["note"] + medians).lstrip("; "),
+                "medians": medians,
+            }
+        )
+    return merged
 
 
 def find(rows: list[Row], scale: str, run: str, stage: str) -> Row | None:
@@ -1110,6 +1174,13 @@ def main(argv: list[str] | None = None) -> None:
         " landed export, side by side (the spark extra and Java 17; minutes even at small scales)",
     )
     parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        metavar="N",
+        help="each scale's bare read and runs N times, alternately; each stage's median (default: 1)",
+    )
+    parser.add_argument(
         "--render",
         type=Path,
         nargs="+",
@@ -1117,6 +1188,8 @@ def main(argv: list[str] | None = None) -> None:
         help="run nothing: print and plot the rows of these bench.csv files (e.g. runs of different scales)",
     )
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat: at least 1")
     rows = [row for path in args.render for row in read_csv(path)] if args.render else run_bench(args)
     scales = list(dict.fromkeys(r.scale for r in rows if r.run == "generate"))
     csv_path, html_path = args.out / "bench.csv", args.out / "bench.html"
@@ -1156,6 +1229,7 @@ def run_bench(args: argparse.Namespace) -> list[Row]:
                 args.batch,
                 echo,
                 args.spark,
+                args.repeat,
             )
             if args.workdir is None:
                 shutil.rmtree(workdir / scale.label)  # free the disk before the next, larger scale

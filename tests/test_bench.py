@@ -126,8 +126,9 @@ def test_the_added_day_is_a_new_file_of_events_on_the_as_of_date(tmp_path: Path)
 
 @pytest.mark.e2e
 def test_the_bench_at_the_tiny_scale(tmp_path: Path) -> None:
-    """One whole bench at the tiny scale: a CSV row per stage of each run with its seconds and peak
-    memory, the add-a-day rerun, the checks, the one-file read comparison, a self-contained plot."""
+    """One whole bench at the tiny scale, each run twice (--repeat 2): a CSV row per stage of each run
+    with its median seconds and peak memory, the add-a-day rerun (each from the warehouse the
+    no-change run left), the checks, the one-file read comparison, a self-contained plot."""
     out = tmp_path / "out"
     done = subprocess.run(
         [
@@ -148,6 +149,8 @@ def test_the_bench_at_the_tiny_scale(tmp_path: Path) -> None:
             str(tmp_path / "cache"),
             "--workdir",
             str(tmp_path / "work"),
+            "--repeat",
+            "2",
         ],
         capture_output=True,
         text=True,
@@ -175,6 +178,31 @@ def test_the_bench_at_the_tiny_scale(tmp_path: Path) -> None:
     assert "dbt build: ok (incremental: 1 new" in found[("tiny", "add-a-day", "dbt build")]["note"]
     assert "events dated 2026-10-31 in one more usage file" in found[("tiny", "add-a-day", "total")]["note"]
     assert "of the full run" in found[("tiny", "add-a-day", "total")]["note"]
+    medians = re.compile(r"(^|; )median of [\d.]+ / [\d.]+ s$")
+    for key in [*(("tiny", run, "total") for run in bench.RUNS), ("tiny", "bare read", "duckdb bare read")]:
+        assert medians.search(found[key]["note"]), key
+    assert "(2 of 2)" in done.stderr
+    # The second add-a-day run started from the warehouse the no-change runs left, as the first did: the
+    # warehouse holds one full build, two skipped ones and one incremental build, the day landed once.
+    con = duckdb.connect(str(tmp_path / "work" / "tiny" / "warehouse" / "warehouse.duckdb"), read_only=True)
+    try:
+        builds = con.execute(
+            "select step, split_part(detail, ':', 1) from audit.pipeline_runs where step like 'build%'"
+            " order by coalesce(started_at, finished_at)"
+        ).fetchall()
+        days = con.execute(
+            "select count(*) from audit.ingest_manifest where source_file like '%_day.jsonl'"
+            " and status = 'validated'"
+        ).fetchall()
+    finally:
+        con.close()
+    assert [(step, detail.split(" since ")[0]) for step, detail in builds] == [
+        ("build", "full build"),
+        ("build skipped", "nothing changed"),
+        ("build skipped", "nothing changed"),
+        ("build", "incremental build"),
+    ]
+    assert days == [(1,)]
     assert found[("tiny", "full", "total")]["target"] == "< 10 s"
     command = found[("tiny", "serve", "check command")]
     assert command["target"] == "median < 150 ms" and command["verdict"].startswith(("meets", "MISSES"))
