@@ -90,6 +90,9 @@ RUN_TARGETS: dict[str, tuple[float, float | None]] = {
 }
 ADD_A_DAY_TARGET = ("10M", 0.10)  # add-a-day rerun on 10M under 10 % of its full run
 INGEST_RATIO_TARGET = 1.3
+# Judged from this many usage events up: below, the ratio measures the fixed cost per file (the
+# tiny export's 40 files land in 0.7 s, its bare read takes 0.14 s), not reading.
+INGEST_RATIO_FROM_EVENTS = 1_000_000
 CHECK_P95_TARGET_MS = 5.0  # a warm check
 CHECK_CLI_TARGET_MS = 150.0  # `entitlements check` as a command, median wall time
 BATCH_TARGET = 5_000  # check-batch, checks a second
@@ -723,6 +726,7 @@ def bench_scale(
             for kept, live in ((before / "warehouse", warehouse.parent), (before / "reports", reports)):
                 shutil.rmtree(live)
                 shutil.copytree(kept, live, symlinks=True)
+            os.sync()  # the copy written out now, not by the kernel during the run it would slow
         echo(f"{scale.label}: add-a-day run{_of(rep, repeat)}")
         measured["add-a-day"].append(measure(pipeline_run, exports, warehouse, reports, time.time())[2])
     shutil.rmtree(before, ignore_errors=True)
@@ -838,12 +842,13 @@ def judge_scale(rows: list[Row]) -> None:
     if ingest_row and bare:
         ratio = ingest_row.seconds / bare.seconds
         ingest_row.note += f"; {ratio:.2f}x the bare read"
-        judge(
-            ingest_row,
-            f"<= {INGEST_RATIO_TARGET}x the bare read",
-            ratio <= INGEST_RATIO_TARGET,
-            f"{ratio:.2f}x",
-        )
+        if ingest_row.events >= INGEST_RATIO_FROM_EVENTS:
+            judge(
+                ingest_row,
+                f"<= {INGEST_RATIO_TARGET}x the bare read",
+                ratio <= INGEST_RATIO_TARGET,
+                f"{ratio:.2f}x",
+            )
     for run in ("no-change", "add-a-day"):
         rerun = find(rows, scale, run, "total")
         if rerun and total:
@@ -892,7 +897,9 @@ def bench_usage_file(events: int, workdir: Path, echo: Callable[[str], None]) ->
     )
     note = f"{events / ingest_secs:,.0f} rows/s, {ratio:.2f}x the bare read, median of {ROUNDS}"
     add("ingest", ingest_secs, max(m for _, m in landed), note=note)
-    judge(rows[-1], f"<= {INGEST_RATIO_TARGET}x the bare read", ratio <= INGEST_RATIO_TARGET, f"{ratio:.2f}x")
+    if events >= INGEST_RATIO_FROM_EVENTS:
+        target = f"<= {INGEST_RATIO_TARGET}x the bare read"
+        judge(rows[-1], target, ratio <= INGEST_RATIO_TARGET, f"{ratio:.2f}x")
     note = f"{events / pandas_secs:,.0f} rows/s, {pandas_secs / bare_secs:.2f}x the bare read"
     add("pandas read + insert", pandas_secs, pandas_mib, note=f"{note}, chunks of {PANDAS_CHUNK:,}, one run")
     shutil.rmtree(here)
