@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from entitlements.transform import dbt_runner
 from entitlements.transform.dbt_sources import MODELS, sources_yaml
 from entitlements.warehouse import DBT_PROJECT_DIR
 
@@ -106,3 +107,16 @@ def test_dbt_and_the_cli_open_the_warehouse_with_one_memory_limit(
     assert shown.ok, shown.output[-3000:]
     assert '"memory_limit": "286.1 MiB"' in shown.output
     assert f'"temp": "{warehouse.name}.tmp"' in shown.output  # relative to the warehouse's folder
+
+
+def test_the_dbt_log_rotates_past_its_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    log = tmp_path / "logs" / "dbt.log"
+    dbt_runner._append_log(log, "dbt build (exit 0)", "first\n")
+    dbt_runner._append_log(log, "dbt compile (exit 1)", "second")
+    first = log.read_text()
+    assert first.count("=====") == 4 and first.endswith("dbt compile (exit 1) =====\nsecond\n")
+    assert first.index("first") < first.index("second")
+    monkeypatch.setattr(dbt_runner, "LOG_MAX_BYTES", len(first) - 1)
+    dbt_runner._append_log(log, "dbt build (exit 0)", "third")
+    assert log.with_name("dbt.log.1").read_text() == first
+    assert log.read_text().endswith("dbt build (exit 0) =====\nthird\n") and "first" not in log.read_text()

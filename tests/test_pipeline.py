@@ -77,6 +77,18 @@ def test_run_builds_every_mart_and_prints_the_summary(demo_build: Built) -> None
         assert category in out
 
 
+def test_the_warehouses_dbt_log_says_what_each_node_did(demo_build: Built) -> None:
+    """dbt's own file log is off (a run's seconds): what dbt printed is the warehouse's dbt log,
+    under a line naming the commands and their exit code."""
+    log = (demo_build.warehouse.parent / "dbt" / "warehouse" / "logs" / "dbt.log").read_text()
+    titles = [line for line in log.splitlines() if line.startswith("=====")]
+    assert titles and all(line.endswith("(exit 0) =====") for line in titles), titles
+    assert any("dbt build --exclude tag:migration" in line and "--full-refresh" in line for line in titles)
+    assert "OK created sql table model marts.fct_revenue_leakage" in log
+    assert "Completed successfully" in log
+    assert "SQL status" not in log  # dbt's debug lines: DBT_LOG_LEVEL_FILE=debug gives its own log
+
+
 def test_schemas_are_exactly_the_five_layers(demo_build: Built) -> None:
     schemas = {
         s
