@@ -224,5 +224,8 @@ def test_the_bench_at_the_tiny_scale(tmp_path: Path) -> None:
     html = (out / "bench.html").read_text()
     assert "plotly.js v" in html and not re.search(r"<script[^>]*src=[\"']?https?:", html)
     assert (
-        "total, full run" in done.stdout and "add-a-day vs full" in done.stdout and "targets" in done.stdout
+        "total, full run" in done.stdout
+        and "add-a-day vs full" in done.stdout
+        and "add-a-day rerun, seconds" in done.stdout
+        and "targets" in done.stdout
     )
