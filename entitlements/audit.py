@@ -111,9 +111,16 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     ),
     # What the last successful build read (entitlements.runs.build_plan): its loads, replaced when a
     # build succeeds (the incremental usage models compare them with raw), and one row of its run
-    # and fingerprint (as-of date, configuration, dbt project), so a rerun knows what changed.
+    # and fingerprint (as-of date, configuration, dbt project), so a rerun knows what changed;
+    # marts_checked_by: the run whose mart checks passed on that build (none yet: null), so a rerun
+    # that builds nothing checks the marts again until they have passed once.
     "built_loads": (("load_id", "VARCHAR"), ("table_name", "VARCHAR")),
-    "build_state": (("run_id", "VARCHAR"), ("fingerprint", "VARCHAR"), ("built_at", "TIMESTAMP")),
+    "build_state": (
+        ("run_id", "VARCHAR"),
+        ("fingerprint", "VARCHAR"),
+        ("built_at", "TIMESTAMP"),
+        ("marts_checked_by", "VARCHAR"),
+    ),
     # Written by dbt: the keys an incremental model's last incremental build may have written (its
     # pre-hooks), so that build's primary-key test groups only those rows; a model built in full
     # keeps none (dbt_project/macros/incremental_keys.sql).

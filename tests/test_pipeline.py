@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from collections.abc import Callable
 from decimal import Decimal
@@ -87,6 +88,45 @@ def test_the_warehouses_dbt_log_says_what_each_node_did(demo_build: Built) -> No
     assert "OK created sql table model marts.fct_revenue_leakage" in log
     assert "Completed successfully" in log
     assert "SQL status" not in log  # dbt's debug lines: DBT_LOG_LEVEL_FILE=debug gives its own log
+
+
+def test_a_run_that_builds_nothing_checks_marts_not_passed_since_their_build(
+    demo_build: Built, warehouse_copy: Path
+) -> None:
+    """`entitlements build` checks no mart: the next run, with nothing new to build, checks them, and
+    the one after, the checks passed, does not. A mart whose checks fail fails every rerun until it
+    is fixed, where the rerun used to skip the checks and succeed."""
+
+    def run() -> str:
+        done = entitlements("run", demo_build.exports, "--warehouse", warehouse_copy, "--no-reports")
+        return f"exit {done.returncode}\n{done.stdout}{done.stderr}"
+
+    built = entitlements("build", "--warehouse", warehouse_copy, "--full-refresh")
+    assert built.returncode == 0, built.stdout + built.stderr
+    first = run()
+    assert first.startswith("exit 0") and "dbt build: skipped, nothing changed since build" in first, first
+    assert "mart checks: the marts have not passed them since that build: checking them" in first
+    assert re.search(r"mart checks: \d+ expectations, \d+ non-critical failures", first), first
+    (checked_by,) = re.findall(r"^run (\w+): as of", first, re.MULTILINE)
+    second = run()
+    assert second.startswith("exit 0"), second
+    skipped = f"mart checks: skipped, the marts did not change since they passed them (run {checked_by})"
+    assert skipped in second, second
+
+    con = duckdb.connect(str(warehouse_copy))
+    try:  # a critical expectation of fct_active_entitlements: customer_id is never null
+        con.execute(
+            "update marts.fct_active_entitlements set customer_id = null"
+            " where entitlement_id = (select min(entitlement_id) from marts.fct_active_entitlements)"
+        )
+    finally:
+        con.close()
+    refused = entitlements("validate", "--step", "marts", "--warehouse", warehouse_copy)
+    assert refused.returncode != 0, refused.stdout + refused.stderr
+    for _ in range(2):
+        again = run()
+        assert again.startswith("exit 1") and "checking them" in again, again
+        assert "fct_active_entitlements" in again and "customer_id" in again, again
 
 
 def test_schemas_are_exactly_the_five_layers(demo_build: Built) -> None:

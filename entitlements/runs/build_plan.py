@@ -133,3 +133,17 @@ def record_build(con: duckdb.DuckDBPyConnection, run_id: str, build_fingerprint:
         " values (?, ?, current_timestamp::timestamp)",
         [run_id, build_fingerprint],
     )
+
+
+def record_marts_checked(con: duckdb.DuckDBPyConnection, run_id: str | None) -> None:
+    """The mart checks of run_id passed (no critical failure) on the marts the last build left;
+    None: they failed, so they are not passed (until a run's pass or a new build)."""
+    audit.ensure(con, "build_state")  # also adds the column to an older warehouse's table
+    con.execute(f"update {audit.table('build_state')} set marts_checked_by = ?", [run_id])
+
+
+def marts_checked_by(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The run whose mart checks passed on the last build's marts, if one has since that build."""
+    audit.ensure(con, "build_state")
+    rows = con.execute(f"select marts_checked_by from {audit.table('build_state')}").fetchall()
+    return rows[0][0] if rows else None

@@ -34,8 +34,10 @@ from entitlements.runs.build_plan import (
     INCREMENTAL_SELECTION,
     BuildPlan,
     fingerprint,
+    marts_checked_by,
     plan_build,
     record_build,
+    record_marts_checked,
 )
 from entitlements.runs.lock import run_lock
 from entitlements.runs.steps import DbtFailure, StepError, Steps, require_ok
@@ -324,9 +326,33 @@ def store_analyses(warehouse: Path) -> None:
 
 
 def marts_step(warehouse: Path, run_id: str) -> GateReport:
-    return Steps(PipelineError, lambda *_: None).guard(
-        "mart checks", lambda: validate_marts(warehouse, run_id=run_id)
-    )
+    """The mart checks, recorded as passed on the last build's marts (no critical failure) or not
+    (build_plan.record_marts_checked): a run that builds nothing checks them again until they pass."""
+    try:
+        report = Steps(PipelineError, lambda *_: None).guard(
+            "mart checks", lambda: validate_marts(warehouse, run_id=run_id)
+        )
+    except PipelineError:
+        _record_marts_checked(warehouse, None)
+        raise
+    _record_marts_checked(warehouse, run_id)
+    return report
+
+
+def _record_marts_checked(warehouse: Path, run_id: str | None) -> None:
+    con = connect(warehouse)
+    try:
+        record_marts_checked(con, run_id)
+    finally:
+        con.close()
+
+
+def _marts_checked_by(warehouse: Path) -> str | None:
+    con = connect(warehouse)
+    try:
+        return marts_checked_by(con)
+    finally:
+        con.close()
 
 
 def reports_step(
@@ -385,7 +411,9 @@ def run_pipeline(
 ) -> RunResult:
     """The whole run under one lock (entitlements.runs.lock): no other command changes the warehouse
     between its stages. reports_dir None: no Data Docs and no reports. A run whose build finds
-    nothing changed (entitlements.runs.build_plan) checks no mart again and keeps the reports.
+    nothing changed (entitlements.runs.build_plan) keeps the reports and checks no mart again once the
+    marts have passed their checks on that build (else it checks them: built by `entitlements build`,
+    or their checks failed).
     on_stage: told each stage's name (STAGES) as it starts (`make bench` times them so).
     engine: where dbt builds, `duckdb` (the warehouse itself) or `spark` (build_step)."""
     options = dict(ingest_options or {})
@@ -451,11 +479,17 @@ def run_pipeline(
             on_build=meanwhile,
             engine=engine,
         )
-        if result.build.mode == "skip":
+        checked_by = _marts_checked_by(warehouse) if result.build.mode == "skip" else None
+        if checked_by is not None:
             echo(f"dbt build: skipped, {result.build.reason}")
-            echo("mart checks: skipped, the marts did not change")
+            echo(f"mart checks: skipped, the marts did not change since they passed them (run {checked_by})")
         else:
-            echo(f"dbt build: ok ({result.build.mode}: {result.build.reason})")
+            if result.build.mode == "skip":
+                # Built by `entitlements build` (no mart checks), or the checks failed: not passed yet.
+                echo(f"dbt build: skipped, {result.build.reason}")
+                echo("mart checks: the marts have not passed them since that build: checking them")
+            else:
+                echo(f"dbt build: ok ({result.build.mode}: {result.build.reason})")
             on_stage("mart checks")
             _join(warming)
             result.marts = marts_step(warehouse, run_id)
@@ -469,7 +503,7 @@ def run_pipeline(
         on_stage("data docs")
         docs = data_docs_index(reports_dir)
         writing: Future[Path] | None = None
-        if result.build.mode == "skip" and docs.exists():  # no result of this run to show
+        if result.marts is None and docs.exists():  # no result of this run to show
             echo("data docs: unchanged, kept")
         else:
             _join(warming)
