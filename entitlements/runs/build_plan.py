@@ -51,6 +51,8 @@ class BuildPlan:
     mode: Mode
     reason: str  # in words, for the run's output and audit.pipeline_runs
     last_build: str | None = None  # the run id of the build the marts now reflect
+    # The run whose mart checks passed on that build's marts (record_marts_checked), if one has.
+    marts_checked_by: str | None = None
 
 
 def project_digest() -> str:
@@ -89,14 +91,14 @@ def plan_build(
     """Compare the warehouse with its last recorded build (see the module's docstring)."""
     if full_refresh:
         return BuildPlan("full", "full refresh asked for")
-    state = (
-        con.execute(f"select run_id, fingerprint from {audit.table('build_state')}").fetchall()
-        if table_exists(con, "audit", "build_state")
-        else []
-    )
+    state: list[dict] = []
+    if table_exists(con, "audit", "build_state"):  # select *: an older warehouse's lacks marts_checked_by
+        cursor = con.execute(f"select * from {audit.table('build_state')}")
+        names = [column[0] for column in cursor.description]
+        state = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
     if not state:
         return BuildPlan("full", "no build recorded")
-    run_id, recorded = state[0]
+    run_id, recorded = state[0]["run_id"], state[0]["fingerprint"]
     latest = last_build(con)
     if latest is None or latest[0] != run_id or latest[1] != "ok":
         return BuildPlan("full", "the last build did not finish")
@@ -108,7 +110,8 @@ def plan_build(
     now = current_loads(con)
     changed = {load: table for load, table in (now.items() ^ built.items())}
     if not changed:
-        return BuildPlan("skip", f"nothing changed since build {run_id}", run_id)
+        checked = state[0].get("marts_checked_by")
+        return BuildPlan("skip", f"nothing changed since build {run_id}", run_id, checked)
     new = sum(load not in built for load in changed)
     gone = sum(load not in now for load in changed)
     what = f"{new} new and {gone} removed load(s)"
@@ -140,10 +143,3 @@ def record_marts_checked(con: duckdb.DuckDBPyConnection, run_id: str | None) -> 
     None: they failed, so they are not passed (until a run's pass or a new build)."""
     audit.ensure(con, "build_state")  # also adds the column to an older warehouse's table
     con.execute(f"update {audit.table('build_state')} set marts_checked_by = ?", [run_id])
-
-
-def marts_checked_by(con: duckdb.DuckDBPyConnection) -> str | None:
-    """The run whose mart checks passed on the last build's marts, if one has since that build."""
-    audit.ensure(con, "build_state")
-    rows = con.execute(f"select marts_checked_by from {audit.table('build_state')}").fetchall()
-    return rows[0][0] if rows else None

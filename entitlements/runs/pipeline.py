@@ -34,7 +34,6 @@ from entitlements.runs.build_plan import (
     INCREMENTAL_SELECTION,
     BuildPlan,
     fingerprint,
-    marts_checked_by,
     plan_build,
     record_build,
     record_marts_checked,
@@ -347,14 +346,6 @@ def _record_marts_checked(warehouse: Path, run_id: str | None) -> None:
         con.close()
 
 
-def _marts_checked_by(warehouse: Path) -> str | None:
-    con = connect(warehouse)
-    try:
-        return marts_checked_by(con)
-    finally:
-        con.close()
-
-
 def reports_step(
     warehouse: Path,
     reports_dir: Path,
@@ -479,7 +470,7 @@ def run_pipeline(
             on_build=meanwhile,
             engine=engine,
         )
-        checked_by = _marts_checked_by(warehouse) if result.build.mode == "skip" else None
+        checked_by = result.build.marts_checked_by  # set on a skip plan only
         if checked_by is not None:
             echo(f"dbt build: skipped, {result.build.reason}")
             echo(f"mart checks: skipped, the marts did not change since they passed them (run {checked_by})")
