@@ -91,7 +91,7 @@ def test_the_warehouses_dbt_log_says_what_each_node_did(demo_build: Built) -> No
 
 
 def test_a_run_that_builds_nothing_checks_marts_not_passed_since_their_build(
-    demo_build: Built, warehouse_copy: Path
+    demo_build: Built, warehouse_copy: Path, tmp_path: Path
 ) -> None:
     """`entitlements build` checks no mart: the next run, with nothing new to build, checks them, and
     the one after, the checks passed, does not. A mart whose checks fail fails every rerun until it
@@ -121,7 +121,9 @@ def test_a_run_that_builds_nothing_checks_marts_not_passed_since_their_build(
         )
     finally:
         con.close()
-    refused = entitlements("validate", "--step", "marts", "--warehouse", warehouse_copy)
+    refused = entitlements(
+        "validate", "--step", "marts", "--warehouse", warehouse_copy, "--reports", tmp_path / "docs"
+    )
     assert refused.returncode != 0, refused.stdout + refused.stderr
     for _ in range(2):
         again = run()
