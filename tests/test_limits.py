@@ -9,6 +9,7 @@ no precedence rule.
 from __future__ import annotations
 
 import csv
+import shutil
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal
@@ -17,6 +18,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from entitlements.transform.dbt_runner import target_dir
 from tests.conftest import Built
 
 pytestmark = pytest.mark.integration
@@ -279,3 +281,42 @@ def test_upsell_candidates_were_over_90_pct_in_two_recent_breaches(demo_warehous
     )
     assert candidates
     assert [c for c, over_90 in candidates if over_90 < 2] == []
+
+
+def test_the_daily_usage_reconciliation_names_the_groups_a_lost_or_changed_day_breaks(
+    demo_warehouse: Path, tmp_path: Path
+) -> None:
+    """int_usage_daily is what every usage model after the events reads, so the dbt test
+    assert_int_usage_daily_keeps_every_event reconciles it with the events: run on a copy with one
+    day's row dropped and another's quantity changed, it returns exactly those two groups."""
+    compiled = target_dir(demo_warehouse) / "compiled" / "entitlements" / "tests" / "intermediate"
+    sql = (compiled / "assert_int_usage_daily_keeps_every_event.sql").read_text()
+    assert rows(demo_warehouse, sql) == []  # the build's own days reconcile
+    copy = tmp_path / demo_warehouse.name
+    shutil.copy(demo_warehouse, copy)
+    con = duckdb.connect(str(copy))
+    try:
+        days = con.execute(
+            "select meter_code, period_start, entitlement_id is null, occurred_on, customer_id"
+            " from intermediate.int_usage_daily where entitlement_id is not null"
+            " order by meter_code, period_start, customer_id, occurred_on"
+        ).fetchall()
+        lost, changed = days[0], next(d for d in days if d[:2] != days[0][:2])
+        con.execute(
+            "delete from intermediate.int_usage_daily where meter_code = ? and period_start = ?"
+            " and occurred_on = ? and customer_id = ? and entitlement_id is not null",
+            [lost[0], lost[1], lost[3], lost[4]],
+        )
+        con.execute(
+            "update intermediate.int_usage_daily set quantity = quantity + 1 where meter_code = ?"
+            " and period_start = ? and occurred_on = ? and customer_id = ? and entitlement_id is not null",
+            [changed[0], changed[1], changed[3], changed[4]],
+        )
+    finally:
+        con.close()
+    broken = rows(copy, sql)
+    assert sorted((r[0], r[1], r[2]) for r in broken) == sorted([lost[:3], changed[:3]])
+    by_group = {(r[0], r[1]): r for r in broken}
+    assert by_group[changed[:2]][3] == by_group[changed[:2]][4]  # same events, one more unit
+    assert by_group[changed[:2]][6] == by_group[changed[:2]][5] + 1
+    assert by_group[lost[:2]][4] < by_group[lost[:2]][3]  # fewer events in its days

@@ -25,7 +25,7 @@ deliveries as (
 
 usage_days as (
     select * from {{ ref('int_usage_daily') }}
-    where occurred_on <= {{ as_of }}
+    where entitlement_id is not null and occurred_on <= {{ as_of }}
 ),
 
 current_period as (

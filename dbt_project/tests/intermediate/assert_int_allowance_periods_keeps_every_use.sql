@@ -2,6 +2,8 @@
 -- allowance period it was attributed to: per contract line, entitlement and period, the use
 -- attributed equals int_allowance_periods' used_quantity (summed units; a peak unit keeps its
 -- highest reading, so it is only checked to have its period). Returns the rows that differ.
+-- Usage is read as int_usage_daily sums it (assert_int_usage_daily_keeps_every_event
+-- reconciles those days with the events).
 with
 
 attributed as (
@@ -19,7 +21,7 @@ attributed as (
         meter_code as entitlement_code,
         period_start,
         sum(quantity) as quantity
-    from {{ ref('int_usage_events_attributed') }}
+    from {{ ref('int_usage_daily') }}
     where entitlement_id is not null and occurred_on <= {{ as_of_date() }}
     group by contract_line_id, meter_code, period_start
 ),

@@ -31,8 +31,9 @@ deliveries as (
     where entitlement_id is not null and delivered_on <= {{ as_of_date() }}
 ),
 
-usage_events as (
-    select * from {{ ref('int_usage_events_attributed') }}
+usage_days as (
+    -- metered use per day (int_usage_daily: the events summed once, for every model after them)
+    select * from {{ ref('int_usage_daily') }}
     where entitlement_id is not null and occurred_on <= {{ as_of_date() }}
 ),
 
@@ -113,8 +114,8 @@ daily_use as (
         period_start,
         occurred_on as change_day,
         sum(quantity) as day_total,
-        max(reading) as day_peak  -- the reading itself (quantity is what it adds, by aggregation)
-    from usage_events
+        max(peak_reading) as day_peak  -- the readings themselves (quantity is what they add)
+    from usage_days
     group by contract_line_id, meter_code, period_start, occurred_on
 ),
 
