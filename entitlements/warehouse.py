@@ -58,6 +58,22 @@ def background_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, thread, max(now, BACKGROUND_NICENESS))
 
 
+def freeze_heap() -> None:
+    """Take every object alive now out of the cyclic garbage collector's walks (gc.freeze): the
+    modules imported, dbt's parsed project, a kernel's pandas and plotly. Each collection of the
+    oldest generation walks every tracked object, and with dbt, Great Expectations or plotly loaded
+    that is most of a second over a run; frozen, it walks what was made since. Objects freed by their
+    reference counts are freed as before; only a cycle of garbage alive now stays. Called where a
+    process has loaded what it keeps: the dbt child after its parse (and no collection during it),
+    the report kernel after its warm-up, a run at each stage. A day of usage at 10M events, 2026-12-06
+    (alternating pairs): the dbt child's collections 0.21 s in its parse and 0.31-0.36 s in the
+    build, down to 0.09-0.13 s; the kernel's reset between notebooks (a full collection) 0.15-0.3 s
+    less over three pages; the run's process ~0.3 s."""
+    import gc
+
+    gc.freeze()
+
+
 def _apply_settings(con: duckdb.DuckDBPyConnection, path: Path) -> None:
     """Set the memory limit and temp directory on a new connection (see DEFAULT_MEMORY_LIMIT).
 

@@ -44,7 +44,7 @@ from entitlements.serve.queries import store_compiled_queries
 from entitlements.transform.dbt_child import NODES_FILE
 from entitlements.transform.dbt_runner import DbtSession, run_dbt_commands, target_dir
 from entitlements.transform.spark import build_on_spark
-from entitlements.warehouse import background_priority, built_as_of, connect, table_exists
+from entitlements.warehouse import background_priority, built_as_of, connect, freeze_heap, table_exists
 
 if TYPE_CHECKING:
     from entitlements.reports.render import ReportSession
@@ -420,8 +420,13 @@ def run_pipeline(
     ):
         run_id = uuid.uuid4().hex[:12]
         result = RunResult(run_id, as_of)
+
+        def stage(name: str) -> None:
+            freeze_heap()  # what the stages so far loaded stays (warehouse.freeze_heap)
+            on_stage(name)
+
         echo(f"run {run_id}: as of {as_of}, exports {export_dir}, warehouse {warehouse}")
-        on_stage("ingest")
+        stage("ingest")
         result.files = ingest_step(
             warehouse,
             export_dir,
@@ -440,7 +445,7 @@ def run_pipeline(
                     f"  {file.source_file}: {file.rows_rejected} of {file.rows_in} rows rejected"
                     f" ({file.message})"
                 )
-        on_stage("landing checks")
+        stage("landing checks")
         echo("landing checks: running")
         result.landing = landing_step(warehouse, run_id)
         echo(
@@ -448,7 +453,7 @@ def run_pipeline(
             if not result.landing.failures
             else f"landing checks: {result.landing.summary()}"
         )
-        on_stage("dbt build")
+        stage("dbt build")
         echo("dbt build: running")
         report_session = _report_session(reports_dir)
         if report_session is not None:  # a run stopped by a gate stops the kernel it started too
@@ -481,7 +486,7 @@ def run_pipeline(
                 echo("mart checks: the marts have not passed them since that build: checking them")
             else:
                 echo(f"dbt build: ok ({result.build.mode}: {result.build.reason})")
-            on_stage("mart checks")
+            stage("mart checks")
             _join(warming)
             result.marts = marts_step(warehouse, run_id)
             echo(
@@ -491,7 +496,7 @@ def run_pipeline(
         if reports_dir is None:
             return result
         reports_dir.mkdir(parents=True, exist_ok=True)
-        on_stage("data docs")
+        stage("data docs")
         docs = data_docs_index(reports_dir)
         writing: Future[Path] | None = None
         if result.marts is None and docs.exists():  # no result of this run to show
@@ -505,7 +510,7 @@ def run_pipeline(
             )
         from entitlements.reports.render import PIPELINE_REPORTS, write_index
 
-        on_stage("reports")
+        stage("reports")
         parameters = {"as_of": as_of.isoformat()}
         try:
             pages = reports_step(
