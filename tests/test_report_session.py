@@ -238,6 +238,44 @@ def test_the_kernel_starts_at_background_priority_so_a_build_keeps_its_cores():
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller
 
 
+def test_collecting_nothing_pauses_the_collector_and_freezes_what_it_loaded():
+    import gc
+
+    from entitlements.warehouse import collecting_nothing
+
+    assert gc.isenabled()
+    kept = [[] for _ in range(1000)]  # tracked containers, alive when the block ends
+    frozen_before = gc.get_freeze_count()
+    with pytest.raises(ZeroDivisionError), collecting_nothing():
+        assert not gc.isenabled()
+        loaded = [{"n": n} for n in range(1000)]
+        1 / 0  # noqa: B018 (an error inside still restores the collector)
+    assert gc.isenabled(), "enabled again, as it was"
+    assert gc.get_freeze_count() >= frozen_before + len(kept) + len(loaded)
+    gc.disable()
+    try:
+        with collecting_nothing():
+            pass
+        assert not gc.isenabled(), "left disabled, as it was"
+    finally:
+        gc.enable()
+
+
+def test_the_report_kernel_freezes_what_its_warm_up_loaded(tmp_path, monkeypatch, warehouse):
+    """Its reset between two notebooks is a full collection: with pandas and plotly frozen it walks
+    only what the notebooks made."""
+    probe(
+        tmp_path, monkeypatch, "probe_frozen", "# %%\nimport gc\n\nprint('frozen', gc.get_freeze_count())\n"
+    )
+    out = tmp_path / "out"
+    with ReportSession() as session:
+        session.render("probe_frozen", warehouse, out)
+    nb = nbformat.read(out / "probe_frozen.ipynb", as_version=4)
+    text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    frozen = int(re.search(r"frozen (\d+)", text).group(1))
+    assert frozen > 100_000, f"the warm-up's pandas and plotly objects are frozen, not {frozen}"
+
+
 # --------------------------------------------------------------------------- what a page vouches for
 
 

@@ -44,7 +44,14 @@ from entitlements.serve.queries import store_compiled_queries
 from entitlements.transform.dbt_child import NODES_FILE
 from entitlements.transform.dbt_runner import DbtSession, run_dbt_commands, target_dir
 from entitlements.transform.spark import build_on_spark
-from entitlements.warehouse import background_priority, built_as_of, connect, freeze_heap, table_exists
+from entitlements.warehouse import (
+    background_priority,
+    built_as_of,
+    collecting_nothing,
+    connect,
+    freeze_heap,
+    table_exists,
+)
 
 if TYPE_CHECKING:
     from entitlements.reports.render import ReportSession
@@ -466,15 +473,18 @@ def run_pipeline(
             if report_session is not None:  # on a thread of its own: the kernel, papermill, nbconvert
                 report_session.start()
 
-        result.build = build_step(
-            warehouse,
-            run_id,
-            as_of,
-            full_refresh=full_refresh,
-            session=session,
-            on_build=meanwhile,
-            engine=engine,
-        )
+        # While dbt's child builds, this process imports and starts what the later stages need
+        # (meanwhile), collecting nothing: its collections would take CPU from the build.
+        with collecting_nothing():
+            result.build = build_step(
+                warehouse,
+                run_id,
+                as_of,
+                full_refresh=full_refresh,
+                session=session,
+                on_build=meanwhile,
+                engine=engine,
+            )
         checked_by = result.build.marts_checked_by  # set on a skip plan only
         if checked_by is not None:
             echo(f"dbt build: skipped, {result.build.reason}")

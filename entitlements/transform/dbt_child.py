@@ -11,7 +11,6 @@ not parse.
 
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import os
@@ -20,23 +19,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from entitlements.warehouse import freeze_heap
+from entitlements.warehouse import collecting_nothing
 
 
 def main(argv: list[str]) -> int:
-    # No cyclic collection while dbt is imported and the project parsed: what they make lives as
-    # long as this process, and is then frozen (warehouse.freeze_heap).
-    gc.disable()
-    from dbt.cli.main import dbtRunner  # late: importing dbt is most of this process's start
-
     spec = json.loads(argv[0])
     common, target = spec["common"], Path(spec["target"])
-    parsed = dbtRunner().invoke(["parse", *common, "--no-write-json"])
+    with collecting_nothing():  # dbt's modules and the parsed project live as long as this process
+        from dbt.cli.main import dbtRunner  # late: importing dbt is most of this process's start
+
+        parsed = dbtRunner().invoke(["parse", *common, "--no-write-json"])
     if not parsed.success:
         return 2
     write_nodes(parsed.result, target / NODES_FILE)
-    freeze_heap()
-    gc.enable()
     line = sys.stdin.readline()
     commands = json.loads(line) if line.strip() else []
     runner = dbtRunner(manifest=parsed.result)
