@@ -19,9 +19,11 @@ try:
 except ImportError:  # a DuckDB that names its engine module otherwise
     import duckdb
 
-# The package is installed editable from the repository, so the dbt project and
-# the GX context are found beside it.
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+# The dbt project, the report notebooks and the GX suites: inside the package when it was installed
+# from a wheel (setup.py bundles them), beside it in a checkout or an editable install.
+_PACKAGE_DIR = Path(__file__).resolve().parent
+BUNDLED = (_PACKAGE_DIR / "_project").is_dir()
+PROJECT_ROOT = _PACKAGE_DIR / "_project" if BUNDLED else _PACKAGE_DIR.parent
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
 GX_DIR = PROJECT_ROOT / "expectations" / "gx"
 NOTEBOOKS_DIR = PROJECT_ROOT / "notebooks"

@@ -12,6 +12,7 @@ import ast
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -564,18 +565,29 @@ def test_a_report_that_raises_in_a_run_is_one_message_not_a_traceback(tmp_path: 
 
 @pytest.fixture(scope="module")
 def plain_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A fresh virtual environment with the project installed the ordinary way: no Makefile, no kernel."""
-    venv = tmp_path_factory.mktemp("plain") / "venv"
+    """A fresh virtual environment with the project installed as a user installs it: `pip install`
+    of the repository (a wheel built from it, not an editable install), no Makefile, no kernel. From
+    a copy, since building writes build/ and *.egg-info into the source folder."""
+    here = tmp_path_factory.mktemp("plain")
+    source, venv = here / "source", here / "venv"
+    shutil.copytree(
+        REPO,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "data", "build", "target", "logs", "*.egg-info", "__pycache__", ".*_cache"
+        ),
+    )
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     installed = subprocess.run(
         # --no-compile: Python compiles each module on first import anyway; compiling every module of
         # every dependency up front is half of the install's time.
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-compile", "-e", str(REPO)],
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--no-compile", str(source)],
         capture_output=True,
         text=True,
         check=False,
     )
     assert installed.returncode == 0, installed.stdout + installed.stderr
+    shutil.rmtree(source)  # what runs is what was installed
     yield venv
 
 
@@ -584,13 +596,31 @@ def test_run_works_after_a_plain_pip_install(plain_venv: Path, tmp_path: Path) -
     warehouse, reports = tmp_path / "w.duckdb", tmp_path / "reports"
     env = {k: v for k, v in os.environ.items() if k not in ("JUPYTER_PATH", "VIRTUAL_ENV")}
     env["JUPYTER_DATA_DIR"] = str(tmp_path / "no-user-kernels")
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
     assert not (plain_venv / "share" / "jupyter" / "kernels" / "entitlements").exists()
+    # The dbt project, notebooks and suites the command uses are the installed package's own.
+    where = subprocess.run(
+        [
+            plain_venv / "bin" / "python",
+            "-c",
+            "from entitlements import warehouse as w; print(w.PROJECT_ROOT)",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        check=True,
+    )
+    bundled = Path(where.stdout.strip())
+    assert bundled.is_relative_to(plain_venv) and bundled.name == "_project", bundled
+    assert {p.name for p in bundled.iterdir()} == {"dbt_project", "notebooks", "expectations"}
+    installed = sorted(bundled.rglob("*"))
 
     done = subprocess.run(
         _run_args(export, warehouse, reports, plain_venv / "bin" / "entitlements"),
         capture_output=True,
         text=True,
         env=env,
+        cwd=tmp_path,  # away from the checkout
         check=False,
     )
 
@@ -600,3 +630,6 @@ def test_run_works_after_a_plain_pip_install(plain_venv: Path, tmp_path: Path) -
         page = (reports / f"{name}.html").read_text()
         assert "plotly" in page and "NoSuchKernel" not in page
     assert leaks(warehouse) == EXPECTED_LEAKS
+    # Nothing written into the installed package: dbt's saved parse went to the user's cache.
+    assert sorted(bundled.rglob("*")) == installed
+    assert list((tmp_path / "cache" / "entitlements").glob("dbt_parse_*/*.msgpack"))

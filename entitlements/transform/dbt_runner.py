@@ -26,7 +26,7 @@ from pathlib import Path
 
 from entitlements import audit
 from entitlements.transform.dbt_child import NODES_FILE
-from entitlements.warehouse import DBT_PROJECT_DIR, connect
+from entitlements.warehouse import BUNDLED, DBT_PROJECT_DIR, connect
 
 
 @dataclass(frozen=True)
@@ -282,10 +282,20 @@ def _parse_cache(warehouse: Path, dbt_vars: dict, target: str | None = None) -> 
     per project instead. dbt checks a saved parse against the project's files, its version, the
     vars and the profile (see dbt_env) and parses again when one differs; the key keeps one parse
     per vars and database name, so runs with other vars (a migration's phases) do not evict it.
+    Kept in the project's target folder in a checkout; installed, in the user's cache, not in the
+    package (each installed project apart).
     """
     key = json.dumps([warehouse.stem, dbt_vars] + ([target] if target else []), sort_keys=True)
     digest = hashlib.sha256(key.encode()).hexdigest()[:16]
-    return DBT_PROJECT_DIR / "target" / "parse_cache" / f"{digest}.msgpack"
+    return _parse_cache_dir() / f"{digest}.msgpack"
+
+
+def _parse_cache_dir() -> Path:
+    if not BUNDLED:
+        return DBT_PROJECT_DIR / "target" / "parse_cache"
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    project = hashlib.sha256(str(DBT_PROJECT_DIR).encode()).hexdigest()[:12]
+    return cache / "entitlements" / f"dbt_parse_{project}"
 
 
 def _restore_parse(cached: Path, target: Path) -> None:
