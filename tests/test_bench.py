@@ -220,9 +220,21 @@ def test_the_bench_at_the_tiny_scale(tmp_path: Path) -> None:
         ("tiny", "serve", "check latency"),
         ("tiny", "serve", "check command"),
         ("tiny", "serve", "check batch"),
-        *(("usage file 2k", "usage file", s) for s in ("duckdb bare read", "ingest", "pandas read + insert")),
+        *(
+            ("usage file 2k", "usage file", s)
+            for s in (
+                "duckdb bare read",
+                "duckdb bare read, declared types",
+                "ingest",
+                "pandas read + insert",
+            )
+        ),
     ]:
         assert float(found[key]["seconds"]) > 0 and float(found[key]["peak_mib"]) > 0, key
+    # The one-file ingest is compared with both bare reads; judged (from 1M events) on the typed one.
+    one_file = found[("usage file 2k", "usage file", "ingest")]
+    ratios = r"[\d.]+x the bare read with the layout's types \([\d.]+x the one with detected types\)"
+    assert re.search(ratios, one_file["note"]) and one_file["target"] == "", one_file
     assert {r["commit"] for r in rows} != {""} and len({r["run_at"] for r in rows}) == 1
     html = (out / "bench.html").read_text()
     assert "plotly.js v" in html and not re.search(r"<script[^>]*src=[\"']?https?:", html)
