@@ -83,6 +83,7 @@ __all__ = [
 ]
 
 DEFAULT_MAX_REJECTED_SHARE = 0.01
+INGEST_CHECKPOINT_THRESHOLD = "64MB"  # _open
 LINEAGE_COLUMNS = (
     ("_load_id", "VARCHAR"),
     ("_source_file", "VARCHAR"),
@@ -883,6 +884,11 @@ def _open(warehouse: Path) -> duckdb.DuckDBPyConnection:
     con = connect(warehouse)
     con.execute("SET enable_progress_bar = false")
     con.execute("SET TimeZone = 'UTC'")  # timestamps with an offset land as UTC
+    # A file under a row group (122,880 rows) commits through the write-ahead log, and at DuckDB's
+    # default 16MB threshold it checkpoints every few such files, rewriting the tables' last row
+    # groups each time: a sixth of a 1M-event export's ingest (47 files, 2.5 -> 2.1 s). The log
+    # stays bounded; larger files are written to the database directly, as before.
+    con.execute(f"SET checkpoint_threshold = '{INGEST_CHECKPOINT_THRESHOLD}'")
     return con
 
 
