@@ -630,6 +630,27 @@ def test_run_works_after_a_plain_pip_install(plain_venv: Path, tmp_path: Path) -
         page = (reports / f"{name}.html").read_text()
         assert "plotly" in page and "NoSuchKernel" not in page
     assert leaks(warehouse) == EXPECTED_LEAKS
+    # Every file of the package's own besides its Python is installed, and a command using one works.
+    site_packages = bundled.parent.parent
+    for tracked in subprocess.run(
+        ["git", "ls-files", "entitlements"], cwd=REPO, capture_output=True, text=True, check=True
+    ).stdout.split():
+        if not tracked.endswith(".py"):
+            assert (site_packages / tracked).is_file(), f"{tracked} is not in the wheel (package-data)"
+    statement = tmp_path / "statement.html"
+    wrote = subprocess.run(
+        [
+            *(plain_venv / "bin" / "entitlements", "statement", "--customer", "001000000000001AAA"),
+            *("--warehouse", warehouse, "--out", statement),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert wrote.returncode == 0, wrote.stdout + wrote.stderr
+    assert "Acme Tools Inc" in statement.read_text()
     # Nothing written into the installed package: dbt's saved parse went to the user's cache.
     assert sorted(bundled.rglob("*")) == installed
     assert list((tmp_path / "cache" / "entitlements").glob("dbt_parse_*/*.msgpack"))
