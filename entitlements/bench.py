@@ -271,7 +271,6 @@ def write_usage_streamed(usage_dir: Path, events: int, as_of: date) -> int:
     count. Event i of a month takes slot i % S; the quantity of a period is split exactly over its
     events; times are spread over the month by a multiplicative hash, deterministic.
     """
-
     from entitlements.ingest._sql import quote_literal
 
     files = sorted(usage_dir.glob("*.jsonl"))
@@ -360,7 +359,6 @@ def export_view(source: Path, view: Path) -> Path:
 def write_day_file(export_dir: Path, as_of: date, events: int) -> int:
     """One more usage file: events on the as-of date for the customers and meters of its month, each
     with the mean quantity of that pair in that month, round robin; deterministic."""
-
     from entitlements.ingest._sql import quote_literal
 
     usage = export_dir / "usage"
@@ -462,7 +460,6 @@ def ingest(warehouse: Path, exports: Path) -> int:
 def bare_read(exports: Path, database: Path) -> int:
     """DuckDB reading the export's files into tables of a fresh database file with the layouts' types
     (of the columns each file has: optional ones may be absent), nothing else."""
-
     from entitlements.ingest._sql import quote_literal
     from entitlements.ingest.layouts import EXPORT_LAYOUTS
 
@@ -486,7 +483,6 @@ def bare_read(exports: Path, database: Path) -> int:
 
 def write_usage_file(path: Path, events: int) -> int:
     """A canonical usage file of `events` events, the same every time (no randomness)."""
-
     from entitlements.ingest._sql import quote_literal
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -507,7 +503,6 @@ def write_usage_file(path: Path, events: int) -> int:
 
 def bare_read_file(path: Path, database: Path) -> int:
     """DuckDB alone: the file into a table of a fresh database file, types as DuckDB detects them."""
-
     from entitlements.ingest._sql import quote_literal
 
     with quiet_duckdb(database) as con:
