@@ -1,13 +1,16 @@
 -- Every customer id the source systems use, and the CRM account it stands for: a CRM account
--- stands for itself; a billing customer (Stripe cus_...) for the account its record names
--- (mapping file kind customer, or the metadata key entitlements.yml declares). Usage and
+-- stands for itself (in either form of a Salesforce id: int_crm_record_ids); a billing customer
+-- (Stripe cus_...) for the account its record names (mapping file kind customer, or the
+-- metadata key entitlements.yml declares), if the CRM export has that account. Usage and
 -- invoices may carry either; int_invoice_lines and int_usage_events_deduplicated resolve them
--- here. A billing customer with no account keeps customer_id null and is listed, with every
+-- here. A billing customer naming no account, or one the CRM export lacks (a mistyped
+-- metadata value, another object's id), keeps customer_id null and is listed, with every
 -- record that uses an unresolved id, in fct_unresolved_customer_ids.
 with
 
-accounts as (
-    select * from {{ ref('stg_crm__accounts') }}
+account_ids as (
+    select * from {{ ref('int_crm_record_ids') }}
+    where record_type = 'account'
 ),
 
 billing_customers as (
@@ -16,20 +19,22 @@ billing_customers as (
 
 identities as (
     select
-        customer_id as source_id,
+        source_id,
         'crm' as source_system,
-        customer_id,
+        record_id as customer_id,
         'crm_account' as resolved_by,
         1 as preference
-    from accounts
+    from account_ids
     union all
     select
-        customer_ref as source_id,
+        billing_customers.customer_ref as source_id,
         'billing' as source_system,
-        customer_id,
-        case when customer_id is not null then 'billing_customer' end as resolved_by,
+        account_ids.record_id as customer_id,
+        case when account_ids.record_id is not null then 'billing_customer' end as resolved_by,
         2 as preference
     from billing_customers
+    left join account_ids
+        on billing_customers.customer_id = account_ids.source_id
 ),
 
 ranked as (

@@ -1,0 +1,134 @@
+"""End to end on a second export nobody here wrote (tests/fixtures/real_exports_b/: Salesforce Data
+Loader CSVs, the Stripe Dashboard's customers CSV and API lists, CloudEvents), written by someone new
+to the project from the vendors' docs and configured from ours. Its README has the leaks computed by
+hand. What it found: a billing customer whose metadata names the 15-character form of a Salesforce
+account id, or no account at all, and invoice lines naming contracts by their 15-character ids."""
+
+from __future__ import annotations
+
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.conftest import entitlements
+
+# One worker for the module: its fixtures are full runs, built once.
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("test_real_exports_b")]
+
+FIXTURE = Path(__file__).parent / "fixtures" / "real_exports_b" / "export"
+AS_OF = "2026-11-15"
+ACME, BIRCH, COBALT = "001Hs00003XkAcmIAF", "001Hs00003XkBirIAF", "001Hs00003XkCobIAF"
+QA_SANDBOX = "cus_QvZzInternalT3"
+
+# The README's table, computed by hand from the files.
+ACME_OVERAGE = ("unbilled_overage", ACME, Decimal("60.00"), "EUR")
+EXPECTED_LEAKS = sorted(
+    [
+        ACME_OVERAGE,
+        ("under_billed", BIRCH, Decimal("500.00"), "USD"),
+        ("premium_service_on_standard", BIRCH, Decimal("100.00"), "USD"),
+        ("over_allowance_service", BIRCH, Decimal("300.00"), "USD"),
+        ("unbilled_service", BIRCH, Decimal("300.00"), "USD"),
+        ("uncovered_service", COBALT, Decimal("250.00"), "GBP"),
+    ]
+)
+
+
+def _rows(warehouse: Path, sql: str) -> list[tuple]:
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+LEAKS = "select category, customer_id, amount, currency from marts.fct_revenue_leakage"
+UNRESOLVED = "select used_in, source_id, record_count from marts.fct_unresolved_customer_ids order by 1, 2"
+
+
+def _leaks(warehouse: Path) -> list[tuple]:
+    return sorted(_rows(warehouse, LEAKS))
+
+
+def _unresolved(warehouse: Path) -> list[tuple]:
+    return _rows(warehouse, UNRESOLVED)
+
+
+def _run(exports: Path, warehouse: Path) -> str:
+    run = entitlements("run", exports, "--as-of", AS_OF, "--warehouse", warehouse, "--no-reports")
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout
+
+
+@pytest.fixture(scope="session")
+def second(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("real_b")
+    shutil.copytree(FIXTURE, root / "exports")
+    _run(root / "exports", root / "warehouse.duckdb")
+    return root / "warehouse.duckdb"
+
+
+def test_every_hand_computed_leak_is_found_to_the_cent_on_the_crm_account(second):
+    # Birch's Stripe metadata names its account by the 15-character id: its leaks are Birch's, one
+    # customer, not two.
+    assert _leaks(second) == EXPECTED_LEAKS
+
+
+def test_a_15_character_account_id_in_stripe_metadata_resolves_to_the_account(second):
+    assert _rows(
+        second,
+        "select source_id, customer_id, resolved_by from intermediate.int_customer_identities"
+        " where source_system = 'billing' order by 1",
+    ) == [
+        ("cus_QvAcmeR0b0t1c5", ACME, "billing_customer"),
+        ("cus_QvB1rchL0g1st1", BIRCH, "billing_customer"),
+        (QA_SANDBOX, None, None),
+    ]
+    assert _unresolved(second) == [("billing_customers", QA_SANDBOX, 1), ("usage_events", QA_SANDBOX, 1)]
+
+
+def test_metadata_naming_no_account_is_unresolved_and_15_character_contract_ids_still_match(tmp_path):
+    exports = tmp_path / "exports"
+    shutil.copytree(FIXTURE, exports)
+    customers = exports / "billing" / "unified_customers.csv"
+    acme_line = next(line for line in customers.read_bytes().split(b"\r\n") if b"cus_QvAcmeR0b0t1c5" in line)
+    # An Opportunity's id where the account's belongs: a mistake a person makes in Stripe's dashboard.
+    customers.write_bytes(
+        customers.read_bytes().replace(acme_line, acme_line.replace(ACME.encode(), b"006Hs00000OppA1IAA"))
+    )
+    for name in ("invoices.json", "subscriptions.json"):
+        path = exports / "billing" / name
+        text = path.read_text(encoding="utf-8")
+        assert '"810Hs0000004GpRIAU"' in text and '"811Hs000000Bq1bIAC"' in text
+        path.write_text(
+            text.replace('"810Hs0000004GpRIAU"', '"810Hs0000004GpR"').replace(
+                '"811Hs000000Bq1bIAC"', '"811Hs000000Bq1b"'
+            ),
+            encoding="utf-8",
+        )
+    warehouse = tmp_path / "warehouse.duckdb"
+    stdout = _run(exports, warehouse)
+
+    # Acme's billing customer, its invoices and its usage are listed, not counted as resolved.
+    acme = "cus_QvAcmeR0b0t1c5"
+    assert _unresolved(warehouse) == [
+        ("billing_customers", acme, 1),
+        ("billing_customers", QA_SANDBOX, 1),
+        ("invoices", acme, 3),
+        ("usage_events", acme, 7),
+        ("usage_events", QA_SANDBOX, 1),
+    ]
+    summary = stdout.split("Customer ids resolving to no CRM account")[1].splitlines()
+    assert [line.split() for line in summary[1:5]] == [
+        ["used_in", "ids", "records"],
+        ["billing_customers", "2", "2"],
+        ["invoices", "1", "3"],
+        ["usage_events", "2", "8"],
+    ]
+    # Birch's lines name contract 810Hs0000004GpR: the CRM's 810Hs0000004GpRIAU, priced as before.
+    assert _rows(
+        warehouse,
+        "select distinct contract_id, contract_line_id from intermediate.int_invoice_lines"
+        " where contract_line_id is not null and customer_id = '" + BIRCH + "'",
+    ) == [("810Hs0000004GpRIAU", "811Hs000000Bq1bIAC")]
+    assert _leaks(warehouse) == [leak for leak in EXPECTED_LEAKS if leak != ACME_OVERAGE]
