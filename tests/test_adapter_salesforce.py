@@ -7,6 +7,7 @@ amounts are read off those rows (18-character ids as Salesforce itself writes th
 
 from __future__ import annotations
 
+import shutil
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -399,3 +400,22 @@ def test_the_salesforce_fixture_lands_its_entitlements(tmp_path):
         ("550000000000002AAA", "001000000000002AAA", "810000000000003AAA", "811000000000003AAA", "02i000000000002AAA",
          "Silver incidents", "Phone Support", date(2025, 12, 1), date(2026, 12, 15), True, 5, 4, "active"),
     ]  # fmt: skip
+
+
+def test_upper_case_headers_as_data_loader_can_write_them_land_the_same_rows(tmp_path):
+    """Data Loader's command line writes the header in capitals (forcedotcom/dataloader#1095; since
+    v63 the setting sfdc.extraction.allCapsHeaders): Salesforce's field names are case-insensitive."""
+    shouting = tmp_path / "shouting"
+    shutil.copytree(FIXTURES / "salesforce", shouting)
+    for path in (shouting / "crm").glob("[A-Z]*.csv"):  # the Salesforce objects, not catalog.csv
+        header, rest = path.read_text(encoding="utf-8").split("\n", 1)
+        path.write_text(header.upper() + "\n" + rest, encoding="utf-8")
+    landed = {}
+    for name, export in (("as_written", FIXTURES / "salesforce"), ("upper_case", shouting)):
+        warehouse = tmp_path / f"{name}.duckdb"
+        results = ingest_exports(warehouse, export, progress=False)
+        assert all(r.status == "landed" for r in results), [r.message for r in results]
+        landed[name] = {t: sorted(rows(warehouse, t, "ALL"), key=repr) for t in CRM_TABLES}
+    for table in CRM_TABLES:
+        assert landed["upper_case"][table] == landed["as_written"][table], table
+    assert landed["upper_case"]["crm_accounts"]  # rows, not two empty tables

@@ -61,11 +61,16 @@ def _run(exports: Path, warehouse: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def second(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str]:
     root = tmp_path_factory.mktemp("real_b")
     shutil.copytree(FIXTURE, root / "exports")
-    _run(root / "exports", root / "warehouse.duckdb")
-    return root / "warehouse.duckdb"
+    stdout = _run(root / "exports", root / "warehouse.duckdb")
+    return root / "exports", root / "warehouse.duckdb", stdout
+
+
+@pytest.fixture
+def second(built: tuple[Path, Path, str]) -> Path:
+    return built[1]
 
 
 def test_every_hand_computed_leak_is_found_to_the_cent_on_the_crm_account(second):
@@ -85,6 +90,30 @@ def test_a_15_character_account_id_in_stripe_metadata_resolves_to_the_account(se
         (QA_SANDBOX, None, None),
     ]
     assert _unresolved(second) == [("billing_customers", QA_SANDBOX, 1), ("usage_events", QA_SANDBOX, 1)]
+
+
+def test_explanations_name_only_what_the_records_hold(second):
+    # The case names no asset and no site: the explanation says neither (it printed "asset ? at ?").
+    assert _rows(
+        second, "select explanation from marts.fct_revenue_leakage where category = 'uncovered_service'"
+    ) == [
+        (
+            "PHONE_SUPPORT delivered free on 2026-08-10 with no active entitlement covering it:"
+            " 1 x 250.00 GBP = 250.00 GBP",
+        )
+    ]
+
+
+def test_the_run_names_the_failed_check_and_a_rerun_names_no_file_it_did_not_read(built):
+    exports, warehouse, stdout = built
+    # September's leakage is 40 % of what USD billed that month: a warning the run names.
+    named = "mart checks: 46 expectations, 1 non-critical failures\n  [warning] marts.fct_leakage_kpis:"
+    assert named in stdout
+    assert "expect_column_values_to_be_between on leakage_share (1 of 9 row(s) unexpected" in stdout
+    assert stdout.count("ingest: landing ") == 14
+    again = _run(exports, warehouse)
+    assert "ingest: landing" not in again
+    assert "ingest: 0 files landed, 14 skipped (already loaded)" in again
 
 
 def test_metadata_naming_no_account_is_unresolved_and_15_character_contract_ids_still_match(tmp_path):

@@ -250,9 +250,9 @@ def _missing_columns(file: ExportFile, header: list[str], shapes: list[Shape]) -
     )
     if len(missing) > 1:
         message += " Also missing: " + ", ".join(f"'{c}'" for c in missing[1:]) + "."
-    near = [h for h in header if h.strip().lower() == column.lower()]
+    near = [h for h in header if h.strip().casefold() == column.casefold()]  # case alone never misses
     if near:
-        message += f" The file has '{near[0]}': column names must match exactly."
+        message += f" The file has '{near[0]}': column names must match, spaces included."
     if len(header) == 1 and len(shape.signature) > 1:
         message += (
             " The header is a single column: is the delimiter right? (The ingest reads comma, semicolon,"

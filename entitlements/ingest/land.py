@@ -266,7 +266,8 @@ def ingest_exports(
     a correction. Recorded in the warehouse for dbt (not by a legacy export's ingest, which the
     configuration does not describe). Raises ConfigError (entitlements/config.py) for an invalid file.
     progress: a tqdm bar on stderr; None shows it only when stderr is a terminal.
-    on_file: called with each file's relative path as its landing starts.
+    on_file: called with each file's relative path as its landing starts (not for a file skipped
+    unread: the same name, size and modification time as one landed).
     chunk_rows: records per chunk of a file's exact read (what it holds in memory at once).
     rehash: read every file to checksum it; by default a file whose name, size and modification time
     are those of a file whose content is landed is skipped unread (docs/ingest.md).
@@ -303,13 +304,11 @@ def ingest_exports(
         for statement in dict.fromkeys(s for plan in plans for s in plan.shape.setup):
             con.execute(statement)
         for number, plan in enumerate(plans, 1):
-            if on_file:
-                on_file(plan.file.relative)
             with (
                 _refusing_unexpected(plan.file.relative, "landed"),
                 _file_progress(con, f"{number}/{len(plans)} {plan.file.relative}", show),
             ):
-                results.append(_ingest_file(con, plan, options))
+                results.append(_ingest_file(con, plan, options, on_file or (lambda _: None)))
     return results
 
 
@@ -357,7 +356,9 @@ def _file_progress(con: duckdb.DuckDBPyConnection, label: str, show: bool) -> It
         bar.update(100 - bar.n)
 
 
-def _ingest_file(con: duckdb.DuckDBPyConnection, plan: FilePlan, options: IngestOptions) -> FileResult:
+def _ingest_file(
+    con: duckdb.DuckDBPyConnection, plan: FilePlan, options: IngestOptions, on_file: Callable[[str], None]
+) -> FileResult:
     if not options.rehash and (previous := _unchanged(con, plan, options.export_dir)):
         load_id, source_file, status, checksum = previous
         known: Future[_Digest] = Future()
@@ -365,6 +366,7 @@ def _ingest_file(con: duckdb.DuckDBPyConnection, plan: FilePlan, options: Ingest
         return _Load(con, plan, options, known).skip(
             (load_id, source_file, status), "same name, size and modification time as"
         )
+    on_file(plan.file.relative)  # a file read, not one known unchanged: a rerun names only what it reads
     # The hash runs beside the load: it only decides anything when the content is already landed,
     # which a file can't be when no current load of its table has its size.
     with ThreadPoolExecutor(max_workers=1) as pool:

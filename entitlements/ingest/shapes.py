@@ -141,13 +141,18 @@ class Shape:
         return any(fnmatchcase(stem if "/" in p else base, p) for p in self.names)
 
     def header_fields(self, header: tuple[str, ...]) -> dict[str, str]:
-        """Field -> the header name it is read from, for the fields the header has."""
+        """Field -> the header name it is read from, for the fields the header has. A header name
+        differing only in case is the field's (Salesforce's API names are case-insensitive, and Data
+        Loader can write them upper-case; DuckDB's identifiers are case-insensitive, so the shape's
+        SQL reads it as written), unless another header name has that field's exact spelling."""
+        by_case = {h.casefold(): h for h in reversed(header)}  # the first of names alike in case
         found = {}
         for name in self.fields:
-            for candidate in (name, *self.aliases.get(name, ())):
-                if candidate in header:
-                    found[name] = candidate
-                    break
+            candidates = (name, *self.aliases.get(name, ()))
+            exact = next((c for c in candidates if c in header), None)
+            alike = next((by_case[c.casefold()] for c in candidates if c.casefold() in by_case), None)
+            if exact or alike:
+                found[name] = exact or alike
         return found
 
     def text_expr(self, column: str) -> str | Lookup | None:

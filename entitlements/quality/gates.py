@@ -177,15 +177,19 @@ class GateReport:
             f"{len(self.results)} check(s), {len(failures)} failed "
             f"({len(self.critical_failures)} critical)"
         )
-        lines = [head]
-        for r in failures:
+        return "\n".join([head, *self.failure_lines()])
+
+    def failure_lines(self) -> list[str]:
+        """One indented line per failed expectation: its level, suite, batch, column and what it saw."""
+        lines = []
+        for r in self.failures:
             level = "CRITICAL" if r.critical else "warning"
             batch = "" if r.batch == r.table else f" batch {r.batch}"
             column = f" on {r.column}" if r.column else ""
             lines.append(
                 f"  [{level}] {r.suite}{batch}: {r.expectation}{column} ({r.observed_value or 'failed'})"
             )
-        return "\n".join(lines)
+        return lines
 
 
 class GateFailure(Exception):

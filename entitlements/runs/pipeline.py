@@ -503,6 +503,8 @@ def run_pipeline(
                 f"mart checks: {len(result.marts.results)} expectations, "
                 f"{len(result.marts.failures)} non-critical failures"
             )
+            for line in result.marts.failure_lines():  # which, so nobody has to query audit.dq_results
+                echo(line)
         if reports_dir is None:
             return result
         reports_dir.mkdir(parents=True, exist_ok=True)

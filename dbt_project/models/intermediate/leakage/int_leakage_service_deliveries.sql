@@ -118,7 +118,8 @@ select
         when 'uncovered_service'
             then
                 service_code || ' delivered free on ' || cast(delivered_on as {{ dbt.type_string() }})
-                || ' to asset ' || coalesce(asset_id, '?') || ' at ' || coalesce(location_id, '?')
+                -- the asset and site where the delivery names them (a Salesforce case often names neither)
+                || coalesce(' to asset ' || asset_id, '') || coalesce(' at ' || location_id, '')
                 || ' with no active entitlement covering it'
         when 'over_allowance_service'
             then
