@@ -146,6 +146,40 @@ def test_stripe_customers_keyed_by_metadata_and_lines_naming_their_case(tmp_path
     ]
 
 
+def test_stripe_meter_events_keep_the_billing_customer_id_when_customers_are_keyed_by_metadata(
+    tmp_path: Path,
+) -> None:
+    # Stripe's v1 billing.meter_event, as the API returns it (payload.stripe_customer_id).
+    meter_events = "\n".join(
+        json.dumps(
+            {"object": "billing.meter_event", "event_name": "api_requests", "identifier": f"evt-{n}",
+             "payload": {"stripe_customer_id": "cus_1", "value": "25"}, "timestamp": 1767225600 + n,
+             "created": 1767225605 + n, "livemode": True}
+        )
+        for n in (1, 2)
+    )  # fmt: skip
+    customers = [
+        {"id": "cus_1", "object": "customer", "created": 1767225600, "metadata": {"sf_account": "001A"}}
+    ]
+    files = {
+        "billing/customers.json": _list(customers),
+        "usage/meter_events.jsonl": meter_events,
+        "mapping.csv": "kind,source_id,target_id\nmeter,api_requests,API_CALLS\n",
+    }
+    root, warehouse = export(tmp_path / "keyed", files, STRIPE_CONFIG)
+    land(root, warehouse)
+    # No customer mapping rows: the Stripe id lands, and dbt resolves it to 001A (int_customer_identities).
+    events = "SELECT event_id, customer_id, meter_code FROM raw.usage_events ORDER BY 1"
+    assert query_rows(warehouse, events) == [
+        {"event_id": "evt-1", "customer_id": "cus_1", "meter_code": "API_CALLS"},
+        {"event_id": "evt-2", "customer_id": "cus_1", "meter_code": "API_CALLS"},
+    ]
+    # Without the identity key, the mapping is the only way to an account: a row is asked for.
+    root, warehouse = export(tmp_path / "mapped", files, "version: 1\n")
+    with pytest.raises(IngestError, match=r"unmapped customer id 'cus_1': add a row \"customer,cus_1,"):
+        land(root, warehouse)
+
+
 SALESFORCE_CONFIG = """\
 service_deliveries:
   billable:

@@ -142,7 +142,7 @@ def expected_headline(name: str, warehouse: Path, as_of: date) -> dict[tuple[str
             overage[r["currency"]] += r["v"]
         for r in rows(
             "select currency, sum(amount) as v from marts.fct_revenue_leakage"
-            " where category = 'unbilled_overage' group by currency"
+            " where category in ('unbilled_overage', 'over_allowance_service') group by currency"
         ):
             unbilled[r["currency"]] += r["v"]
         for cur in overage.keys() | unbilled.keys():

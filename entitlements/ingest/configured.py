@@ -108,6 +108,8 @@ def _adjust(shape: Shape, config: Config) -> Shape:
         adjusted = _salesforce(shape, config)
     elif shape.family in ("stripe", "stripe_csv"):
         adjusted = _stripe(shape, config)
+    elif shape is usage.STRIPE_METER_EVENTS and config.billing_customer_account_key:
+        adjusted = _billing_ids_kept(shape)
     else:
         return shape
     return shape if adjusted == shape else _named(adjusted)
@@ -143,6 +145,16 @@ def _salesforce(shape: Shape, config: Config) -> Shape:
     return replace(shape, fields=fields, columns=columns)
 
 
+def _billing_ids_kept(shape: Shape) -> Shape:
+    """The shape with its Stripe customer ids as written instead of looked up in the mapping: with
+    identity.billing_customer_metadata_key they resolve in dbt (int_customer_identities), through the
+    landed billing customers, and need no mapping rows (invoices, subscriptions, meter events)."""
+    columns = {
+        c: e.source if isinstance(e, Lookup) and e.kind == "customer" else e for c, e in shape.columns.items()
+    }
+    return replace(shape, columns=columns)
+
+
 def _stripe(shape: Shape, config: Config) -> Shape:
     fields, columns, aliases = dict(shape.fields), dict(shape.columns), dict(shape.aliases)
     key = config.billing_customer_account_key
@@ -156,10 +168,7 @@ def _stripe(shape: Shape, config: Config) -> Shape:
                 aliases["account_key"] = stripe.metadata_field(key)[1]
                 columns["customer_id"] = '"account_key"'
         else:  # invoices, subscriptions: the billing id stays; dbt resolves it (int_customer_identities)
-            columns = {
-                c: e.source if isinstance(e, Lookup) and e.kind == "customer" else e
-                for c, e in columns.items()
-            }
+            columns = _billing_ids_kept(shape).columns
     if shape.layout is stripe.INVOICE_LINES and config.evidence:
         line = stripe.line_json(shape)
         if shape.family == "stripe_csv":

@@ -218,8 +218,9 @@ def utilisation_figure(periods: pd.DataFrame) -> go.Figure:
 
 def headline(con: duckdb.DuckDBPyConnection, flt: UsageFilter, page: PageContext) -> Headline:
     """Periods that reached their limit (and in the as-of month against the month before), the overage's
-    value per currency and the part never invoiced (the leakage mart's unbilled_overage), the entitlements
-    left unused."""
+    value per currency and the part never invoiced (the leakage mart's unbilled_overage for usage and
+    over_allowance_service for deliveries: the breaches' overage counts both), the entitlements left
+    unused."""
     where, params = flt.where()
     anchor = page.as_of or con.execute(f"select max(period_start) from {PERIODS_TABLE}").fetchall()[0][0]
     this_month = (anchor or date(2000, 1, 1)).replace(day=1)
@@ -235,7 +236,8 @@ def headline(con: duckdb.DuckDBPyConnection, flt: UsageFilter, page: PageContext
         """,
         [this_month, last_month, *params],
     ).fetchall()[0]
-    # Unbilled overage: leaks of the usage periods the filter selects (occurred_on is a period's start).
+    # Overage never invoiced: leaks of the periods the filter selects (occurred_on: a usage period's
+    # start, or the day of a delivery beyond its allowance).
     leak_where = where.replace("period_start", "occurred_on")
     overage = con.execute(
         f"""
@@ -245,7 +247,9 @@ def headline(con: duckdb.DuckDBPyConnection, flt: UsageFilter, page: PageContext
         ),
         unbilled as (
             select currency, sum(amount) as amount
-            from {LEAKAGE_TABLE} where {leak_where} and category = 'unbilled_overage' group by currency
+            from {LEAKAGE_TABLE}
+            where {leak_where} and category in ('unbilled_overage', 'over_allowance_service')
+            group by currency
         )
         select currency, coalesce(valued.value, 0), coalesce(unbilled.amount, 0)
         from valued full join unbilled using (currency)
@@ -281,8 +285,8 @@ def headline(con: duckdb.DuckDBPyConnection, flt: UsageFilter, page: PageContext
                 money_value("overage_not_invoiced", u, cur, notes(share_of(u, v, "of the overage")))
                 for cur, v, u in overage
             ),
-            "Leakage: usage over the limit with no invoice line, or one short (the leakage report has the"
-            " rows).",
+            "Leakage: usage over the limit with no invoice line, or one short, and services delivered free"
+            " beyond their allowance (the leakage report has the rows).",
             "bad",
         ),
         Figure(

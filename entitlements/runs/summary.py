@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -55,6 +56,16 @@ SECTIONS = {
     """,
 }
 
+# A line under a section's table: what its less obvious columns mean (the marts' docs say more).
+NOTES = {
+    "Leakage key figures by currency": (
+        "leaked_pct: leaked / billed. misaligned_pct: of the records that must be billed (customer-pay"
+        " deliveries, contract billing periods, usage over its limit), the share billing got wrong."
+        " recoverable: leaks of the last 90 days (var recoverable_billing_window_days), still invoiceable."
+        " Invoices are expected monthly in arrears: usage and customer-pay deliveries of the as-of month"
+        " are not judged as unbilled yet (marts.fct_leakage_kpis)."
+    ),
+}
 
 # Currency-months of the leakage KPIs whose *_reporting amounts are null for want of a rate.
 MISSING_FX_RATES = """
@@ -120,6 +131,8 @@ def print_summary(warehouse: Path, echo: Callable[[str], None] = print) -> None:
         widths = [max(len(str(v)) for v in col) for col in zip(header, *body, strict=True)]
         for row in (header, *body):
             echo("  " + "  ".join(str(v).rjust(w) for v, w in zip(row, widths, strict=True)))
+        if title in NOTES:
+            echo(textwrap.fill(NOTES[title], width=100, initial_indent="  ", subsequent_indent="  "))
     warning = missing_fx_rates_line(warehouse)
     if warning:
         echo(f"\n{warning}")
