@@ -225,7 +225,7 @@ def test_an_unmapped_product_id_is_named(tmp_path):
     with pytest.raises(IngestError, match=r"unmapped product id '01tHs000004PrOeIAK'") as caught:
         land(tmp_path, {"crm/ContractLineItem.csv": CONTRACT_LINE_ITEM_CSV}, mapping)
     assert caught.value.source_file == "crm/ContractLineItem.csv"
-    assert "line 3, column 'package_code'" in str(caught.value)
+    assert "line 3, column 'package_code' (the file's Product2Id)" in str(caught.value)
     assert 'add a row "product,01tHs000004PrOeIAK,<package_code>"' in str(caught.value)
 
 
@@ -346,6 +346,16 @@ def test_a_single_currency_export_without_currency_is_refused_naming_the_field(t
         IngestError, match=r"missing required column 'CurrencyIsoCode' \(shape salesforce\.Account"
     ):
         land(tmp_path, {"crm/Account.csv": no_currency + "\n"})
+
+
+def test_an_unreadable_date_is_refused_naming_the_files_own_column(tmp_path):
+    bad = SERVICE_CONTRACT_CSV.replace("2024-03-31", "31/03/2024")
+    with pytest.raises(IngestError) as caught:  # 1 row of 4 is more than the default share
+        land(tmp_path, {"crm/ServiceContract.csv": bad})
+    assert (
+        "crm/ServiceContract.csv, line 5, column 'end_date' (the file's EndDate):"
+        " cannot read '31/03/2024' as DATE (expected YYYY-MM-DD)"
+    ) in str(caught.value)
 
 
 def test_an_unreadable_date_is_rejected_naming_line_and_column(tmp_path):

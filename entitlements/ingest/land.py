@@ -732,7 +732,13 @@ class _Load:
     def _where(self, line: int | None, column: str | None) -> str:
         unit = "record" if self.plan.file.file_format in ("json", "parquet") else "line"
         where = f"{self.plan.file.relative}, {unit} {line}"
-        return where + (f", column '{column}'" if column else "")
+        if not column:
+            return where
+        # Named when the column is read from one or two of the file's (a value derived from many, as a
+        # Stripe line's type, names none: the list would say nothing).
+        read_from = [c for c in self.plan.file_columns(column) if c != column]
+        named = f" (the file's {' and '.join(read_from)})" if 0 < len(read_from) <= 2 else ""
+        return where + f", column '{column}'" + named
 
     def _reject(self, rows_checked: object) -> None:
         """Record a chunk's rejected rows: rejected, or quarantined for an unmapped id."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from entitlements.ingest._sql import quote_ident
 from entitlements.ingest.shapes import Shape
 
 
@@ -52,3 +53,12 @@ class FilePlan:
     @property
     def layout(self):
         return self.shape.layout
+
+    def file_columns(self, column: str) -> tuple[str, ...]:
+        """The file's own names (header names) of the fields raw `column` is read from, as the shape's
+        SQL for it quotes them: a message about valid_from names StartDate, the column the user has."""
+        expr = self.shape.text_expr(column)
+        text = expr if isinstance(expr, str) else getattr(expr, "source", None)
+        if not text:
+            return ()
+        return tuple(header for name, header in self.field_source.items() if quote_ident(name) in text)
