@@ -54,8 +54,15 @@ def _unresolved(warehouse: Path) -> list[tuple]:
     return _rows(warehouse, UNRESOLVED)
 
 
-def _run(exports: Path, warehouse: Path) -> str:
-    run = entitlements("run", exports, "--as-of", AS_OF, "--warehouse", warehouse, "--no-reports")
+UNENTITLED = (
+    "select customer_id, meter_code, cast(period_start as varchar), used_quantity, finding"
+    " from marts.fct_unentitled_usage order by 1, 3"
+)
+QA_USAGE = (QA_SANDBOX, "API_CALLS", "2026-10-01", Decimal("500"), "customer_unresolved")
+
+
+def _run(exports: Path, warehouse: Path, *options: str) -> str:
+    run = entitlements("run", exports, "--as-of", AS_OF, "--warehouse", warehouse, "--no-reports", *options)
     assert run.returncode == 0, run.stdout + run.stderr
     return run.stdout
 
@@ -90,6 +97,8 @@ def test_a_15_character_account_id_in_stripe_metadata_resolves_to_the_account(se
         (QA_SANDBOX, None, None),
     ]
     assert _unresolved(second) == [("billing_customers", QA_SANDBOX, 1), ("usage_events", QA_SANDBOX, 1)]
+    # Its 500 calls are no one's: listed with why, not only counted among unresolved ids.
+    assert _rows(second, UNENTITLED) == [QA_USAGE]
 
 
 def test_explanations_name_only_what_the_records_hold(second):
@@ -161,3 +170,36 @@ def test_metadata_naming_no_account_is_unresolved_and_15_character_contract_ids_
         " where contract_line_id is not null and customer_id = '" + BIRCH + "'",
     ) == [("810Hs0000004GpRIAU", "811Hs000000Bq1bIAC")]
     assert _leaks(warehouse) == [leak for leak in EXPECTED_LEAKS if leak != ACME_OVERAGE]
+
+
+def test_usage_of_a_line_rejected_at_ingest_is_listed_as_never_entitled(tmp_path):
+    exports = tmp_path / "exports"
+    shutil.copytree(FIXTURE, exports)
+    lines = exports / "crm" / "ContractLineItem.csv"
+    acme_line = '"811Hs000000Bq1aIAC"'
+    text = lines.read_text(encoding="utf-8")
+    assert text.count('"2026-01-01","2026-12-31"') == 1 and acme_line in text
+    # A US-style date, as a report export might write it: the row is rejected, the rest lands.
+    lines.write_text(text.replace('"2026-01-01","2026-12-31"', '"1/1/2026","2026-12-31"'), encoding="utf-8")
+    warehouse = tmp_path / "warehouse.duckdb"
+    stdout = _run(exports, warehouse, "--max-rejected-share", "0.5")
+    assert "crm/ContractLineItem.csv: 1 of 3 rows rejected" in stdout
+    assert _rows(warehouse, "select line, column_name, reason from audit.rejected_rows") == [
+        (2, "valid_from", "cannot read '1/1/2026' as DATE (expected YYYY-MM-DD)")
+    ]
+    # Acme's usage has no entitlement now: no leak, no breach, but every month of it is listed.
+    # September 50,000 + 60,000; October 40,000 + 50,000 + 40,000 (evt-1003 again in November's
+    # file counts once); November 40,000.
+    assert _rows(warehouse, UNENTITLED) == [
+        (ACME, "API_CALLS", "2026-09-01", Decimal("110000"), "never_entitled"),
+        (ACME, "API_CALLS", "2026-10-01", Decimal("130000"), "never_entitled"),
+        (ACME, "API_CALLS", "2026-11-01", Decimal("40000"), "never_entitled"),
+        QA_USAGE,
+    ]
+    assert ACME_OVERAGE not in _leaks(warehouse)
+    summary = stdout.split("Usage no entitlement covers (marts.fct_unentitled_usage)")[1].splitlines()
+    assert [line.split() for line in summary[1:4]] == [
+        ["finding", "meter_code", "customers", "months", "quantity"],
+        ["customer_unresolved", "API_CALLS", "1", "1", "500.0000"],
+        ["never_entitled", "API_CALLS", "1", "3", "280000.0000"],
+    ]

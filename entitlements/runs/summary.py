@@ -54,10 +54,21 @@ SECTIONS = {
         select used_in, count(*) as ids, sum(record_count) as records
         from marts.fct_unresolved_customer_ids group by used_in order by used_in
     """,
+    # Usage in months no grant covered: a leak only after_expiry; the rest would be out of sight.
+    "Usage no entitlement covers (marts.fct_unentitled_usage)": """
+        select finding, meter_code, count(distinct customer_id) as customers, count(*) as months,
+               sum(used_quantity) as quantity
+        from marts.fct_unentitled_usage group by finding, meter_code order by finding, meter_code
+    """,
 }
 
 # A line under a section's table: what its less obvious columns mean (the marts' docs say more).
 NOTES = {
+    "Usage no entitlement covers (marts.fct_unentitled_usage)": (
+        "after_expiry: reported as post_expiry_usage leakage unless invoiced. never_entitled: no contract"
+        " line or subscription ever granted the meter to the account (a contract missing from the export?)."
+        " customer_unresolved: see the ids above."
+    ),
     "Leakage key figures by currency": (
         "leaked_pct: leaked / billed. misaligned_pct: of the records that must be billed (customer-pay"
         " deliveries, contract billing periods, usage over its limit), the share billing got wrong."
