@@ -478,6 +478,30 @@ def test_unknown_file_refuses_the_whole_export(export: Path, warehouse: Path) ->
     assert not warehouse.exists()  # refused before the warehouse was even opened
 
 
+def test_every_file_refusing_the_export_is_named_at_once(export: Path, warehouse: Path) -> None:
+    # A Salesforce Data Export holds every object of the org: name them all, not one per attempt.
+    (export / "crm" / "opportunities.csv").write_text("id\n1\n")
+    (export / "crm" / "products.csv").write_text("id\n1\n")
+    (export / "crm" / "accounts_extra.csv").write_text("name\nAcme\n")  # a layout's name, no key column
+
+    with pytest.raises(IngestError) as caught:
+        ingest_exports(warehouse, export, progress=False)
+
+    lines = str(caught.value).splitlines()
+    assert lines[0] == (
+        "3 files of this export cannot be read, so the export was refused and nothing was landed:"
+    )
+    assert lines[1].startswith("  - crm/accounts_extra.csv: missing required column 'customer_id'")
+    assert lines[2:4] == [
+        "  - crm/opportunities.csv: no shape reads a csv file named like this",
+        "  - crm/products.csv: no shape reads a csv file named like this",
+    ]
+    assert lines[4].startswith("File names (without extension) each shape reads: canonical: crm/accounts*,")
+    assert len(lines) == 5
+    assert caught.value.source_file == "crm/accounts_extra.csv"
+    assert not warehouse.exists()
+
+
 def test_empty_file_is_refused(tmp_path: Path, warehouse: Path) -> None:
     root = single_file_export(tmp_path, "export", "crm/accounts.csv", "")
 

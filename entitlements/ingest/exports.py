@@ -226,15 +226,26 @@ def _header(
     return None, json_keys(file.path, file.file_format, keys)
 
 
+class UnrecognisedFile(IngestError):
+    """A file no shape reads. `short` names it; `advice` (the names each shape reads) is the same for
+    every such file, so a refusal listing several says it once (land._refused_export)."""
+
+    def __init__(self, short: str, advice: str, *, source_file: str) -> None:
+        super().__init__(
+            f"{short}, so the export was refused and nothing was landed. {advice}", source_file=source_file
+        )
+        self.short, self.advice = short, advice
+
+
 def _unrecognised(file: ExportFile, shapes: list[Shape], family: str | None) -> IngestError:
     patterns = "; ".join(
         f"{fam}: " + ", ".join(dict.fromkeys(p for s in shapes if s.family == fam for p in s.names))
         for fam in dict.fromkeys(s.family for s in shapes)
     )
     scope = f" of format {family}" if family else ""
-    return IngestError(
-        f"{file.relative}: no shape{scope} reads a {file.file_format} file named like this, so the export"
-        f" was refused and nothing was landed. File names (without extension) each shape reads: {patterns}."
+    return UnrecognisedFile(
+        f"{file.relative}: no shape{scope} reads a {file.file_format} file named like this",
+        f"File names (without extension) each shape reads: {patterns}."
         " Rename or remove the file, or pass --format (docs/ingest.md).",
         source_file=file.relative,
     )

@@ -61,7 +61,7 @@ from entitlements.ingest.adapters import all_shapes
 from entitlements.ingest.checks import UNMAPPED, checked_sql, control_chars_condition, valid_rows_sql
 from entitlements.ingest.configured import METER_EVENT_KIND, configured_shapes, meter_rows
 from entitlements.ingest.errors import IngestError
-from entitlements.ingest.exports import MAPPING_FILE, discover_exports, preflight
+from entitlements.ingest.exports import MAPPING_FILE, UnrecognisedFile, discover_exports, preflight
 from entitlements.ingest.layouts import LAYOUTS
 from entitlements.ingest.mapping import Mapping, load_mapping
 from entitlements.ingest.plans import FilePlan
@@ -290,10 +290,15 @@ def ingest_exports(
     )
     shapes = configured_shapes(config)
     with duckdb.connect() as scratch:  # pre-flight never opens, let alone creates, the warehouse
-        plans = []
+        plans, refused = [], []
         for file in files:
-            with _refusing_unexpected(file.relative, "read"):
-                plans += preflight(scratch, file, file_format, encoding, shapes)
+            try:
+                with _refusing_unexpected(file.relative, "read"):
+                    plans += preflight(scratch, file, file_format, encoding, shapes)
+            except IngestError as exc:  # every file refused is named at once, not one per attempt
+                refused.append(exc)
+    if refused:
+        raise _refused_export(refused)
     results = []
     show = sys.stderr.isatty() if progress is None else progress
     with _open(warehouse) as con:
@@ -310,6 +315,23 @@ def ingest_exports(
             ):
                 results.append(_ingest_file(con, plan, options, on_file or (lambda _: None)))
     return results
+
+
+def _refused_export(refused: list[IngestError]) -> IngestError:
+    """The pre-flight's refusals as one error: the first as it is, several listed (a Data Export holds
+    every object of an org; a user fixes them all in one go)."""
+    first = refused[0]
+    if len(refused) == 1:
+        return first
+    listed = "\n".join(f"  - {exc.short if isinstance(exc, UnrecognisedFile) else exc}" for exc in refused)
+    advice = next((f"\n{exc.advice}" for exc in refused if isinstance(exc, UnrecognisedFile)), "")
+    return IngestError(
+        f"{len(refused)} files of this export cannot be read, so the export was refused and nothing"
+        f" was landed:\n{listed}{advice}",
+        source_file=first.source_file,
+        column=first.column,
+        line=first.line,
+    )
 
 
 @contextmanager
