@@ -602,6 +602,7 @@ def describe(config: Config) -> list[str]:
         lines.append(
             f"usage events: id {' | '.join(events.event_id)}, time {events.time},"
             f" customer {events.customer} ({events.customer_key})"
+            + (f", recorded time {events.recorded_time}" if events.recorded_time else "")
         )
     if config.billing_customer_account_key:
         lines.append(f"billing customer -> CRM account: metadata.{config.billing_customer_account_key}")

@@ -963,6 +963,21 @@ def test_a_count_meter_needs_no_value_and_a_single_meter_no_event_type(tmp_path:
     assert "meter API_CALLS: events of type every event (type); 1 per event" in describe(config)
 
 
+def test_check_config_says_which_field_holds_the_recorded_time(tmp_path: Path) -> None:
+    text = yml(
+        """
+        usage_events:
+          recorded_time: recordedtime
+        meters:
+          API_CALLS:
+            aggregation: count
+        """
+    )
+    assert (
+        "usage events: id id, time time, customer subject (crm_account), recorded time recordedtime"
+    ) in describe(load_config(write(tmp_path, text)))
+
+
 def test_precedence_names_some_types_and_the_others_keep_most_generous(tmp_path: Path) -> None:
     text = yml(
         """
