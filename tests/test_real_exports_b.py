@@ -6,6 +6,7 @@ account id, or no account at all, and invoice lines naming contracts by their 15
 
 from __future__ import annotations
 
+import csv
 import shutil
 from decimal import Decimal
 from pathlib import Path
@@ -202,4 +203,34 @@ def test_usage_of_a_line_rejected_at_ingest_is_listed_as_never_entitled(tmp_path
         ["finding", "meter_code", "customers", "months", "quantity"],
         ["customer_unresolved", "API_CALLS", "1", "1", "500.0000"],
         ["never_entitled", "API_CALLS", "1", "3", "280000.0000"],
+    ]
+
+
+def test_check_answers_for_an_account_named_by_another_systems_id(built, tmp_path):
+    # A support agent copies the id from Salesforce's URL (15 characters) or from Stripe (cus_...).
+    _, warehouse, _ = built
+    for named in ("001Hs00003XkBir", "cus_QvB1rchL0g1st1", BIRCH):
+        answer = entitlements(
+            "check", "--warehouse", warehouse, "--customer", named, "--entitlement", "PHONE_SUPPORT",
+            "--on", "2026-11-01",
+        )  # fmt: skip
+        assert answer.returncode == 0, answer.stdout + answer.stderr
+        assert answer.stdout.startswith(f"{BIRCH} / PHONE_SUPPORT on 2026-11-01: ENTITLED\n"), answer.stdout
+    unknown = entitlements(
+        "check", "--warehouse", warehouse, "--customer", "001Hs00003XkZzz", "--entitlement", "PHONE_SUPPORT"
+    )
+    assert unknown.returncode != 0 and "unknown customer '001Hs00003XkZzz'" in unknown.stdout + unknown.stderr
+    requests = tmp_path / "requests.csv"
+    requests.write_text(
+        "customer_id,entitlement_code,on\n001Hs00003XkBir,PHONE_SUPPORT,2026-11-01\n"
+        "cus_QvAcmeR0b0t1c5,API_CALLS,2026-11-01\n"
+    )
+    batch = entitlements("check-batch", requests, "--warehouse", warehouse, "--out", tmp_path / "answers.csv")
+    assert batch.returncode == 0, batch.stdout + batch.stderr
+    with (tmp_path / "answers.csv").open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    # Each answer row echoes its request's id (to join back), answered for the account it names.
+    assert [(r["customer_id"], r["entitlement_code"], r["entitled"], r["error"]) for r in rows] == [
+        ("001Hs00003XkBir", "PHONE_SUPPORT", "True", ""),
+        ("cus_QvAcmeR0b0t1c5", "API_CALLS", "True", ""),
     ]

@@ -64,7 +64,7 @@ import csv
 import io
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from operator import itemgetter
@@ -236,6 +236,7 @@ class EntitlementChecker:
             raise
         self._reasons: dict[str, dict[str, str]] = {}  # winner -> loser -> why (fct_entitlement_precedence)
         self._catalog: tuple[frozenset[str], dict[str, tuple[str, ...]]] | None = None
+        self._alias_map: dict[str, str] | None = None
         # The warm index: grants by customer and code; by day, the allowance of each grant in force.
         self._grants: dict[tuple[str, str], list[dict[str, Any]]] = {}
         self._days: dict[date, dict[str, tuple[Any, ...]]] = {}
@@ -259,6 +260,10 @@ class EntitlementChecker:
     ) -> CheckAnswer:
         request = self._resolve(CheckRequest(customer_id, entitlement_code, on, asset_id, location_id))
         grants, packages, known_customer = self._indexed(request) if self.warm else self._queried(request)
+        if not (known_customer or grants) and (account := self._aliases().get(request.customer_id)):
+            # Another system's id of the account (Stripe cus_..., a 15-character Salesforce id)
+            request = replace(request, customer_id=account)
+            grants, packages, known_customer = self._indexed(request) if self.warm else self._queried(request)
         self._validate(request, known_customer=known_customer or bool(grants), known_code=bool(packages))
         winner = _rank(grants)
         self._load_reasons(_contested([(grants, winner)]))
@@ -267,7 +272,13 @@ class EntitlementChecker:
     def check_many(self, requests: Sequence[CheckRequest]) -> list[CheckAnswer | CheckInputError]:
         """Answer every request in one query (the analysis entitlement_checks), in order; a request
         that cannot be answered (unknown customer or code) has its CheckInputError in its place."""
-        resolved = [self._resolve(r) for r in requests]
+        accounts, aliases = self._customers_and_packages()[0], self._aliases()
+        resolved = [
+            replace(r, customer_id=aliases.get(r.customer_id, r.customer_id))
+            if r.customer_id not in accounts
+            else r
+            for r in map(self._resolve, requests)
+        ]
         results: list[CheckAnswer | CheckInputError | None] = [None] * len(resolved)
         ranked: list[tuple[int, list[dict[str, Any]], dict[str, Any] | None, tuple[str, ...]]] = []
         for n, (request, (grants, packages, known)) in enumerate(
@@ -395,6 +406,26 @@ class EntitlementChecker:
                 allowance = tuple(row[i] for i in allowance_at)
                 filled[row[at["checked_on"]]][entitlement_id] = shared.setdefault(allowance, allowance)
         self._days |= filled
+
+    def _aliases(self) -> dict[str, str]:
+        """Other ids of an account, read once when a request names one that is not an account id: a
+        billing or metering id that resolves to it (marts.dim_customer_identities), and the
+        15-character form of a Salesforce account id (the ingest's sf_id18 macro, on this
+        connection's temp catalog)."""
+        if self._alias_map is None:
+            from entitlements.ingest.adapters.salesforce import MACROS  # only for an id not known
+
+            for statement in MACROS:
+                self._con.execute(statement)
+            rows = self._con.execute(
+                "select source_id, customer_id from marts.dim_customer_identities"
+                " where customer_id is not null and source_id <> customer_id"
+                " union"
+                " select left(customer_id, 15), customer_id from marts.dim_customers"
+                " where length(customer_id) = 18 and sf_id18(left(customer_id, 15)) = customer_id"
+            ).fetchall()
+            self._alias_map = dict(rows)
+        return self._alias_map
 
     def _customers_and_packages(self) -> tuple[frozenset[str], dict[str, tuple[str, ...]]]:
         """Account ids (marts.dim_customers) and, by code, the packages including it, ordered by code:
