@@ -7,6 +7,7 @@ account id, or no account at all, and invoice lines naming contracts by their 15
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 from decimal import Decimal
 from pathlib import Path
@@ -173,22 +174,47 @@ def test_metadata_naming_no_account_is_unresolved_and_15_character_contract_ids_
     assert _leaks(warehouse) == [leak for leak in EXPECTED_LEAKS if leak != ACME_OVERAGE]
 
 
-def test_usage_of_a_line_rejected_at_ingest_is_listed_as_never_entitled(tmp_path):
+def _acme_line_rejected(tmp_path: Path) -> Path:
+    """The export with Acme's only contract line dated '1/1/2026' (as a report export might write it):
+    the row is rejected at ingest, the rest lands (run with --max-rejected-share 0.5)."""
     exports = tmp_path / "exports"
     shutil.copytree(FIXTURE, exports)
     lines = exports / "crm" / "ContractLineItem.csv"
-    acme_line = '"811Hs000000Bq1aIAC"'
     text = lines.read_text(encoding="utf-8")
-    assert text.count('"2026-01-01","2026-12-31"') == 1 and acme_line in text
-    # A US-style date, as a report export might write it: the row is rejected, the rest lands.
+    assert text.count('"2026-01-01","2026-12-31"') == 1 and '"811Hs000000Bq1aIAC"' in text
     lines.write_text(text.replace('"2026-01-01","2026-12-31"', '"1/1/2026","2026-12-31"'), encoding="utf-8")
+    return exports
+
+
+def test_a_subscription_naming_a_contract_line_the_crm_export_lacks_grants_in_its_place(tmp_path):
+    exports = _acme_line_rejected(tmp_path)
     warehouse = tmp_path / "warehouse.duckdb"
     stdout = _run(exports, warehouse, "--max-rejected-share", "0.5")
     assert "crm/ContractLineItem.csv: 1 of 3 rows rejected" in stdout
     assert _rows(warehouse, "select line, column_name, reason from audit.rejected_rows") == [
         (2, "valid_from", "cannot read '1/1/2026' as DATE (expected YYYY-MM-DD)")
     ]
-    # Acme's usage has no entitlement now: no leak, no breach, but every month of it is listed.
+    # Acme's Stripe subscription names the rejected line: with no CRM line to be the agreement, its
+    # item grants the package (API_PLATFORM: 100,000 calls a month) until its period ends, and the
+    # October overage is found as before, against that grant.
+    assert _rows(
+        warehouse,
+        "select entitlement_id, contract_type, cast(valid_from as varchar), cast(valid_to as varchar),"
+        " limit_quantity from intermediate.int_entitlement_grants where customer_id = '" + ACME + "'",
+    ) == [("si_QvAcme00000001/v1/API_CALLS", "subscription", "2026-01-01", "2026-12-01", Decimal("100000"))]
+    assert _leaks(warehouse) == EXPECTED_LEAKS
+    assert _rows(warehouse, UNENTITLED) == [QA_USAGE]
+
+
+def test_usage_no_contract_line_or_subscription_grants_is_listed_as_never_entitled(tmp_path):
+    exports = _acme_line_rejected(tmp_path)
+    subscriptions = exports / "billing" / "subscriptions.json"
+    listed = json.loads(subscriptions.read_text(encoding="utf-8"))
+    listed["data"] = [s for s in listed["data"] if s["customer"] != "cus_QvAcmeR0b0t1c5"]
+    subscriptions.write_text(json.dumps(listed), encoding="utf-8")
+    warehouse = tmp_path / "warehouse.duckdb"
+    stdout = _run(exports, warehouse, "--max-rejected-share", "0.5")
+    # Acme's usage has no grant at all now: no leak, no breach, but every month of it is listed.
     # September 50,000 + 60,000; October 40,000 + 50,000 + 40,000 (evt-1003 again in November's
     # file counts once); November 40,000.
     assert _rows(warehouse, UNENTITLED) == [

@@ -5,8 +5,10 @@
 -- price maps to, x quantity, from the later of the subscription's start and the item's creation
 -- until it ended (ended_at), is set to end (cancel_at), else the current period's end. A
 -- subscription and a CRM contract line describing one agreement grant once: an item naming a
--- contract line (metadata contract_line_id), or overlapping a CRM line of the same customer and
--- package, grants nothing of its own (the CRM line is the agreement).
+-- contract line the CRM export has (metadata contract_line_id, in either form of a Salesforce id:
+-- int_crm_record_ids), or overlapping a CRM line of the same customer and package, grants nothing
+-- of its own (the CRM line is the agreement). An item naming a line the export lacks (rejected at
+-- ingest, never exported) grants: the agreement billing shows is all there is.
 -- precedence_rank orders all grants of a customer and entitlement code by the rule
 -- configured for the entitlement type (var precedence_rules): wherever several cover
 -- the same request, the lowest rank wins. Rules:
@@ -30,6 +32,11 @@ catalog as (
 
 identities as (
     select * from {{ ref('int_customer_identities') }}
+),
+
+crm_line_ids as (
+    select * from {{ ref('int_crm_record_ids') }}
+    where record_type = 'contract_line'
 ),
 
 accounts as (
@@ -74,7 +81,11 @@ subscription_items as (
         on subscriptions.customer_id = identities.source_id
     where
         subscriptions.subscription_status not in ('incomplete', 'incomplete_expired')
-        and subscriptions.contract_line_id is null
+        and not exists (
+            select 1
+            from crm_line_ids
+            where crm_line_ids.source_id = subscriptions.contract_line_id
+        )
 ),
 
 subscription_lines as (
