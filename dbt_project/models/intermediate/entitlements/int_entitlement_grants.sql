@@ -6,7 +6,7 @@
 -- until it ended (ended_at), is set to end (cancel_at), else the current period's end. A
 -- subscription and a CRM contract line describing one agreement grant once: an item naming a
 -- contract line the CRM export has (metadata contract_line_id, in either form of a Salesforce id:
--- int_crm_record_ids), or overlapping a CRM line of the same customer and package, grants nothing
+-- macros/salesforce_ids.sql), or overlapping a CRM line of the same customer and package, grants nothing
 -- of its own (the CRM line is the agreement). An item naming a line the export lacks (rejected at
 -- ingest, never exported) grants: the agreement billing shows is all there is.
 -- precedence_rank orders all grants of a customer and entitlement code by the rule
@@ -32,11 +32,6 @@ catalog as (
 
 identities as (
     select * from {{ ref('int_customer_identities') }}
-),
-
-crm_line_ids as (
-    select * from {{ ref('int_crm_record_ids') }}
-    where record_type = 'contract_line'
 ),
 
 accounts as (
@@ -83,8 +78,10 @@ subscription_items as (
         subscriptions.subscription_status not in ('incomplete', 'incomplete_expired')
         and not exists (
             select 1
-            from crm_line_ids
-            where crm_line_ids.source_id = subscriptions.contract_line_id
+            from contract_lines
+            where
+                subscriptions.contract_line_id = contract_lines.contract_line_id
+                or subscriptions.contract_line_id = {{ salesforce_id15('contract_lines.contract_line_id') }}
         )
 ),
 
