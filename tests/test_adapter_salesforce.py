@@ -190,11 +190,11 @@ def test_service_contract(tmp_path):
     warehouse = land(tmp_path, {"crm/ServiceContract.csv": SERVICE_CONTRACT_CSV})
     acme = "001Hs00001AbCdEIAV"
     assert rows(warehouse, "crm_service_contracts", "contract_id") == [
-        ("810Hs0000004RsTIAU", acme, "service_contract", "active", date(2025, 1, 1), date(2026, 1, 1), "USD", True, None),
+        ("810Hs0000004RsTIAU", acme, "service_contract", "active", date(2025, 1, 1), date(2026, 1, 1), "USD", True, None, "Acme Gold 2025", None),
         # Inactive (not started yet) is active in our model; the renewal link is normalised too.
-        ("810Hs0000004RsUIAU", acme, "service_contract", "active", date(2026, 1, 1), date(2027, 1, 1), "USD", False, "810Hs0000004RsTIAU"),
-        ("810Hs0000004RsVIAU", acme, "warranty", "expired", date(2024, 1, 1), date(2025, 1, 1), "USD", None, None),
-        ("810Hs0000004RsWIAU", acme, "subscription", "cancelled", date(2024, 1, 1), date(2024, 4, 1), "USD", None, None),
+        ("810Hs0000004RsUIAU", acme, "service_contract", "active", date(2026, 1, 1), date(2027, 1, 1), "USD", False, "810Hs0000004RsTIAU", "Acme Gold 2026", None),
+        ("810Hs0000004RsVIAU", acme, "warranty", "expired", date(2024, 1, 1), date(2025, 1, 1), "USD", None, None, "Acme warranty", None),
+        ("810Hs0000004RsWIAU", acme, "subscription", "cancelled", date(2024, 1, 1), date(2024, 4, 1), "USD", None, None, "Acme trial", None),
     ]  # fmt: skip
 
 

@@ -133,7 +133,7 @@ LAYOUTS: tuple[Layout, ...] = (
         columns=_cols(
             "contract_id VARCHAR, customer_id VARCHAR, contract_type VARCHAR, status VARCHAR,"
             " start_date DATE, end_date DATE, currency VARCHAR, auto_renew BOOLEAN?,"
-            " renewal_of_contract_id VARCHAR?"
+            " renewal_of_contract_id VARCHAR?, contract_name VARCHAR?, contract_number VARCHAR?"
         ),
         primary_key=("contract_id",),
         enums={

@@ -213,10 +213,21 @@ class ContractGroup:
     start_date: date | None
     end_date: date | None  # exclusive
     packages: list[PackageGroup] = field(default_factory=list)
+    title: str = ""  # what the customer calls it: the CRM's name, else the id
+    reference: str | None = None  # its number and id, when the title is the name
 
     @property
     def last_day(self) -> date | None:
         return self.end_date - timedelta(days=1) if self.end_date else None
+
+
+def contract_title(contract_id: str, contract: dict[str, Any]) -> tuple[str, str | None]:
+    """(title, reference) of a contract as a customer knows it: its name, with its number and id
+    beside it; the id alone when the CRM export gives no name."""
+    name, number = _text(contract.get("contract_name")), _text(contract.get("contract_number"))
+    if not name:
+        return contract_id, f"No. {number}" if number else None
+    return name, " · ".join(part for part in (f"No. {number}" if number else None, contract_id) if part)
 
 
 @dataclass(frozen=True)
@@ -232,6 +243,8 @@ class Renewal:
     currency: str | None
     auto_renew: bool | None
     renewed_by_contract_id: str | None
+    title: str = ""
+    reference: str | None = None
 
 
 @dataclass
@@ -365,8 +378,8 @@ def load_statement(warehouse: Path, customer_id: str, on: date | None = None) ->
             )
         contracts = _lookup(
             con,
-            "select contract_id, contract_type, start_date, end_date from marts.dim_contracts"
-            " where customer_id = ?",
+            "select contract_id, contract_type, start_date, end_date, contract_name, contract_number"
+            " from marts.dim_contracts where customer_id = ?",
             [customer_id],
         )
         assets = _lookup(
@@ -418,6 +431,7 @@ def load_statement(warehouse: Path, customer_id: str, on: date | None = None) ->
             remaining_quantity=_decimal(row.get("remaining_quantity")),
         )
         contract = contracts.get(line.contract_id) or {}
+        title, reference = contract_title(line.contract_id, contract)
         group = groups.setdefault(
             line.contract_id,
             ContractGroup(
@@ -425,6 +439,8 @@ def load_statement(warehouse: Path, customer_id: str, on: date | None = None) ->
                 contract_type=CONTRACT_TYPES.get(contract.get("contract_type"), "Contract"),
                 start_date=_date(contract.get("start_date")),
                 end_date=_date(contract.get("end_date")),
+                title=title,
+                reference=reference,
             ),
         )
         package = next((p for p in group.packages if p.code == package_code), None)
@@ -449,6 +465,7 @@ def load_statement(warehouse: Path, customer_id: str, on: date | None = None) ->
             window = renewal_window(days, row["renewed_by_contract_id"] is not None)
         if days <= 0 or window == "expired_not_renewed":
             continue  # already ended: not a renewal date any more
+        title, reference = contract_title(str(row["contract_id"]), contracts.get(row["contract_id"]) or {})
         renewals.append(
             Renewal(
                 contract_id=str(row["contract_id"]),
@@ -462,6 +479,8 @@ def load_statement(warehouse: Path, customer_id: str, on: date | None = None) ->
                 currency=_text(row["currency"]),
                 auto_renew=row["auto_renew"],
                 renewed_by_contract_id=_text(row["renewed_by_contract_id"]),
+                title=title,
+                reference=reference,
             )
         )
 

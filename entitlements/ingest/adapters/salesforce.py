@@ -150,6 +150,8 @@ SERVICE_CONTRACT = Shape(
         "Auto_Renew__c",
         "Renewal_Of__c",
         "ParentServiceContractId",
+        "Name",
+        "ContractNumber",
     ),
     columns={
         "contract_id": _id("Id"),
@@ -161,6 +163,9 @@ SERVICE_CONTRACT = Shape(
         "currency": 'upper(trim("CurrencyIsoCode"))',
         "auto_renew": '"Auto_Renew__c"',
         "renewal_of_contract_id": renewal_of("ParentServiceContractId"),
+        # What the customer and finance call the contract (statements, reports), beside its id.
+        "contract_name": "nullif(trim(\"Name\"), '')",
+        "contract_number": "nullif(trim(\"ContractNumber\"), '')",
     },
     parse={"start_date": DATE, "end_date": END_DATE, "auto_renew": BOOLEAN},
     setup=MACROS,

@@ -10,6 +10,8 @@ final as (
         contract_id,
         customer_id,
         renewal_of_contract_id,
+        contract_name,
+        contract_number,
         contract_type,
         contract_status,
         currency,

@@ -11,6 +11,8 @@ renamed as (
         customer_id,
         renewal_of_contract_id,
         -- attributes
+        contract_name,
+        contract_number,
         contract_type,
         status as contract_status,
         upper(currency) as currency,
