@@ -15,3 +15,16 @@
         false
     {%- endif -%}
 {%- endmacro %}
+
+{#- Each customer's first day a grant of each usage meter was in force: usage no grant covers after
+    that day is post-expiry (int_leakage_usage_periods' post_expiry_usage, fct_unentitled_usage's
+    after_expiry); before it, or with no grant ever, it was never entitled. -#}
+{% macro first_usage_grants() -%}
+    select
+        customer_id,
+        entitlement_code,
+        min(valid_from) as first_granted_on
+    from {{ ref('int_entitlement_grants') }}
+    where consumed_by = 'usage'
+    group by customer_id, entitlement_code
+{%- endmacro %}

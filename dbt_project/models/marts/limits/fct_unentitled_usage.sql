@@ -16,13 +16,7 @@ accounts as (
 ),
 
 usage_grants as (
-    select
-        customer_id,
-        entitlement_code,
-        min(valid_from) as first_granted_on
-    from {{ ref('int_entitlement_grants') }}
-    where consumed_by = 'usage'
-    group by customer_id, entitlement_code
+    {{ first_usage_grants() }}
 )
 
 select
