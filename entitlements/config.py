@@ -97,6 +97,7 @@ class Config:
     ] = ()  # ordered (strategy, argument): metadata_key | description_pattern
     renewal_link_field: str = "ParentServiceContractId"
     contract_line_price: str = "per_term"
+    ignore: tuple[str, ...] = ()  # export files not to read: glob patterns (a Data Export's other objects)
 
     def dbt_vars(self) -> dict[str, Any]:
         return dict(self.dbt)
@@ -296,6 +297,7 @@ class _Reader:
                 "service_deliveries",
                 "evidence",
                 "crm",
+                "ignore",
             ),
         )
         if top.get("version", 1) != 1:
@@ -332,6 +334,9 @@ class _Reader:
             renewal_link_field=self.text(crm, ("crm",), "renewal_link_field", _FIELD, "a field's API name")
             or "ParentServiceContractId",
             contract_line_price=self.choice(crm, ("crm",), "contract_line_price", LINE_PRICES, "per_term"),
+            ignore=self.texts(
+                top, (), "ignore", lambda v: bool(v.strip()), "a file name pattern (Opportunity*)"
+            ),
         )
 
     def _tolerances(self, data: Any) -> dict[str, Any]:
@@ -616,6 +621,8 @@ def describe(config: Config) -> list[str]:
     lines.append(
         f"renewal link: {config.renewal_link_field}; contract line price: {config.contract_line_price}"
     )
+    if config.ignore:
+        lines.append(f"files not read: {', '.join(config.ignore)}")
     return lines
 
 

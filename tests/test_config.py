@@ -1098,3 +1098,12 @@ def test_meters_not_summed_are_passed_to_dbt_by_code(tmp_path: Path) -> None:
     assert load_config(path).dbt_vars() == {
         "meter_aggregations": {"SEATS": "max", "STORAGE_GB": "latest", "ACTIVE_USERS": "unique_count"}
     }
+
+
+def test_ignore_takes_file_name_patterns_and_check_config_lists_them(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, yml("ignore: [Opportunity*, crm/Product2.csv]")))
+    assert config.ignore == ("Opportunity*", "crm/Product2.csv")
+    assert "files not read: Opportunity*, crm/Product2.csv" in describe(config)
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, yml("ignore: ['', 3]"), "bad.yml"))
+    assert "ignore.0: must be a file name pattern (Opportunity*), not ''" in str(caught.value)

@@ -474,7 +474,10 @@ def test_unknown_file_refuses_the_whole_export(export: Path, warehouse: Path) ->
         "crm/opportunities.csv: no shape reads a csv file named like this, so the export was refused and"
         " nothing was landed. File names (without extension) each shape reads: canonical: crm/accounts*,"
     )
-    assert message.endswith("Rename or remove the file, or pass --format (docs/ingest.md).")
+    assert message.endswith(
+        "Rename or remove the file, leave it out with `ignore` in entitlements.yml (docs/configuration.md),"
+        " or pass --format (docs/ingest.md)."
+    )
     assert not warehouse.exists()  # refused before the warehouse was even opened
 
 

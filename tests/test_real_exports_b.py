@@ -260,3 +260,29 @@ def test_check_answers_for_an_account_named_by_another_systems_id(built, tmp_pat
         ("001Hs00003XkBir", "PHONE_SUPPORT", "True", ""),
         ("cus_QvAcmeR0b0t1c5", "API_CALLS", "True", ""),
     ]
+
+
+def test_a_data_exports_other_objects_are_left_out_by_the_ignore_list(tmp_path):
+    # A weekly Data Export unzips to every object of the org (and attachments): entitlements.yml's
+    # ignore list leaves out what this project does not read, and the run says so.
+    exports = tmp_path / "exports"
+    shutil.copytree(FIXTURE, exports)
+    crm = exports / "crm"
+    (crm / "Opportunity.csv").write_text(
+        '"Id","AccountId","Name","StageName","CloseDate","Amount","CurrencyIsoCode"\n'
+        f'"006Hs00000OppA1IAA","{ACME}","Acme API Platform 2026","Closed Won","2025-12-10","24000.00","EUR"\n'
+    )
+    (crm / "Product2.csv").write_text('"Id","Name"\n"01tHs00000AbCdEIAV","API Platform"\n')
+    (exports / "Attachments").mkdir()
+    (exports / "Attachments" / "00PHs000001Abc.pdf").write_bytes(b"%PDF-1.4\n")
+    refused = entitlements("run", exports, "--as-of", AS_OF, "--warehouse", tmp_path / "w0.duckdb")
+    assert refused.returncode != 0 and "Attachments/00PHs000001Abc.pdf" in refused.stdout + refused.stderr
+
+    config = exports / "entitlements.yml"
+    config.write_text(config.read_text() + "\nignore: [Opportunity*, Product2*, Attachments/*]\n")
+    stdout = _run(exports, tmp_path / "warehouse.duckdb")
+    assert (
+        "ingest: 14 files landed, 0 skipped (already loaded), 3 not read (entitlements.yml ignore:"
+        " Attachments/00PHs000001Abc.pdf, crm/Opportunity.csv, crm/Product2.csv)"
+    ) in stdout
+    assert _leaks(tmp_path / "warehouse.duckdb") == EXPECTED_LEAKS

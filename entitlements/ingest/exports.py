@@ -23,7 +23,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from fnmatch import fnmatchcase
+from pathlib import Path, PurePosixPath
 
 import duckdb
 
@@ -64,16 +65,27 @@ WHOLE_FILE_CHECKS: dict[str, WholeFileCheck] = {
 }
 
 
-def discover_exports(export_dir: Path) -> list[ExportFile]:
-    """Every export file with a readable format; refuses the export for a file of unknown format."""
+def ignored_by(relative: str, patterns: Sequence[str]) -> str | None:
+    """The first of entitlements.yml's `ignore` patterns the file matches: a pattern with a '/' against
+    its path in the export, one without against its name (`Opportunity*`, `crm/Product2.csv`)."""
+    name = PurePosixPath(relative).name
+    return next((p for p in patterns if fnmatchcase(relative if "/" in p else name, p)), None)
+
+
+def discover_exports(export_dir: Path, ignore: Sequence[str] = ()) -> tuple[list[ExportFile], list[str]]:
+    """Every export file with a readable format, and the files `ignore` leaves out (relative paths);
+    refuses the export for a file of unknown format (unless ignored)."""
     if not export_dir.is_dir():
         raise IngestError(
             f"{export_dir}: export directory not found."
             " Pass the folder that holds the crm/, billing/ and usage/ exports.",
             source_file=str(export_dir),
         )
-    files, unknown = [], []
+    files, unknown, ignored = [], [], []
     for relative in _walk(export_dir):
+        if ignored_by(relative, ignore):
+            ignored.append(relative)
+            continue
         parts = split_name(relative)
         if parts is None:
             unknown.append(relative)
@@ -93,7 +105,7 @@ def discover_exports(export_dir: Path) -> list[ExportFile]:
         )
     if not files:
         raise IngestError(f"{export_dir}: no export files found.", source_file=str(export_dir))
-    return files
+    return files, ignored
 
 
 def _walk(root: Path) -> list[str]:
@@ -246,7 +258,8 @@ def _unrecognised(file: ExportFile, shapes: list[Shape], family: str | None) -> 
     return UnrecognisedFile(
         f"{file.relative}: no shape{scope} reads a {file.file_format} file named like this",
         f"File names (without extension) each shape reads: {patterns}."
-        " Rename or remove the file, or pass --format (docs/ingest.md).",
+        " Rename or remove the file, leave it out with `ignore` in entitlements.yml"
+        " (docs/configuration.md), or pass --format (docs/ingest.md).",
         source_file=file.relative,
     )
 

@@ -61,7 +61,13 @@ from entitlements.ingest.adapters import all_shapes
 from entitlements.ingest.checks import UNMAPPED, checked_sql, control_chars_condition, valid_rows_sql
 from entitlements.ingest.configured import METER_EVENT_KIND, configured_shapes, meter_rows
 from entitlements.ingest.errors import IngestError
-from entitlements.ingest.exports import MAPPING_FILE, UnrecognisedFile, discover_exports, preflight
+from entitlements.ingest.exports import (
+    MAPPING_FILE,
+    UnrecognisedFile,
+    discover_exports,
+    ignored_by,
+    preflight,
+)
 from entitlements.ingest.layouts import LAYOUTS
 from entitlements.ingest.mapping import Mapping, load_mapping
 from entitlements.ingest.plans import FilePlan
@@ -115,7 +121,7 @@ class FileResult:
     table: str  # raw table name, e.g. "crm_accounts"
     checksum: str
     rows: int  # rows landed (0 when skipped)
-    status: str  # "landed" | "skipped"
+    status: str  # "landed" | "skipped" | "ignored" (entitlements.yml ignore: not read)
     load_id: str | None  # None when skipped
     message: str = ""
     shape: str = ""
@@ -278,9 +284,9 @@ def ingest_exports(
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, not {chunk_rows}")
     export_dir = Path(export_dir).resolve()
-    files = discover_exports(export_dir)
     if config is None:
         config = load_config(find_config(export_dir, None))
+    files, ignored = discover_exports(export_dir, config.ignore)
     default_mapping = export_dir / MAPPING_FILE
     mapping_path = mapping or (default_mapping if default_mapping.is_file() else None)
     mapping_rows = load_mapping(mapping_path, lookup_kinds())
@@ -314,6 +320,19 @@ def ingest_exports(
                 _file_progress(con, f"{number}/{len(plans)} {plan.file.relative}", show),
             ):
                 results.append(_ingest_file(con, plan, options, on_file or (lambda _: None)))
+    # Not read, by the user's word: listed, so a file left out is never a file lost unseen.
+    results += [
+        FileResult(
+            relative,
+            "",
+            "",
+            0,
+            "ignored",
+            None,
+            f"entitlements.yml ignore: {ignored_by(relative, config.ignore)}",
+        )
+        for relative in ignored
+    ]
     return results
 
 

@@ -443,8 +443,11 @@ def run_pipeline(
             echo=lambda name: echo(f"ingest: landing {name}"),
         )
         landed = [f.load_id for f in result.files if f.status == "landed" and f.load_id]
+        ignored = [f.source_file for f in result.files if f.status == "ignored"]
+        skipped = len(result.files) - len(landed) - len(ignored)
         echo(
-            f"ingest: {len(landed)} files landed, {len(result.files) - len(landed)} skipped (already loaded)"
+            f"ingest: {len(landed)} files landed, {skipped} skipped (already loaded)"
+            + (f", {len(ignored)} not read (entitlements.yml ignore: {_some(ignored)})" if ignored else "")
         )
         for file in result.files:
             if file.rows_rejected:
@@ -535,6 +538,12 @@ def run_pipeline(
         # After the Data Docs, which it links to: each report's headline figures and where to find more.
         result.reports.append(write_index(reports_dir))
         return result
+
+
+def _some(names: Sequence[str], shown: int = 5) -> str:
+    """The first few names, and how many more: a Data Export leaves out hundreds of objects."""
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
 
 
 def _report_session(reports_dir: Path | None) -> ReportSession | None:
