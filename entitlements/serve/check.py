@@ -272,11 +272,11 @@ class EntitlementChecker:
     def check_many(self, requests: Sequence[CheckRequest]) -> list[CheckAnswer | CheckInputError]:
         """Answer every request in one query (the analysis entitlement_checks), in order; a request
         that cannot be answered (unknown customer or code) has its CheckInputError in its place."""
-        accounts, aliases = self._customers_and_packages()[0], self._aliases()
+        accounts = self._customers_and_packages()[0]
         resolved = [
-            replace(r, customer_id=aliases.get(r.customer_id, r.customer_id))
-            if r.customer_id not in accounts
-            else r
+            r
+            if r.customer_id in accounts
+            else replace(r, customer_id=self._aliases().get(r.customer_id, r.customer_id))
             for r in map(self._resolve, requests)
         ]
         results: list[CheckAnswer | CheckInputError | None] = [None] * len(resolved)
