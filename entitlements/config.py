@@ -34,7 +34,7 @@ AGGREGATIONS = ("sum", "count", "max", "latest", "unique_count")
 CUSTOMER_KEYS = ("crm_account", "billing_customer", "mapping")
 PRECEDENCE_RULES = ("most_generous", "most_specific", "latest_start")
 ENTITLEMENT_TYPES = ("product", "service", "feature", "time_based")
-LINE_PRICES = ("per_term", "annual")
+LINE_PRICES = ("per_term", "annual", "monthly")
 USAGE_MATCHES = ("subscription_item", "customer_meter_month")  # int_invoice_line_matches
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 # A path into an event or a record: dot-separated keys (data.usage.calls).

@@ -220,6 +220,29 @@ def test_contract_line_item(tmp_path):
     ]  # fmt: skip
 
 
+def test_an_evergreen_contract_and_a_line_without_an_end_land_open_ended(tmp_path):
+    # Both EndDates are optional in Salesforce: a contract without one (and without a Term) runs
+    # until it gets one; a line's dates may be blank too (the contract's, int_contract_lines). Such a
+    # line's price has no term to divide by here: per_term reads it as a year's.
+    contract = (
+        "Id,AccountId,StartDate,EndDate,Term,Status,CurrencyIsoCode\n"
+        "810Hs0000004RsXIAU,001Hs00001AbCdEIAV,2025-06-01,,,Active,USD\n"
+    )
+    line = (
+        "Id,ServiceContractId,Product2Id,Quantity,UnitPrice,StartDate,EndDate\n"
+        "811Hs000000AbCgIAK,810Hs0000004RsXIAU,01tHs000004PrOdIAK,1,1200.00,2025-06-01,\n"
+        "811Hs000000AbChIAK,810Hs0000004RsXIAU,01tHs000004PrOdIAK,2,300.00,,\n"
+    )
+    warehouse = land(tmp_path, {"crm/ServiceContract.csv": contract, "crm/ContractLineItem.csv": line})
+    assert rows(warehouse, "crm_service_contracts", "contract_id") == [
+        ("810Hs0000004RsXIAU", "001Hs00001AbCdEIAV", "service_contract", "active", date(2025, 6, 1), None, "USD", None, None, None, None),
+    ]  # fmt: skip
+    assert rows(warehouse, "crm_contract_lines", "contract_line_id") == [
+        ("811Hs000000AbCgIAK", 1, "810Hs0000004RsXIAU", "GOLD_SUPPORT", None, None, Decimal(1), Decimal("1200.00"), date(2025, 6, 1), None, None),
+        ("811Hs000000AbChIAK", 1, "810Hs0000004RsXIAU", "GOLD_SUPPORT", None, None, Decimal(2), Decimal("300.00"), None, None, None),
+    ]  # fmt: skip
+
+
 def test_an_unmapped_product_id_is_named(tmp_path):
     mapping = MAPPING.replace("product,01tHs000004PrOeIAK,SILVER_SUPPORT\n", "")
     with pytest.raises(IngestError, match=r"unmapped product id '01tHs000004PrOeIAK'") as caught:

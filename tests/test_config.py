@@ -802,13 +802,13 @@ INVALID = [
             """
             crm:
               renewal_link_field: Previous_Contract__c
-              contract_line_price: monthly
+              contract_line_price: quarterly
             """
         ),
         3,
         "crm.contract_line_price",
-        "must be one of per_term, annual, not 'monthly'",
-        id="contract-line-price-monthly",
+        "must be one of per_term, annual, monthly, not 'quarterly'",
+        id="contract-line-price-quarterly",
     ),
     pytest.param(
         yml(
@@ -913,7 +913,7 @@ def test_several_problems_are_all_listed(tmp_path: Path) -> None:
             event_type: api.request
             aggregation: avg
         crm:
-          contract_line_price: monthly
+          contract_line_price: quarterly
         """
     )
     path = write(tmp_path, text)
@@ -927,7 +927,7 @@ def test_several_problems_are_all_listed(tmp_path: Path) -> None:
             "must be one of sum, count, max, latest, unique_count, not 'avg'",
         ),
         (8, "meters.API_CALLS", "needs value (the path of the quantity), or aggregation: count"),
-        (12, "crm.contract_line_price", "must be one of per_term, annual, not 'monthly'"),
+        (12, "crm.contract_line_price", "must be one of per_term, annual, monthly, not 'quarterly'"),
     ]
 
     with pytest.raises(ConfigError) as caught:

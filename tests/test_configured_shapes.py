@@ -215,7 +215,12 @@ LINES = (
 
 
 @pytest.mark.parametrize(
-    ("price", "annual"), [("per_term", ("24000.00", "40000.00")), ("annual", ("48000.00", "20000.00"))]
+    ("price", "annual"),
+    [
+        ("per_term", ("24000.00", "40000.00")),
+        ("annual", ("48000.00", "20000.00")),
+        ("monthly", ("576000.00", "240000.00")),
+    ],
 )
 def test_salesforce_picklist_renewal_link_and_line_prices_as_configured(
     tmp_path: Path, price: str, annual: tuple[str, str]

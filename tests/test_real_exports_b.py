@@ -286,3 +286,78 @@ def test_a_data_exports_other_objects_are_left_out_by_the_ignore_list(tmp_path):
         " Attachments/00PHs000001Abc.pdf, crm/Opportunity.csv, crm/Product2.csv)"
     ) in stdout
     assert _leaks(tmp_path / "warehouse.duckdb") == EXPECTED_LEAKS
+
+
+def _blank(exports: Path, name: str, key: str, ids: set[str], fields: tuple[str, ...]) -> None:
+    """Blank these fields of the rows of crm/<name> whose column key is one of ids."""
+    path = exports / "crm" / name
+    with path.open(newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        if row[key] in ids:
+            row.update(dict.fromkeys(fields, ""))
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]), quoting=csv.QUOTE_ALL)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_an_evergreen_contract_covers_until_it_gets_an_end_and_a_line_without_dates_takes_its_contracts(
+    tmp_path,
+):
+    # Acme's contract has no EndDate and no Term (evergreen), nor has its line; Birch's line has no
+    # dates of its own, its contract runs 2025-12-01 to 2026-11-30. All used to be refused at ingest.
+    acme_contract, birch_contract = "810Hs0000004GpQIAU", "810Hs0000004GpRIAU"
+    exports = tmp_path / "exports"
+    shutil.copytree(FIXTURE, exports)
+    _blank(exports, "ServiceContract.csv", "Id", {acme_contract}, ("EndDate", "Term"))
+    _blank(exports, "ContractLineItem.csv", "ServiceContractId", {acme_contract}, ("EndDate",))
+    _blank(exports, "ContractLineItem.csv", "ServiceContractId", {birch_contract}, ("StartDate", "EndDate"))
+    warehouse = tmp_path / "warehouse.duckdb"
+    _run(exports, warehouse)
+    # Same leaks, to the cent: Acme's October overage is still over an allowance in force; Birch's
+    # line (30,000 for its 12 months, priced per year) still under-billed in September.
+    assert _leaks(warehouse) == EXPECTED_LEAKS
+    assert _rows(
+        warehouse,
+        "select customer_id, cast(valid_from as varchar), cast(valid_to as varchar)"
+        " from intermediate.int_entitlement_grants"
+        " where entitlement_code in ('API_CALLS', 'PHONE_SUPPORT') and customer_id <> '" + COBALT + "'"
+        " order by 1",
+    ) == [(ACME, "2026-01-01", None), (BIRCH, "2025-12-01", "2026-12-01")]
+    # Nothing of Acme's is due to renew; Birch's line counts in its contract's closing value.
+    assert _rows(
+        warehouse,
+        "select contract_id, renewal_window, annual_value from marts.fct_renewal_pipeline order by 1",
+    ) == [
+        (birch_contract, "0-30", Decimal("30000.00")),
+        ("810Hs0000004GpSIAU", "expired_not_renewed", Decimal("20000.00")),
+    ]
+    # Years on, Acme is still covered; Birch is not once its contract ended.
+    acme = entitlements(
+        "check",
+        "--warehouse",
+        warehouse,
+        "--customer",
+        ACME,
+        "--entitlement",
+        "API_CALLS",
+        "--on",
+        "2030-06-15",
+    )
+    assert acme.returncode == 0, acme.stdout + acme.stderr
+    assert "ENTITLED\n" in acme.stdout
+    assert f"(contract {acme_contract}, package API_PLATFORM), with no end date" in acme.stdout
+    assert "in the period 2030-06-01 to 2030-07-01 (exclusive)" in acme.stdout
+    birch = entitlements(
+        "check", "--warehouse", warehouse, "--customer", BIRCH, "--entitlement", "PHONE_SUPPORT",
+        "--on", "2026-12-15",
+    )  # fmt: skip
+    assert birch.returncode == 1, birch.stdout + birch.stderr
+    assert "NOT ENTITLED: expired on 2026-12-01" in birch.stdout
+    statement = tmp_path / "acme.html"
+    written = entitlements("statement", "--warehouse", warehouse, "--customer", ACME, "--out", statement)
+    assert written.returncode == 0, written.stdout + written.stderr
+    html = statement.read_text(encoding="utf-8")
+    assert "Term from 1 Jan 2026 (no end date)" in html
+    assert '<td class="date valid-through">no end date</td>' in html

@@ -49,7 +49,7 @@ select
     grants.location_id,
     grants.valid_from,
     grants.valid_to,
-    grants.valid_from <= cast($on as date) and cast($on as date) < grants.valid_to as covers_date,
+    {{ in_force('grants.valid_from', 'grants.valid_to', 'cast($on as date)') }} as covers_date,
     grants.asset_id is null or coalesce(grants.asset_id = cast($asset_id as varchar), false) as covers_asset,
     grants.location_id is null
     or coalesce(grants.location_id = cast($location_id as varchar), false) as covers_location,

@@ -11,7 +11,7 @@ with
 
 grants as (
     select * from {{ ref('int_entitlement_grants') }}
-    where {{ in_force('valid_from', 'valid_to', as_of, null_to_unbounded=false) }}
+    where {{ in_force('valid_from', 'valid_to', as_of) }}
 ),
 
 approved_overrides as (

@@ -132,7 +132,7 @@ LAYOUTS: tuple[Layout, ...] = (
         file_format="csv",
         columns=_cols(
             "contract_id VARCHAR, customer_id VARCHAR, contract_type VARCHAR, status VARCHAR,"
-            " start_date DATE, end_date DATE, currency VARCHAR, auto_renew BOOLEAN?,"
+            " start_date DATE, end_date DATE?, currency VARCHAR, auto_renew BOOLEAN?,"
             " renewal_of_contract_id VARCHAR?, contract_name VARCHAR?, contract_number VARCHAR?"
         ),
         primary_key=("contract_id",),
@@ -151,7 +151,7 @@ LAYOUTS: tuple[Layout, ...] = (
         columns=_cols(
             "contract_line_id VARCHAR, version_no INTEGER, contract_id VARCHAR, package_code VARCHAR,"
             " asset_id VARCHAR?, location_id VARCHAR?, quantity DECIMAL(18,4), annual_price DECIMAL(18,2),"
-            " valid_from DATE, valid_to DATE, change_reason VARCHAR?"
+            " valid_from DATE?, valid_to DATE?, change_reason VARCHAR?"
         ),
         primary_key=("contract_line_id", "version_no"),
         enums={"change_reason": ("granted", "amended", "renewed", "cancelled")},

@@ -167,7 +167,7 @@ class CheckAnswer:
     remaining_quantity: Decimal | None
     period_start: date | None
     period_end: date | None
-    expires_on: date | None  # the winning grant's valid_to: the first day it no longer covers
+    expires_on: date | None  # the winning grant's valid_to: the first day it no longer covers (None: no end)
     covering_packages: tuple[str, ...] = ()  # when not entitled: catalog packages including the code
     candidates: tuple[dict[str, Any], ...] = field(default=())  # every grant of the customer and code
 
@@ -194,7 +194,7 @@ class CheckAnswer:
         lines = [
             head + "ENTITLED",
             f"  by {self.entitlement_id} (contract {self.contract_id}, package {self.package_code}),"
-            f" valid until {self.expires_on} (exclusive)",
+            + (f" valid until {self.expires_on} (exclusive)" if self.expires_on else " with no end date"),
             f"  why: {self.reason}",
         ]
         if self.limit_quantity is None:
@@ -207,6 +207,8 @@ class CheckAnswer:
         return "\n".join(lines)
 
     def _period(self) -> str:
+        if self.period_end is None:  # a whole-term allowance of an open-ended contract
+            return f"the period from {self.period_start} (no end date)"
         return f"the period {self.period_start} to {self.period_end} (exclusive)"
 
 
@@ -771,7 +773,7 @@ def _candidate(grant: dict[str, Any], on: date) -> dict[str, Any]:
 def _not_covering(grant: dict[str, Any], on: date) -> str:
     """Why a grant does not cover the request: its dates first, then its scope."""
     if not grant["covers_date"]:
-        if grant["valid_to"] <= on:
+        if grant["valid_to"] is not None and grant["valid_to"] <= on:
             return f"expired on {grant['valid_to']}"
         return f"not yet in force: starts on {grant['valid_from']}"
     reasons = []
@@ -796,7 +798,7 @@ def _why_not(
             f"site {location_id}" if location_id else "no site",
         ]
         return f"{shown} (asked for {' and '.join(asked)})"
-    ended = [g for g in grants if g["valid_to"] <= on]
+    ended = [g for g in grants if g["valid_to"] is not None and g["valid_to"] <= on]
     if ended:
         last = max(ended, key=lambda g: g["valid_to"])
         return f"{_not_covering(last, on)} ({last['contract_id']}, {last['package_code']})"

@@ -71,7 +71,10 @@ def format_date(value: date | None) -> str:
 
 
 def format_period(first: date | None, last: date | None) -> str:
-    """An inclusive date range, compact, with en dashes: 1-31 Oct 2026, 1 Apr 2026 - 31 Mar 2027."""
+    """An inclusive date range, compact, with en dashes: 1-31 Oct 2026, 1 Apr 2026 - 31 Mar 2027;
+    "from 1 Jan 2026" with no last day (open-ended: an evergreen contract)."""
+    if first is not None and last is None:
+        return f"from {format_date(first)}"
     if first is None or last is None:
         return format_date(first or last)
     if (first.year, first.month) == (last.year, last.month):
@@ -164,20 +167,20 @@ class EntitlementLine:
     covers: str
     covers_detail: str
     valid_from: date
-    valid_to: date  # exclusive
+    valid_to: date | None  # exclusive; None: open-ended (an evergreen contract)
     period_start: date
-    period_end: date  # exclusive
+    period_end: date | None  # exclusive; None: the whole of an open-ended term
     limit_quantity: Decimal | None
     used_quantity: Decimal
     remaining_quantity: Decimal | None
 
     @property
-    def valid_through(self) -> date:
-        return self.valid_to - timedelta(days=1)
+    def valid_through(self) -> date | None:
+        return self.valid_to - timedelta(days=1) if self.valid_to else None
 
     @property
-    def period_last_day(self) -> date:
-        return self.period_end - timedelta(days=1)
+    def period_last_day(self) -> date | None:
+        return self.period_end - timedelta(days=1) if self.period_end else None
 
     @property
     def unlimited(self) -> bool:

@@ -182,10 +182,13 @@ TERM_YEARS = """CASE
 
 def annual_price(line_price: str = "per_term") -> str:
     """Our annual price is per unit and year. Annual_Price__c when the org keeps it; else the sales
-    price less the line's discount, else TotalPrice / Quantity. per_term (entitlements.yml
-    crm.contract_line_price, the default): that price is for the line's whole term, so it is divided
-    by the term in years (a 24-month line at 48,000 is 24,000 a year); annual: it is already yearly.
-    A non-numeric UnitPrice is passed on to be rejected."""
+    price less the line's discount, else TotalPrice / Quantity. entitlements.yml
+    crm.contract_line_price says what that price is for: per_term (the default), the line's whole
+    term, so it is divided by the term in years (a 24-month line at 48,000 is 24,000 a year);
+    annual: a year; monthly: a month (x 12). A line without dates of its own (an evergreen
+    contract's, or one taking its contract's dates) has no term to divide by here, so per_term
+    reads its price as a year's (docs/ingest.md). A non-numeric UnitPrice is passed on to be
+    rejected."""
     unit = """CASE
         WHEN nullif(trim("UnitPrice"), '') IS NOT NULL
             AND coalesce(TRY_CAST("Discount" AS DECIMAL(9, 4)), 0) = 0 THEN "UnitPrice"
@@ -194,13 +197,17 @@ def annual_price(line_price: str = "per_term") -> str:
         ELSE CAST(round(TRY_CAST("TotalPrice" AS DECIMAL(18, 4))
             / nullif(TRY_CAST("Quantity" AS DECIMAL(18, 4)), 0), 2) AS VARCHAR)
         END"""
-    per_term = ""
+    scaled = ""
     if line_price == "per_term":
-        per_term = f"""WHEN TRY_CAST(({unit}) AS DECIMAL(18, 4)) IS NOT NULL
+        scaled = f"""WHEN TRY_CAST(({unit}) AS DECIMAL(18, 4)) IS NOT NULL
+            AND sf_date("StartDate") IS NOT NULL AND sf_date("EndDate") IS NOT NULL
         THEN CAST(round(TRY_CAST(({unit}) AS DECIMAL(18, 4)) / nullif({TERM_YEARS}, 0), 2) AS VARCHAR)"""
+    elif line_price == "monthly":
+        scaled = f"""WHEN TRY_CAST(({unit}) AS DECIMAL(18, 4)) IS NOT NULL
+        THEN CAST(round(TRY_CAST(({unit}) AS DECIMAL(18, 4)) * 12, 2) AS VARCHAR)"""
     return f"""CASE
     WHEN nullif(trim("Annual_Price__c"), '') IS NOT NULL THEN "Annual_Price__c"
-    {per_term}
+    {scaled}
     ELSE ({unit}) END"""
 
 

@@ -88,7 +88,8 @@ version_periods as (
     select
         *,
         case when valid_from > period_start then valid_from else period_start end as in_force_from,
-        case when valid_to < period_end then valid_to else period_end end as in_force_to
+        -- the earlier end; null (open-ended: an evergreen contract's term) is the later
+        case when period_end is null or valid_to < period_end then valid_to else period_end end as in_force_to
     from (
         select
             *,
@@ -153,7 +154,7 @@ limit_changes as (
             version_periods.contract_id = override_edges.contract_id
             and version_periods.entitlement_code = override_edges.entitlement_code
             and version_periods.in_force_from < override_edges.change_day
-            and version_periods.in_force_to > override_edges.change_day
+            and (version_periods.in_force_to is null or version_periods.in_force_to > override_edges.change_day)
     where override_edges.change_day <= {{ as_of_date() }}
 ),
 
@@ -203,8 +204,7 @@ versioned_days as (
             and change_days.entitlement_code = version_periods.entitlement_code
             and change_days.period_start = version_periods.period_start
             and {{ in_force(
-                'version_periods.in_force_from', 'version_periods.in_force_to', 'change_days.change_day',
-                null_to_unbounded=false
+                'version_periods.in_force_from', 'version_periods.in_force_to', 'change_days.change_day'
             ) }}
 ),
 
@@ -311,7 +311,7 @@ select
     limit_period,
     period_start,
     period_end,
-    period_end <= {{ as_of_date() }} as is_complete,
+    coalesce(period_end <= {{ as_of_date() }}, false) as is_complete,
     change_day as last_change_on,
     package_limit_quantity,
     limit_quantity,

@@ -1,6 +1,8 @@
 -- One row per entitlement granted by a contract line version, or by a billing subscription
 -- item: the package expanded into its entitlements, valid over [valid_from, valid_to) (dates)
 -- and [valid_from_at, valid_to_at) (timestamps, UTC: attribution of usage and deliveries).
+-- A null valid_to (and contract_end_date) is open-ended: an evergreen contract
+-- (int_contract_lines).
 -- Subscription items (docs/configuration.md, "Subscriptions as grants") grant the package their
 -- price maps to, x quantity, from the later of the subscription's start and the item's creation
 -- until it ended (ended_at), is set to end (cancel_at), else the current period's end. A
@@ -19,7 +21,7 @@
 with
 
 contract_lines as (
-    select * from {{ ref('stg_crm__contract_lines') }}
+    select * from {{ ref('int_contract_lines') }}
 ),
 
 contracts as (
@@ -116,7 +118,7 @@ subscription_lines as (
                 crm_lines.customer_id = items.account_id
                 and crm_lines.package_code = items.item_code
                 and crm_lines.valid_from_at < items.granted_to
-                and crm_lines.valid_to_at > items.granted_from
+                and (crm_lines.valid_to_at is null or crm_lines.valid_to_at > items.granted_from)
         )
 ),
 

@@ -22,7 +22,7 @@ invoice_lines as (
 ),
 
 contract_lines as (
-    select * from {{ ref('stg_crm__contract_lines') }}
+    select * from {{ ref('int_contract_lines') }}
 ),
 
 usage_periods as (
@@ -43,10 +43,7 @@ contract_line_periods as (
     inner join contract_lines
         on
             invoice_lines.contract_line_id = contract_lines.contract_line_id
-            and {{ in_force(
-                'contract_lines.valid_from', 'contract_lines.valid_to', 'invoice_lines.period_start',
-                null_to_unbounded=false
-            ) }}
+            and {{ in_force('contract_lines.valid_from', 'contract_lines.valid_to', 'invoice_lines.period_start') }}
 ),
 
 records as (

@@ -13,7 +13,7 @@ invoice_lines as (
 ),
 
 contract_lines as (
-    select * from {{ ref('stg_crm__contract_lines') }}
+    select * from {{ ref('int_contract_lines') }}
 ),
 
 billing_periods as (
@@ -72,10 +72,7 @@ expected as (
     inner join contract_lines
         on
             billing_periods.contract_line_id = contract_lines.contract_line_id
-            and {{ in_force(
-                'contract_lines.valid_from', 'contract_lines.valid_to', 'billing_periods.period_start',
-                null_to_unbounded=false
-            ) }}
+            and {{ in_force('contract_lines.valid_from', 'contract_lines.valid_to', 'billing_periods.period_start') }}
     left join adjusted
         on billing_periods.invoice_line_id = adjusted.billing_line_id
 ),

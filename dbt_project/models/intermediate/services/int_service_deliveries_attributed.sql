@@ -42,7 +42,7 @@ candidates as (
             deliveries.customer_id = grants.customer_id
             and deliveries.service_code = grants.entitlement_code
             and {{ in_force(
-                'grants.valid_from_at', 'grants.valid_to_at', 'deliveries.created_at', null_to_unbounded=false
+                'grants.valid_from_at', 'grants.valid_to_at', 'deliveries.created_at'
             ) }}
             and (grants.asset_id is null or deliveries.asset_id = grants.asset_id)
             and (grants.location_id is null or deliveries.location_id = grants.location_id)

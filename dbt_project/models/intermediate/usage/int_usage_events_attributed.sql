@@ -76,7 +76,7 @@ attributed as (
             events.customer_id = grants.customer_id
             and events.meter_code = grants.entitlement_code
             and {{ in_force(
-                'grants.valid_from_at', 'grants.valid_to_at', 'events.occurred_at', null_to_unbounded=false
+                'grants.valid_from_at', 'grants.valid_to_at', 'events.occurred_at'
             ) }}
 )
 ,

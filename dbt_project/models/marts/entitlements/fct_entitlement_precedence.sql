@@ -29,8 +29,11 @@ pairs as (
         case
             when winner.valid_from > loser.valid_from then winner.valid_from else loser.valid_from
         end as overlap_from,
+        -- the earlier end; null (open-ended) is the later
         case
-            when winner.valid_to < loser.valid_to then winner.valid_to else loser.valid_to
+            when winner.valid_to is null then loser.valid_to
+            when loser.valid_to is null or winner.valid_to < loser.valid_to then winner.valid_to
+            else loser.valid_to
         end as overlap_to
     from grants as winner
     inner join grants as loser
@@ -38,8 +41,8 @@ pairs as (
             winner.customer_id = loser.customer_id
             and winner.entitlement_code = loser.entitlement_code
             and winner.precedence_rank < loser.precedence_rank
-            and winner.valid_from < loser.valid_to
-            and winner.valid_to > loser.valid_from
+            and (loser.valid_to is null or winner.valid_from < loser.valid_to)
+            and (winner.valid_to is null or winner.valid_to > loser.valid_from)
             and (winner.asset_id is null or loser.asset_id is null or winner.asset_id = loser.asset_id)
             and (
                 winner.location_id is null or loser.location_id is null

@@ -20,9 +20,7 @@ with_package as (
             where
                 grants.contract_id = overrides.contract_id
                 and grants.entitlement_code = overrides.entitlement_code
-                and {{ in_force(
-                    'grants.valid_from', 'grants.valid_to', 'overrides.valid_from', null_to_unbounded=false
-                ) }}
+                and {{ in_force('grants.valid_from', 'grants.valid_to', 'overrides.valid_from') }}
         ) as package_code
     from overrides
 ),

@@ -17,7 +17,7 @@ grants_in_force as (
         contract_line_id,
         entitlement_code
     from {{ ref('int_entitlement_grants') }}
-    where {{ in_force('valid_from', 'valid_to', as_of_date(), null_to_unbounded=false) }}
+    where {{ in_force('valid_from', 'valid_to', as_of_date()) }}
 ),
 
 recent as (

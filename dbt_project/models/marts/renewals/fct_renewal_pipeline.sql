@@ -2,7 +2,8 @@
 -- the as-of date. end_date is exclusive: days_to_expiry = end_date - as-of, so a contract
 -- ending on the as-of date (0 days) is no longer in force and, without a successor, is a
 -- missed renewal ('expired_not_renewed'); 1-30 days is '0-30'. Contracts whose term
--- ended more than var renewal_lookback_days before the as-of date are no longer listed.
+-- ended more than var renewal_lookback_days before the as-of date are no longer listed, nor are
+-- open-ended (evergreen) contracts: with no end date, nothing is due to renew.
 -- Amounts are in the contract's currency; the uplift is null when the currency changed.
 with
 
@@ -11,7 +12,7 @@ service_contracts as (
 ),
 
 contract_lines as (
-    select * from {{ ref('stg_crm__contract_lines') }}
+    select * from {{ ref('int_contract_lines') }}
 ),
 
 contracts as (
@@ -125,4 +126,4 @@ select
     renewed_by_contract_id,
     {{ as_of_date() }} as as_of_date
 from windowed
-where days_to_expiry >= -{{ var('renewal_lookback_days') }}
+where end_date is not null and days_to_expiry >= -{{ var('renewal_lookback_days') }}
