@@ -632,7 +632,8 @@ def check_batch_command(requests: Path, out: Path | None, warehouse: Path) -> No
     answered (unknown customer or code, bad date) carries an `error` naming its line. Exit 0 when
     every row was answered, 1 when any row has an error, 2 when the file itself is unusable (a
     required column missing, a row with more or fewer fields than the header, not UTF-8: the
-    message names the line and the column) or the warehouse unreadable.
+    message names the line and the column) or the warehouse unreadable. An answer's expires_on is
+    the first day the winning grant no longer covers (its exclusive end; empty: no end date).
     """
     from entitlements.serve.check import CheckInputError, check_batch
 

@@ -13,6 +13,7 @@ commands on that warehouse (build, docs, migrate) use the same rules without bei
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -642,6 +643,19 @@ def record_config(con: Any, config: Config) -> None:
         f"INSERT INTO {CONFIG_TABLE} VALUES (now()::TIMESTAMP, ?, ?, ?)",
         [str(config.path) if config.path else None, config.fingerprint(), json.dumps(config.as_dict())],
     )
+
+
+@functools.cache
+def project_dbt_vars() -> dict[str, Any]:
+    """The dbt vars' defaults: dbt_project.yml, their one definition."""
+    from entitlements.warehouse import DBT_PROJECT_DIR
+
+    return yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))["vars"]
+
+
+def effective_dbt_var(warehouse: Path, name: str) -> Any:
+    """A dbt var as the warehouse's last build saw it: the recorded configuration's, else the default."""
+    return recorded_dbt_vars(warehouse).get(name, project_dbt_vars()[name])
 
 
 def recorded_dbt_vars(warehouse: Path) -> dict[str, Any]:

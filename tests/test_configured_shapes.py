@@ -267,3 +267,19 @@ def test_the_configuration_an_export_was_ingested_with_is_what_dbt_applies(tmp_p
     (demo / "entitlements.yml").unlink()
     ingest_exports(warehouse, demo, progress=False)
     assert recorded_dbt_vars(warehouse) == {}
+
+
+def test_a_dbt_var_is_the_recorded_configurations_else_dbt_projects_default(tmp_path: Path) -> None:
+    """What the run summary's notes quote (the recoverable window): the warehouse's value, not ours."""
+    import duckdb
+
+    from entitlements.config import effective_dbt_var, load_config, record_config
+
+    warehouse = tmp_path / "warehouse.duckdb"
+    assert effective_dbt_var(warehouse, "recoverable_billing_window_days") == 90  # no warehouse yet
+    path = tmp_path / "entitlements.yml"
+    path.write_text("windows:\n  recoverable_billing_window_days: 30\n")
+    with duckdb.connect(str(warehouse)) as con:
+        record_config(con, load_config(path))
+    assert effective_dbt_var(warehouse, "recoverable_billing_window_days") == 30
+    assert effective_dbt_var(warehouse, "renewal_lookback_days") == 365

@@ -361,3 +361,27 @@ def test_an_evergreen_contract_covers_until_it_gets_an_end_and_a_line_without_da
     html = statement.read_text(encoding="utf-8")
     assert "Term from 1 Jan 2026 (no end date)" in html
     assert '<td class="date valid-through">no end date</td>' in html
+
+
+def test_renewal_tables_name_the_contract_and_the_customer(second):
+    # Finance reads names, not Salesforce ids: the CRM's Name of the contract and of the account.
+    from entitlements.reports.renewals import alerts_due, missed_renewals, renewal_filter, upcoming_renewals
+    from entitlements.warehouse import connect_marts
+
+    con = connect_marts(second)
+    try:
+        flt = renewal_filter(con)
+        named = [
+            table[["contract_name", "customer_name"]].drop_duplicates().values.tolist()
+            for table in (upcoming_renewals(con, flt), missed_renewals(con, flt), alerts_due(con, flt))
+        ]
+    finally:
+        con.close()
+    acme, birch = (
+        ["Acme API Platform 2026", "Acme Robotics GmbH"],
+        ["Birch Premier Support FY26", "Birch Logistics, Inc."],
+    )
+    cobalt = ["Cobalt Premier Support", "Cobalt Health Ltd"]
+    # Upcoming by days left: Birch's ends 2026-11-30 (16 days), Acme's 2026-12-31 (47). Alerts due,
+    # latest first: Acme's 60-day (2026-11-02), Birch's 30-day (2026-11-01), ...; Cobalt's missed.
+    assert named == [[birch, acme], [cobalt], [acme, birch, cobalt]]  # fmt: skip

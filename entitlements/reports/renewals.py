@@ -30,6 +30,16 @@ from entitlements.reports.layout import (
 
 PIPELINE_TABLE = "marts.fct_renewal_pipeline"
 ALERTS_TABLE = "marts.fct_renewal_alerts"
+
+
+def _named(table: str) -> str:
+    """The mart's rows with the contract's and the customer's names (what finance calls them)."""
+    return f"""(
+        select renewals.*, contracts.contract_name, customers.customer_name
+        from {table} as renewals
+        left join marts.dim_contracts as contracts on renewals.contract_id = contracts.contract_id
+        left join marts.dim_customers as customers on renewals.customer_id = customers.customer_id
+    ) as named"""
 # The windows in the order a reader scans them: missed first, then by urgency.
 WINDOWS: tuple[str, ...] = ("expired_not_renewed", "0-30", "31-60", "61-90", "later", "renewed")
 AT_RISK_WINDOWS: tuple[str, ...] = ("expired_not_renewed", "0-30", "31-60", "61-90")
@@ -143,9 +153,9 @@ def upcoming_renewals(con: duckdb.DuckDBPyConnection, flt: RenewalFilter) -> pd.
     return query(
         con,
         f"""
-        select renewal_window, days_to_expiry, end_date, contract_id, customer_id, contract_type,
-               annual_value, value_at_risk, currency, auto_renew
-        from {PIPELINE_TABLE}
+        select renewal_window, days_to_expiry, end_date, contract_id, contract_name, customer_id,
+               customer_name, contract_type, annual_value, value_at_risk, currency, auto_renew
+        from {_named(PIPELINE_TABLE)}
         where {where} and renewal_window in ('0-30', '31-60', '61-90')
         order by days_to_expiry, contract_id
         """,
@@ -159,9 +169,9 @@ def missed_renewals(con: duckdb.DuckDBPyConnection, flt: RenewalFilter) -> pd.Da
     return query(
         con,
         f"""
-        select end_date, days_to_expiry, contract_id, customer_id, contract_type, annual_value,
-               value_at_risk, currency, auto_renew
-        from {PIPELINE_TABLE}
+        select end_date, days_to_expiry, contract_id, contract_name, customer_id, customer_name,
+               contract_type, annual_value, value_at_risk, currency, auto_renew
+        from {_named(PIPELINE_TABLE)}
         where {where} and renewal_window = 'expired_not_renewed'
         order by end_date desc, contract_id
         """,
@@ -193,9 +203,9 @@ def alerts_due(con: duckdb.DuckDBPyConnection, flt: RenewalFilter) -> pd.DataFra
     return query(
         con,
         f"""
-        select alert_status, alert_date, days_before_expiry, end_date, contract_id, customer_id,
-               renewal_window, annual_value, value_at_risk, currency, auto_renew
-        from {ALERTS_TABLE}
+        select alert_status, alert_date, days_before_expiry, end_date, contract_id, contract_name,
+               customer_id, customer_name, renewal_window, annual_value, value_at_risk, currency, auto_renew
+        from {_named(ALERTS_TABLE)}
         where {where} and is_due
         order by case alert_status when 'due' then 0 else 1 end, alert_date desc, contract_id
         """,

@@ -41,6 +41,7 @@ from typing import Any
 import yaml
 
 from entitlements import audit
+from entitlements.config import project_dbt_vars
 from entitlements.ingest.exports import MIGRATION_PLAN
 from entitlements.ingest.land import FileResult, revert_load
 from entitlements.quality.gates import (
@@ -55,12 +56,12 @@ from entitlements.runs.pipeline import PipelineError, ingest_step
 from entitlements.runs.steps import DbtFailure, StepError, Steps
 from entitlements.transform.dbt_runner import DbtResult, run_dbt
 from entitlements.transform.spark import build_on_spark
-from entitlements.warehouse import DBT_PROJECT_DIR, connect, table_exists
+from entitlements.warehouse import connect, table_exists
 
 ALL = "all"  # the phase of every account: a validation without --phase
 PHASE_ATTRIBUTES = ("segment", "country", "currency")  # what a phase's `where` may select on
 # The options' defaults are the dbt vars' (dbt_project.yml, their one definition).
-_DBT_VARS = yaml.safe_load((DBT_PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))["vars"]
+_DBT_VARS = project_dbt_vars()
 DEFAULT_MAX_FAULT_SHARE: float = _DBT_VARS["migration_max_fault_share"]
 DEFAULT_REVIEW_VALUE: float = _DBT_VARS["migration_review_value"]
 DEFAULT_REVIEW_MIN_CONTRACTS: int = _DBT_VARS["migration_review_min_contracts"]

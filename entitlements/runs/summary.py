@@ -7,6 +7,7 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+from entitlements.config import effective_dbt_var
 from entitlements.warehouse import connect_marts
 
 SECTIONS = {
@@ -62,7 +63,8 @@ SECTIONS = {
     """,
 }
 
-# A line under a section's table: what its less obvious columns mean (the marts' docs say more).
+# A line under a section's table: what its less obvious columns mean (the marts' docs say more);
+# {recoverable_days} is the warehouse's var recoverable_billing_window_days.
 NOTES = {
     "Usage no entitlement covers (marts.fct_unentitled_usage)": (
         "after_expiry: reported as post_expiry_usage leakage unless invoiced. never_entitled: no contract"
@@ -72,7 +74,8 @@ NOTES = {
     "Leakage key figures by currency": (
         "leaked_pct: leaked / billed. misaligned_pct: of the records that must be billed (customer-pay"
         " deliveries, contract billing periods, usage over its limit), the share billing got wrong."
-        " recoverable: leaks of the last 90 days (var recoverable_billing_window_days), still invoiceable."
+        " recoverable: leaks of the last {recoverable_days} days (var recoverable_billing_window_days),"
+        " still invoiceable."
         " Invoices are expected monthly in arrears: usage and customer-pay deliveries of the as-of month"
         " are not judged as unbilled yet (marts.fct_leakage_kpis)."
     ),
@@ -136,6 +139,7 @@ def summary_tables(warehouse: Path) -> dict[str, list[tuple]]:
 
 
 def print_summary(warehouse: Path, echo: Callable[[str], None] = print) -> None:
+    recoverable_days = effective_dbt_var(warehouse, "recoverable_billing_window_days")
     for title, rows in summary_tables(warehouse).items():
         header, body = rows[0], rows[1:]
         echo(f"\n{title}")
@@ -143,7 +147,8 @@ def print_summary(warehouse: Path, echo: Callable[[str], None] = print) -> None:
         for row in (header, *body):
             echo("  " + "  ".join(str(v).rjust(w) for v, w in zip(row, widths, strict=True)))
         if title in NOTES:
-            echo(textwrap.fill(NOTES[title], width=100, initial_indent="  ", subsequent_indent="  "))
+            note = NOTES[title].format(recoverable_days=recoverable_days)
+            echo(textwrap.fill(note, width=100, initial_indent="  ", subsequent_indent="  "))
     warning = missing_fx_rates_line(warehouse)
     if warning:
         echo(f"\n{warning}")
