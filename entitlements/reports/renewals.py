@@ -40,6 +40,8 @@ def _named(table: str) -> str:
         left join marts.dim_contracts as contracts on renewals.contract_id = contracts.contract_id
         left join marts.dim_customers as customers on renewals.customer_id = customers.customer_id
     ) as named"""
+
+
 # The windows in the order a reader scans them: missed first, then by urgency.
 WINDOWS: tuple[str, ...] = ("expired_not_renewed", "0-30", "31-60", "61-90", "later", "renewed")
 AT_RISK_WINDOWS: tuple[str, ...] = ("expired_not_renewed", "0-30", "31-60", "61-90")
