@@ -180,6 +180,37 @@ def test_stripe_meter_events_keep_the_billing_customer_id_when_customers_are_key
         land(root, warehouse)
 
 
+def test_flat_meter_events_keep_unmapped_billing_ids_and_a_mapping_row_still_translates(
+    tmp_path: Path,
+) -> None:
+    # Stripe's CSV upload template for meter events, or any metering system's flat export: the same
+    # billing customer ids. With the identity key, an id the mapping lacks lands as written (dbt
+    # resolves it); an id the mapping has is translated as before.
+    flat = (
+        "identifier,event_name,timestamp,payload_stripe_customer_id,payload_value\n"
+        "evt-1,api_requests,1767225601,cus_1,25\n"
+        "evt-2,api_requests,1767225602,cus_9,5\n"
+    )
+    customers = [
+        {"id": "cus_1", "object": "customer", "created": 1767225600, "metadata": {"sf_account": "001A"}}
+    ]
+    files = {
+        "billing/customers.json": _list(customers),
+        "usage/meter_events.csv": flat,
+        "mapping.csv": "kind,source_id,target_id\nmeter,api_requests,API_CALLS\ncustomer,cus_9,001Z\n",
+    }
+    root, warehouse = export(tmp_path / "keyed", files, STRIPE_CONFIG)
+    land(root, warehouse)
+    assert query_rows(warehouse, "SELECT event_id, customer_id FROM raw.usage_events ORDER BY 1") == [
+        {"event_id": "evt-1", "customer_id": "cus_1"},
+        {"event_id": "evt-2", "customer_id": "001Z"},
+    ]
+    # Without the identity key every id needs its mapping row, as before.
+    root, warehouse = export(tmp_path / "mapped", files, "version: 1\n")
+    with pytest.raises(IngestError, match=r"unmapped customer id 'cus_1'"):
+        land(root, warehouse)
+
+
 SALESFORCE_CONFIG = """\
 service_deliveries:
   billable:

@@ -169,9 +169,13 @@ def _typed_sql(
                 value = trimmed(value, expr)
             texts.append(f"nullif({value}, '') AS {_text(column.name)}")
     mapped = [
-        f"{quote_ident(f'map:{c.name}')}.target_id AS {_text(c.name)}"
+        (
+            f"coalesce({quote_ident(f'map:{c.name}')}.target_id, rec.{_source(c.name)}) AS {_text(c.name)}"
+            if expr.keep_unmapped
+            else f"{quote_ident(f'map:{c.name}')}.target_id AS {_text(c.name)}"
+        )
         for c in layout.columns
-        if isinstance(shape.text_expr(c.name), Lookup)
+        if isinstance(expr := shape.text_expr(c.name), Lookup)
     ]
     typed = [
         f"{_typed(shape, c.name, c.type, absent if shape.text_expr(c.name) in fields else frozenset())}"
@@ -248,7 +252,7 @@ def _checks(shape: Shape, mapping_name: str, *, seen: bool) -> list[Check]:
     checks = [Check("_problem IS NOT NULL", None, "_problem", column_sql="_problem_column", reason_only=True)]
     for c in layout.columns:
         expr = shape.text_expr(c.name)
-        if isinstance(expr, Lookup):
+        if isinstance(expr, Lookup) and not expr.keep_unmapped:
             checks.append(
                 Check(
                     f"{_source(c.name)} IS NOT NULL AND {_text(c.name)} IS NULL",

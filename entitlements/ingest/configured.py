@@ -108,7 +108,7 @@ def _adjust(shape: Shape, config: Config) -> Shape:
         adjusted = _salesforce(shape, config)
     elif shape.family in ("stripe", "stripe_csv"):
         adjusted = _stripe(shape, config)
-    elif shape is usage.STRIPE_METER_EVENTS and config.billing_customer_account_key:
+    elif shape in (usage.STRIPE_METER_EVENTS, usage.METER_EVENTS) and config.billing_customer_account_key:
         adjusted = _billing_ids_kept(shape)
     else:
         return shape
@@ -146,11 +146,13 @@ def _salesforce(shape: Shape, config: Config) -> Shape:
 
 
 def _billing_ids_kept(shape: Shape) -> Shape:
-    """The shape with its Stripe customer ids as written instead of looked up in the mapping: with
-    identity.billing_customer_metadata_key they resolve in dbt (int_customer_identities), through the
-    landed billing customers, and need no mapping rows (invoices, subscriptions, meter events)."""
+    """The shape with its billing customer ids kept as written where the mapping has no row for them:
+    with identity.billing_customer_metadata_key they resolve in dbt (int_customer_identities),
+    through the landed billing customers, and need no mapping rows (invoices, subscriptions, meter
+    events, flat metering events); a mapping row still translates its id."""
     columns = {
-        c: e.source if isinstance(e, Lookup) and e.kind == "customer" else e for c, e in shape.columns.items()
+        c: replace(e, keep_unmapped=True) if isinstance(e, Lookup) and e.kind == "customer" else e
+        for c, e in shape.columns.items()
     }
     return replace(shape, columns=columns)
 

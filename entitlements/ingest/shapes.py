@@ -103,11 +103,13 @@ class Lookup:
     """A column whose value is the mapping file's target for a source id (entitlements/ingest/mapping.py).
 
     kind: the mapping kind, e.g. "price" or "customer"; source: SQL text expression of the id.
-    An id the mapping lacks is an error naming it (or, with quarantine, a rejected row).
+    An id the mapping lacks is an error naming it (or, with quarantine, a rejected row), unless
+    keep_unmapped: then it lands as written (a billing customer id dbt resolves itself).
     """
 
     kind: str
     source: str
+    keep_unmapped: bool = False
 
 
 @dataclass(frozen=True)
