@@ -14,7 +14,7 @@ marts.fct_renewal_pipeline, and the customer's own account, contract, asset, sit
 The renewal mart keeps terms ending at most renewal_lookback_days (365) before the warehouse's as-of
 date, so a statement dated earlier than that omits contracts that ended in between.
 Nothing internal (leakage, overrides, approvers, billing findings) is read. The warehouse is opened
-read-only; plotly.js is embedded inline so the page reads with no network.
+read-only; the page holds no script and loads nothing (its chart is HTML bars).
 """
 
 from __future__ import annotations
@@ -23,13 +23,11 @@ import math
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from html import escape
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import jinja2
-from markupsafe import Markup
 
 from entitlements.warehouse import built_as_of, connect_marts, table_exists
 
@@ -43,9 +41,9 @@ CONTRACT_TYPES = {
 }
 DASH = "\u2013"  # en dash, for ranges
 COVERAGE_HOURS = {"24x7": "24/7", "business_hours": "business hours"}
-# Share of the allowance used -> tone of its bar: below 80 %, from 80 %, from 100 %.
+# Share of the allowance used -> tone of its bar (the template's colours): below 80 %, from 80 %,
+# from 100 %.
 TONES = (("over", 100), ("high", 80), ("ok", 0))
-TONE_COLORS = {"ok": "#2e7d5b", "high": "#c47f00", "over": "#b3261e"}
 
 
 # --------------------------------------------------------------------------- errors
@@ -501,68 +499,43 @@ def load_statement(warehouse: Path, customer_id: str, on: date | None = None) ->
 # --------------------------------------------------------------------------- rendering
 
 
-def _usage_chart(statement: Statement) -> Markup | None:
-    """Horizontal bars of the share of each limited allowance used, plotly.js inline."""
-    lines = statement.limited_lines
+@dataclass(frozen=True)
+class UsageBar:
+    """One limited allowance in the chart: its share used, drawn as a bar of `width` % of the track."""
+
+    label: str
+    contract: str
+    tone: str
+    width: float  # of the track, whose right end is the chart's scale_max %
+    text: str
+
+
+@dataclass(frozen=True)
+class UsageChart:
+    bars: list[UsageBar]
+    limit_at: float  # where 100 % falls on the track, in % of it
+
+
+def usage_chart(statement: Statement) -> UsageChart | None:
+    """The share of each limited allowance used, fullest first: plain HTML bars (the template's),
+    so the page needs no script and stays a few kilobytes."""
+    lines = sorted(statement.limited_lines, key=lambda ln: ln.pct_used or 0, reverse=True)
     if not lines:
         return None
-    import plotly.graph_objects as go
-    import plotly.io as pio
-
-    lines = sorted(lines, key=lambda ln: ln.pct_used or 0, reverse=True)
-    labels = []
-    for ln in lines:
-        # plotly reads labels as a small HTML subset: escape the data, keep only our own tags.
-        scope = "" if ln.covers == ALL_ASSETS else f" · {ln.covers}"
-        labels.append(
-            f"{escape(ln.name + scope)}<br><span style='color:#6b7280'>{escape(ln.contract_id)}</span>"
+    titles = {c.contract_id: c.title for c in statement.contracts}
+    scale_max = max(100.0, *(ln.pct_used or 0.0 for ln in lines))
+    bars = [
+        UsageBar(
+            label=ln.name + ("" if ln.covers == ALL_ASSETS else f" · {ln.covers}"),
+            contract=titles.get(ln.contract_id, ln.contract_id),
+            tone=ln.tone,
+            width=round(100 * (ln.pct_used or 0.0) / scale_max, 2),
+            text=f"{ln.pct_used or 0:.0f} % ({format_quantity(ln.used_quantity)} of"
+            f" {format_quantity(ln.limit_quantity)}{' ' + ln.unit if ln.unit else ''})",
         )
-    pcts = [round(ln.pct_used or 0.0, 1) for ln in lines]
-    text = [
-        f"{p:.0f} %  ({format_quantity(ln.used_quantity)} of {format_quantity(ln.limit_quantity)}"
-        f"{' ' + escape(ln.unit) if ln.unit else ''})"
-        for p, ln in zip(pcts, lines, strict=True)
+        for ln in lines
     ]
-    fig = go.Figure(
-        go.Bar(
-            x=pcts,
-            y=labels,
-            orientation="h",
-            marker_color=[TONE_COLORS[ln.tone] for ln in lines],
-            text=text,
-            textposition="outside",
-            cliponaxis=False,
-            hoverinfo="skip",
-        )
-    )
-    x_max = max(100.0, *pcts) * 1.35
-    fig.add_vline(x=100, line_dash="dot", line_color="#9ca3af", line_width=1)
-    fig.update_layout(
-        height=70 + 46 * len(lines),
-        margin={"l": 10, "r": 20, "t": 10, "b": 36},
-        paper_bgcolor="rgba(0,0,0,0)",
-        plot_bgcolor="rgba(0,0,0,0)",
-        font={"family": "Segoe UI, Helvetica Neue, Arial, sans-serif", "size": 12, "color": "#1f2937"},
-        bargap=0.35,
-        showlegend=False,
-        xaxis={
-            "range": [0, x_max],
-            "tickvals": [0, 25, 50, 75, 100],
-            "ticktext": ["0 %", "25 %", "50 %", "75 %", "100 %"],
-            "gridcolor": "#e5e7eb",
-            "zeroline": False,
-            "fixedrange": True,
-        },
-        yaxis={"autorange": "reversed", "fixedrange": True, "automargin": True},
-    )
-    html = pio.to_html(
-        fig,
-        full_html=False,
-        include_plotlyjs=True,
-        config={"displayModeBar": False, "responsive": True, "staticPlot": True},
-        default_width="100%",
-    )
-    return Markup(html)
+    return UsageChart(bars, round(100 * 100 / scale_max, 2))
 
 
 def _environment() -> jinja2.Environment:
@@ -589,7 +562,7 @@ def render_statement(statement: Statement) -> str:
         .get_template(TEMPLATE_NAME)
         .render(
             s=statement,
-            chart=_usage_chart(statement),
+            chart=usage_chart(statement),
             next_renewal=next_renewal,
             near_limit=[ln for ln in statement.limited_lines if ln.tone != "ok"],
         )
