@@ -17,7 +17,7 @@ new_values as (
         contract_id,
         count(*) as versions,
         cast(sum({{ term_value('annual_price', 'valid_from', 'valid_to') }}) as decimal(18, 2)) as new_value
-    from {{ ref('stg_crm__contract_lines') }}
+    from {{ ref('int_contract_lines') }}
     group by contract_id
 ),
 

@@ -1,7 +1,8 @@
 -- The segments of each paired legacy contract aligned with the line versions of its new
 -- contract, in order of start (valid_from, then segment number or line and version): the nth
 -- segment is compared with the nth version. A segment or version with no counterpart has nulls
--- on the other side.
+-- on the other side. The new side's dates are as in force (int_contract_lines: a line without
+-- dates of its own has its contract's), so an undated line is no difference in itself.
 {{ config(tags=['migration_reconcile']) }}
 
 with
@@ -28,7 +29,7 @@ new_versions as (
             partition by contract_lines.contract_id
             order by contract_lines.valid_from, contract_lines.contract_line_id, contract_lines.version_no
         ) as version_rank
-    from {{ ref('stg_crm__contract_lines') }} as contract_lines
+    from {{ ref('int_contract_lines') }} as contract_lines
     inner join paired
         on contract_lines.contract_id = paired.new_contract_id
 ),
