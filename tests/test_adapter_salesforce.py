@@ -260,12 +260,17 @@ Id,IsDeleted,Name,AccountId,Type,ServiceContractId,ContractLineItemId,AssetId,St
 
 
 def test_entitlement(tmp_path):
-    warehouse = land(tmp_path, {"crm/Entitlement.csv": ENTITLEMENT_CSV})
+    # Acme's belongs to a contract line (the line grants: no package looked up); Bravo's is one of its
+    # own, whose Type the mapping turns into the package it grants (int_entitlement_grants).
+    with pytest.raises(IngestError, match=r"unmapped entitlement id 'Web Support'"):
+        land(tmp_path / "unmapped", {"crm/Entitlement.csv": ENTITLEMENT_CSV})
+    mapping = MAPPING + "entitlement,Web Support,SILVER_SUPPORT\n"
+    warehouse = land(tmp_path, {"crm/Entitlement.csv": ENTITLEMENT_CSV}, mapping)
     assert rows(warehouse, "crm_entitlements", "entitlement_id") == [
         ("550Hs00000EnTaaIAF", "001Hs00001AbCdEIAV", "810Hs0000004RsTIAU", "811Hs000000AbCdIAK", "02iHs00000Ast01IAB",
-         "Acme phone support", "Phone Support", date(2025, 1, 1), date(2026, 1, 1), True, 5, 3, "active"),
+         "Acme phone support", "Phone Support", date(2025, 1, 1), date(2026, 1, 1), True, 5, 3, "active", None),
         ("550Hs00000EnTabIAF", "001Hs00001XyZwqIAF", None, None, None,
-         "Bravo web support", "Web Support", date(2026, 1, 1), None, False, None, None, "inactive"),
+         "Bravo web support", "Web Support", date(2026, 1, 1), None, False, None, None, "inactive", "SILVER_SUPPORT"),
     ]  # fmt: skip
 
 
@@ -429,9 +434,9 @@ def test_the_salesforce_fixture_lands_its_entitlements(tmp_path):
     ingest_exports(warehouse, FIXTURES / "salesforce", progress=False)
     assert rows(warehouse, "crm_entitlements", "entitlement_id") == [
         ("550000000000001AAA", "001000000000001AAA", "810000000000001AAA", "811000000000001AAA", "02i000000000001AAA",
-         "Gold incidents", "Phone Support", date(2026, 1, 1), date(2027, 1, 1), True, 12, 11, "active"),
+         "Gold incidents", "Phone Support", date(2026, 1, 1), date(2027, 1, 1), True, 12, 11, "active", None),
         ("550000000000002AAA", "001000000000002AAA", "810000000000003AAA", "811000000000003AAA", "02i000000000002AAA",
-         "Silver incidents", "Phone Support", date(2025, 12, 1), date(2026, 12, 15), True, 5, 4, "active"),
+         "Silver incidents", "Phone Support", date(2025, 12, 1), date(2026, 12, 15), True, 5, 4, "active", None),
     ]  # fmt: skip
 
 

@@ -385,3 +385,43 @@ def test_renewal_tables_name_the_contract_and_the_customer(second):
     # Upcoming by days left: Birch's ends 2026-11-30 (16 days), Acme's 2026-12-31 (47). Alerts due,
     # latest first: Acme's 60-day (2026-11-02), Birch's 30-day (2026-11-01), ...; Cobalt's missed.
     assert named == [[birch, acme], [cobalt], [acme, birch, cobalt]]  # fmt: skip
+
+
+ENTITLEMENTS_CSV = (
+    '"Id","Name","AccountId","Type","ServiceContractId","ContractLineItemId","AssetId","StartDate","EndDate",'
+    '"IsPerIncident","CasesPerEntitlement","RemainingCases","Status"\n'
+    # Cobalt's support after its contract ended: an entitlement of its own, one case.
+    f'"550Hs00000EnT01IAF","Cobalt bridge support","{COBALT}","Phone Support","","","","2026-07-01",'
+    '"2026-12-31","true","1","1","Active"\n'
+    # Birch's, created from its contract line: the line is the agreement.
+    f'"550Hs00000EnT02IAF","Birch premier phone","{BIRCH}","Phone Support","810Hs0000004GpRIAU",'
+    '"811Hs000000Bq1bIAC","","2025-12-01","2026-11-30","false","","","Active"\n'
+)
+
+
+def test_a_salesforce_entitlement_of_its_own_covers_its_account_and_one_of_a_line_adds_nothing(tmp_path):
+    exports = tmp_path / "exports"
+    shutil.copytree(FIXTURE, exports)
+    (exports / "crm" / "Entitlement.csv").write_text(ENTITLEMENTS_CSV, encoding="utf-8")
+    refused = entitlements(
+        "run", exports, "--as-of", AS_OF, "--warehouse", tmp_path / "w0.duckdb", "--no-reports"
+    )
+    # Cobalt's record grants a package: which one, only the mapping can say.
+    assert refused.returncode != 0
+    assert (
+        "crm/Entitlement.csv, line 2, column 'package_code': unmapped entitlement id 'Phone Support':"
+        ' add a row "entitlement,Phone Support,<package_code>"'
+    ) in refused.stdout + refused.stderr
+    with (exports / "mapping.csv").open("a", encoding="utf-8") as mapping:
+        mapping.write("entitlement,Phone Support,PREMIER_SUPPORT\n")
+    warehouse = tmp_path / "warehouse.duckdb"
+    _run(exports, warehouse)
+    # Case 00001026 (2026-08-10) is Cobalt's one per-incident case: covered, no longer a leak. Birch's
+    # third case is still over its line's allowance of 2 a year: its record granted nothing more.
+    assert _leaks(warehouse) == [leak for leak in EXPECTED_LEAKS if leak[0] != "uncovered_service"]
+    assert _rows(
+        warehouse,
+        "select entitlement_id, contract_type, limit_period, limit_quantity, cast(valid_to as varchar)"
+        " from intermediate.int_entitlement_grants where contract_line_id = '550Hs00000EnT01IAF'"
+        " and entitlement_code = 'PHONE_SUPPORT'",
+    ) == [("550Hs00000EnT01IAF/v1/PHONE_SUPPORT", "entitlement", "term", Decimal("1"), "2027-01-01")]

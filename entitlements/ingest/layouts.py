@@ -210,8 +210,9 @@ LAYOUTS: tuple[Layout, ...] = (
         date_ranges=(("valid_from", "valid_to"),),
         non_negative=("extra_quantity",),
     ),
-    # CRM entitlement records (Salesforce Entitlement): landed so nothing in such an export is lost;
-    # the marts derive entitlements from contract lines and the catalog, not from these rows.
+    # CRM entitlement records (Salesforce Entitlement). One of a contract line is that line's record,
+    # landed so nothing is lost (the line grants); one of its own grants its package_code
+    # (int_entitlement_grants).
     Layout(
         table="crm_entitlements",
         system="crm",
@@ -221,7 +222,10 @@ LAYOUTS: tuple[Layout, ...] = (
             "entitlement_id VARCHAR, customer_id VARCHAR, contract_id VARCHAR?, contract_line_id VARCHAR?,"
             " asset_id VARCHAR?, entitlement_name VARCHAR?, entitlement_type VARCHAR?, start_date DATE?,"
             " end_date DATE?, is_per_incident BOOLEAN?, cases_per_entitlement INTEGER?,"
-            " remaining_cases INTEGER?, status VARCHAR?"
+            " remaining_cases INTEGER?, status VARCHAR?,"
+            # The package it grants, for a record of its own (no contract line): Salesforce's Type
+            # through the mapping (kind entitlement).
+            " package_code VARCHAR?"
         ),
         primary_key=("entitlement_id",),
         enums={"status": ("active", "expired", "inactive")},

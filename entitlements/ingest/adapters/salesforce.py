@@ -292,6 +292,13 @@ ENTITLEMENT = Shape(
         "cases_per_entitlement": '"CasesPerEntitlement"',
         "remaining_cases": '"RemainingCases"',
         "status": 'sf_code("Status")',
+        # An entitlement of its own (no contract line) grants a package: its Type (else its Name)
+        # through the mapping. One of a contract line looks nothing up: the line grants.
+        "package_code": Lookup(
+            "entitlement",
+            """CASE WHEN nullif(trim("ContractLineItemId"), '') IS NULL
+                THEN coalesce(nullif(trim("Type"), ''), trim("Name")) END""",
+        ),
     },
     parse={
         "start_date": DATE,

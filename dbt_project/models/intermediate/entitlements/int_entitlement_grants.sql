@@ -1,5 +1,5 @@
--- One row per entitlement granted by a contract line version, or by a billing subscription
--- item: the package expanded into its entitlements, valid over [valid_from, valid_to) (dates)
+-- One row per entitlement granted by a contract line version, a billing subscription item or a
+-- CRM entitlement record of its own (record_lines below): the package expanded into its entitlements, valid over [valid_from, valid_to) (dates)
 -- and [valid_from_at, valid_to_at) (timestamps, UTC: attribution of usage and deliveries).
 -- A null valid_to (and contract_end_date) is open-ended: an evergreen contract
 -- (int_contract_lines).
@@ -24,8 +24,8 @@ contract_lines as (
     select * from {{ ref('int_contract_lines') }}
 ),
 
-contracts as (
-    select * from {{ ref('stg_crm__service_contracts') }}
+entitlement_records as (
+    select * from {{ ref('stg_crm__entitlements') }}
 ),
 
 catalog as (
@@ -50,19 +50,19 @@ crm_lines as (
         contract_lines.location_id,
         contract_lines.change_reason,
         contract_lines.quantity,
-        contracts.customer_id,
-        contracts.contract_type,
-        contracts.currency,
-        contracts.start_date as contract_start_date,
-        contracts.end_date as contract_end_date,
+        cast(null as {{ dbt.type_int() }}) as cases_limit,
+        contract_lines.customer_id,
+        contract_lines.contract_type,
+        contract_lines.currency,
+        contract_lines.contract_start_date,
+        contract_lines.contract_end_date,
         contract_lines.valid_from,
         contract_lines.valid_to,
         cast(contract_lines.valid_from as {{ dbt.type_timestamp() }}) as valid_from_at,
         cast(contract_lines.valid_to as {{ dbt.type_timestamp() }}) as valid_to_at
     from contract_lines
-    inner join contracts
-        on contract_lines.contract_id = contracts.contract_id
-    where contracts.contract_status not in ('draft', 'cancelled')
+    -- a line whose contract the export lacks has no status: not granted
+    where contract_lines.contract_status not in ('draft', 'cancelled')
 ),
 
 subscription_items as (
@@ -97,6 +97,7 @@ subscription_lines as (
         cast(null as {{ dbt.type_string() }}) as location_id,
         'granted' as change_reason,
         coalesce(items.quantity, 1) as quantity,
+        cast(null as {{ dbt.type_int() }}) as cases_limit,
         items.account_id as customer_id,
         'subscription' as contract_type,
         coalesce(items.currency, accounts.currency) as currency,
@@ -122,10 +123,54 @@ subscription_lines as (
         )
 ),
 
+record_lines as (
+    -- Salesforce Entitlement records of their own (no contract line; stg_crm__entitlements has a
+    -- package for them only then): the package the mapping gives their Type, for their account
+    -- (and asset) over their dates. A per-incident one (IsPerIncident) allows CasesPerEntitlement
+    -- cases over its whole term. One overlapping a CRM line of the same account and package is
+    -- that line's record and grants nothing of its own.
+    select
+        records.entitlement_id as contract_line_id,
+        1 as version_no,
+        coalesce(records.contract_id, records.entitlement_id) as contract_id,
+        records.package_code,
+        records.asset_id,
+        cast(null as {{ dbt.type_string() }}) as location_id,
+        'granted' as change_reason,
+        cast(1 as decimal(18, 4)) as quantity,
+        case when records.is_per_incident then records.cases_per_entitlement end as cases_limit,
+        records.customer_id,
+        'entitlement' as contract_type,
+        accounts.currency,
+        records.start_date as contract_start_date,
+        records.end_date as contract_end_date,
+        records.start_date as valid_from,
+        records.end_date as valid_to,
+        cast(records.start_date as {{ dbt.type_timestamp() }}) as valid_from_at,
+        cast(records.end_date as {{ dbt.type_timestamp() }}) as valid_to_at
+    from entitlement_records as records
+    left join accounts
+        on records.customer_id = accounts.customer_id
+    where
+        records.package_code is not null
+        and records.start_date is not null
+        and not exists (
+            select 1
+            from crm_lines
+            where
+                crm_lines.customer_id = records.customer_id
+                and crm_lines.package_code = records.package_code
+                and (records.end_date is null or crm_lines.valid_from < records.end_date)
+                and (crm_lines.valid_to is null or crm_lines.valid_to > records.start_date)
+        )
+),
+
 lines as (
     select * from crm_lines
     union all
     select * from subscription_lines
+    union all
+    select * from record_lines
 ),
 
 grants as (
@@ -141,7 +186,11 @@ grants as (
         catalog.entitlement_code,
         catalog.entitlement_type,
         catalog.unit,
-        catalog.limit_period,
+        -- a per-incident entitlement record counts its cases over its whole term
+        case
+            when lines.cases_limit is not null and catalog.consumed_by = 'service' then 'term'
+            else catalog.limit_period
+        end as limit_period,
         catalog.consumed_by,
         catalog.coverage_hours,
         catalog.sla_response_hours,
@@ -150,7 +199,10 @@ grants as (
         lines.change_reason,
         lines.contract_type,
         lines.currency,
-        catalog.limit_quantity * lines.quantity as limit_quantity,
+        case
+            when lines.cases_limit is not null and catalog.consumed_by = 'service' then lines.cases_limit
+            else catalog.limit_quantity * lines.quantity
+        end as limit_quantity,
         lines.contract_start_date,
         lines.contract_end_date,
         lines.valid_from,

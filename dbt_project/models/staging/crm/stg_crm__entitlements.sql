@@ -12,6 +12,7 @@ renamed as (
         contract_id,
         contract_line_id,
         asset_id,
+        package_code,
         -- attributes
         entitlement_name,
         entitlement_type,
