@@ -1,6 +1,7 @@
 -- One row per entitlement granted by a contract line version, a billing subscription item or a
--- CRM entitlement record of its own (record_lines below): the package expanded into its entitlements, valid over [valid_from, valid_to) (dates)
--- and [valid_from_at, valid_to_at) (timestamps, UTC: attribution of usage and deliveries).
+-- CRM entitlement record of its own (record_lines below): the package expanded into its
+-- entitlements, valid over [valid_from, valid_to) (dates) and [valid_from_at, valid_to_at)
+-- (timestamps, UTC: attribution of usage and deliveries).
 -- A null valid_to (and contract_end_date) is open-ended: an evergreen contract
 -- (int_contract_lines).
 -- Subscription items (docs/configuration.md, "Subscriptions as grants") grant the package their
