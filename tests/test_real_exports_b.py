@@ -425,3 +425,10 @@ def test_a_salesforce_entitlement_of_its_own_covers_its_account_and_one_of_a_lin
         " from intermediate.int_entitlement_grants where contract_line_id = '550Hs00000EnT01IAF'"
         " and entitlement_code = 'PHONE_SUPPORT'",
     ) == [("550Hs00000EnT01IAF/v1/PHONE_SUPPORT", "entitlement", "term", Decimal("1"), "2027-01-01")]
+    # Cobalt's statement names the entitlement as its CRM does, not by its id.
+    statement = tmp_path / "cobalt.html"
+    written = entitlements("statement", "--warehouse", warehouse, "--customer", COBALT, "--out", statement)
+    assert written.returncode == 0, written.stdout + written.stderr
+    assert '<span class="id">Cobalt bridge support</span><span class="kind">Entitlement</span>' in (
+        statement.read_text(encoding="utf-8")
+    )

@@ -38,6 +38,7 @@ CONTRACT_TYPES = {
     "service_contract": "Service contract",
     "subscription": "Subscription",
     "warranty": "Warranty",
+    "entitlement": "Entitlement",
 }
 DASH = "\u2013"  # en dash, for ranges
 COVERAGE_HOURS = {"24x7": "24/7", "business_hours": "business hours"}
