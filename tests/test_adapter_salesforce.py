@@ -243,6 +243,27 @@ def test_an_evergreen_contract_and_a_line_without_an_end_land_open_ended(tmp_pat
     ]  # fmt: skip
 
 
+def test_a_contract_with_a_term_and_no_end_date_ends_when_the_term_does(tmp_path):
+    # Salesforce computes EndDate from StartDate and Term (months); an export may carry the Term
+    # alone. Only with neither is a contract open-ended; a Term that is no number is rejected.
+    contracts = (
+        "Id,AccountId,StartDate,EndDate,Term,Status,CurrencyIsoCode\n"
+        "810Hs0000004RsXIAU,001Hs00001AbCdEIAV,2024-07-01,,12,Expired,USD\n"
+        "810Hs0000004RsYIAU,001Hs00001AbCdEIAV,2024-01-31,,24,Active,USD\n"
+        "810Hs0000004RsZIAU,001Hs00001AbCdEIAV,2024-01-31,2024-06-30,24,Active,USD\n"
+        "810Hs0000004RsaIAE,001Hs00001AbCdEIAV,2024-01-31,,twelve,Active,USD\n"
+    )
+    warehouse = land(tmp_path, {"crm/ServiceContract.csv": contracts}, max_rejected_share=0.5)
+    assert [(r[0], r[5]) for r in rows(warehouse, "crm_service_contracts", "contract_id")] == [
+        ("810Hs0000004RsXIAU", date(2025, 7, 1)),
+        ("810Hs0000004RsYIAU", date(2026, 1, 31)),
+        ("810Hs0000004RsZIAU", date(2024, 7, 1)),  # EndDate wins
+    ]
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rejected = con.execute("SELECT line, column_name, reason FROM audit.rejected_rows").fetchall()
+    assert rejected == [(5, "end_date", "cannot read 'twelve' as DATE (expected YYYY-MM-DD)")]
+
+
 def test_an_unmapped_product_id_is_named(tmp_path):
     mapping = MAPPING.replace("product,01tHs000004PrOeIAK,SILVER_SUPPORT\n", "")
     with pytest.raises(IngestError, match=r"unmapped product id '01tHs000004PrOeIAK'") as caught:

@@ -131,6 +131,13 @@ def renewal_of(link_field: str) -> str:
     return f'sf_id18(coalesce(nullif(trim("Renewal_Of__c"), \'\'), "{link_field}"))'
 
 
+# EndDate, else the last day of Term months from StartDate (Salesforce computes EndDate so when a
+# Term is set; an export may carry the Term alone). Neither: open-ended (an evergreen contract). An
+# unreadable Term is passed on, to be rejected as the end date it should give.
+CONTRACT_END = """coalesce(nullif(trim("EndDate"), ''), CAST(CAST(
+    sf_date("StartDate") + to_months(sf_int("Term")) - INTERVAL 1 DAY AS DATE) AS VARCHAR),
+    nullif(trim("Term"), ''))"""
+
 SERVICE_CONTRACT = Shape(
     name="salesforce.ServiceContract",
     family=FAMILY,
@@ -152,6 +159,7 @@ SERVICE_CONTRACT = Shape(
         "ParentServiceContractId",
         "Name",
         "ContractNumber",
+        "Term",
     ),
     columns={
         "contract_id": _id("Id"),
@@ -159,7 +167,7 @@ SERVICE_CONTRACT = Shape(
         "contract_type": "coalesce(sf_code(\"Contract_Type__c\"), 'service_contract')",
         "status": CONTRACT_STATUS,
         "start_date": '"StartDate"',
-        "end_date": '"EndDate"',
+        "end_date": CONTRACT_END,
         "currency": 'upper(trim("CurrencyIsoCode"))',
         "auto_renew": '"Auto_Renew__c"',
         "renewal_of_contract_id": renewal_of("ParentServiceContractId"),
