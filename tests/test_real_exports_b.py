@@ -432,3 +432,21 @@ def test_a_salesforce_entitlement_of_its_own_covers_its_account_and_one_of_a_lin
     assert '<span class="id">Cobalt bridge support</span><span class="kind">Entitlement</span>' in (
         statement.read_text(encoding="utf-8")
     )
+
+
+def test_a_contract_line_whose_contract_is_not_in_the_export_is_named_by_the_run(tmp_path):
+    # A 12,000 line of a ServiceContract the export lacks grants nothing: the run says so.
+    exports = tmp_path / "exports"
+    shutil.copytree(FIXTURE, exports)
+    with (exports / "crm" / "ContractLineItem.csv").open("a", encoding="utf-8") as lines:
+        lines.write(
+            '"811Hs000000Bq1zIAC","00000299","810Hs0000004GzzIAU","01tHs00000AbCdFIAV","01uHs00000PbE02IAF",'
+            '"","1.00","12000.00","12000.00","","12000.00","2026-01-01","2026-12-31","Active","USD",'
+            '"2025-11-20T13:05:00.000Z"\n'
+        )
+    stdout = _run(exports, tmp_path / "warehouse.duckdb")
+    assert (
+        "dbt build: ok (full: no build recorded)\n  [warning] dbt staging.stg_crm__contract_lines:"
+        " contract_lines_name_a_contract_of_the_export on contract_id (1 failing row(s)"
+    ) in stdout
+    assert _leaks(tmp_path / "warehouse.duckdb") == EXPECTED_LEAKS

@@ -184,7 +184,10 @@ class GateReport:
         lines = []
         for r in self.failures:
             level = "CRITICAL" if r.critical else "warning"
-            batch = "" if r.batch == r.table else f" batch {r.batch}"
+            if r.suite == DBT_SUITE:  # a dbt test's suite is dbt: the model it tested is what names it
+                batch = f" {r.table}"
+            else:
+                batch = "" if r.batch == r.table else f" batch {r.batch}"
             column = f" on {r.column}" if r.column else ""
             lines.append(
                 f"  [{level}] {r.suite}{batch}: {r.expectation}{column} ({r.observed_value or 'failed'})"

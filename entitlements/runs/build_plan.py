@@ -53,6 +53,8 @@ class BuildPlan:
     last_build: str | None = None  # the run id of the build the marts now reflect
     # The run whose mart checks passed on that build's marts (record_marts_checked), if one has.
     marts_checked_by: str | None = None
+    # The build's data tests that warned (severity warn), one line each, as the run prints them.
+    warnings: tuple[str, ...] = ()
 
 
 def project_digest() -> str:

@@ -13,7 +13,7 @@ import threading
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -302,8 +302,10 @@ def build_step(
                 commands = [["build", *BUILD_SELECTION, "--full-refresh"], ["compile", *ANALYSES]]
             result = run_dbt_commands(commands, warehouse, as_of, session=session)
             build_results = result.run_results[:1]
+        warnings: tuple[str, ...] = ()
         if build_results:  # the build's data tests, pass or fail, feed audit.dq_results
-            record_dbt_tests(warehouse, run_id, build_results[0], target_dir(warehouse) / NODES_FILE)
+            tested = record_dbt_tests(warehouse, run_id, build_results[0], target_dir(warehouse) / NODES_FILE)
+            warnings = tuple(tested.failure_lines())
         try:
             require_ok("dbt build", result)
         except DbtFailure as exc:
@@ -323,7 +325,7 @@ def build_step(
             f"{plan.mode} build: {plan.reason}\n{result.output[-3900:]}",
             build_fingerprint,
         )
-        return plan
+        return replace(plan, warnings=warnings)
 
 
 def store_analyses(warehouse: Path) -> None:
@@ -499,6 +501,8 @@ def run_pipeline(
                 echo("mart checks: the marts have not passed them since that build: checking them")
             else:
                 echo(f"dbt build: ok ({result.build.mode}: {result.build.reason})")
+                for line in result.build.warnings:  # data tests that warn: named, not only recorded
+                    echo(line)
             stage("mart checks")
             _join(warming)
             result.marts = marts_step(warehouse, run_id)
