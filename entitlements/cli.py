@@ -661,11 +661,23 @@ def check_batch_command(requests: Path, out: Path | None, warehouse: Path) -> No
 @warehouse_option
 def as_of_command(on: datetime, customer_id: str | None, csv_path: Path | None, warehouse: Path) -> None:
     """Active entitlements on any date: the same rows a rebuild with --as-of that date gives."""
+    from entitlements.serve.accounts import resolve_account
     from entitlements.serve.asof import active_entitlements
+    from entitlements.warehouse import connect_marts
 
     frame = active_entitlements(warehouse, on.date())
     if customer_id:
-        frame = frame[frame["customer_id"] == customer_id]
+        con = connect_marts(warehouse)
+        try:  # any id of the account (a billing id, a 15-character Salesforce id), as `check` takes
+            account = resolve_account(con, customer_id)
+        finally:
+            con.close()
+        if account is None:
+            click.secho(
+                f"unknown customer {customer_id!r}: no such account in {warehouse}", fg="red", err=True
+            )
+            sys.exit(2)
+        frame = frame[frame["customer_id"] == account]
     if csv_path:
         from entitlements.serve.spreadsheet import safe_frame
 

@@ -450,3 +450,22 @@ def test_a_contract_line_whose_contract_is_not_in_the_export_is_named_by_the_run
         " contract_lines_name_a_contract_of_the_export on contract_id (1 failing row(s)"
     ) in stdout
     assert _leaks(tmp_path / "warehouse.duckdb") == EXPECTED_LEAKS
+
+
+def test_statement_and_as_of_take_any_id_of_the_account_and_refuse_an_unknown_one(built, tmp_path):
+    # As `check` does: the Stripe id or the 15-character Salesforce id name Birch's account.
+    _, warehouse, _ = built
+    for named in ("cus_QvB1rchL0g1st1", "001Hs00003XkBir"):
+        out = tmp_path / f"{named}.html"
+        written = entitlements("statement", "--warehouse", warehouse, "--customer", named, "--out", out)
+        assert written.returncode == 0, written.stdout + written.stderr
+        assert "Birch Logistics, Inc." in out.read_text(encoding="utf-8")
+        listed = entitlements(
+            "as-of", "--on", AS_OF, "--customer", named, "--warehouse", warehouse, "--csv", tmp_path / "a.csv"
+        )
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+        with (tmp_path / "a.csv").open(newline="") as handle:
+            assert {r["customer_id"] for r in csv.DictReader(handle)} == {BIRCH}
+    # An id naming no account is an error, not an empty answer.
+    unknown = entitlements("as-of", "--on", AS_OF, "--customer", "NOPE", "--warehouse", warehouse)
+    assert unknown.returncode == 2 and "unknown customer 'NOPE'" in unknown.stderr

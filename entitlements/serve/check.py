@@ -410,23 +410,12 @@ class EntitlementChecker:
         self._days |= filled
 
     def _aliases(self) -> dict[str, str]:
-        """Other ids of an account, read once when a request names one that is not an account id: a
-        billing or metering id that resolves to it (marts.dim_customer_identities), and the
-        15-character form of a Salesforce account id (the ingest's sf_id18 macro, on this
-        connection's temp catalog)."""
+        """Other ids of an account (entitlements.serve.accounts), read once when a request names one
+        that is not an account id."""
         if self._alias_map is None:
-            from entitlements.ingest.adapters.salesforce import MACROS  # only for an id not known
+            from entitlements.serve.accounts import account_aliases
 
-            for statement in MACROS:
-                self._con.execute(statement)
-            rows = self._con.execute(
-                "select source_id, customer_id from marts.dim_customer_identities"
-                " where customer_id is not null and source_id <> customer_id"
-                " union"
-                " select left(customer_id, 15), customer_id from marts.dim_customers"
-                " where length(customer_id) = 18 and sf_id18(left(customer_id, 15)) = customer_id"
-            ).fetchall()
-            self._alias_map = dict(rows)
+            self._alias_map = account_aliases(self._con)
         return self._alias_map
 
     def _customers_and_packages(self) -> tuple[frozenset[str], dict[str, tuple[str, ...]]]:

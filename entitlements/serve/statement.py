@@ -29,6 +29,7 @@ from typing import Any
 import duckdb
 import jinja2
 
+from entitlements.serve.accounts import resolve_account
 from entitlements.warehouse import built_as_of, connect_marts, table_exists
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -357,6 +358,8 @@ def load_statement(warehouse: Path, customer_id: str, on: date | None = None) ->
     try:
         account = None
         if table_exists(con, "marts", "dim_customers"):
+            # any id of the account will do: a billing id, a 15-character Salesforce id
+            customer_id = resolve_account(con, customer_id) or customer_id
             found = _rows(
                 con,
                 "select customer_id, customer_name, country, currency from marts.dim_customers"
