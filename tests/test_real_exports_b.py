@@ -396,6 +396,13 @@ ENTITLEMENTS_CSV = (
     # Birch's, created from its contract line: the line is the agreement.
     f'"550Hs00000EnT02IAF","Birch premier phone","{BIRCH}","Phone Support","810Hs0000004GpRIAU",'
     '"811Hs000000Bq1bIAC","","2025-12-01","2026-11-30","false","","","Active"\n'
+    # Acme's support for one robot arm, open-ended.
+    f'"550Hs00000EnT03IAF","Acme arm support","{ACME}","Phone Support","","","02iHs00000AcmA1IAJ",'
+    '"2026-01-01","","false","","","Active"\n'
+)
+ASSET_CSV = (
+    '"Id","Name","AccountId","SerialNumber","InstallDate","Status"\n'
+    f'"02iHs00000AcmA1IAJ","Robot arm 7","{ACME}","RA-7","2025-12-01","Installed"\n'
 )
 
 
@@ -403,6 +410,7 @@ def test_a_salesforce_entitlement_of_its_own_covers_its_account_and_one_of_a_lin
     exports = tmp_path / "exports"
     shutil.copytree(FIXTURE, exports)
     (exports / "crm" / "Entitlement.csv").write_text(ENTITLEMENTS_CSV, encoding="utf-8")
+    (exports / "crm" / "Asset.csv").write_text(ASSET_CSV, encoding="utf-8")
     refused = entitlements(
         "run", exports, "--as-of", AS_OF, "--warehouse", tmp_path / "w0.duckdb", "--no-reports"
     )
@@ -432,6 +440,14 @@ def test_a_salesforce_entitlement_of_its_own_covers_its_account_and_one_of_a_lin
     assert '<span class="id">Cobalt bridge support</span><span class="kind">Entitlement</span>' in (
         statement.read_text(encoding="utf-8")
     )
+    # Acme's record covers its robot arm, named as the user interface shows it (15 characters) too;
+    # not another asset.
+    for asset, code in (("02iHs00000AcmA1IAJ", 0), ("02iHs00000AcmA1", 0), ("02iHs00000AcmZ9", 1)):
+        answer = entitlements(
+            "check", "--warehouse", warehouse, "--customer", ACME, "--entitlement", "PHONE_SUPPORT",
+            "--asset", asset, "--on", AS_OF,
+        )  # fmt: skip
+        assert answer.returncode == code, (asset, answer.stdout + answer.stderr)
 
 
 def test_a_contract_line_whose_contract_is_not_in_the_export_is_named_by_the_run(tmp_path):

@@ -41,3 +41,19 @@ def resolve_account(con: duckdb.DuckDBPyConnection, customer_id: str) -> str | N
         .fetchall()
     )
     return found[0][0] if found else None
+
+
+def full_record_id(
+    con: duckdb.DuckDBPyConnection, table: str, column: str, record_id: str | None
+) -> str | None:
+    """An asset or site id as the marts hold it: a 15-character Salesforce id copied from the user
+    interface names the record whose 18-character id it starts (marts.<table>.<column>); any other
+    id is returned as given."""
+    if record_id is None or len(record_id) != 15:
+        return record_id
+    found = (
+        _with_macros(con)
+        .execute(f"select {column} from marts.{table} where {column} = sf_id18(?)", [record_id])
+        .fetchall()
+    )
+    return found[0][0] if found else record_id

@@ -509,12 +509,14 @@ class EntitlementChecker:
             self._reasons[winner][loser] = reason
 
     def _resolve(self, request: CheckRequest) -> CheckRequest:
+        asset_id, location_id = request.asset_id or None, request.location_id or None
+        if (asset_id and len(asset_id) == 15) or (location_id and len(location_id) == 15):
+            from entitlements.serve.accounts import full_record_id  # a 15-character Salesforce id
+
+            asset_id = full_record_id(self._con, "dim_assets", "asset_id", asset_id)
+            location_id = full_record_id(self._con, "dim_locations", "location_id", location_id)
         return CheckRequest(
-            request.customer_id,
-            request.entitlement_code,
-            request.on or self.as_of,
-            request.asset_id or None,
-            request.location_id or None,
+            request.customer_id, request.entitlement_code, request.on or self.as_of, asset_id, location_id
         )
 
     def _query(self, name: str) -> str:
