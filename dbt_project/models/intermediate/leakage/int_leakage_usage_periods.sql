@@ -111,7 +111,7 @@ select
         else
             {{ number_text('billable_quantity') }} || ' ' || meter_code || ' used in '
             || substr(cast(period_start as {{ dbt.type_string() }}), 1, 7)
-            || ' after the subscription ended'
+            || ' after its entitlement ended'
     end
     || ': ' || coalesce(price_explanation, 'no price') || ', invoiced '
     || cast(cast(billed_amount as decimal(18, 2)) as {{ dbt.type_string() }}) as explanation
