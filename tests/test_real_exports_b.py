@@ -485,3 +485,16 @@ def test_statement_and_as_of_take_any_id_of_the_account_and_refuse_an_unknown_on
     # An id naming no account is an error, not an empty answer.
     unknown = entitlements("as-of", "--on", AS_OF, "--customer", "NOPE", "--warehouse", warehouse)
     assert unknown.returncode == 2 and "unknown customer 'NOPE'" in unknown.stderr
+
+
+def test_an_expired_contract_without_an_end_date_is_named_by_the_run(tmp_path):
+    # Cobalt's contract, Expired, loses EndDate and Term: with no end it reads as open-ended, which
+    # its status contradicts; the run names it (a warning) rather than let it pass unseen.
+    exports = tmp_path / "exports"
+    shutil.copytree(FIXTURE, exports)
+    _blank(exports, "ServiceContract.csv", "Id", {"810Hs0000004GpSIAU"}, ("EndDate", "Term"))
+    stdout = _run(exports, tmp_path / "warehouse.duckdb")
+    assert (
+        "  [warning] dbt staging.stg_crm__service_contracts:"
+        " assert_stg_crm__service_contracts_expired_ones_have_an_end (1 failing row(s)"
+    ) in stdout
