@@ -402,7 +402,8 @@ def test_an_unreadable_date_is_refused_naming_the_files_own_column(tmp_path):
     with pytest.raises(IngestError) as caught:  # 1 row of 4 is more than the default share
         land(tmp_path, {"crm/ServiceContract.csv": bad})
     assert (
-        "crm/ServiceContract.csv, line 5, column 'end_date' (the file's EndDate):"
+        # EndDate, else StartDate + Term: the field read first is named first
+        "crm/ServiceContract.csv, line 5, column 'end_date' (the file's EndDate and StartDate):"
         " cannot read '31/03/2024' as DATE (expected YYYY-MM-DD)"
     ) in str(caught.value)
 

@@ -56,9 +56,11 @@ class FilePlan:
 
     def file_columns(self, column: str) -> tuple[str, ...]:
         """The file's own names (header names) of the fields raw `column` is read from, as the shape's
-        SQL for it quotes them: a message about valid_from names StartDate, the column the user has."""
+        SQL for it quotes them, in the order it does (the field read first, then its fallbacks): a
+        message about valid_from names StartDate, the column the user has."""
         expr = self.shape.text_expr(column)
         text = expr if isinstance(expr, str) else getattr(expr, "source", None)
         if not text:
             return ()
-        return tuple(header for name, header in self.field_source.items() if quote_ident(name) in text)
+        found = {header: text.find(quote_ident(name)) for name, header in self.field_source.items()}
+        return tuple(sorted((h for h, at in found.items() if at >= 0), key=lambda h: found[h]))
