@@ -16,7 +16,7 @@ import pytest
 from entitlements.ingest import layouts
 from entitlements.ingest.currencies import CURRENCIES, MINOR_UNITS, minor_units_csv, seed_path
 from entitlements.ingest.layouts import LAYOUTS, LAYOUTS_BY_TABLE
-from entitlements.runs.summary import _month_ranges, missing_fx_rates_line
+from entitlements.runs.summary import _cells, _month_ranges, missing_fx_rates_line
 from entitlements.transform.dbt_runner import target_dir
 from entitlements.warehouse import DBT_PROJECT_DIR
 from tests.conftest import entitlements, query_rows
@@ -102,6 +102,29 @@ def test_month_ranges_collapse_consecutive_months() -> None:
     months = [date(2025, 11, 1), date(2025, 12, 1), date(2026, 1, 1), date(2026, 3, 1)]
     assert _month_ranges(months) == "2025-11..2026-01, 2026-03"
     assert _month_ranges([date(2026, 6, 1)]) == "2026-06"
+
+
+def test_the_printed_summary_shows_amounts_with_their_currencys_decimals() -> None:
+    header = ("category", "currency", "leaks", "amount")
+    assert _cells(header, ("uncovered_service", "JPY", 1, Decimal("15000.00"))) == [
+        "uncovered_service",
+        "JPY",
+        "1",
+        "15000",
+    ]
+    assert _cells(header, ("under_billed", "KWD", 2, Decimal("12.5"))) == [
+        "under_billed",
+        "KWD",
+        "2",
+        "12.500",
+    ]
+    assert _cells(header, ("under_billed", "EUR", 1, None)) == ["under_billed", "EUR", "1", "None"]
+    # quantities are not money: as they are
+    assert _cells(("unit", "currency", "overage_quantity"), ("calls", "JPY", Decimal("1.5000"))) == [
+        "calls",
+        "JPY",
+        "1.5000",
+    ]
 
 
 def test_warning_line_only_when_a_rate_is_missing(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from datetime import date
 from pathlib import Path
 
 from entitlements.config import effective_dbt_var
+from entitlements.ingest.currencies import MINOR_UNITS
 from entitlements.warehouse import connect_marts
 
 SECTIONS = {
@@ -81,6 +82,24 @@ NOTES = {
     ),
 }
 
+# Amounts in the row's currency: printed with that currency's decimals (JPY 15000, not 15000.00).
+MONEY_COLUMNS = frozenset(
+    {"amount", "billed", "leaked", "recoverable", "annual_value", "value_at_risk", "overage_value",
+     "annual_fee_difference"}
+)  # fmt: skip
+
+
+def _cells(header: tuple, row: tuple) -> list[str]:
+    currency = row[header.index("currency")] if "currency" in header else None
+    places = MINOR_UNITS.get(str(currency))
+    return [
+        f"{value:.{places}f}"
+        if name in MONEY_COLUMNS and value is not None and places is not None
+        else str(value)
+        for name, value in zip(header, row, strict=True)
+    ]
+
+
 # Currency-months of the leakage KPIs whose *_reporting amounts are null for want of a rate.
 MISSING_FX_RATES = """
     select currency, any_value(reporting_currency) as reporting_currency,
@@ -143,9 +162,10 @@ def print_summary(warehouse: Path, echo: Callable[[str], None] = print) -> None:
     for title, rows in summary_tables(warehouse).items():
         header, body = rows[0], rows[1:]
         echo(f"\n{title}")
-        widths = [max(len(str(v)) for v in col) for col in zip(header, *body, strict=True)]
-        for row in (header, *body):
-            echo("  " + "  ".join(str(v).rjust(w) for v, w in zip(row, widths, strict=True)))
+        shown = [list(map(str, header)), *(_cells(header, row) for row in body)]
+        widths = [max(len(v) for v in col) for col in zip(*shown, strict=True)]
+        for row in shown:
+            echo("  " + "  ".join(v.rjust(w) for v, w in zip(row, widths, strict=True)))
         if title in NOTES:
             note = NOTES[title].format(recoverable_days=recoverable_days)
             echo(textwrap.fill(note, width=100, initial_indent="  ", subsequent_indent="  "))
